@@ -1,0 +1,69 @@
+# faced — the two commands a newcomer needs are `make run` and `make test`.
+# `make setup` is their shared first step: idempotent, and fast when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 0.0.0.0
+PORT   ?= 9999
+CAMERA ?= none
+
+# Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
+DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)
+
+.PHONY: setup run test lint typecheck pytest models test-data system-deps bench clean help
+
+help:
+	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
+	@echo "make test   - set up with test extras, then lint, type-check and run the tests"
+	@echo "make setup  - create .venv, install faced, fetch and verify the models"
+	@echo "make bench  - run the benchmarks (API, pipeline)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+
+# Reinstall only when the project's metadata changed.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+models: $(VENV)/.installed
+	$(BIN)/faced models fetch
+
+setup: $(VENV)/.installed models
+
+run: setup
+	$(BIN)/faced serve --host $(HOST) --port $(PORT) --camera $(CAMERA)
+
+test-data: $(VENV)/.installed-test
+	$(BIN)/python -m tests.data fetch
+
+system-deps:
+	@echo "The tests need these Debian packages: $(DEBIAN_TEST_PACKAGES)"
+	@echo "Install them with: sudo apt-get install -y $(DEBIAN_TEST_PACKAGES)"
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check faced tests hw-tests bench
+	$(BIN)/ruff format --check faced tests hw-tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+pytest: setup $(VENV)/.installed-test test-data
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/faced bench api
+	$(BIN)/faced bench pipeline
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The subcommands of `faced`, one module each (see faced.cli)."""

@@ -1,0 +1,269 @@
+"""The daemon's one typed configuration: defaults < TOML file < environment < CLI flags.
+
+Owns: the config schema (frozen msgspec Structs, unknown keys rejected), loading and
+merging the layers, and turning every validation failure into one line that names the
+key path, the offending value and what is expected (``ConfigError``; the CLI exits 78).
+Every section a component reads is declared here, so `faced config show` prints the
+whole effective configuration and `faced config check` validates all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+import msgspec.inspect
+from msgspec import Meta
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/faced/faced.toml")
+EX_CONFIG: Final = 78  # sysexits.h: configuration error
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section: immutable, strict about unknown keys."""
+
+
+class ServerConfig(_Section):
+    host: str = "0.0.0.0"
+    """Address to bind; 0.0.0.0 serves the whole LAN."""
+    port: Port = 9999
+    """TCP port of the HTTP/WebSocket API (env PORT)."""
+    max_body_bytes: PositiveInt = 1024 * 1024
+    """Largest request body accepted on JSON endpoints (413 beyond)."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Peers (IPs or CIDRs) whose X-Forwarded-For is believed for rate limiting."""
+    cors_origin: str = "*"
+    """Access-Control-Allow-Origin for the API, as Open Face sends it."""
+    shutdown_timeout_s: PositiveFloat = 2.5
+    """How long in-flight requests may take to finish on SIGTERM."""
+    state_dir: str = ""
+    """Where settings changed through the API persist (face pack, volume). Empty: $STATE_DIRECTORY,
+    else ~/.local/state/faced."""
+
+
+class AuthConfig(_Section):
+    api_key: str | None = None
+    """API key for writes and camera-derived data (env FACE_API_KEY). None: writes are open,
+    camera data is served to loopback clients only."""
+
+
+class LimitsConfig(_Section):
+    max_viewers: PositiveInt = 50
+    """Concurrent /ws/viewer and /api/events clients; more get 503 at upgrade."""
+    max_agents: PositiveInt = 5
+    """Concurrent /ws/agent clients; more get 503 at upgrade."""
+    agent_messages_per_s: PositiveFloat = 60.0
+    """Messages per second one agent socket may send; excess are dropped with an error."""
+    agent_message_max_bytes: PositiveInt = 4096
+    """Largest agent socket message; larger ones are refused with an error."""
+    requests_per_s: PositiveFloat = 30.0
+    """Sustained write requests per second per client address (GCRA); 429 beyond."""
+    request_burst: PositiveInt = 60
+    """Write requests a client may send at once before the rate applies."""
+    audio_max_bytes: PositiveInt = 1024 * 1024
+    """Largest raw audio chunk accepted by POST /api/audio (413 beyond)."""
+    viewer_queue_messages: PositiveInt = 256
+    """Messages buffered per viewer before it counts as too slow and is disconnected."""
+    chat_max_chars: PositiveInt = 4000
+    """Longest message POST /api/chat forwards (413 beyond)."""
+
+
+class FaceConfig(_Section):
+    idle_timeout_s: NonNegativeFloat = 30.0
+    """No state update for this long returns the face to idle + neutral (0 disables)."""
+    auto_sleep_s: NonNegativeFloat = 5.0
+    """Seconds after the last agent disconnects before the face goes to sleep (0 disables)."""
+    history_size: PositiveInt = 200
+    """Entries kept in the /api/history ring buffer."""
+    face: str = "default"
+    """Face pack the viewers show (slug from /api/v1/presets)."""
+
+
+class OpenClawConfig(_Section):
+    gateway_url: str | None = None
+    """Base URL of the OpenClaw gateway /api/chat forwards to (env OPENCLAW_GATEWAY_URL)."""
+    gateway_token: str | None = None
+    """Bearer token for the gateway (env OPENCLAW_GATEWAY_TOKEN)."""
+    session_key: str = "agent:main"
+    """Session the gateway routes chat messages to (env OPENCLAW_SESSION_KEY)."""
+    timeout_s: PositiveFloat = 30.0
+    """How long a chat request may take before it fails with 502."""
+
+
+class CameraConfig(_Section):
+    source: str = "none"
+    """Camera source URI: none, demo, file:PATH, v4l2:/dev/videoN, picamera2, gstreamer:PIPELINE."""
+
+
+class VisionConfig(_Section):
+    model_dir: str = ""
+    """Directory holding the verified models. Empty: models/ in a checkout, else
+    /var/lib/faced/models."""
+    threads: PositiveInt = 1
+    """Threads each inference interpreter may use."""
+    num_faces: Annotated[int, Meta(ge=1, le=8)] = 1
+    """Faces the pipeline looks for at most."""
+    max_megapixels: PositiveFloat = 40.0
+    """Images larger than this are refused before they are decoded."""
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level written."""
+    format: Literal["text", "json"] = "text"
+    """text: one key=value line per event; json: one JSON object per line."""
+
+
+class Config(_Section):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    face: FaceConfig = msgspec.field(default_factory=FaceConfig)
+    openclaw: OpenClawConfig = msgspec.field(default_factory=OpenClawConfig)
+    camera: CameraConfig = msgspec.field(default_factory=CameraConfig)
+    vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+
+
+# Environment variables (names from the Open Face docs) and the key each one sets.
+ENVIRONMENT: Final[Mapping[str, tuple[str, str]]] = {
+    "PORT": ("server", "port"),
+    "FACE_API_KEY": ("auth", "api_key"),
+    "OPENCLAW_GATEWAY_URL": ("openclaw", "gateway_url"),
+    "OPENCLAW_GATEWAY_TOKEN": ("openclaw", "gateway_token"),
+    "OPENCLAW_SESSION_KEY": ("openclaw", "session_key"),
+}
+
+# Keys whose values `faced config show` masks.
+SECRETS: Final = frozenset({("auth", "api_key"), ("openclaw", "gateway_token")})
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as the one line the user sees."""
+
+
+def _value_at(raw: Mapping[str, Any], path: list[str]) -> Any:
+    node: Any = raw
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], origin: str) -> ConfigError:
+    """Turn msgspec's message into `origin: key = value: expected …`."""
+    message = str(exc)
+    match = _PATH_RE.search(message)
+    path = [p for p in re.split(r"\.|\[|\]", match.group(1)) if p] if match else []
+    expected = message[: match.start()] if match else message
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", expected)
+    if unknown:
+        key = ".".join([*path, unknown.group(1)])
+        return ConfigError(f"{origin}: unknown key {key}: not a faced setting")
+    key = ".".join(path)
+    value = _value_at(raw, path)
+    if expected.startswith("Invalid enum value"):
+        expected = f"expected one of {', '.join(_choices(path))}"
+    return ConfigError(f"{origin}: {key} = {value!r}: {expected}")
+
+
+def _choices(path: list[str]) -> list[str]:
+    """The allowed values of a Literal-typed key, for error messages."""
+    node: Any = Config
+    for part in path:
+        hints = msgspec.inspect.type_info(node)
+        field = next((f for f in getattr(hints, "fields", ()) if f.name == part), None)
+        if field is None:
+            return []
+        node = field.type
+        if isinstance(node, msgspec.inspect.StructType):
+            node = node.cls
+    if isinstance(node, msgspec.inspect.LiteralType):
+        return [str(v) for v in node.values]
+    return []
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path}: permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
+
+
+def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, (section, key) in ENVIRONMENT.items():
+        if name in environ:
+            layer.setdefault(section, {})[key] = environ[name]
+    return layer
+
+
+def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
+    """Build a Config from plain data, converting strings from the environment/CLI."""
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, raw, origin) from None
+
+
+def load(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load the effective config. ``path`` None means the default file if it exists."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    origin = "config"
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        origin = str(path)
+        raw = read_toml(path)
+        validate(raw, origin)  # report file errors against the file, before other layers
+    raw = _deep_merge(raw, environment_layer(environ))
+    raw = _deep_merge(raw, overrides or {})
+    return validate(raw, origin)
+
+
+def to_dict(config: Config, *, mask_secrets: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    if mask_secrets:
+        for section, key in SECRETS:
+            if data[section].get(key):
+                data[section][key] = "********"
+    return data
