@@ -1,0 +1,44 @@
+"""Health: the public /health report, assembled from what each component says of itself.
+
+Owns: the registry components report into, and the report's shape. Components register a
+callable at startup; /health calls them (they must be cheap and non-blocking) and merges:
+``summary`` callables add top-level keys (viewers, agents, state, …); ``component``
+callables add an entry under ``components`` with at least ``{"status": "ok" | "error" |
+"off", …}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+Report = dict[str, Any]
+
+
+class Health:
+    def __init__(self) -> None:
+        self._summaries: list[Callable[[], Report]] = []
+        self._components: dict[str, Callable[[], Report]] = {}
+
+    def add_summary(self, report: Callable[[], Report]) -> None:
+        self._summaries.append(report)
+
+    def add_component(self, name: str, report: Callable[[], Report]) -> None:
+        self._components[name] = report
+
+    def remove_component(self, name: str) -> None:
+        self._components.pop(name, None)
+
+    def components(self) -> dict[str, Report]:
+        return {name: report() for name, report in self._components.items()}
+
+    def summary(self) -> Report:
+        merged: Report = {}
+        for report in self._summaries:
+            merged.update(report())
+        return merged
+
+
+HEALTH_KEY: Final = web.AppKey("health", Health)
