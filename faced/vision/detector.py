@@ -1,0 +1,223 @@
+"""Short-range BlazeFace face detection, exactly as MediaPipe's FaceDetectorGraph does it.
+
+Owner: faced.vision (face pipeline). Letterbox the whole image to a centred square
+(padding black), 128x128, [-1, 1]; decode 896 SSD anchors; clipped sigmoid scores; weighted
+non-maximum suppression; project back through the letterbox. See
+../shared/docs/face-pipeline-facts.md §1 for the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from faced.vision.runtime import InferenceModel
+
+FloatArray = npt.NDArray[np.float32]
+
+INPUT_SIZE: Final = 128
+MIN_SCORE: Final = 0.5
+NMS_IOU: Final = 0.5
+SCORE_CLIP: Final = 100.0
+NUM_KEYPOINTS: Final = 6
+# Keypoint order of the model, in the subject's terms.
+RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH, RIGHT_EAR, LEFT_EAR = range(NUM_KEYPOINTS)
+
+
+def ssd_anchors(
+    input_size: int = INPUT_SIZE,
+    strides: tuple[int, ...] = (8, 16, 16, 16),
+    anchors_per_layer: int = 2,
+) -> FloatArray:
+    """Anchor centres (N, 2) as x, y in [0, 1]; order row, column, anchor. Layers that share
+    a stride share a grid, their anchors interleaved per cell (MediaPipe's
+    SsdAnchorsCalculator with fixed anchor size: every anchor is 1 x 1)."""
+    grids: list[npt.NDArray[np.floating]] = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        same = 0
+        while layer + same < len(strides) and strides[layer + same] == stride:
+            same += 1
+        cells = -(-input_size // stride)  # ceil
+        centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        grid = np.stack([xs, ys], axis=-1).reshape(-1, 1, 2)
+        grids.append(np.repeat(grid, anchors_per_layer * same, axis=1).reshape(-1, 2))
+        layer += same
+    return np.concatenate(grids).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One face in normalized image coordinates (x right, y down, 0..1 across the image)."""
+
+    box: FloatArray
+    """[xmin, ymin, xmax, ymax]."""
+    keypoints: FloatArray
+    """(6, 2): right eye, left eye, nose tip, mouth, right ear, left ear."""
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """The square the whole image is padded into, side ``size`` px, centred."""
+
+    width: int
+    height: int
+    size: int
+
+    @classmethod
+    def for_image(cls, width: int, height: int) -> Letterbox:
+        return cls(width, height, max(width, height))
+
+    def matrix(self, output: int = INPUT_SIZE) -> npt.NDArray[np.float64]:
+        """Affine image px -> tensor px, mapping the square's corners onto the tensor's
+        corners (MediaPipe's ImageToTensor convention)."""
+        scale = output / self.size
+        left = (self.width - self.size) / 2
+        top = (self.height - self.size) / 2
+        return np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], dtype=np.float64)
+
+    def to_image(self, points: FloatArray) -> FloatArray:
+        """Tensor-normalized (..., 2) points -> image-normalized points."""
+        out = np.empty_like(points)
+        out[..., 0] = (points[..., 0] * self.size - (self.size - self.width) / 2) / self.width
+        out[..., 1] = (points[..., 1] * self.size - (self.size - self.height) / 2) / self.height
+        return out
+
+    def to_tensor(self, points: FloatArray) -> FloatArray:
+        """Image-normalized (..., 2) points -> tensor-normalized points (inverse of to_image)."""
+        out = np.empty_like(points)
+        out[..., 0] = (points[..., 0] * self.width + (self.size - self.width) / 2) / self.size
+        out[..., 1] = (points[..., 1] * self.height + (self.size - self.height) / 2) / self.size
+        return out
+
+
+def iou(box: FloatArray, boxes: FloatArray) -> FloatArray:
+    """Intersection over union of one [xmin, ymin, xmax, ymax] box with each of ``boxes``."""
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(np.float32)
+
+
+def weighted_nms(
+    boxes: FloatArray, keypoints: FloatArray, scores: FloatArray, threshold: float = NMS_IOU
+) -> list[Detection]:
+    """MediaPipe's WEIGHTED suppression: the best remaining box takes every box overlapping
+    it by IoU > threshold (itself included); corners and keypoints become the score-weighted
+    mean of that group, the score stays the best one's."""
+    order = np.argsort(-scores, kind="stable")
+    remaining = order
+    result: list[Detection] = []
+    while remaining.size:
+        top = remaining[0]
+        overlaps = iou(boxes[top], boxes[remaining])
+        group = remaining[overlaps > threshold]
+        remaining = remaining[overlaps <= threshold]
+        if group.size == 0:  # NaN-free boxes always overlap themselves; belt and braces
+            group = np.array([top])
+            remaining = remaining[remaining != top]
+        weights = scores[group]
+        total = float(weights.sum())
+        box = (boxes[group] * weights[:, None]).sum(axis=0) / total
+        points = (keypoints[group] * weights[:, None, None]).sum(axis=0) / total
+        result.append(
+            Detection(box.astype(np.float32), points.astype(np.float32), float(scores[top]))
+        )
+    return result
+
+
+class FaceDetector:
+    """Runs the BlazeFace model on whole images."""
+
+    def __init__(
+        self,
+        model: InferenceModel,
+        *,
+        min_score: float = MIN_SCORE,
+        iou_threshold: float = NMS_IOU,
+    ) -> None:
+        self._model = model
+        self.min_score = min_score
+        self.iou_threshold = iou_threshold
+        self._anchors = ssd_anchors()
+        if model.outputs[0].shape[1] != self._anchors.shape[0]:
+            raise ValueError(
+                f"detector model has {model.outputs[0].shape[1]} boxes, "
+                f"expected {self._anchors.shape[0]}"
+            )
+        # Outputs are matched by name: regressors [1,896,16], classificators [1,896,1].
+        names = [t.name for t in model.outputs]
+        self._regressors = names.index("regressors") if "regressors" in names else 0
+        self._classificators = 1 - self._regressors
+        # The raw logit a score of min_score corresponds to: thresholding logits avoids a
+        # sigmoid over all 896 boxes.
+        self._min_logit = float(np.log(min_score / (1 - min_score)))
+        self._tensor = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+
+    def preprocess(self, image: npt.NDArray[np.uint8]) -> Letterbox:
+        height, width = image.shape[:2]
+        letterbox = Letterbox.for_image(width, height)
+        square = cv2.warpAffine(
+            image,
+            letterbox.matrix(),
+            (INPUT_SIZE, INPUT_SIZE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
+        )
+        np.multiply(square, np.float32(2 / 255), out=self._tensor[0], casting="unsafe")
+        self._tensor -= np.float32(1)
+        return letterbox
+
+    def detect(self, image: npt.NDArray[np.uint8], max_faces: int = 1) -> list[Detection]:
+        """Faces in an RGB uint8 image, best score first, at most ``max_faces``."""
+        letterbox = self.preprocess(image)
+        outputs = self._model.run([self._tensor])
+        regressors = outputs[self._regressors][0]
+        logits = outputs[self._classificators][0, :, 0]
+        return self.decode(regressors, logits, letterbox)[:max_faces]
+
+    def decode(
+        self, regressors: FloatArray, logits: FloatArray, letterbox: Letterbox
+    ) -> list[Detection]:
+        logits = np.clip(logits, -SCORE_CLIP, SCORE_CLIP)
+        keep = np.flatnonzero(logits >= self._min_logit)
+        if keep.size == 0:
+            return []
+        raw = regressors[keep] / np.float32(INPUT_SIZE)
+        anchors = self._anchors[keep]
+        centre = raw[:, 0:2] + anchors
+        size = raw[:, 2:4]
+        valid = np.all(size >= 0, axis=1) & np.all(np.isfinite(raw), axis=1)
+        if not valid.all():
+            keep, raw, anchors, centre, size = (
+                keep[valid],
+                raw[valid],
+                anchors[valid],
+                centre[valid],
+                size[valid],
+            )
+            if keep.size == 0:
+                return []
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+        keypoints = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]
+        scores = (1 / (1 + np.exp(-logits[keep]))).astype(np.float32)
+        detections = weighted_nms(boxes, keypoints, scores, self.iou_threshold)
+        return [
+            Detection(
+                letterbox.to_image(d.box.reshape(2, 2)).reshape(4),
+                letterbox.to_image(d.keypoints),
+                d.score,
+            )
+            for d in detections
+        ]
