@@ -1,0 +1,1 @@
+"""Message and result types, defined once as msgspec Structs (JSON, msgpack, OpenAPI)."""

@@ -1,0 +1,209 @@
+"""Head pose: MediaPipe's face geometry pipeline (weighted Procrustes on a canonical face).
+
+Owner: faced.vision (face pipeline). The canonical face and the solver's landmark weights
+come from ``geometry_pipeline_metadata_landmarks.binarypb`` (a GeometryPipelineMetadata
+protobuf, read here with a tiny wire-format reader). Screen landmarks are lifted into a
+metric 3-D space through a perspective camera (vertical FOV 63 deg, near 1) in two scale
+iterations, then a weighted orthogonal Procrustes fit with uniform scale gives the 4x4
+transform canonical face -> camera space. See ../shared/docs/face-pipeline-facts.md §6.
+
+Only the landmarks with a non-zero weight influence the fit, so the solver works on those
+(33) alone; the depth offset still averages all 468 mesh points, as MediaPipe's does.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+VERTICAL_FOV_DEG: Final = 63.0
+NEAR: Final = 1.0
+MESH_POINTS: Final = 468
+_VERTEX_SIZE: Final = 5  # x, y, z, u, v
+
+
+class MetadataError(ValueError):
+    """The geometry metadata file is not what the pipeline expects."""
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise MetadataError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int, int | bytes]]:
+    """Top-level (field number, wire type, value) of a protobuf message."""
+    out: list[tuple[int, int, int | bytes]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos : pos + 8], pos + 8
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos : pos + length], pos + length
+        elif wire == 5:
+            value, pos = data[pos : pos + 4], pos + 4
+        else:
+            raise MetadataError(f"unsupported wire type {wire}")
+        out.append((number, wire, value))
+    return out
+
+
+def _floats(fields: list[tuple[int, int, int | bytes]], number: int) -> list[float]:
+    values: list[float] = []
+    for field, wire, value in fields:
+        if field != number or not isinstance(value, bytes):
+            continue
+        if wire == 5:
+            values.append(struct.unpack("<f", value)[0])
+        elif wire == 2:  # packed
+            values.extend(struct.unpack(f"<{len(value) // 4}f", value))
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalFace:
+    vertices: F64
+    """(3, 468) canonical mesh positions (cm)."""
+    weights: F64
+    """(468,) Procrustes weights, zero for points the fit ignores."""
+
+
+def parse_metadata(data: bytes) -> CanonicalFace:
+    """Read GeometryPipelineMetadata: field 1 canonical_mesh (Mesh3d: field 3 vertex_buffer),
+    field 2 procrustes_landmark_basis (WeightedLandmarkRef: 1 landmark_id, 2 weight)."""
+    try:
+        top = _fields(data)
+        mesh = next(v for n, w, v in top if n == 1 and w == 2)
+        assert isinstance(mesh, bytes)
+        vertex_buffer = _floats(_fields(mesh), 3)
+        weights = np.zeros(MESH_POINTS, dtype=np.float64)
+        for number, wire, value in top:
+            if number != 2 or wire != 2 or not isinstance(value, bytes):
+                continue
+            ref = _fields(value)
+            landmark = next((v for n, _, v in ref if n == 1), 0)
+            weight = _floats(ref, 2)
+            if not isinstance(landmark, int) or not 0 <= landmark < MESH_POINTS:
+                raise MetadataError(f"landmark id {landmark!r} out of range")
+            weights[landmark] = weight[0] if weight else 0.0
+    except (StopIteration, struct.error) as exc:
+        raise MetadataError(f"not a geometry pipeline metadata file: {exc}") from None
+    if len(vertex_buffer) != MESH_POINTS * _VERTEX_SIZE:
+        raise MetadataError(
+            f"canonical mesh has {len(vertex_buffer)} floats, expected {MESH_POINTS * _VERTEX_SIZE}"
+        )
+    if not weights.any():
+        raise MetadataError("no Procrustes landmark weights")
+    vertices = np.array(vertex_buffer, dtype=np.float64).reshape(MESH_POINTS, _VERTEX_SIZE)
+    return CanonicalFace(np.ascontiguousarray(vertices[:, :3].T), weights)
+
+
+def solve_weighted_orthogonal(source: F64, target: F64, sqrt_weights: F64) -> F64:
+    """4x4 [s R | t] minimising sum w_i |s R src_i + t - dst_i|^2 (points as columns)."""
+    weighted_source = source * sqrt_weights
+    weighted_target = target * sqrt_weights
+    total_weight = float(sqrt_weights @ sqrt_weights)
+    source_centre = (weighted_source * sqrt_weights).sum(axis=1) / total_weight
+    centred_weighted_source = weighted_source - np.outer(source_centre, sqrt_weights)
+    design = weighted_target @ centred_weighted_source.T
+    u, _, vt = np.linalg.svd(design)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        u[:, 2] *= -1
+    rotation = u @ vt
+    scale = float(
+        ((rotation @ centred_weighted_source) * weighted_target).sum()
+        / (centred_weighted_source * weighted_source).sum()
+    )
+    residual = (weighted_target - scale * (rotation @ weighted_source)) * sqrt_weights
+    translation = residual.sum(axis=1) / total_weight
+    transform = np.eye(4)
+    transform[:3, :3] = scale * rotation
+    transform[:3, 3] = translation
+    return transform
+
+
+@dataclass(frozen=True, slots=True)
+class HeadPose:
+    matrix: F64
+    """4x4 facial transformation matrix (canonical face -> camera space, cm)."""
+    yaw: float
+    pitch: float
+    roll: float
+
+
+def euler_degrees(rotation: F64) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) with R = Ry(yaw) Rx(-pitch) Rz(roll) in the camera frame (x right,
+    y up, z toward the viewer): yaw > 0 turns the face toward the image's right, pitch > 0
+    tilts it up, roll > 0 rotates it counter-clockwise as seen in the image."""
+    r = rotation / np.linalg.norm(rotation[:, 0])
+    yaw = math.atan2(r[0, 2], r[2, 2])
+    pitch = math.asin(max(-1.0, min(1.0, r[1, 2])))
+    roll = math.atan2(r[1, 0], r[1, 1])
+    return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+
+
+class GeometryPipeline:
+    """Head pose from normalized landmarks, for images of a given aspect ratio."""
+
+    def __init__(self, canonical: CanonicalFace, vertical_fov_deg: float = VERTICAL_FOV_DEG):
+        self._indices = np.flatnonzero(canonical.weights)
+        self._source = np.ascontiguousarray(canonical.vertices[:, self._indices])
+        self._sqrt_weights = np.sqrt(canonical.weights[self._indices])
+        self._height_at_near = 2 * NEAR * math.tan(math.radians(vertical_fov_deg) / 2)
+
+    @classmethod
+    def from_metadata(cls, data: bytes) -> GeometryPipeline:
+        return cls(parse_metadata(data))
+
+    def _estimate_scale(self, points: F64) -> float:
+        transform = solve_weighted_orthogonal(self._source, points, self._sqrt_weights)
+        return float(np.linalg.norm(transform[:3, 0]))
+
+    def _to_metric(self, screen: F64, depth_offset: float, scale: float) -> F64:
+        metric = screen.copy()
+        metric[2] = (metric[2] - depth_offset + NEAR) / scale
+        metric[0] *= metric[2] / NEAR
+        metric[1] *= metric[2] / NEAR
+        metric[2] *= -1
+        return metric
+
+    def solve(self, landmarks: npt.NDArray[np.floating], width: int, height: int) -> HeadPose:
+        """Pose of normalized landmarks (at least 468 x 3) in a width x height image."""
+        h = self._height_at_near
+        w = h * width / height
+        # Project to the near plane (origin top-left -> centre, y up); z scales like x.
+        depth_offset = float(landmarks[:MESH_POINTS, 2].mean()) * w
+        selected = landmarks[self._indices].astype(np.float64).T
+        screen = np.empty_like(selected)
+        screen[0] = selected[0] * w - w / 2
+        screen[1] = (1 - selected[1]) * h - h / 2
+        screen[2] = selected[2] * w
+        first = screen.copy()
+        first[2] *= -1
+        scale1 = self._estimate_scale(first)
+        scale2 = self._estimate_scale(self._to_metric(screen, depth_offset, scale1))
+        metric = self._to_metric(screen, depth_offset, scale1 * scale2)
+        matrix = solve_weighted_orthogonal(self._source, metric, self._sqrt_weights)
+        yaw, pitch, roll = euler_degrees(matrix[:3, :3])
+        return HeadPose(matrix, yaw, pitch, roll)

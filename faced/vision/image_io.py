@@ -1,0 +1,121 @@
+"""Image bytes -> RGB uint8 array, safely.
+
+Owner: faced.vision (face pipeline). JPEG, PNG and WebP only, decoded by OpenCV
+(libjpeg-turbo), EXIF orientation honoured. The size is read from the file header first and
+anything over the megapixel limit is refused before a single pixel is decoded, so a small
+file that inflates to gigabytes (a decompression bomb) costs nothing. Every failure is an
+``ImageError`` whose message can be shown to a client as is.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_MAX_MEGAPIXELS: Final = 40.0
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+# SOF markers carrying the frame size (not DHT C4, JPG C8, DAC CC).
+_JPEG_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+class ImageError(ValueError):
+    """The bytes are not an image faced accepts; the message says why."""
+
+
+def image_format(data: bytes) -> str | None:
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == _PNG_SIGNATURE:
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    pos = 2
+    end = len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            raise ImageError("corrupt JPEG: bad marker in header")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            break
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        if length < 2:
+            raise ImageError("corrupt JPEG: bad segment length")
+        if marker in _JPEG_SOF:
+            if pos + 9 > end:
+                break
+            height, width = struct.unpack_from(">HH", data, pos + 5)
+            return width, height
+        pos += 2 + length
+    raise ImageError("corrupt or truncated JPEG: no frame header")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ImageError("corrupt or truncated PNG: no IHDR header")
+    width, height = struct.unpack_from(">II", data, 16)
+    return width, height
+
+
+def _webp_size(data: bytes) -> tuple[int, int]:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        (bits,) = struct.unpack_from("<I", data, 21)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    raise ImageError("corrupt or truncated WebP: no frame header")
+
+
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone."""
+    kind = image_format(data)
+    if kind == "jpeg":
+        width, height = _jpeg_size(data)
+    elif kind == "png":
+        width, height = _png_size(data)
+    elif kind == "webp":
+        width, height = _webp_size(data)
+    else:
+        raise ImageError("not a JPEG, PNG or WebP image")
+    if width <= 0 or height <= 0:
+        raise ImageError(f"corrupt {kind.upper()}: {width}x{height} pixels")
+    return kind, width, height
+
+
+def decode_image(
+    data: bytes | bytearray | memoryview, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+) -> npt.NDArray[np.uint8]:
+    """Decode JPEG/PNG/WebP bytes to an H x W x 3 RGB uint8 array (EXIF orientation
+    applied; grey and alpha images become RGB)."""
+    raw = bytes(data) if not isinstance(data, bytes) else data
+    if not raw:
+        raise ImageError("empty image data")
+    kind, width, height = image_size(raw)
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise ImageError(
+            f"image is {width}x{height} ({megapixels:.1f} MP), over the {max_megapixels:g} MP limit"
+        )
+    decoded = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None or decoded.size == 0:
+        raise ImageError(f"corrupt or truncated {kind.upper()}: cannot decode")
+    return cast(npt.NDArray[np.uint8], cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))

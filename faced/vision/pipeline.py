@@ -1,0 +1,246 @@
+"""The face pipeline: image in, ``Analysis`` out (MediaPipe Face Landmarker v2, reimplemented).
+
+Owner: faced.vision (face pipeline). ``FacePipeline`` loads and verifies the models once
+and owns their interpreters (one set per pipeline: use one pipeline per worker thread for
+parallelism; calls on one pipeline serialise on the interpreters' locks). ``analyze`` is
+MediaPipe's IMAGE mode (detection on every call); ``tracker()`` gives a per-stream
+``Tracker`` (VIDEO mode: tracking, smoothing). Stages: detect -> ROI -> landmarks ->
+(smoothing) -> blendshapes, head pose, eyes -> result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from faced.schemas.analysis import Analysis, Eye, Eyes, Face, Head, ImageSize, ModelInfo, Timing
+from faced.vision.blendshapes import ARKIT_NAMES, BlendshapeModel
+from faced.vision.detector import FaceDetector
+from faced.vision.eyes import EyeState, eye_states
+from faced.vision.geometry import GeometryPipeline
+from faced.vision.landmarks import (
+    FaceLandmarks,
+    LandmarkModel,
+    Roi,
+    roi_from_detection,
+)
+from faced.vision.models import ModelStore, default_model_dir
+from faced.vision.runtime import load_model
+
+if TYPE_CHECKING:
+    from faced.vision.tracker import Tracker
+
+DETECTOR_FILE = "face_detector.tflite"
+LANDMARKS_FILE = "face_landmarks_detector.tflite"
+BLENDSHAPES_FILE = "face_blendshapes.tflite"
+GEOMETRY_FILE = "geometry_pipeline_metadata_landmarks.binarypb"
+MAX_FACES = 8
+Image = npt.NDArray[np.uint8]
+
+
+def as_rgb(image: npt.NDArray[np.uint8], *, bgr: bool = False) -> npt.NDArray[np.uint8]:
+    """A contiguous H x W x 3 uint8 array from grey, RGB(A) or BGR(A) input; ValueError
+    for anything else."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"image must be H x W, H x W x 3 or H x W x 4, got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: {image.shape}")
+    if image.ndim == 2:
+        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2RGB))
+    if image.shape[2] == 4:
+        code = cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB
+        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), code))
+    if bgr:
+        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB))
+    return np.ascontiguousarray(image)
+
+
+@dataclass(slots=True)
+class StageTimes:
+    detect: float = 0.0
+    landmarks: float = 0.0
+    blendshapes: float = 0.0
+    pose: float = 0.0
+
+
+class FacePipeline:
+    """Verified models and the stateless per-image steps; see module docstring."""
+
+    def __init__(self, store: ModelStore, *, threads: int = 1, num_faces: int = 1) -> None:
+        if not 1 <= num_faces <= MAX_FACES:
+            raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {num_faces}")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.num_faces = num_faces
+        self.threads = threads
+        self.store = store
+        self.detector = FaceDetector(
+            load_model(store.read(DETECTOR_FILE), threads=threads, name=DETECTOR_FILE)
+        )
+        self.landmark_model = LandmarkModel(
+            load_model(store.read(LANDMARKS_FILE), threads=threads, name=LANDMARKS_FILE)
+        )
+        self.blendshape_model = BlendshapeModel(
+            load_model(store.read(BLENDSHAPES_FILE), threads=threads, name=BLENDSHAPES_FILE)
+        )
+        self.geometry = GeometryPipeline.from_metadata(store.read(GEOMETRY_FILE))
+        manifest = store.manifest
+        self.model_info = ModelInfo(
+            name="face_landmarker",
+            version=manifest.bundle_version,
+            sha256=manifest.bundle_sha256,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | Path | None = None,
+        threads: int = 1,
+        num_faces: int = 1,
+    ) -> FacePipeline:
+        """Load and verify every model (ModelError names the file, hash and fix)."""
+        directory = Path(model_dir) if model_dir else default_model_dir()
+        return cls(ModelStore(directory), threads=threads, num_faces=num_faces)
+
+    def tracker(self, smoothing: bool = True) -> Tracker:
+        """A new per-stream tracker (VIDEO mode); never share one across streams."""
+        from faced.vision.tracker import Tracker  # noqa: PLC0415  (tracker imports us)
+
+        return Tracker(self, smoothing=smoothing)
+
+    # -- IMAGE mode ---------------------------------------------------------------------
+
+    def analyze(
+        self,
+        image: npt.NDArray[np.uint8],
+        landmarks: bool = False,
+        *,
+        num_faces: int | None = None,
+        bgr: bool = False,
+    ) -> Analysis:
+        """Detect and analyze faces in one image (RGB by default; grey/RGBA accepted)."""
+        start = time.perf_counter()
+        rgb = as_rgb(image, bgr=bgr)
+        height, width = rgb.shape[:2]
+        wanted = self.num_faces if num_faces is None else num_faces
+        if not 1 <= wanted <= MAX_FACES:
+            raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {wanted}")
+        times = StageTimes()
+        rois = self.detect_rois(rgb, wanted, times)
+        found = self.run_landmarks(rgb, rois, times)
+        faces = [self.describe(rgb, f, f.points, landmarks, times) for f in found]
+        return self.result(faces, width, height, times, start, with_landmarks=landmarks)
+
+    # -- steps shared with the tracker ----------------------------------------------------
+
+    def detect_rois(
+        self, rgb: npt.NDArray[np.uint8], max_faces: int, times: StageTimes
+    ) -> list[Roi]:
+        began = time.perf_counter()
+        height, width = rgb.shape[:2]
+        detections = self.detector.detect(rgb, max_faces)
+        rois = [roi_from_detection(d, width, height) for d in detections]
+        times.detect += time.perf_counter() - began
+        return rois
+
+    def run_landmarks(
+        self, rgb: npt.NDArray[np.uint8], rois: Sequence[Roi], times: StageTimes
+    ) -> list[FaceLandmarks]:
+        began = time.perf_counter()
+        found = [lm for lm in (self.landmark_model.run(rgb, roi) for roi in rois) if lm]
+        times.landmarks += time.perf_counter() - began
+        return found
+
+    def describe(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        face: FaceLandmarks,
+        points: npt.NDArray[np.float32],
+        with_landmarks: bool,
+        times: StageTimes,
+    ) -> Face:
+        """Blendshapes, head pose, eyes and box of one face from (possibly smoothed)
+        ``points``."""
+        height, width = rgb.shape[:2]
+        began = time.perf_counter()
+        scores = self.blendshape_model.run(points, width, height, face.tongue_out)
+        after_blendshapes = time.perf_counter()
+        pose = self.geometry.solve(points, width, height)
+        left, right = eye_states(points, width, height)
+        xy = points[:, :2]
+        lo = np.clip(xy.min(axis=0), 0.0, 1.0)
+        hi = np.clip(xy.max(axis=0), 0.0, 1.0)
+        box = np.round(np.concatenate([lo, hi - lo]).astype(np.float64), 5).tolist()
+        result = Face(
+            bbox=(box[0], box[1], box[2], box[3]),
+            score=round(face.presence, 5),
+            blendshapes=dict(
+                zip(ARKIT_NAMES, np.round(scores.astype(np.float64), 5).tolist(), strict=True)
+            ),
+            head=Head(
+                yaw=round(pose.yaw, 3),
+                pitch=round(pose.pitch, 3),
+                roll=round(pose.roll, 3),
+                matrix=np.round(pose.matrix, 6).tolist(),
+            ),
+            eyes=Eyes(left=_eye(left), right=_eye(right)),
+            landmarks=(np.round(points.astype(np.float64), 6).tolist() if with_landmarks else None),
+        )
+        times.blendshapes += after_blendshapes - began
+        times.pose += time.perf_counter() - after_blendshapes
+        return result
+
+    def result(
+        self,
+        faces: list[Face],
+        width: int,
+        height: int,
+        times: StageTimes,
+        start: float,
+        *,
+        with_landmarks: bool,
+        timestamp_ms: int | None = None,
+    ) -> Analysis:
+        if len(faces) > 1:
+            faces.sort(key=lambda f: f.bbox[2] * f.bbox[3], reverse=True)
+        primary = faces[0] if faces else None
+        total = time.perf_counter() - start
+        return Analysis(
+            face_found=primary is not None,
+            faces=faces,
+            image=ImageSize(width=width, height=height),
+            model=self.model_info,
+            timing_ms=Timing(
+                detect=round(times.detect * 1e3, 3),
+                landmarks=round(times.landmarks * 1e3, 3),
+                blendshapes=round(times.blendshapes * 1e3, 3),
+                total=round(total * 1e3, 3),
+            ),
+            bbox=primary.bbox if primary else None,
+            score=primary.score if primary else None,
+            blendshapes=primary.blendshapes if primary else None,
+            head=primary.head if primary else None,
+            eyes=primary.eyes if primary else None,
+            landmarks=primary.landmarks if primary and with_landmarks else None,
+            timestamp_ms=timestamp_ms,
+        )
+
+
+def _eye(state: EyeState) -> Eye:
+    return Eye(
+        gaze=(round(state.gaze[0], 4), round(state.gaze[1], 4)),
+        openness=round(state.openness, 4),
+    )

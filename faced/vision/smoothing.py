@@ -1,0 +1,98 @@
+"""One-Euro landmark smoothing with MediaPipe's parameters, vectorised over all points.
+
+Owner: faced.vision (face pipeline). Same arithmetic as MediaPipe's OneEuroFilter and
+LandmarksSmoothingCalculator: coordinates in pixels (x*W, y*H, z*W); the sampling frequency
+comes from the timestamps (the default 30 Hz until two non-zero timestamps were seen); the
+derivative is scaled by 1 / object scale (mean of the landmarks' bounding-box width and
+height in pixels) so the filter behaves the same for near and far faces; a timestamp that
+does not advance passes the values through unfiltered.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+MIN_CUTOFF: Final = 0.05
+BETA: Final = 80.0
+DERIVATE_CUTOFF: Final = 1.0
+DEFAULT_FREQUENCY: Final = 30.0
+MIN_OBJECT_SCALE: Final = 1e-6
+
+
+def _alpha(cutoff: F64 | float, frequency: float) -> F64 | float:
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau * frequency)
+
+
+class OneEuroFilter:
+    """One-Euro filter over an array of values sharing one clock and one value scale."""
+
+    def __init__(
+        self,
+        min_cutoff: float = MIN_CUTOFF,
+        beta: float = BETA,
+        derivate_cutoff: float = DERIVATE_CUTOFF,
+        frequency: float = DEFAULT_FREQUENCY,
+    ) -> None:
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.derivate_cutoff = derivate_cutoff
+        self._default_frequency = frequency
+        self.reset()
+
+    def reset(self) -> None:
+        self.frequency = self._default_frequency
+        self._last_ns = 0
+        self._raw: F64 | None = None
+        self._value: F64 | None = None
+        self._derivative: F64 | None = None
+
+    def apply(self, values: F64, timestamp_ns: int, value_scale: float = 1.0) -> F64:
+        if self._last_ns >= timestamp_ns:
+            return values
+        if self._last_ns != 0 and timestamp_ns != 0:
+            self.frequency = 1e9 / (timestamp_ns - self._last_ns)
+        self._last_ns = timestamp_ns
+        if self._raw is None or self._value is None or self._derivative is None:
+            # First sample: both low-pass filters start at the input (derivative 0).
+            self._raw = values.copy()
+            self._value = values.copy()
+            self._derivative = np.zeros_like(values)
+            return self._value.copy()
+        derivative = (values - self._raw) * (value_scale * self.frequency)
+        self._derivative += _alpha(self.derivate_cutoff, self.frequency) * (
+            derivative - self._derivative
+        )
+        cutoff = self.min_cutoff + self.beta * np.abs(self._derivative)
+        self._value += _alpha(cutoff, self.frequency) * (values - self._value)
+        self._raw = values.copy()
+        return self._value.copy()
+
+
+class LandmarkSmoother:
+    """Smooths one face's normalized landmarks (N, 3) the way MediaPipe's face landmarker
+    does in video and live-stream modes."""
+
+    def __init__(self) -> None:
+        self._filter = OneEuroFilter()
+
+    def reset(self) -> None:
+        self._filter.reset()
+
+    def apply(
+        self, landmarks: npt.NDArray[np.floating], width: int, height: int, timestamp_ns: int
+    ) -> npt.NDArray[np.float32]:
+        scale = np.array([width, height, width], dtype=np.float64)
+        pixels = landmarks.astype(np.float64) * scale
+        extent = pixels[:, :2].max(axis=0) - pixels[:, :2].min(axis=0)
+        object_scale = float(extent.sum()) / 2
+        if object_scale < MIN_OBJECT_SCALE:
+            return landmarks.astype(np.float32)
+        smoothed = self._filter.apply(pixels, timestamp_ns, 1.0 / object_scale)
+        return (smoothed / scale).astype(np.float32)
