@@ -165,6 +165,7 @@ class FaceDetector:
         self._tensor = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> Letterbox:
+        """Letterbox an RGB or RGBA image into the input tensor."""
         height, width = image.shape[:2]
         letterbox = Letterbox.for_image(width, height)
         square = cv2.warpAffine(
@@ -175,12 +176,14 @@ class FaceDetector:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=(0, 0, 0),
         )
+        if square.shape[2] == 4:
+            square = cv2.cvtColor(square, cv2.COLOR_RGBA2RGB)
         np.multiply(square, np.float32(2 / 255), out=self._tensor[0], casting="unsafe")
         self._tensor -= np.float32(1)
         return letterbox
 
     def detect(self, image: npt.NDArray[np.uint8], max_faces: int = 1) -> list[Detection]:
-        """Faces in an RGB uint8 image, best score first, at most ``max_faces``."""
+        """Faces in an RGB or RGBA uint8 image, best score first, at most ``max_faces``."""
         letterbox = self.preprocess(image)
         outputs = self._model.run([self._tensor])
         regressors = outputs[self._regressors][0]

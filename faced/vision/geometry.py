@@ -119,28 +119,44 @@ def parse_metadata(data: bytes) -> CanonicalFace:
     return CanonicalFace(np.ascontiguousarray(vertices[:, :3].T), weights)
 
 
+class WeightedProcrustes:
+    """Weighted orthogonal Procrustes with uniform scale against a fixed source shape
+    (MediaPipe's solver); everything that depends only on the source is computed once."""
+
+    def __init__(self, source: F64, sqrt_weights: F64) -> None:
+        self._sqrt_weights = sqrt_weights
+        self._weights = sqrt_weights * sqrt_weights
+        self._total_weight = float(self._weights.sum())
+        weighted_source = source * sqrt_weights
+        self._source_centre = (source * self._weights).sum(axis=1) / self._total_weight
+        self._centred_weighted_source_t = np.ascontiguousarray(
+            (weighted_source - np.outer(self._source_centre, sqrt_weights)).T
+        )
+        self._denominator = float((self._centred_weighted_source_t.T * weighted_source).sum())
+
+    def rotation_and_scale(self, target: F64) -> tuple[F64, float]:
+        design = (target * self._sqrt_weights) @ self._centred_weighted_source_t
+        u, _, vt = np.linalg.svd(design)
+        rotation = u @ vt
+        if np.linalg.det(rotation) < 0:  # a reflection: flip the weakest axis
+            u[:, 2] *= -1
+            rotation = u @ vt
+        # sum((R C) * T_w) == sum(R * design): the scale without another 3 x n product.
+        return rotation, float((rotation * design).sum()) / self._denominator
+
+    def solve(self, target: F64) -> F64:
+        """4x4 [s R | t] minimising sum w_i |s R src_i + t - dst_i|^2 (points as columns)."""
+        rotation, scale = self.rotation_and_scale(target)
+        target_centre = (target * self._weights).sum(axis=1) / self._total_weight
+        transform = np.eye(4)
+        transform[:3, :3] = scale * rotation
+        transform[:3, 3] = target_centre - scale * (rotation @ self._source_centre)
+        return transform
+
+
 def solve_weighted_orthogonal(source: F64, target: F64, sqrt_weights: F64) -> F64:
-    """4x4 [s R | t] minimising sum w_i |s R src_i + t - dst_i|^2 (points as columns)."""
-    weighted_source = source * sqrt_weights
-    weighted_target = target * sqrt_weights
-    total_weight = float(sqrt_weights @ sqrt_weights)
-    source_centre = (weighted_source * sqrt_weights).sum(axis=1) / total_weight
-    centred_weighted_source = weighted_source - np.outer(source_centre, sqrt_weights)
-    design = weighted_target @ centred_weighted_source.T
-    u, _, vt = np.linalg.svd(design)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        u[:, 2] *= -1
-    rotation = u @ vt
-    scale = float(
-        ((rotation @ centred_weighted_source) * weighted_target).sum()
-        / (centred_weighted_source * weighted_source).sum()
-    )
-    residual = (weighted_target - scale * (rotation @ weighted_source)) * sqrt_weights
-    translation = residual.sum(axis=1) / total_weight
-    transform = np.eye(4)
-    transform[:3, :3] = scale * rotation
-    transform[:3, 3] = translation
-    return transform
+    """One-off solve; see WeightedProcrustes."""
+    return WeightedProcrustes(source, sqrt_weights).solve(target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +184,10 @@ class GeometryPipeline:
 
     def __init__(self, canonical: CanonicalFace, vertical_fov_deg: float = VERTICAL_FOV_DEG):
         self._indices = np.flatnonzero(canonical.weights)
-        self._source = np.ascontiguousarray(canonical.vertices[:, self._indices])
-        self._sqrt_weights = np.sqrt(canonical.weights[self._indices])
+        self._solver = WeightedProcrustes(
+            np.ascontiguousarray(canonical.vertices[:, self._indices]),
+            np.sqrt(canonical.weights[self._indices]),
+        )
         self._height_at_near = 2 * NEAR * math.tan(math.radians(vertical_fov_deg) / 2)
 
     @classmethod
@@ -177,8 +195,7 @@ class GeometryPipeline:
         return cls(parse_metadata(data))
 
     def _estimate_scale(self, points: F64) -> float:
-        transform = solve_weighted_orthogonal(self._source, points, self._sqrt_weights)
-        return float(np.linalg.norm(transform[:3, 0]))
+        return self._solver.rotation_and_scale(points)[1]
 
     def _to_metric(self, screen: F64, depth_offset: float, scale: float) -> F64:
         metric = screen.copy()
@@ -204,6 +221,6 @@ class GeometryPipeline:
         scale1 = self._estimate_scale(first)
         scale2 = self._estimate_scale(self._to_metric(screen, depth_offset, scale1))
         metric = self._to_metric(screen, depth_offset, scale1 * scale2)
-        matrix = solve_weighted_orthogonal(self._source, metric, self._sqrt_weights)
+        matrix = self._solver.solve(metric)
         yaw, pitch, roll = euler_degrees(matrix[:3, :3])
         return HeadPose(matrix, yaw, pitch, roll)

@@ -133,6 +133,8 @@ class LandmarkModel:
         self._tensor = np.empty((1, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
 
     def crop(self, image: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.float32]:
+        """The model's input for ``roi`` of an RGB or RGBA image (RGBA warps faster:
+        OpenCV's 4-channel bilinear path is vectorised, the 3-channel one less so)."""
         patch = cv2.warpAffine(
             image,
             roi.crop_matrix(),
@@ -140,6 +142,8 @@ class LandmarkModel:
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
+        if patch.shape[2] == 4:
+            patch = cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB)
         np.multiply(patch, np.float32(1 / 255), out=self._tensor[0], casting="unsafe")
         return self._tensor
 

@@ -45,9 +45,10 @@ MAX_FACES = 8
 Image = npt.NDArray[np.uint8]
 
 
-def as_rgb(image: npt.NDArray[np.uint8], *, bgr: bool = False) -> npt.NDArray[np.uint8]:
-    """A contiguous H x W x 3 uint8 array from grey, RGB(A) or BGR(A) input; ValueError
-    for anything else."""
+def prepare(image: npt.NDArray[np.uint8], *, bgr: bool = False) -> Image:
+    """The working frame: contiguous H x W x 4 RGBA uint8 from grey, RGB(A) or BGR(A)
+    input (one conversion per frame; OpenCV warps 4-channel images markedly faster than
+    3-channel ones, with identical results). ValueError for anything else."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -58,14 +59,16 @@ def as_rgb(image: npt.NDArray[np.uint8], *, bgr: bool = False) -> npt.NDArray[np
         raise ValueError(f"image must be H x W, H x W x 3 or H x W x 4, got {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: {image.shape}")
+    image = np.ascontiguousarray(image)
     if image.ndim == 2:
-        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2RGB))
-    if image.shape[2] == 4:
-        code = cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB
-        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), code))
-    if bgr:
-        return cast(Image, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB))
-    return np.ascontiguousarray(image)
+        code = cv2.COLOR_GRAY2RGBA
+    elif image.shape[2] == 4:
+        if not bgr:
+            return image
+        code = cv2.COLOR_BGRA2RGBA
+    else:
+        code = cv2.COLOR_BGR2RGBA if bgr else cv2.COLOR_RGB2RGBA
+    return cast(Image, cv2.cvtColor(image, code))
 
 
 @dataclass(slots=True)
@@ -133,48 +136,51 @@ class FacePipeline:
     ) -> Analysis:
         """Detect and analyze faces in one image (RGB by default; grey/RGBA accepted)."""
         start = time.perf_counter()
-        rgb = as_rgb(image, bgr=bgr)
-        height, width = rgb.shape[:2]
+        frame = prepare(image, bgr=bgr)
+        height, width = frame.shape[:2]
         wanted = self.num_faces if num_faces is None else num_faces
         if not 1 <= wanted <= MAX_FACES:
             raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {wanted}")
         times = StageTimes()
-        rois = self.detect_rois(rgb, wanted, times)
-        found = self.run_landmarks(rgb, rois, times)
-        faces = [self.describe(rgb, f, f.points, landmarks, times) for f in found]
+        rois = self.detect_rois(frame, wanted, times)
+        found = self.run_landmarks(frame, rois, times)
+        faces = [
+            self.describe(f, f.points, width, height, with_landmarks=landmarks, times=times)
+            for f in found
+        ]
         return self.result(faces, width, height, times, start, with_landmarks=landmarks)
 
     # -- steps shared with the tracker ----------------------------------------------------
 
-    def detect_rois(
-        self, rgb: npt.NDArray[np.uint8], max_faces: int, times: StageTimes
-    ) -> list[Roi]:
+    def detect_rois(self, frame: Image, max_faces: int, times: StageTimes) -> list[Roi]:
         began = time.perf_counter()
-        height, width = rgb.shape[:2]
-        detections = self.detector.detect(rgb, max_faces)
+        height, width = frame.shape[:2]
+        detections = self.detector.detect(frame, max_faces)
         rois = [roi_from_detection(d, width, height) for d in detections]
         times.detect += time.perf_counter() - began
         return rois
 
     def run_landmarks(
-        self, rgb: npt.NDArray[np.uint8], rois: Sequence[Roi], times: StageTimes
+        self, frame: Image, rois: Sequence[Roi], times: StageTimes
     ) -> list[FaceLandmarks]:
         began = time.perf_counter()
-        found = [lm for lm in (self.landmark_model.run(rgb, roi) for roi in rois) if lm]
+        model = self.landmark_model
+        found = [lm for lm in (model.run(frame, roi) for roi in rois) if lm]
         times.landmarks += time.perf_counter() - began
         return found
 
     def describe(
         self,
-        rgb: npt.NDArray[np.uint8],
         face: FaceLandmarks,
         points: npt.NDArray[np.float32],
+        width: int,
+        height: int,
+        *,
         with_landmarks: bool,
         times: StageTimes,
     ) -> Face:
         """Blendshapes, head pose, eyes and box of one face from (possibly smoothed)
-        ``points``."""
-        height, width = rgb.shape[:2]
+        ``points`` in a width x height image."""
         began = time.perf_counter()
         scores = self.blendshape_model.run(points, width, height, face.tongue_out)
         after_blendshapes = time.perf_counter()

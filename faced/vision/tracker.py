@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from faced.schemas.analysis import Analysis
 from faced.vision.landmarks import Roi, roi_from_landmarks
-from faced.vision.pipeline import StageTimes, as_rgb
+from faced.vision.pipeline import StageTimes, prepare
 from faced.vision.smoothing import LandmarkSmoother
 
 if TYPE_CHECKING:
@@ -78,18 +78,18 @@ class Tracker:
             )
         self._last_timestamp_ms = timestamp_ms
         pipeline = self._pipeline
-        rgb = as_rgb(image, bgr=bgr)
-        height, width = rgb.shape[:2]
+        frame = prepare(image, bgr=bgr)
+        height, width = frame.shape[:2]
         times = StageTimes()
         rois = self._rois
         self.last_detected = len(rois) < pipeline.num_faces
         if self.last_detected:
-            detected = pipeline.detect_rois(rgb, pipeline.num_faces, times)
+            detected = pipeline.detect_rois(frame, pipeline.num_faces, times)
             rois = associate(rois, detected, pipeline.num_faces)
             self.detections += 1
         elif len(rois) > 1:
             rois = associate(rois, [], pipeline.num_faces)
-        found = pipeline.run_landmarks(rgb, rois, times)
+        found = pipeline.run_landmarks(frame, rois, times)
         self._rois = [roi_from_landmarks(f.points, width, height) for f in found]
         self.frames += 1
         faces = []
@@ -100,7 +100,11 @@ class Tracker:
             points = face.points
             if smoother is not None:
                 points = smoother.apply(points, width, height, timestamp_ms * 1_000_000)
-            faces.append(pipeline.describe(rgb, face, points, landmarks, times))
+            faces.append(
+                pipeline.describe(
+                    face, points, width, height, with_landmarks=landmarks, times=times
+                )
+            )
         return pipeline.result(
             faces, width, height, times, start, with_landmarks=landmarks, timestamp_ms=timestamp_ms
         )
