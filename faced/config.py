@@ -9,6 +9,7 @@ whole effective configuration and `faced config check` validates all of it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -33,7 +34,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """Base of every config section: immutable, strict about unknown keys."""
 
 
-class ServerConfig(_Section):
+class ServerConfig(_Section, frozen=True):
     host: str = "0.0.0.0"
     """Address to bind; 0.0.0.0 serves the whole LAN."""
     port: Port = 9999
@@ -51,13 +52,13 @@ class ServerConfig(_Section):
     else ~/.local/state/faced."""
 
 
-class AuthConfig(_Section):
+class AuthConfig(_Section, frozen=True):
     api_key: str | None = None
     """API key for writes and camera-derived data (env FACE_API_KEY). None: writes are open,
     camera data is served to loopback clients only."""
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(_Section, frozen=True):
     max_viewers: PositiveInt = 50
     """Concurrent /ws/viewer and /api/events clients; more get 503 at upgrade."""
     max_agents: PositiveInt = 5
@@ -78,7 +79,7 @@ class LimitsConfig(_Section):
     """Longest message POST /api/chat forwards (413 beyond)."""
 
 
-class FaceConfig(_Section):
+class FaceConfig(_Section, frozen=True):
     idle_timeout_s: NonNegativeFloat = 30.0
     """No state update for this long returns the face to idle + neutral (0 disables)."""
     auto_sleep_s: NonNegativeFloat = 5.0
@@ -89,7 +90,7 @@ class FaceConfig(_Section):
     """Face pack the viewers show (slug from /api/v1/presets)."""
 
 
-class OpenClawConfig(_Section):
+class OpenClawConfig(_Section, frozen=True):
     gateway_url: str | None = None
     """Base URL of the OpenClaw gateway /api/chat forwards to (env OPENCLAW_GATEWAY_URL)."""
     gateway_token: str | None = None
@@ -100,12 +101,12 @@ class OpenClawConfig(_Section):
     """How long a chat request may take before it fails with 502."""
 
 
-class CameraConfig(_Section):
+class CameraConfig(_Section, frozen=True):
     source: str = "none"
     """Camera source URI: none, demo, file:PATH, v4l2:/dev/videoN, picamera2, gstreamer:PIPELINE."""
 
 
-class VisionConfig(_Section):
+class VisionConfig(_Section, frozen=True):
     model_dir: str = ""
     """Directory holding the verified models. Empty: models/ in a checkout, else
     /var/lib/faced/models."""
@@ -117,14 +118,14 @@ class VisionConfig(_Section):
     """Images larger than this are refused before they are decoded."""
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level written."""
     format: Literal["text", "json"] = "text"
     """text: one key=value line per event; json: one JSON object per line."""
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -234,9 +235,23 @@ def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
     """Build a Config from plain data, converting strings from the environment/CLI."""
     try:
-        return msgspec.convert(raw, Config, strict=False)
+        config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise _explain(exc, raw, origin) from None
+    _check_semantics(config, origin)
+    return config
+
+
+def _check_semantics(config: Config, origin: str) -> None:
+    """Rules a type cannot express, worded like the type errors."""
+    for index, entry in enumerate(config.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{origin}: server.trusted_proxies[{index}] = {entry!r}: "
+                "expected an IP address or CIDR network"
+            ) from None
 
 
 def load(

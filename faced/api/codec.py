@@ -81,7 +81,11 @@ def decode(body: bytes, encoding: Encoding, schema: type[T]) -> T:
 
 
 async def read_body(
-    request: web.Request, schema: type[T], *, max_bytes: int | None = None, allow_empty: bool = False
+    request: web.Request,
+    schema: type[T],
+    *,
+    max_bytes: int | None = None,
+    allow_empty: bool = False,
 ) -> T | None:
     """Read, size-check and decode a JSON or msgpack request body into ``schema``.
 
@@ -93,10 +97,14 @@ async def read_body(
         "text/plain",
         "",
     ):
-        raise ApiError(415, f"unsupported Content-Type {request.content_type!r}: send JSON or msgpack")
+        raise ApiError(
+            415, f"unsupported Content-Type {request.content_type!r}: send JSON or msgpack"
+        )
     limit = max_bytes if max_bytes is not None else request.app[MAX_BODY_KEY]
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"request body too large: {request.content_length} bytes, limit {limit}")
+        raise ApiError(
+            413, f"request body too large: {request.content_length} bytes, limit {limit}"
+        )
     body = await request.content.read(limit + 1)
     if len(body) > limit:
         raise ApiError(413, f"request body too large: limit {limit} bytes")

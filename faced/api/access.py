@@ -1,0 +1,82 @@
+"""Who may call what: the one place the API's access policy is written down.
+
+Owner: the daemon core (issue 3). Every route falls in one of three classes:
+
+* ``PUBLIC`` — anyone, key or not: the pages, static files, health, and the read-only
+  face state (the ``PUBLIC_ROUTES`` list below is the whole list; review changes to it).
+* ``KEY`` — the default: needs the API key when ``auth.api_key`` (FACE_API_KEY) is set,
+  open when it is not. Every write, every agent socket, the event stream.
+* ``PRIVATE`` — camera-derived data: needs the key when one is set, and is served to
+  loopback clients only when none is set (403 naming the setting otherwise). A module marks
+  its route at registration: ``app[ACCESS_KEY].private(app.router.add_get(...))``.
+
+The auth middleware (faced.api.middlewares) asks ``AccessPolicy.classify`` per request.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    KEY = "key"
+    PRIVATE = "private"
+
+
+# (method, path) pairs anyone may call. HEAD follows GET.
+PUBLIC_ROUTES: Final = frozenset(
+    {
+        ("GET", "/"),
+        ("GET", "/dashboard"),
+        ("GET", "/health"),
+        ("GET", "/api/health"),
+        ("GET", "/api/state"),
+        ("GET", "/api/history"),
+        ("GET", "/ws/viewer"),
+    }
+)
+# Static files of the viewer and dashboard.
+PUBLIC_PREFIXES: Final = ("/static/",)
+
+
+class AccessPolicy:
+    """Classifies a matched route; holds the routes modules marked private."""
+
+    def __init__(self) -> None:
+        self._private: set[AbstractRoute] = set()
+
+    def private(self, route: AbstractRoute) -> AbstractRoute:
+        """Mark ``route`` camera-derived; returns it so registration reads as one line."""
+        resource = route.resource
+        path = resource.canonical if resource is not None else ""
+        method = "GET" if route.method == "HEAD" else route.method
+        if (method, path) in PUBLIC_ROUTES or path.startswith(PUBLIC_PREFIXES):
+            raise ValueError(f"{method} {path} is in PUBLIC_ROUTES; it cannot also be private")
+        self._private.add(route)
+        return route
+
+    def classify(self, request: web.Request) -> Access:
+        match_info = request.match_info
+        if match_info.http_exception is not None:
+            return Access.PUBLIC  # the router answers 404/405; nothing to protect
+        route = match_info.route
+        if route in self._private:
+            return Access.PRIVATE
+        method = "GET" if request.method == "HEAD" else request.method
+        if method == "OPTIONS":
+            return Access.PUBLIC
+        resource = route.resource
+        path = resource.canonical if resource is not None else request.path
+        if (method, path) in PUBLIC_ROUTES:
+            return Access.PUBLIC
+        if method == "GET" and request.path.startswith(PUBLIC_PREFIXES):
+            return Access.PUBLIC
+        return Access.KEY
+
+
+ACCESS_KEY: Final = web.AppKey("access_policy", AccessPolicy)

@@ -1,0 +1,283 @@
+"""Cross-cutting HTTP concerns, applied to every request before any route sees it.
+
+Owner: the daemon core (issue 3). Two middlewares and one response hook, outermost first:
+
+1. ``request_context`` — names the request (``X-Request-ID``), resolves the real client
+   address (``faced.api.ratelimit.ClientAddress``), turns every failure into
+   ``{"error": …}`` with the right status (ApiError, aiohttp's 404/405/413…, and unexpected
+   exceptions as a logged 500 without a traceback), and logs one access line.
+2. ``guard`` — answers CORS preflights (204), rate-limits writes per client (GCRA, 429 with
+   Retry-After), and enforces the access policy (faced.api.access: 401 missing key, 403
+   wrong key or private route off loopback).
+3. ``on_response_prepare`` hook — security headers and CORS on every response, errors
+   and WebSocket handshakes included.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+
+from faced.api.access import Access, AccessPolicy
+from faced.api.codec import respond
+from faced.api.errors import ApiError
+from faced.api.ratelimit import ClientAddress, IPAddress, RateLimiter, is_loopback, rate_key
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("faced.access")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The resolved client of a request (see ClientAddress): None for a Unix socket peer."""
+
+    address: IPAddress | None
+
+    def __str__(self) -> str:
+        return str(self.address) if self.address is not None else "local"
+
+
+REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
+CLIENT_KEY: Final = web.RequestKey("client", Client)
+_PREPARED_KEY: Final = web.RequestKey("prepared_response", web.StreamResponse)
+
+WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_HOST_RE: Final = re.compile(r"[A-Za-z0-9.-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?")
+
+CORS_METHODS: Final = "GET, POST, PUT, OPTIONS"
+CORS_HEADERS: Final = "Content-Type, Authorization, X-API-Key"
+# Same-origin everything, no inline script or style. 'self' covers same-host ws:/wss: in
+# CSP 3 browsers; the explicit ws://host is for older WebKit kiosks.
+_CSP_TEMPLATE: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' data: blob:; connect-src 'self'{ws}; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@dataclass
+class Guard:
+    """What the middlewares need, built once from the config (see faced.app)."""
+
+    api_key: str | None
+    cors_origin: str
+    clients: ClientAddress
+    limiter: RateLimiter
+    policy: AccessPolicy
+    _csp_by_host: dict[str, str] = field(default_factory=dict)
+
+    def content_security_policy(self, host: str) -> str:
+        csp = self._csp_by_host.get(host)
+        if csp is None:
+            if _HOST_RE.fullmatch(host):
+                csp = _CSP_TEMPLATE.format(ws=f" ws://{host} wss://{host}")
+                if len(self._csp_by_host) < 64:  # the names a box is reached by: few
+                    self._csp_by_host[host] = csp
+            else:
+                csp = _CSP_TEMPLATE.format(ws="")
+        return csp
+
+
+def credential(request: web.Request) -> str | None:
+    """The API key the client presented, by any of the four accepted means."""
+    authorization = request.headers.get(hdrs.AUTHORIZATION)
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    header = request.headers.get("X-API-Key")
+    if header:
+        return header
+    query = request.rel_url.query
+    return query.get("token") or query.get("api_key") or None
+
+
+def _key_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    if isinstance(exc, web.HTTPNotFound):
+        return f"not found: {request.method} {request.path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"method {request.method} not allowed on {request.path}; allowed: {allowed}"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return f"request body too large: {exc.text}"
+    default = f"{exc.status}: {exc.reason}"
+    if exc.text and exc.text != default:
+        return exc.text
+    return exc.reason.lower()
+
+
+def error_response(
+    request: web.Request,
+    status: int,
+    body: Mapping[str, object],
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    response = respond(request, dict(body), status=status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def make_request_context(guard: Guard) -> Middleware:
+    resolve = guard.clients.resolve
+
+    @web.middleware
+    async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        incoming_id = request.headers.get("X-Request-ID", "")
+        request_id = incoming_id if _REQUEST_ID_RE.fullmatch(incoming_id) else secrets.token_hex(8)
+        request[REQUEST_ID_KEY] = request_id
+        request[CLIENT_KEY] = Client(
+            resolve(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
+        )
+        status = 500
+        try:
+            response = await _answer(request, handler)
+            status = response.status
+            return response
+        finally:
+            _log_access(request, status, started)
+
+    return request_context
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(request, exc.status, exc.body(), exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects are answers, not errors
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)
+        }
+        return error_response(
+            request, exc.status, {"error": _http_error_message(request, exc)}, headers
+        )
+    except (ConnectionResetError, ConnectionAbortedError):
+        raise  # the client left; there is no one to answer
+    except Exception:
+        log.exception(
+            "unhandled error in %s %s",
+            request.method,
+            request.path,
+            extra={"request_id": request[REQUEST_ID_KEY]},
+        )
+        prepared = request.get(_PREPARED_KEY)
+        if prepared is not None:
+            return prepared  # headers already sent: nothing more can be said
+        return error_response(
+            request, 500, {"error": "internal error", "request_id": request[REQUEST_ID_KEY]}
+        )
+
+
+def _log_access(request: web.Request, status: int, started: float) -> None:
+    # Successful requests at debug: an agent posting at 60/s must not flood an SD card.
+    level = logging.INFO if status >= 400 else logging.DEBUG
+    if not access_log.isEnabledFor(level):
+        return
+    access_log.log(
+        level,
+        "%s %s %d",
+        request.method,
+        request.path,
+        status,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "peer": str(request[CLIENT_KEY]),
+            "request_id": request[REQUEST_ID_KEY],
+        },
+    )
+
+
+def make_guard(guard: Guard) -> Middleware:
+    @web.middleware
+    async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        method = request.method
+        if method == hdrs.METH_OPTIONS:
+            return web.Response(status=204)  # CORS preflight; headers come from the hook
+        if method in WRITE_METHODS:
+            _rate_limit(guard, request)
+        access = guard.policy.classify(request)
+        if access is not Access.PUBLIC:
+            _authorize(guard, request, access)
+        return await handler(request)
+
+    return guard_middleware
+
+
+def _rate_limit(guard: Guard, request: web.Request) -> None:
+    client = request[CLIENT_KEY]
+    wait = guard.limiter.hit(rate_key(client.address))
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise ApiError(
+            429,
+            f"rate limited: too many requests from {client}; retry in {wait:.2f} s",
+            headers={hdrs.RETRY_AFTER: str(retry_after)},
+            extra={"retry_after_s": round(wait, 3)},
+        )
+
+
+def _authorize(guard: Guard, request: web.Request, access: Access) -> None:
+    if guard.api_key is None:
+        if access is Access.PRIVATE and not is_loopback(request[CLIENT_KEY].address):
+            raise ApiError(
+                403,
+                "camera-derived data is served to loopback clients only while no API key "
+                "is set: set auth.api_key (FACE_API_KEY) to serve it on the network",
+            )
+        return
+    given = credential(request)
+    if given is None:
+        raise ApiError(
+            401,
+            "API key required: send Authorization: Bearer <key>, X-API-Key, ?token= or ?api_key=",
+            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="faced"'},
+        )
+    if not _key_matches(given, guard.api_key):
+        raise ApiError(403, "invalid API key")
+
+
+def make_response_hook(
+    guard: Guard,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        request[_PREPARED_KEY] = response
+        headers = response.headers
+        headers[hdrs.SERVER] = "faced"  # no version banner for scanners
+        headers["Content-Security-Policy"] = guard.content_security_policy(request.host)
+        headers["X-Frame-Options"] = "DENY"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = guard.cors_origin
+        headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = CORS_METHODS
+        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = CORS_HEADERS
+        if request.method == hdrs.METH_OPTIONS:
+            headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
+        request_id = request.get(REQUEST_ID_KEY)
+        if request_id is not None:
+            headers["X-Request-ID"] = request_id
+
+    return add_headers

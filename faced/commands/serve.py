@@ -1,0 +1,59 @@
+"""`faced serve`: load the config, then run the daemon (faced.app.run).
+
+Owner: the daemon core (issue 3). Only parses flags and reports config errors as one line
+on stderr with exit status 78 (EX_CONFIG); everything else happens in faced.app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from faced.config import EX_CONFIG, ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the daemon: the API, the face, the camera",
+        description="Run the daemon. Settings: defaults < --config FILE < environment < flags.",
+    )
+    # Values stay strings here so that the config, not argparse, judges them (exit 78).
+    parser.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", help="TCP port (default 9999, env PORT)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default /etc/faced/faced.toml if present)",
+    )
+    parser.add_argument(
+        "--camera",
+        metavar="SOURCE",
+        help="camera source: none (no camera); more sources arrive with the camera support",
+    )
+    parser.set_defaults(func=_serve)
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides.setdefault("server", {})["host"] = args.host
+    if args.port is not None:
+        overrides.setdefault("server", {})["port"] = args.port
+    if args.camera is not None:
+        overrides.setdefault("camera", {})["source"] = args.camera
+    return overrides
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from faced import app, config  # noqa: PLC0415  (keeps `faced --help` fast)
+
+    try:
+        effective = config.load(args.config, overrides=cli_overrides(args))
+        app.check_supported(effective)
+    except ConfigError as exc:
+        print(f"faced serve: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return app.run(effective)
