@@ -1,0 +1,173 @@
+"""Synthetic moving-face clips: a photograph drifting, scaling and turning in a video frame.
+
+Owner: faced.vision (face pipeline, reference side). Benchmarks (``faced bench pipeline``,
+``bench/pipeline_vs_mediapipe.py``), the parity tests and the demo camera need a face that
+moves like a person in front of a camera without a camera or a recorded video. A clip is a
+pure function of the photograph and the frame index: the same arguments give the same
+frames on every machine, so two programs fed the same clip see the same pixels.
+
+The motion is smooth and periodic (sums of slow sines, every period a divisor of
+``Motion.period``): a drift of a few pixels per frame, a gentle zoom and an in-plane tilt of
+a few degrees, which is what a tracker sees from a person sitting in front of a screen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+
+DEFAULT_SIZE: Final = (640, 480)
+DEFAULT_FPS: Final = 30.0
+BACKGROUND_RGB: Final = (48, 52, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """How the photograph moves; amplitudes are peak values, the period is in frames."""
+
+    fill: float = 0.8
+    """Share of the frame the photograph's longer side takes (relative to its fit)."""
+    drift: tuple[float, float] = (0.08, 0.05)
+    """Peak horizontal, vertical drift of the centre, as fractions of the frame size."""
+    zoom: float = 0.1
+    """Peak relative change of scale (0.1 = ±10 %)."""
+    tilt_degrees: float = 8.0
+    """Peak in-plane rotation."""
+    period: int = 240
+    """Frames after which the motion repeats (8 s at 30 frames/s)."""
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.fill <= 2.0:
+            raise ValueError(f"fill must be within 0.05..2, got {self.fill}")
+        if not 0.0 <= self.zoom < 0.9:
+            raise ValueError(f"zoom must be within 0..0.9, got {self.zoom}")
+        if self.period < 4:
+            raise ValueError(f"period must be at least 4 frames, got {self.period}")
+
+
+def frame_transform(
+    index: int,
+    photo_size: tuple[int, int],
+    frame_size: tuple[int, int] = DEFAULT_SIZE,
+    motion: Motion = Motion(),
+) -> npt.NDArray[np.float64]:
+    """The 2x3 affine matrix taking photograph pixels to frame pixels at frame ``index``."""
+    photo_w, photo_h = photo_size
+    frame_w, frame_h = frame_size
+    phase = 2.0 * math.pi * index / motion.period
+    # Different whole-number frequencies per axis: a Lissajous path, never a straight line,
+    # yet the whole motion repeats exactly every period.
+    dx = motion.drift[0] * frame_w * math.sin(phase)
+    dy = motion.drift[1] * frame_h * math.sin(2.0 * phase + 0.5)
+    scale = motion.fill * min(frame_w / photo_w, frame_h / photo_h)
+    scale *= 1.0 + motion.zoom * math.sin(phase + 1.0)
+    angle = motion.tilt_degrees * math.sin(3.0 * phase + 2.0)
+    matrix = cast(
+        npt.NDArray[np.float64],
+        cv2.getRotationMatrix2D((photo_w / 2.0, photo_h / 2.0), angle, scale),
+    )
+    matrix[0, 2] += frame_w / 2.0 + dx - photo_w / 2.0
+    matrix[1, 2] += frame_h / 2.0 + dy - photo_h / 2.0
+    return matrix
+
+
+def render_frame(
+    photo: Image,
+    index: int,
+    frame_size: tuple[int, int] = DEFAULT_SIZE,
+    motion: Motion = Motion(),
+) -> Image:
+    """Frame ``index`` of the clip made from ``photo`` (H x W x 3 uint8, any channel order;
+    the frame has the same order)."""
+    if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ValueError(f"photo must be an H x W x 3 uint8 array, got {photo.shape} {photo.dtype}")
+    height, width = photo.shape[:2]
+    matrix = frame_transform(index, (width, height), frame_size, motion)
+    frame = cv2.warpAffine(
+        photo,
+        matrix,
+        frame_size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=BACKGROUND_RGB,
+    )
+    return cast(Image, frame)
+
+
+def synthetic_frames(
+    photo: Image,
+    frames: int,
+    *,
+    frame_size: tuple[int, int] = DEFAULT_SIZE,
+    motion: Motion = Motion(),
+) -> Iterator[Image]:
+    """The clip's ``frames`` frames, one array at a time (RGB if ``photo`` is RGB)."""
+    if frames < 0:
+        raise ValueError(f"frames must be >= 0, got {frames}")
+    for index in range(frames):
+        yield render_frame(photo, index, frame_size, motion)
+
+
+def load_photo(path: str | Path) -> Image:
+    """A photograph file as RGB; ValueError naming the file if it cannot be read."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read an image from {path}")
+    return cast(Image, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def write_clip(
+    photo: Image,
+    path: str | Path,
+    frames: int,
+    *,
+    frame_size: tuple[int, int] = DEFAULT_SIZE,
+    fps: float = DEFAULT_FPS,
+    motion: Motion = Motion(),
+    quality: int = 90,
+) -> Path:
+    """Write the clip from RGB ``photo`` as an MJPEG .avi (every frame a key frame, cheap
+    to decode, as from a USB camera) and return its path. Written under a temporary name
+    and renamed, so a reader never sees half a clip."""
+    target = Path(path)
+    partial = target.with_name(target.stem + ".partial" + target.suffix)
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"MJPG"), fps, frame_size)
+    if not writer.isOpened():
+        raise OSError(f"cannot open {partial} for writing an MJPEG clip")
+    try:
+        writer.set(cv2.VIDEOWRITER_PROP_QUALITY, float(quality))
+        for frame in synthetic_frames(photo, frames, frame_size=frame_size, motion=motion):
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    partial.replace(target)
+    return target
+
+
+def cached_clip(
+    photo_path: str | Path,
+    cache_dir: str | Path,
+    frames: int,
+    *,
+    frame_size: tuple[int, int] = DEFAULT_SIZE,
+    fps: float = DEFAULT_FPS,
+) -> Path:
+    """The clip for ``photo_path`` in ``cache_dir``, written on first use. The file name
+    records every parameter, so a changed request never reuses a stale clip."""
+    source = Path(photo_path)
+    width, height = frame_size
+    name = f"{source.stem}-{width}x{height}-{frames}f-{fps:g}fps.avi"
+    target = Path(cache_dir) / name
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_clip(load_photo(source), target, frames, frame_size=frame_size, fps=fps)

@@ -1,0 +1,1 @@
+"""faced's test suite."""
