@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import signal
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from faced.system import NOTIFIER_KEY, setup_logging, watchdog_ctx
 log = logging.getLogger(__name__)
 
 WEB_DIR: Final = Path(__file__).resolve().parent / "web"
+STATIC_DIR: Final = WEB_DIR / "static"
 IMPLEMENTED_CAMERA_SOURCES: Final = frozenset({"none"})
 # Slack for the JSON around a base64 audio chunk ({"data": "…", "seq": N}).
 _JSON_ENVELOPE_BYTES: Final = 64 * 1024
@@ -109,7 +111,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/health", health_handler)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/dashboard", _page("dashboard.html"))
-    app.router.add_static("/static/", WEB_DIR / "static", append_version=False)
+    app.router.add_get("/static/{name:.+}", static_file)
     return app
 
 
@@ -138,6 +140,27 @@ def _page(name: str) -> Handler:
 
     page.__name__ = f"page_{path.stem}"
     return page
+
+
+_STATIC_NAME: Final = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def _static_path(name: str) -> Path | None:
+    """The file under STATIC_DIR that ``name`` names, if any (runs in a worker thread)."""
+    path = (STATIC_DIR / name).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        return None
+    return path
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    # Our own handler rather than add_static: a missing file must be a JSON 404 raised
+    # here, not an empty 404 that FileResponse decides on after the middlewares ran.
+    name = request.match_info["name"]
+    path = await asyncio.to_thread(_static_path, name) if _STATIC_NAME.fullmatch(name) else None
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 # --- running the daemon ------------------------------------------------------------------

@@ -163,6 +163,12 @@ class FacedProcess:
             await self._reader
 
 
+# Settings from the developer's shell must not leak into the daemon under test.
+_NOT_INHERITED = frozenset(
+    {"PORT", "FACE_API_KEY", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+    | {"CREDENTIALS_DIRECTORY", "JOURNAL_STREAM"}
+)
+
 RunFaced = Callable[..., Awaitable[FacedProcess]]
 
 
@@ -185,12 +191,10 @@ async def run_faced(tmp_path: Path) -> AsyncIterator[RunFaced]:
             await asyncio.to_thread(path.write_text, config_text)
             command += ["--config", str(path)]
         command += list(args)
-        # A clean environment: no FACE_API_KEY, PORT or NOTIFY_SOCKET leaking in from outside.
         child_env = {
             key: value
             for key, value in os.environ.items()
-            if key not in {"PORT", "FACE_API_KEY", "NOTIFY_SOCKET", "WATCHDOG_USEC"}
-            and not key.startswith("OPENCLAW_")
+            if key not in _NOT_INHERITED and not key.startswith("OPENCLAW_")
         }
         child_env["PYTHONPATH"] = str(REPO_ROOT)
         child_env.update(env or {})

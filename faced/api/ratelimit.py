@@ -21,6 +21,8 @@ from typing import Final
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_EPSILON_S: Final = 1e-9
+
 LOOPBACK_NETWORKS: Final[tuple[IPNetwork, ...]] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
@@ -123,7 +125,7 @@ class RateLimiter:
         self._sweep(now)
         tat = max(self._tat.get(key, now), now) + self.interval
         wait = tat - now - self.tolerance
-        if wait > 0:
+        if wait > _EPSILON_S:  # sums of float intervals must not eat the last burst slot
             self.rejected += 1
             return wait
         self._tat[key] = tat
