@@ -232,6 +232,30 @@ def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return layer
 
 
+# systemd credential (LoadCredential=api-key:/etc/faced/api-key) holding auth.api_key.
+API_KEY_CREDENTIAL: Final = "api-key"
+
+
+def credentials_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """auth.api_key from systemd's credentials directory, so the secret never sits in the
+    environment or a world-readable file. The lowest layer above the defaults: a key set in
+    the TOML file, the environment or a flag wins. Owner: the appliance (issue 8)."""
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return {}
+    path = Path(directory) / API_KEY_CREDENTIAL
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"credential {path}: unreadable ({reason})") from None
+    if not key:
+        raise ConfigError(f"credential {path}: empty, expected the API key")
+    return {"auth": {"api_key": key}}
+
+
 def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
     """Build a Config from plain data, converting strings from the environment/CLI."""
     try:
@@ -262,14 +286,15 @@ def load(
 ) -> Config:
     """Load the effective config. ``path`` None means the default file if it exists."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
+    raw: dict[str, Any] = credentials_layer(environ)
     origin = "config"
     if path is None and DEFAULT_CONFIG_PATH.is_file():
         path = DEFAULT_CONFIG_PATH
     if path is not None:
         origin = str(path)
-        raw = read_toml(path)
-        validate(raw, origin)  # report file errors against the file, before other layers
+        file_layer = read_toml(path)
+        validate(file_layer, origin)  # report file errors against the file, before other layers
+        raw = _deep_merge(raw, file_layer)
     raw = _deep_merge(raw, environment_layer(environ))
     raw = _deep_merge(raw, overrides or {})
     return validate(raw, origin)
