@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import msgspec.inspect
 import pytest
 
 from faced import config
@@ -138,3 +139,16 @@ def test_serve_flags_with_bad_values_exit_78_with_one_line(capsys) -> None:
     assert main(["serve", "--camera", "picamera2"]) == EX_CONFIG
     [line] = capsys.readouterr().err.splitlines()
     assert "camera.source = 'picamera2'" in line
+
+
+def test_readme_documents_every_key_and_environment_variable() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sections = msgspec.inspect.type_info(config.Config).fields
+    missing = [
+        f"{section.name}.{field.name}"
+        for section in sections
+        for field in msgspec.inspect.type_info(section.type.cls).fields
+        if f"`{section.name}.{field.name}`" not in readme
+    ]
+    missing += [f"env {name}" for name in config.ENVIRONMENT if f"`{name}`" not in readme]
+    assert not missing, f"README.md's configuration table lacks {missing}"

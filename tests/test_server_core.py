@@ -93,6 +93,7 @@ async def test_health_merges_summaries_and_reports_failing_components(faced_clie
         health = app[HEALTH_KEY]
         health.add_summary(lambda: {"viewers": 3, "status": "hijacked"})
         health.add_component("speaker", lambda: {"status": "error", "error": "no device"})
+        health.add_component("broken", lambda: {"status": str(1 / 0)})
 
     client = await faced_client(prepare=prepare)
     body = await (await client.get("/health")).json()
@@ -100,6 +101,8 @@ async def test_health_merges_summaries_and_reports_failing_components(faced_clie
     assert body["status"] == "degraded"  # a summary cannot overwrite the core's keys
     assert body["ok"] is True
     assert body["components"]["speaker"] == {"status": "error", "error": "no device"}
+    assert body["components"]["broken"]["status"] == "error"
+    assert "division by zero" in body["components"]["broken"]["error"]
 
 
 async def test_health_in_msgpack_when_accept_prefers_it(faced_client) -> None:

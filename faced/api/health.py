@@ -9,10 +9,13 @@ callables add an entry under ``components`` with at least ``{"status": "ok" | "e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 Report = dict[str, Any]
 
@@ -32,12 +35,22 @@ class Health:
         self._components.pop(name, None)
 
     def components(self) -> dict[str, Report]:
-        return {name: report() for name, report in self._components.items()}
+        reports: dict[str, Report] = {}
+        for name, report in self._components.items():
+            try:
+                reports[name] = report()
+            except Exception as exc:  # a broken reporter must not take /health down
+                log.exception("health report of %s failed", name)
+                reports[name] = {"status": "error", "error": f"health report failed: {exc}"}
+        return reports
 
     def summary(self) -> Report:
         merged: Report = {}
         for report in self._summaries:
-            merged.update(report())
+            try:
+                merged.update(report())
+            except Exception:
+                log.exception("health summary %r failed", report)
         return merged
 
 
