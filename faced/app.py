@@ -199,6 +199,10 @@ async def serve(config: Config) -> int:
         log.error("%s", exc)
         await runner.cleanup()
         return EX_CONFIG
+    except Exception:
+        log.exception("startup failed")
+        await runner.cleanup()
+        return 1
     host, port = config.server.host, config.server.port
     try:
         await web.TCPSite(runner, host, port).start()
@@ -218,7 +222,12 @@ async def serve(config: Config) -> int:
         __version__,
         host,
         port,
-        extra={"host": host, "port": port, "camera": config.camera.source},
+        extra={
+            "host": host,
+            "port": port,
+            "camera": config.camera.source,
+            "loop": type(loop).__module__.split(".")[0],
+        },
     )
     await stop.wait()
 

@@ -102,6 +102,7 @@ async def test_sigterm_exits_0_within_3_seconds(run_faced) -> None:
         assert await faced.wait_exit() == 0
     assert time.monotonic() - started < 3.0
     assert "stopping" in faced.stderr
+    assert "loop=uvloop" in faced.stderr  # the daemon runs on uvloop
 
 
 async def test_json_log_format_writes_one_object_per_line(run_faced) -> None:

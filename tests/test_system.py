@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,33 @@ def test_notifier_survives_a_vanished_socket(tmp_path: Path, caplog) -> None:
         assert notifier.notify("WATCHDOG=1") is False
     assert "systemd notify failed" in caplog.text
     notifier.close()
+
+
+async def test_watchdog_pings_come_from_the_event_loop_and_stop_when_it_blocks(
+    faced_client, tmp_path: Path, monkeypatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify"))
+    receiver.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 50 ms
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    try:
+        await faced_client()
+        async with asyncio.timeout(5):
+            assert await loop.sock_recv(receiver, 100) == b"WATCHDOG=1"
+        # Hog the loop for 0.5 s without a blocking call (pure computation): no task runs,
+        # so at most the one ping already due can be sent before the next await.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            pass
+        blocked_pings = 0
+        with contextlib.suppress(BlockingIOError):
+            while receiver.recv(100):
+                blocked_pings += 1
+        assert blocked_pings <= 2, blocked_pings  # ~10 had the loop been free
+        async with asyncio.timeout(5):
+            assert await loop.sock_recv(receiver, 100) == b"WATCHDOG=1"  # resumes
+    finally:
+        receiver.close()
