@@ -162,7 +162,10 @@ class FaceDetector:
         # The raw logit a score of min_score corresponds to: thresholding logits avoids a
         # sigmoid over all 896 boxes.
         self._min_logit = float(np.log(min_score / (1 - min_score)))
+        # Reused buffers: fresh large arrays cost page faults every frame (not thread-safe:
+        # the owning pipeline serialises calls).
         self._tensor = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+        self._square = {c: np.empty((INPUT_SIZE, INPUT_SIZE, c), dtype=np.uint8) for c in (3, 4)}
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> Letterbox:
         """Letterbox an RGB or RGBA image into the input tensor."""
@@ -172,12 +175,13 @@ class FaceDetector:
             image,
             letterbox.matrix(),
             (INPUT_SIZE, INPUT_SIZE),
+            dst=self._square[image.shape[2]],
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=(0, 0, 0),
         )
         if square.shape[2] == 4:
-            square = cv2.cvtColor(square, cv2.COLOR_RGBA2RGB)
+            square = cv2.cvtColor(square, cv2.COLOR_RGBA2RGB, dst=self._square[3])
         np.multiply(square, np.float32(2 / 255), out=self._tensor[0], casting="unsafe")
         self._tensor -= np.float32(1)
         return letterbox

@@ -138,7 +138,7 @@ class WeightedProcrustes:
         design = (target * self._sqrt_weights) @ self._centred_weighted_source_t
         u, _, vt = np.linalg.svd(design)
         rotation = u @ vt
-        if np.linalg.det(rotation) < 0:  # a reflection: flip the weakest axis
+        if _det3(rotation) < 0:  # a reflection: flip the weakest axis
             u[:, 2] *= -1
             rotation = u @ vt
         # sum((R C) * T_w) == sum(R * design): the scale without another 3 x n product.
@@ -152,6 +152,12 @@ class WeightedProcrustes:
         transform[:3, :3] = scale * rotation
         transform[:3, 3] = target_centre - scale * (rotation @ self._source_centre)
         return transform
+
+
+def _det3(matrix: F64) -> float:
+    # Plain floats: np.linalg.det's wrapper costs more than the arithmetic for 3 x 3.
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def solve_weighted_orthogonal(source: F64, target: F64, sqrt_weights: F64) -> F64:
@@ -189,6 +195,7 @@ class GeometryPipeline:
             np.sqrt(canonical.weights[self._indices]),
         )
         self._height_at_near = 2 * NEAR * math.tan(math.radians(vertical_fov_deg) / 2)
+        self._flip_z = np.array([[1.0], [1.0], [-1.0]])
 
     @classmethod
     def from_metadata(cls, data: bytes) -> GeometryPipeline:
@@ -198,11 +205,10 @@ class GeometryPipeline:
         return self._solver.rotation_and_scale(points)[1]
 
     def _to_metric(self, screen: F64, depth_offset: float, scale: float) -> F64:
-        metric = screen.copy()
-        metric[2] = (metric[2] - depth_offset + NEAR) / scale
-        metric[0] *= metric[2] / NEAR
-        metric[1] *= metric[2] / NEAR
-        metric[2] *= -1
+        """Rescale depth, unproject x and y through the frustum, flip z (right-handed)."""
+        depth = (screen[2] - depth_offset + NEAR) / scale
+        metric = screen * (depth / NEAR)
+        metric[2] = -depth
         return metric
 
     def solve(self, landmarks: npt.NDArray[np.floating], width: int, height: int) -> HeadPose:
@@ -211,14 +217,11 @@ class GeometryPipeline:
         w = h * width / height
         # Project to the near plane (origin top-left -> centre, y up); z scales like x.
         depth_offset = float(landmarks[:MESH_POINTS, 2].mean()) * w
-        selected = landmarks[self._indices].astype(np.float64).T
-        screen = np.empty_like(selected)
-        screen[0] = selected[0] * w - w / 2
-        screen[1] = (1 - selected[1]) * h - h / 2
-        screen[2] = selected[2] * w
-        first = screen.copy()
-        first[2] *= -1
-        scale1 = self._estimate_scale(first)
+        # x * w - w/2, (1 - y) * h - h/2, z * w; points as columns for the solver.
+        screen: F64 = (
+            landmarks[self._indices].astype(np.float64) * (w, -h, w) + (-w / 2, h / 2, 0.0)
+        ).T
+        scale1 = self._estimate_scale(screen * self._flip_z)
         scale2 = self._estimate_scale(self._to_metric(screen, depth_offset, scale1))
         metric = self._to_metric(screen, depth_offset, scale1 * scale2)
         matrix = self._solver.solve(metric)

@@ -130,7 +130,10 @@ class LandmarkModel:
         self._presence_out = next(i for i in singles if len(model.outputs[i].shape) == 4)
         self._tongue_out = next((i for i in singles if i != self._presence_out), None)
         self._min_logit = math.log(min_presence / (1 - min_presence))
+        # Reused buffers: fresh large arrays cost page faults every frame (not thread-safe:
+        # the owning pipeline serialises calls).
         self._tensor = np.empty((1, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
+        self._patch = {c: np.empty((CROP_SIZE, CROP_SIZE, c), dtype=np.uint8) for c in (3, 4)}
 
     def crop(self, image: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.float32]:
         """The model's input for ``roi`` of an RGB or RGBA image (RGBA warps faster:
@@ -139,11 +142,12 @@ class LandmarkModel:
             image,
             roi.crop_matrix(),
             (CROP_SIZE, CROP_SIZE),
+            dst=self._patch[image.shape[2]],
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
         if patch.shape[2] == 4:
-            patch = cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB)
+            patch = cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB, dst=self._patch[3])
         np.multiply(patch, np.float32(1 / 255), out=self._tensor[0], casting="unsafe")
         return self._tensor
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from faced.schemas.analysis import Analysis
+from faced.schemas.analysis import Analysis, Face
 from faced.vision.landmarks import Roi, roi_from_landmarks
 from faced.vision.pipeline import StageTimes, prepare
 from faced.vision.smoothing import LandmarkSmoother
@@ -44,6 +44,7 @@ class Tracker:
         self._rois: list[Roi] = []
         self._smoother = LandmarkSmoother() if smoothing and pipeline.num_faces == 1 else None
         self._last_timestamp_ms: int | None = None
+        self._frame: npt.NDArray[np.uint8] | None = None
         self.last_detected = False
         """Whether the detector ran on the last processed frame."""
         self.frames = 0
@@ -68,7 +69,8 @@ class Tracker:
         *,
         bgr: bool = False,
     ) -> Analysis:
-        """Analyze the next frame of the stream; timestamps must increase."""
+        """Analyze the next frame of the stream; timestamps must increase. A bad image or
+        timestamp raises ValueError and leaves the stream's state as it was."""
         start = time.perf_counter()
         timestamp_ms = int(timestamp_ms)
         if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
@@ -76,11 +78,22 @@ class Tracker:
                 f"timestamp {timestamp_ms} ms is not after the previous frame's "
                 f"{self._last_timestamp_ms} ms"
             )
-        self._last_timestamp_ms = timestamp_ms
         pipeline = self._pipeline
-        frame = prepare(image, bgr=bgr)
-        height, width = frame.shape[:2]
         times = StageTimes()
+        with pipeline.lock:
+            frame = self._frame = prepare(image, bgr=bgr, out=self._frame)
+            self._last_timestamp_ms = timestamp_ms
+            faces = self._track(frame, timestamp_ms, landmarks, times)
+        height, width = frame.shape[:2]
+        return pipeline.result(
+            faces, width, height, times, start, with_landmarks=landmarks, timestamp_ms=timestamp_ms
+        )
+
+    def _track(
+        self, frame: npt.NDArray[np.uint8], timestamp_ms: int, landmarks: bool, times: StageTimes
+    ) -> list[Face]:
+        pipeline = self._pipeline
+        height, width = frame.shape[:2]
         rois = self._rois
         self.last_detected = len(rois) < pipeline.num_faces
         if self.last_detected:
@@ -92,10 +105,10 @@ class Tracker:
         found = pipeline.run_landmarks(frame, rois, times)
         self._rois = [roi_from_landmarks(f.points, width, height) for f in found]
         self.frames += 1
-        faces = []
         smoother = self._smoother
         if smoother is not None and not found:
             smoother.reset()
+        faces = []
         for face in found:
             points = face.points
             if smoother is not None:
@@ -105,6 +118,4 @@ class Tracker:
                     face, points, width, height, with_landmarks=landmarks, times=times
                 )
             )
-        return pipeline.result(
-            faces, width, height, times, start, with_landmarks=landmarks, timestamp_ms=timestamp_ms
-        )
+        return faces

@@ -1,0 +1,1 @@
+"""Benchmarks behind `faced bench …`, one module per subject (figures beside a baseline)."""
