@@ -48,7 +48,9 @@ class OneEuroFilter:
 
     def reset(self) -> None:
         self.frequency = self._default_frequency
-        self._last_ns = 0
+        # MediaPipe's kUninitializedTimestamp (OneEuroFilter::Create): a stream whose first
+        # frame is at timestamp 0 (a video file) is filtered from that frame on.
+        self._last_ns = -1
         self._raw: F64 | None = None
         self._value: F64 | None = None
         self._derivative: F64 | None = None
