@@ -15,6 +15,7 @@ Owner: the daemon core (issue 3). Two middlewares and one response hook, outermo
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -150,6 +151,9 @@ def make_request_context(guard: Guard) -> Middleware:
             response = await _answer(request, handler)
             status = response.status
             return response
+        except asyncio.CancelledError:
+            status = 499  # the client went away mid-request (nginx's name for it)
+            raise
         finally:
             _log_access(request, status, started)
 
