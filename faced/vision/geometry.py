@@ -144,6 +144,16 @@ class WeightedProcrustes:
         # sum((R C) * T_w) == sum(R * design): the scale without another 3 x n product.
         return rotation, float((rotation * design).sum()) / self._denominator
 
+    def scale(self, target: F64) -> float:
+        """The optimal scale alone (what MediaPipe's scale estimates use), without the
+        rotation: sum(R * design) is the sum of the design's singular values, the smallest
+        negated when the best orthogonal map would be a reflection."""
+        design = (target * self._sqrt_weights) @ self._centred_weighted_source_t
+        singular = _singular_values3(design)
+        if _det3(design) < 0:
+            singular[2] = -singular[2]
+        return sum(singular) / self._denominator
+
     def solve(self, target: F64) -> F64:
         """4x4 [s R | t] minimising sum w_i |s R src_i + t - dst_i|^2 (points as columns)."""
         rotation, scale = self.rotation_and_scale(target)
@@ -152,6 +162,35 @@ class WeightedProcrustes:
         transform[:3, :3] = scale * rotation
         transform[:3, 3] = target_centre - scale * (rotation @ self._source_centre)
         return transform
+
+
+def _singular_values3(matrix: F64) -> list[float]:
+    """Singular values of a 3 x 3 matrix, largest first: square roots of the eigenvalues
+    of M^T M by the closed-form trigonometric solution (plain floats: a few microseconds,
+    where np.linalg.svd's wrapper alone costs tens on a cold cache)."""
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    # A = M^T M, symmetric positive semi-definite.
+    a00, a11, a22 = a * a + d * d + g * g, b * b + e * e + h * h, c * c + f * f + i * i
+    a01, a02, a12 = a * b + d * e + g * h, a * c + d * f + g * i, b * c + e * f + h * i
+    off = a01 * a01 + a02 * a02 + a12 * a12
+    q = (a00 + a11 + a22) / 3
+    p2 = (a00 - q) ** 2 + (a11 - q) ** 2 + (a22 - q) ** 2 + 2 * off
+    if p2 <= 1e-300:
+        eigen = [q, q, q]
+    else:
+        p = math.sqrt(p2 / 6)
+        b00, b11, b22 = (a00 - q) / p, (a11 - q) / p, (a22 - q) / p
+        b01, b02, b12 = a01 / p, a02 / p, a12 / p
+        det_b = (
+            b00 * (b11 * b22 - b12 * b12)
+            - b01 * (b01 * b22 - b12 * b02)
+            + b02 * (b01 * b12 - b11 * b02)
+        )
+        phi = math.acos(max(-1.0, min(1.0, det_b / 2))) / 3
+        largest = q + 2 * p * math.cos(phi)
+        smallest = q + 2 * p * math.cos(phi + 2 * math.pi / 3)
+        eigen = [largest, 3 * q - largest - smallest, smallest]
+    return [math.sqrt(max(v, 0.0)) for v in eigen]
 
 
 def _det3(matrix: F64) -> float:
@@ -202,7 +241,7 @@ class GeometryPipeline:
         return cls(parse_metadata(data))
 
     def _estimate_scale(self, points: F64) -> float:
-        return self._solver.rotation_and_scale(points)[1]
+        return self._solver.scale(points)
 
     def _to_metric(self, screen: F64, depth_offset: float, scale: float) -> F64:
         """Rescale depth, unproject x and y through the frustum, flip z (right-handed)."""
