@@ -11,7 +11,7 @@ CAMERA ?= none
 # Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
 DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)
 
-.PHONY: setup run test lint typecheck pytest models test-data system-deps bench clean help
+.PHONY: setup run test lint typecheck pytest models test-data system-deps bench bench-pipeline clean help
 
 help:
 	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
@@ -64,6 +64,10 @@ test: lint typecheck pytest
 bench: setup
 	$(BIN)/faced bench api
 	$(BIN)/faced bench pipeline
+
+# faced vs MediaPipe (VIDEO mode), whole process against whole process, pinned to one core.
+bench-pipeline: setup $(VENV)/.installed-test
+	$(BIN)/python bench/pipeline_vs_mediapipe.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

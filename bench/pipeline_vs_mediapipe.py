@@ -1,0 +1,249 @@
+"""faced's face pipeline against MediaPipe, whole process against whole process, one core.
+
+Owner: bench (reference side of the face pipeline). Both programs get the same synthetic
+moving-face clip (``faced.vision.synthetic``; 600 frames of 640x480 MJPEG by default,
+written once to a cache directory) and do the same work per frame: decode, detect or
+track, landmarks, blendshapes, head pose, one JSON line on stdout.
+
+- faced:     ``faced analyze CLIP --jsonl``
+- MediaPipe: ``bench/mediapipe_video.py CLIP`` (mediapipe==1.2.2, VIDEO mode)
+
+Each runs pinned to one core (``taskset -c CORE``), several times, alternating, so both see
+the same machine load; each run's wall time and peak RSS (``wait4`` rusage of that very
+process) are recorded. A 1-frame clip measures each side's start-up (imports, model
+loading) so the per-frame cost can be told apart from it. Absolute times on shared
+machines drift by tens of percent: only the side-by-side figures of one run mean anything.
+
+    .venv/bin/python bench/pipeline_vs_mediapipe.py [--frames 600] [--repeat 3] [--core 1]
+    make bench-pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+BIN: Final = Path(sys.executable).parent
+DATA_DIR: Final = ROOT / "tests" / ".data"
+MODEL_BUNDLE: Final = DATA_DIR / "face_landmarker.task"
+GOAL_RATIO: Final = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    lines: int
+    frames_with_face: int
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    name: str
+    command: list[str]
+
+
+def pinned(command: list[str], core: int) -> list[str]:
+    """The command pinned to ``core`` by taskset (util-linux), which execs it: the process
+    measured is the program itself."""
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset (util-linux) is needed to pin the processes to one core")
+    return ["taskset", "-c", str(core), *command]
+
+
+def run(side: Side, clip: Path, core: int, output: Path) -> Run:
+    command = pinned([*side.command, str(clip)], core)
+    with output.open("wb") as stdout, tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+        # wait4 gives this child's own rusage: its peak RSS, not the maximum over all runs.
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip().splitlines()[-15:]
+            raise SystemExit(
+                f"{side.name} failed (exit {process.returncode}): {' '.join(command)}\n"
+                + "\n".join(tail)
+            )
+    lines = output.read_text(encoding="utf-8").splitlines()
+    with_face = sum(1 for line in lines if json.loads(line).get("face_found"))
+    # ru_maxrss is in KiB on Linux.
+    return Run(
+        wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, len(lines), with_face
+    )
+
+
+def blendshape_agreement(faced_out: Path, mediapipe_out: Path) -> tuple[float, float, int]:
+    """Mean and max |Δ| over MediaPipe's 51 ARKit blendshapes, per frame where both found
+    a face: the two processes did the same work."""
+    deltas: list[float] = []
+    frames = 0
+    with faced_out.open(encoding="utf-8") as ours, mediapipe_out.open(encoding="utf-8") as theirs:
+        for our_line, their_line in zip(ours, theirs, strict=False):
+            our_doc, their_doc = json.loads(our_line), json.loads(their_line)
+            if not (our_doc["faces"] and their_doc["faces"]):
+                continue
+            frames += 1
+            our_shapes = our_doc["faces"][0]["blendshapes"]
+            for name, score in their_doc["faces"][0]["blendshapes"].items():
+                if name != "_neutral":
+                    deltas.append(abs(our_shapes[name] - score))
+    if not deltas:
+        return float("nan"), float("nan"), 0
+    return statistics.fmean(deltas), max(deltas), frames
+
+
+def fetch_test_data() -> None:
+    fetched = subprocess.run(
+        [sys.executable, "-m", "tests.data", "fetch"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if fetched.returncode != 0:
+        raise SystemExit(f"test data unavailable:\n{fetched.stderr.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600, help="clip length (default 600)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side (default 3)")
+    parser.add_argument("--core", type=int, default=1, help="CPU core to pin to (default 1)")
+    parser.add_argument(
+        "--photo", default="lenna.png", help="test photograph in tests/.data the clip moves"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "bench")
+    args = parser.parse_args(argv)
+    if args.frames < 2 or args.repeat < 1:
+        parser.error("--frames must be at least 2 and --repeat at least 1")
+    if args.core not in os.sched_getaffinity(0):
+        parser.error(f"core {args.core} is not available here: {sorted(os.sched_getaffinity(0))}")
+
+    from faced.vision.synthetic import cached_clip  # noqa: PLC0415  (after argument errors)
+
+    fetch_test_data()
+    photo = DATA_DIR / args.photo
+    if not photo.is_file():
+        parser.error(f"no photograph {photo}")
+    clip = cached_clip(photo, args.cache_dir, args.frames)
+    startup_clip = cached_clip(photo, args.cache_dir, 1)
+    sides = (
+        Side("faced", [str(BIN / "faced"), "analyze", "--jsonl"]),
+        Side(
+            "MediaPipe",
+            [
+                sys.executable,
+                str(ROOT / "bench" / "mediapipe_video.py"),
+                "--model",
+                str(MODEL_BUNDLE),
+            ],
+        ),
+    )
+    print(f"clip: {clip} ({args.frames} frames, 640x480 MJPEG, from {args.photo})")
+    print(f"pinned to core {args.core}; {args.repeat} alternating runs per side")
+    for side in sides:
+        print(f"  {side.name:9s} {' '.join(side.command)} CLIP")
+
+    runs: dict[str, list[Run]] = {side.name: [] for side in sides}
+    startups: dict[str, list[float]] = {side.name: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="faced-bench-") as scratch:
+        outputs = {side.name: Path(scratch) / f"{side.name}.jsonl" for side in sides}
+        for repetition in range(args.repeat):
+            # Alternate which side goes first so neither always runs on a warmer machine.
+            order = sides if repetition % 2 == 0 else sides[::-1]
+            for side in order:
+                measured = run(side, clip, args.core, outputs[side.name])
+                if measured.lines != args.frames:
+                    raise SystemExit(
+                        f"{side.name} wrote {measured.lines} lines for {args.frames} frames"
+                    )
+                runs[side.name].append(measured)
+                startups[side.name].append(
+                    run(side, startup_clip, args.core, Path(scratch) / "startup.jsonl").wall_s
+                )
+                print(
+                    f"  run {repetition + 1} {side.name:9s} {measured.wall_s:6.2f} s wall  "
+                    f"{measured.cpu_s:6.2f} s CPU  "
+                    f"peak RSS {measured.peak_rss_mib:6.1f} MiB",
+                    flush=True,
+                )
+        agreement = blendshape_agreement(outputs["faced"], outputs["MediaPipe"])
+
+    def median_wall(name: str) -> float:
+        return statistics.median(r.wall_s for r in runs[name])
+
+    def per_frame_ms(name: str) -> float:
+        return (median_wall(name) - statistics.median(startups[name])) / (args.frames - 1) * 1e3
+
+    def peak(name: str) -> float:
+        return max(r.peak_rss_mib for r in runs[name])
+
+    def median_cpu(name: str) -> float:
+        return statistics.median(r.cpu_s for r in runs[name])
+
+    faced_wall, mp_wall = median_wall("faced"), median_wall("MediaPipe")
+    # Each repetition's pair ran back to back: their ratio is the least disturbed by load
+    # that comes and goes on a shared machine.
+    paired = [
+        ours.wall_s / theirs.wall_s
+        for ours, theirs in zip(runs["faced"], runs["MediaPipe"], strict=True)
+    ]
+    rows = [
+        ("wall time, median (s)", faced_wall, mp_wall, "{:.2f}"),
+        ("CPU time user+sys, median (s)", median_cpu("faced"), median_cpu("MediaPipe"), "{:.2f}"),
+        (
+            "ms/frame, whole process",
+            faced_wall / args.frames * 1e3,
+            mp_wall / args.frames * 1e3,
+            "{:.2f}",
+        ),
+        (
+            "start-up, 1-frame clip (s)",
+            statistics.median(startups["faced"]),
+            statistics.median(startups["MediaPipe"]),
+            "{:.2f}",
+        ),
+        ("ms/frame after start-up", per_frame_ms("faced"), per_frame_ms("MediaPipe"), "{:.2f}"),
+        ("peak RSS, max (MiB)", peak("faced"), peak("MediaPipe"), "{:.1f}"),
+    ]
+    print()
+    print(f"{'':30s} {'faced':>10s} {'MediaPipe':>10s} {'faced/MP':>9s}")
+    for label, ours, theirs, fmt in rows:
+        print(f"{label:28s} {fmt.format(ours):>10s} {fmt.format(theirs):>10s} {ours / theirs:9.3f}")
+    print(
+        f"{'frames with a face':30s} {runs['faced'][-1].frames_with_face:>10d} "
+        f"{runs['MediaPipe'][-1].frames_with_face:>10d}"
+    )
+    mean_delta, max_delta, compared = agreement
+    print(
+        f"blendshapes, faced vs MediaPipe over {compared} frames: "
+        f"mean |Δ| {mean_delta:.4f}, max |Δ| {max_delta:.4f}"
+    )
+    ratio = statistics.median(paired)
+    print("wall-time ratio per repetition: " + ", ".join(f"{r:.3f}" for r in paired))
+    rss_ok = peak("faced") <= peak("MediaPipe")
+    print(
+        f"goal: time ratio (median of pairs) <= {GOAL_RATIO}: {ratio:.3f} "
+        f"({'met' if ratio <= GOAL_RATIO else 'MISSED'}); "
+        f"peak RSS <= MediaPipe's: {'met' if rss_ok else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
