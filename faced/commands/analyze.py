@@ -11,6 +11,7 @@ if any failed. Heavy imports (numpy, OpenCV, LiteRT) happen only when the comman
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -233,7 +234,7 @@ def _analyze_video(
             ok, frame = capture.read(frame)
             if not ok:
                 break
-            timestamp = round(index * 1000 / fps)
+            timestamp = math.floor(index * 1000 / fps)  # as a MediaPipe VIDEO-mode user does
             result = tracker.process(
                 cast("npt.NDArray[np.uint8]", frame), timestamp, args.landmarks, bgr=True
             )

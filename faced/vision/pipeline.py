@@ -1,11 +1,11 @@
 """The face pipeline: image in, ``Analysis`` out (MediaPipe Face Landmarker v2, reimplemented).
 
 Owner: faced.vision (face pipeline). ``FacePipeline`` loads and verifies the models once
-and owns their interpreters (one set per pipeline: use one pipeline per worker thread for
-parallelism; calls on one pipeline, its trackers included, serialise on its lock). ``analyze`` is
-MediaPipe's IMAGE mode (detection on every call); ``tracker()`` gives a per-stream
-``Tracker`` (VIDEO mode: tracking, smoothing). Stages: detect -> ROI -> landmarks ->
-(smoothing) -> blendshapes, head pose, eyes -> result.
+and owns their interpreters: one set per pipeline, so use one pipeline per worker thread
+for parallelism; calls on one pipeline, its trackers included, serialise on its lock.
+``analyze`` is MediaPipe's IMAGE mode (detection on every call); ``tracker()`` gives a
+per-stream ``Tracker`` (VIDEO mode: tracking, smoothing). Stages: detect -> ROI ->
+landmarks -> (smoothing) -> blendshapes, head pose, eyes -> result.
 """
 
 from __future__ import annotations
@@ -97,7 +97,6 @@ class FacePipeline:
         # One frame at a time per pipeline: the models and their reused buffers are
         # shared by analyze() and every tracker made here (uncontended: ~0.1 us).
         self.lock = threading.Lock()
-        self._frame: Image | None = None
         self.detector = FaceDetector(
             load_model(store.read(DETECTOR_FILE), threads=threads, name=DETECTOR_FILE)
         )
@@ -147,8 +146,10 @@ class FacePipeline:
         wanted = self.num_faces if num_faces is None else num_faces
         if not 1 <= wanted <= MAX_FACES:
             raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {wanted}")
+        # Images come in any size here, so no frame buffer is kept (a 40 MP one would pin
+        # 160 MB); trackers, whose frames repeat in size, keep theirs.
+        frame = prepare(image, bgr=bgr)
         with self.lock:
-            frame = self._frame = prepare(image, bgr=bgr, out=self._frame)
             height, width = frame.shape[:2]
             times = StageTimes()
             rois = self.detect_rois(frame, wanted, times)
