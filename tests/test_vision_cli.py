@@ -58,12 +58,16 @@ def test_human_summary_and_bad_paths_do_not_stop_the_rest(
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
     missing = tmp_path / "missing.jpg"
-    status = main(["analyze", str(missing), str(corrupt), str(text), str(lenna_file)])
+    bad_video = tmp_path / "broken.mp4"
+    bad_video.write_bytes(bytes(range(256)) * 20)
+    paths = [missing, corrupt, text, bad_video, lenna_file]
+    status = main(["analyze", *map(str, paths)])
     assert status == 1
     captured = capsys.readouterr()
     assert f"{lenna_file}: 1 face; yaw" in captured.out
-    errors = captured.err.strip().splitlines()
-    assert len(errors) == 3
+    errors = [e for e in captured.err.splitlines() if e.startswith("faced analyze: ")]
+    assert len(errors) == 4
+    assert any(str(bad_video) in e and "cannot be opened as a video" in e for e in errors)
     assert any(str(missing) in e and "no such file" in e for e in errors)
     assert any(str(corrupt) in e and "JPEG" in e for e in errors)
     assert any(str(text) in e and "not a JPEG, PNG or WebP" in e for e in errors)

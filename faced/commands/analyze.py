@@ -199,8 +199,11 @@ def _analyze_path(
     except OSError as exc:
         raise _PathError(exc.strerror or str(exc)) from None
     if kind is None:
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            raise _PathError("not a JPEG, PNG or WebP image")
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise _PathError(
+                "not a JPEG, PNG or WebP image, nor a video file "
+                f"({', '.join(sorted(VIDEO_SUFFIXES))})"
+            )
         _analyze_video(path, pipeline, output, args)
         return
     try:
@@ -218,7 +221,7 @@ def _analyze_video(
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise _PathError("not an image, and cannot be opened as a video")
+            raise _PathError("cannot be opened as a video")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         if not 0 < fps < 1000:
             fps = 30.0

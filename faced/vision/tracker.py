@@ -73,14 +73,14 @@ class Tracker:
         timestamp raises ValueError and leaves the stream's state as it was."""
         start = time.perf_counter()
         timestamp_ms = int(timestamp_ms)
-        if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
-            raise ValueError(
-                f"timestamp {timestamp_ms} ms is not after the previous frame's "
-                f"{self._last_timestamp_ms} ms"
-            )
         pipeline = self._pipeline
         times = StageTimes()
         with pipeline.lock:
+            if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
+                raise ValueError(
+                    f"timestamp {timestamp_ms} ms is not after the previous frame's "
+                    f"{self._last_timestamp_ms} ms"
+                )
             frame = self._frame = prepare(image, bgr=bgr, out=self._frame)
             self._last_timestamp_ms = timestamp_ms
             faces = self._track(frame, timestamp_ms, landmarks, times)
