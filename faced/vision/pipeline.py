@@ -46,11 +46,18 @@ MAX_FACES = 8
 Image = npt.NDArray[np.uint8]
 
 
-def prepare(image: npt.NDArray[np.uint8], *, bgr: bool = False, out: Image | None = None) -> Image:
+def prepare(
+    image: npt.NDArray[np.uint8],
+    *,
+    bgr: bool = False,
+    out: Image | None = None,
+    keep_rgb: bool = False,
+) -> Image:
     """The working frame: contiguous H x W x 4 RGBA uint8 from grey, RGB(A) or BGR(A)
     input (one conversion per frame; OpenCV warps 4-channel images markedly faster than
     3-channel ones, with identical results), written into ``out`` when it has the right
-    shape. ValueError for anything else."""
+    shape. With ``keep_rgb`` an RGB image is used as it is (no full-size copy: the right
+    choice for one-off, possibly huge images). ValueError for anything else."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -62,6 +69,8 @@ def prepare(image: npt.NDArray[np.uint8], *, bgr: bool = False, out: Image | Non
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: {image.shape}")
     image = np.ascontiguousarray(image)
+    if keep_rgb and image.ndim == 3 and image.shape[2] == 3 and not bgr:
+        return image
     if image.ndim == 2:
         code = cv2.COLOR_GRAY2RGBA
     elif image.shape[2] == 4:
@@ -148,7 +157,7 @@ class FacePipeline:
             raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {wanted}")
         # Images come in any size here, so no frame buffer is kept (a 40 MP one would pin
         # 160 MB); trackers, whose frames repeat in size, keep theirs.
-        frame = prepare(image, bgr=bgr)
+        frame = prepare(image, bgr=bgr, keep_rgb=True)
         with self.lock:
             height, width = frame.shape[:2]
             times = StageTimes()
