@@ -18,6 +18,9 @@ help:
 	@echo "make test   - set up with test extras, then lint, type-check and run the tests"
 	@echo "make setup  - create .venv, install faced, fetch and verify the models"
 	@echo "make bench  - run the benchmarks (API, pipeline)"
+	@echo "make image  - build the arm64 appliance disk image under emulation (root; image-build/)"
+	@echo "make image-test - build it, boot it under qemu and check it from outside"
+	@echo "make hw-test    - the real-device checks (camera, audio, backlight, systemd) on a Pi/Jetson"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +51,8 @@ system-deps:
 	@echo "Install them with: sudo apt-get install -y $(DEBIAN_TEST_PACKAGES)"
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check faced tests hw-tests bench
-	$(BIN)/ruff format --check faced tests hw-tests bench
+	$(BIN)/ruff check faced tests hw-tests bench image-build
+	$(BIN)/ruff format --check faced tests hw-tests bench image-build
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -68,6 +71,23 @@ bench: setup
 # faced vs MediaPipe (VIDEO mode), whole process against whole process, pinned to one core.
 bench-pipeline: setup $(VENV)/.installed-test
 	$(BIN)/python bench/pipeline_vs_mediapipe.py
+
+# The appliance image (image-build/README.md). Needs root and arm64 emulation (binfmt_misc +
+# qemu-user-static); exit status 77 from the scripts means "cannot run here": skipped loudly.
+image: $(VENV)/.installed
+	@./image-build/build-image.sh; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "make image: SKIPPED (reason above)"; exit 0; fi; exit $$rc
+
+image-test: $(VENV)/.installed test-data
+	@./image-build/build-image.sh; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "make image-test: SKIPPED (reason above)"; exit 0; fi; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  $(BIN)/python image-build/boot_test.py; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "make image-test: SKIPPED (reason above)"; exit 0; fi; exit $$rc
+
+# On the device: hw-tests/ has its own conftest; `make test` never collects it.
+hw-test: setup $(VENV)/.installed-test
+	$(BIN)/python -m pytest hw-tests -rs -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

