@@ -94,16 +94,24 @@ class Sequence:
         return np.ascontiguousarray(np.hstack(resized))
 
 
-# Faces whose landmarks are stable under tiny pixel changes. Not tongue.jpg nor
-# breakingbad.jpg in motion: there MediaPipe disagrees with itself beyond the tolerances
-# (±1 grey level of noise moves its landmarks up to 4.8 % (tongue) and 5.6 % (Jesse's
-# turned-away face contour) of the inter-ocular distance, and a blendshape up to 0.17),
-# because the tracking loop feeds every small difference back into the next crop.
+# Faces whose landmarks are stable under tiny pixel changes: the tolerances hold per frame.
 SEQUENCES: Final = (
     Sequence("lenna", ("lenna.png",), 40, 1),
     Sequence("takeo", ("takeo.ppm",), 20, 1),
     Sequence("lenna+takeo", ("lenna.png", "takeo.ppm"), 20, 2),
 )
+# Sequences where MediaPipe disagrees with itself beyond those tolerances: ±1 grey level of
+# noise moves its landmarks by up to 6.6 % (tongue) and 20 % (Jesse's turned-away face
+# contour, where the inter-ocular distance is foreshortened) of the inter-ocular distance and
+# a blendshape by up to 0.16 and 0.29, because tracking feeds every small difference back
+# into the next crop. There faced must stay within MediaPipe's own noise floor instead.
+HARD_SEQUENCES: Final = (
+    Sequence("tongue", ("tongue.jpg",), 30, 1),
+    Sequence("breakingbad", ("breakingbad.jpg",), 30, 2),
+)
+# Margins over the noise floor: it is one noise draw, and other CPUs round differently.
+FLOOR_MEAN_MARGIN: Final = 1.25
+FLOOR_WORST_MARGIN: Final = 1.5
 # A quicker sway than the benchmark's, so a short sequence sees drift, zoom and tilt.
 SEQUENCE_MOTION: Final = Motion(period=120)
 
@@ -193,6 +201,35 @@ def compare_result(ours: dict[str, Any], theirs: ReferenceResult) -> list[FaceDe
         compare_face(ours["faces"][i], theirs.faces[j], theirs.width, theirs.height)
         for i, j in pairs
     ]
+
+
+def as_faced_document(result: ReferenceResult) -> dict[str, Any]:
+    """A MediaPipe result shaped like faced's analyze document, to measure MediaPipe against
+    itself with the same yardstick."""
+    return {
+        "face_found": result.face_found,
+        "image": {"width": result.width, "height": result.height},
+        "faces": [
+            {
+                "blendshapes": face.blendshapes,
+                "landmarks": face.landmarks,
+                "bbox": face.bbox,
+                "head": {
+                    "yaw": face.yaw,
+                    "pitch": face.pitch,
+                    "roll": face.roll,
+                    "matrix": face.matrix,
+                },
+            }
+            for face in result.faces
+        ],
+    }
+
+
+def with_noise(frame: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """The frame with every channel value moved by -1, 0 or +1."""
+    noise = rng.integers(-1, 2, frame.shape, dtype=np.int16)
+    return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +358,56 @@ def test_faced_never_imports_mediapipe() -> None:
                 offenders.append(f"{source.relative_to(package.parent)}:{node.lineno}")
     assert len(list(package.rglob("*.py"))) > 10
     assert not offenders, f"faced imports test-only code: {offenders}"
+
+
+@pytest.mark.parametrize(
+    "sequence", HARD_SEQUENCES, ids=[sequence.label for sequence in HARD_SEQUENCES]
+)
+def test_hard_sequence_within_mediapipe_noise_floor(
+    sequence: Sequence, pipelines: dict[int, FacePipeline]
+) -> None:
+    """On sequences where MediaPipe is unstable, faced differs from MediaPipe no more than
+    MediaPipe differs from itself when the frames carry ±1 grey level of noise; blendshape
+    mean |Δ| and head rotation still meet the plain tolerances on every frame."""
+    photo = sequence.photo()
+    tracker = pipelines[sequence.num_faces].tracker(smoothing=True)
+    rng = np.random.default_rng(20261123)
+    ours_deltas: list[FaceDelta] = []
+    floor_deltas: list[FaceDelta] = []
+    tongue_out: list[float] = []
+    with (
+        MediaPipeReference("video", num_faces=sequence.num_faces) as reference,
+        MediaPipeReference("video", num_faces=sequence.num_faces) as noisy_reference,
+    ):
+        frames = synthetic_frames(photo, sequence.frames, motion=SEQUENCE_MOTION)
+        for index, frame in enumerate(frames):
+            timestamp_ms = math.floor(index * 1000.0 / FPS)
+            theirs = reference.process(frame, timestamp_ms)
+            noisy = noisy_reference.process(with_noise(frame, rng), timestamp_ms)
+            ours = msgspec.to_builtins(tracker.process(frame, timestamp_ms, landmarks=True))
+            assert len(theirs.faces) == sequence.num_faces, f"MediaPipe lost a face at {index}"
+            ours_deltas += compare_result(ours, theirs)
+            floor_deltas += compare_result(as_faced_document(noisy), theirs)
+            tongue_out += [face["blendshapes"]["tongueOut"] for face in ours["faces"]]
+
+    print(f"\n[parity video, hard] {sequence.label}: {sequence.frames} frames")
+    checks = []
+    for field in ("landmark_max_iod", "blendshape_max", "blendshape_mean", "rotation_degrees"):
+        ours_values = [getattr(d, field) for d in ours_deltas]
+        floor_values = [getattr(d, field) for d in floor_deltas]
+        ours_mean, floor_mean = float(np.mean(ours_values)), float(np.mean(floor_values))
+        ours_worst, floor_worst = max(ours_values), max(floor_values)
+        print(
+            f"  {field:18s} faced-vs-MP mean {ours_mean:.4f} worst {ours_worst:.4f} | "
+            f"MP-vs-MP(noise) mean {floor_mean:.4f} worst {floor_worst:.4f}"
+        )
+        checks.append((field, "mean", ours_mean <= FLOOR_MEAN_MARGIN * floor_mean))
+        checks.append((field, "worst", ours_worst <= FLOOR_WORST_MARGIN * floor_worst))
+    print(f"  tongueOut from {min(tongue_out):.3f} to {max(tongue_out):.3f}")
+    assert [check for check in checks if not check[2]] == []
+    assert max(d.blendshape_mean for d in ours_deltas) <= BLENDSHAPE_MEAN_LIMIT
+    assert max(d.rotation_degrees for d in ours_deltas) <= ROTATION_LIMIT_DEGREES
+    if sequence.label == "tongue":
+        assert min(tongue_out) >= 0.15
+    else:
+        assert max(tongue_out) <= 0.05
