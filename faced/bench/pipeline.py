@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         tracked_wall += wall
         _record_result(record, "detection" if tracker.last_detected else "tracking", result, wall)
         # Baseline, same frame: the two models alone on a crop already made.
-        rois = tracker._rois  # the crop the next frame will use
+        rois = tracker.regions  # the crop the next frame will use
         if rois:
             tensor = floor_model.crop(frame, rois[0]).copy()
             t0 = time.perf_counter()

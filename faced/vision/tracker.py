@@ -5,8 +5,9 @@ frame's regions of interest (from this frame's raw landmarks, squared, 1.5x) and
 One-Euro smoother. The detector only runs while fewer faces are tracked than wanted (first
 frame, after a loss); a new detection replaces a tracked region it overlaps by IoU > 0.5.
 Smoothing (when on and num_faces == 1, as in MediaPipe) feeds the result, blendshapes and
-head pose; the next region always comes from the raw landmarks. Not thread-safe: one
-tracker per stream, used from one thread at a time.
+head pose; the next region always comes from the raw landmarks. A tracker is one stream:
+frames must come in timestamp order; calls from different threads are safe (they serialise
+on the pipeline's lock) but make no sense for one stream.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Tracker:
     @property
     def smoothing(self) -> bool:
         return self._smoother is not None
+
+    @property
+    def regions(self) -> tuple[Roi, ...]:
+        """Where the next frame's faces will be looked for (empty: it will detect)."""
+        return tuple(self._rois)
 
     def reset(self) -> None:
         """Forget the stream (e.g. after a seek or a camera switch)."""
