@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -216,6 +217,19 @@ async def test_bad_json_and_wrong_types_are_400_naming_the_problem(faced_client)
     assert "$.text" in (await response.json())["error"]
     response = await client.post("/test/echo", data=b"", headers=_json)
     assert response.status == 400
+
+
+async def test_a_body_arriving_in_slow_pieces_is_read_whole(faced_client) -> None:
+    client = await faced_client(prepare=add_test_routes)
+
+    async def slow_link():
+        yield b'{"text": "sl'
+        await asyncio.sleep(0.05)
+        yield b'ow"}'
+
+    response = await client.post("/test/echo", data=slow_link(), headers=_json)
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"echo": "slow"}
 
 
 async def test_msgpack_request_body_is_decoded_like_json(faced_client) -> None:

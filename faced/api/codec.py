@@ -105,14 +105,28 @@ async def read_body(
         raise ApiError(
             413, f"request body too large: {request.content_length} bytes, limit {limit}"
         )
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError(413, f"request body too large: limit {limit} bytes")
+    body = await _read_at_most(request, limit)
     if not body.strip():
         if allow_empty:
             return None
         raise ApiError(400, "request body is empty: expected a JSON object")
     return decode(body, request_encoding(request), schema)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it passes ``limit``.
+
+    ``StreamReader.read(n)`` returns what has arrived so far, not ``n`` bytes: a body sent
+    in pieces (chunked, or a slow link) must be read until EOF.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body too large: limit {limit} bytes")
+    return b"".join(chunks)
 
 
 MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)
