@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if rois:
             tensor = floor_model.crop(frame, rois[0]).copy()
             t0 = time.perf_counter()
-            floor_model._model.run([tensor])
+            floor_model.model.run([tensor])
             t1 = time.perf_counter()
             pipe.blendshape_model.run(points, WIDTH, HEIGHT, 0.0)
             t2 = time.perf_counter()

@@ -135,6 +135,11 @@ class LandmarkModel:
         self._tensor = np.empty((1, CROP_SIZE, CROP_SIZE, 3), dtype=np.float32)
         self._patch = {c: np.empty((CROP_SIZE, CROP_SIZE, c), dtype=np.uint8) for c in (3, 4)}
 
+    @property
+    def model(self) -> InferenceModel:
+        """The bare model (benchmarks time it alone)."""
+        return self._model
+
     def crop(self, image: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.float32]:
         """The model's input for ``roi`` of an RGB or RGBA image (RGBA warps faster:
         OpenCV's 4-channel bilinear path is vectorised, the 3-channel one less so)."""
