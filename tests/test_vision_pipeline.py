@@ -226,3 +226,30 @@ def test_one_pipeline_used_from_several_threads_gives_the_same_answers(
         for _ in range(3):
             got = list(pool.map(lambda image: pipe.analyze(image).blendshapes, images))
             assert got == expected
+
+
+def test_gaze_agrees_with_the_eye_look_blendshapes_on_real_faces(pipe: FacePipeline) -> None:
+    checked = 0
+    for name in ("lenna.png", "tongue.jpg", "breakingbad.jpg"):
+        for face in pipe.analyze(photo(name)).faces:
+            b = face.blendshapes
+            # Toward the image's right: the subject's left eye looks out, the right eye in.
+            looks = {
+                "left": (
+                    b["eyeLookOutLeft"] - b["eyeLookInLeft"],
+                    b["eyeLookUpLeft"] - b["eyeLookDownLeft"],
+                ),
+                "right": (
+                    b["eyeLookInRight"] - b["eyeLookOutRight"],
+                    b["eyeLookUpRight"] - b["eyeLookDownRight"],
+                ),
+            }
+            for side, (look_x, look_y) in looks.items():
+                gaze = getattr(face.eyes, side).gaze
+                if abs(look_x) > 0.3:
+                    assert gaze[0] * look_x > 0, (name, side, gaze, look_x)
+                    checked += 1
+                if abs(look_y) > 0.3:
+                    assert gaze[1] * look_y > 0, (name, side, gaze, look_y)
+                    checked += 1
+    assert checked >= 6  # the photos do hold clear sideways and upward looks
