@@ -38,6 +38,9 @@ PUBLIC_ROUTES: Final = frozenset(
         ("GET", "/api/state"),
         ("GET", "/api/history"),
         ("GET", "/ws/viewer"),
+        # The viewer reads which face pack to show before it has any key.
+        ("GET", "/api/config"),
+        ("GET", "/api/v1/presets"),
     }
 )
 # Static files of the viewer and dashboard.

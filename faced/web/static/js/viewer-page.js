@@ -1,0 +1,6 @@
+// Entry point of the viewer page (/). Owner: the viewer (issue 6).
+import { startViewer } from "./viewer.js";
+
+window.faced = startViewer(document.getElementById("face"), {
+  bubble: document.getElementById("bubble"),
+});

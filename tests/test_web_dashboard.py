@@ -1,0 +1,210 @@
+"""The dashboard in a real headless Chromium against the real daemon on loopback: its
+controls change the server's state, errors (auth, missing gateway) are shown plainly, and
+the tracking and system panels report what the daemon has."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import Browser, Page, find_chromium, launched
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = find_chromium()
+KEY = "dashboard-test-key"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
+    async with launched(CHROMIUM, 1280, 1000) as running:
+        yield running
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> dict[str, Any]:
+    return {"server": {"state_dir": str(tmp_path / "state")}}
+
+
+async def open_dashboard(browser: Browser, url: str) -> Page:
+    page = await browser.page(url)
+    await page.wait_for(
+        "document.documentElement.dataset.connection === 'open'", what="the viewer socket"
+    )
+    await page.wait_for(
+        "document.querySelectorAll('#face-select option').length >= 3", what="the face list"
+    )
+    return page
+
+
+async def click(page: Page, selector: str) -> None:
+    """A real mouse click (DevTools Input events) in the middle of ``selector``."""
+    box = await page.evaluate(
+        f"(r => r && [r.left + r.width / 2, r.top + r.height / 2])"
+        f"(document.querySelector({json.dumps(selector)})?.getBoundingClientRect())"
+    )
+    assert box, f"no element {selector}"
+    await page.evaluate(f"document.querySelector({json.dumps(selector)}).scrollIntoView()")
+    box = await page.evaluate(
+        f"(r => [r.left + r.width / 2, r.top + r.height / 2])"
+        f"(document.querySelector({json.dumps(selector)}).getBoundingClientRect())"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.send(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
+        )
+
+
+async def server_state(client: Any) -> dict[str, Any]:
+    response = await client.get("/api/state")
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def wait_server(client: Any, page: Page, check: Any, what: str) -> dict[str, Any]:
+    for _ in range(100):
+        state = await server_state(client)
+        if check(state):
+            return state
+        await page.evaluate("new Promise(r => setTimeout(r, 50))")
+    raise AssertionError(f"the server never got {what}: {state}; page errors {page.errors}")
+
+
+async def test_dashboard_controls_change_the_server_state(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+
+    await click(page, "#state-buttons [data-state='alert']")
+    await wait_server(client, page, lambda s: s["state"] == "alert", "state alert")
+    await click(page, "#emotion-buttons [data-emotion='happy']")
+    await wait_server(client, page, lambda s: s["emotion"] == "happy", "emotion happy")
+    await page.wait_for(
+        "document.querySelector('#state-buttons [data-state=alert]').classList.contains('active')",
+        what="the alert button marked active",
+    )
+    await page.wait_for("document.getElementById('badge').textContent === 'alert'")
+
+    await page.evaluate(
+        "(s => { s.value = '0.3'; s.dispatchEvent(new Event('input')); })"
+        "(document.getElementById('intensity'))"
+    )
+    await wait_server(client, page, lambda s: abs(s["intensity"] - 0.3) < 1e-6, "intensity 0.3")
+
+    # The look pad's top-left corner is lookAt (-1, -1).
+    corner = await page.evaluate(
+        "(r => [r.left + 2, r.top + 2])"
+        "(document.getElementById('look-pad').getBoundingClientRect())"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.send(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": corner[0], "y": corner[1], "button": "left", "clickCount": 1},
+        )
+    state = await wait_server(
+        client, page, lambda s: s["lookAt"]["x"] < -0.9 and s["lookAt"]["y"] < -0.9, "lookAt"
+    )
+    assert state["state"] == "alert"
+
+    await page.evaluate("document.getElementById('speak-input').value = 'hello there'")
+    await click(page, "#speak-form button[type='submit']")
+    await wait_server(client, page, lambda s: s["state"] == "speaking", "speaking")
+    await page.wait_for(
+        "[...document.querySelectorAll('#feed .entry')]"
+        ".some(e => e.textContent.includes('hello there'))",
+        what="the spoken text in the activity feed",
+    )
+
+    await click(page, "#reset")
+    state = await wait_server(
+        client, page, lambda s: s["state"] == "idle" and s["emotion"] == "neutral", "the reset"
+    )
+    assert state["lookAt"] == {"x": 0, "y": 0}
+    assert state["intensity"] == 1
+
+    # The face select switches every viewer's pack.
+    await page.evaluate(
+        "(s => { s.value = 'orb'; s.dispatchEvent(new Event('change')); })"
+        "(document.getElementById('face-select'))"
+    )
+    await page.wait_for("window.faced.face === 'orb'", what="the dashboard face switching")
+    assert await (await client.get("/api/config")).json() == {"face": "orb"}
+    await page.wait_for(
+        "document.querySelectorAll('#timeline-legend span').length === 11", what="the legend"
+    )
+    await page.screenshot("dashboard-after-controls")
+    assert page.errors == []
+
+
+async def test_dashboard_asks_for_the_key_once_and_shows_errors(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(auth={"api_key": KEY}, **state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+
+    await click(page, "#state-buttons [data-state='thinking']")
+    await page.wait_for("!document.getElementById('key-form').hidden", what="the key form")
+    notice = await page.wait_for(
+        "!document.getElementById('notice').hidden && document.getElementById('notice').textContent"
+    )
+    assert notice.startswith("401: API key required")
+    assert (await server_state(client))["state"] != "thinking"
+
+    await page.evaluate(f"document.getElementById('key-input').value = {KEY!r}")
+    await click(page, "#key-form button[type='submit']")
+    # The refused click is retried with the key.
+    await wait_server(client, page, lambda s: s["state"] == "thinking", "the retried click")
+    assert await page.evaluate("localStorage.getItem('faced.apiKey')") == KEY
+    await click(page, "#state-buttons [data-state='working']")
+    await wait_server(client, page, lambda s: s["state"] == "working", "state working")
+
+    # A wrong stored key: 403, said plainly.
+    await page.evaluate("localStorage.setItem('faced.apiKey', 'wrong')")
+    await click(page, "#state-buttons [data-state='idle']")
+    notice = await page.wait_for(
+        "(t => t.startsWith('403') && t)(document.getElementById('notice').textContent)",
+        what="the 403 notice",
+    )
+    assert "invalid API key" in notice
+
+    # Chat without a gateway: the daemon's 503 error is shown in the chat log.
+    await page.evaluate(f"localStorage.setItem('faced.apiKey', {KEY!r})")
+    await page.evaluate("document.getElementById('chat-input').value = 'hi'")
+    await click(page, "#chat-form button[type='submit']")
+    line = await page.wait_for(
+        "document.querySelector('#chat-log .error')?.textContent", what="the chat error"
+    )
+    assert line.startswith("503:")
+    await page.screenshot("dashboard-errors")
+
+
+async def test_dashboard_tracking_and_system_panels(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    await page.wait_for(
+        "document.getElementById('tracking-status').textContent === 'no camera'",
+        what="'no camera' in the tracking panel",
+    )
+    assert await page.evaluate("document.querySelectorAll('#blendshapes .bs').length") == 52
+    facts = await page.wait_for(
+        "(t => t.includes('version') && t)(document.getElementById('system-facts').textContent)",
+        what="the system facts",
+    )
+    health = await (await client.get("/health")).json()
+    assert health["version"] in facts
+    assert "camera" in facts and "off" in facts
+    components = await page.evaluate("document.getElementById('components').textContent")
+    for name in health["components"]:
+        assert name in components
+    assert page.errors == []
