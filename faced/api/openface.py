@@ -1,7 +1,187 @@
-"""Placeholder: the Open Face v1 protocol routes (being written)."""
+"""The Open Face v1 protocol: its HTTP routes, and the component that runs it.
 
+Owner: the Open Face protocol (issue 3). ``setup(app)`` registers:
+
+* ``OpenFace`` (faced.api.face_service) under ``OPENFACE_KEY`` — the single writer — and
+  its idle/auto-sleep timer as one named, supervised task (a ``cleanup_ctx``);
+* the HTTP routes below, and the socket and event-stream routes of faced.api.face_sockets;
+* an ``on_shutdown`` handler: viewer and agent sockets close with 1001, event streams end;
+* health summaries: viewers, agents, state, slow viewers disconnected.
+
+Routes: POST/GET /api/state, POST /api/speak, POST /api/audio, POST /api/audio-done,
+POST /api/chat (faced.api.chat), GET /api/history. Bodies are JSON or msgpack
+(faced.api.codec); every client mistake is an ``ApiError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
 from aiohttp import web
+
+from faced.api import chat, face_sockets
+from faced.api.codec import respond
+from faced.api.errors import ApiError
+from faced.api.face_service import AUDIO_ENVELOPE_BYTES, OPENFACE_KEY, OpenFace, supervised
+from faced.api.health import HEALTH_KEY
+from faced.api.messages import read_message
+from faced.face import InvalidUpdate
+from faced.schemas.face_state import (
+    AudioDoneMessage,
+    AudioDoneRequest,
+    AudioMessage,
+    AudioRequest,
+    AudioResponse,
+    HistoryResponse,
+    SpeakRequest,
+    SpeakResponse,
+    StateResponse,
+    StateUpdate,
+)
+
+log = logging.getLogger(__name__)
 
 
 def setup(app: web.Application) -> None:
-    """Register the Open Face routes and their components on ``app``."""
+    """Register the Open Face routes and their component on ``app``."""
+    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
+
+    config = app[CONFIG_KEY]
+
+    openface = app[OPENFACE_KEY] = OpenFace(config)
+    app[chat.CHAT_KEY] = chat_route = chat.Chat(config)
+    gateway = chat_route.gateway
+    app[HEALTH_KEY].add_summary(
+        lambda: {
+            "viewers": openface.viewers,
+            "agents": openface.agents,
+            "state": openface.model.state.state,
+            "slow_viewers_disconnected": openface.hub.slow_disconnects,
+        }
+    )
+
+    async def component(app: web.Application) -> AsyncIterator[None]:
+        if gateway is not None:
+            gateway.start()
+        timers = openface.spawn(supervised("face timers", openface.run_timers), "face-timers")
+        yield
+        openface.closing = True
+        openface.hub.close_all()
+        for task in list(openface.tasks):
+            task.cancel()
+        await asyncio.gather(timers, *openface.tasks, return_exceptions=True)
+        if gateway is not None:
+            await gateway.close()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await openface.shutdown()
+
+    app.cleanup_ctx.append(component)
+    app.on_shutdown.append(on_shutdown)
+    router = app.router
+    router.add_get("/api/state", get_state)
+    router.add_post("/api/state", post_state)
+    router.add_post("/api/speak", post_speak)
+    router.add_post("/api/audio", post_audio)
+    router.add_post("/api/audio-done", post_audio_done)
+    router.add_post("/api/chat", chat.post_chat)
+    router.add_get("/api/history", get_history)
+    face_sockets.add_routes(app)
+
+
+@contextlib.contextmanager
+def refused_as_400() -> Iterator[None]:
+    try:
+        yield
+    except InvalidUpdate as exc:
+        raise ApiError(400, exc.problem.message, extra=exc.problem.extra()) from None
+
+
+def _openface(request: web.Request) -> OpenFace:
+    return request.app[OPENFACE_KEY]
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+async def get_state(request: web.Request) -> web.StreamResponse:
+    return respond(request, _openface(request).model.state)
+
+
+async def post_state(request: web.Request) -> web.StreamResponse:
+    openface = _openface(request)
+    limit = openface.config.limits.agent_message_max_bytes
+    update = await read_message(request, StateUpdate, max_bytes=limit)
+    assert update is not None  # read_message refuses an empty body unless allow_empty
+    with refused_as_400():
+        openface.apply(update)
+    return respond(request, StateResponse(state=openface.model.state))
+
+
+async def post_speak(request: web.Request) -> web.StreamResponse:
+    openface = _openface(request)
+    limit = openface.config.limits.agent_message_max_bytes
+    body = await read_message(request, SpeakRequest, max_bytes=limit, allow_empty=True)
+    expect_audio = body.expect_audio if body is not None else True
+    with refused_as_400():
+        seq = openface.speak(body, expect_audio)
+    return respond(request, SpeakResponse(seq=seq, state=openface.model.state))
+
+
+def _is_raw_audio(content_type: str) -> bool:
+    return content_type.startswith("audio/") or content_type == "application/octet-stream"
+
+
+async def post_audio(request: web.Request) -> web.StreamResponse:
+    openface = _openface(request)
+    limit = openface.config.limits.audio_max_bytes
+    if _is_raw_audio(request.content_type):
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, f"audio too large: {request.content_length} bytes, limit {limit}")
+        buffer = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            buffer += chunk
+            if len(buffer) > limit:
+                raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
+        audio = bytes(buffer)
+        seq = openface.model.audio_seq
+    else:
+        envelope = 4 * math.ceil(limit / 3) + AUDIO_ENVELOPE_BYTES
+        body = await read_message(request, AudioRequest, max_bytes=envelope, allow_empty=True)
+        if body is None:
+            raise ApiError(
+                400,
+                "missing audio: send WAV bytes (Content-Type audio/wav) or "
+                '{"data": "<base64 WAV>"}',
+                extra={"field": "data"},
+            )
+        audio = body.data
+        seq = openface.model.audio_seq if body.seq is msgspec.UNSET else body.seq
+    if len(audio) > limit:
+        raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
+    if not audio:
+        raise ApiError(400, "missing audio: 'data' is empty", extra={"field": "data"})
+    encoded = base64.b64encode(audio).decode("ascii")
+    openface.hub.publish(AudioMessage(data=encoded, seq=seq))
+    return respond(request, AudioResponse(seq=seq))
+
+
+async def post_audio_done(request: web.Request) -> web.StreamResponse:
+    openface = _openface(request)
+    body = await read_message(request, AudioDoneRequest, max_bytes=1024, allow_empty=True)
+    seq = openface.model.audio_seq
+    if body is not None and body.seq is not msgspec.UNSET:
+        seq = body.seq
+    openface.hub.publish(AudioDoneMessage(seq=seq))
+    return respond(request, AudioResponse(seq=seq))
+
+
+async def get_history(request: web.Request) -> web.StreamResponse:
+    entries = _openface(request).model.history()
+    return respond(request, HistoryResponse(entries=entries, count=len(entries)))

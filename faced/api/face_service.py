@@ -1,0 +1,215 @@
+"""The Open Face component: the single writer between clients and viewers.
+
+Owner: the Open Face protocol (issue 3). ``OpenFace`` (under ``OPENFACE_KEY``) changes the
+face model (faced.face) and publishes every change to the hub (faced.hub); it admits
+viewers and agents within their limits (503 beyond), rate-limits agent messages, runs the
+idle/auto-sleep timer, and closes everything with 1001 on shutdown. The HTTP routes
+(faced.api.openface) and the sockets (faced.api.face_sockets) call it; nothing else
+writes to the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+
+from faced.api.errors import ApiError
+from faced.api.ratelimit import RateLimiter
+from faced.config import Config
+from faced.face import FaceModel
+from faced.hub import GOING_AWAY, Hub
+from faced.schemas.face_state import AudioSeqMessage, HistoryMessage, StateMessage, StateUpdate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Room for the JSON around a base64 audio chunk: {"data": "…", "seq": N}.
+AUDIO_ENVELOPE_BYTES: Final = 1024
+# A subscriber may hold this many audio-sized messages before it counts as too slow.
+_QUEUED_AUDIO_CHUNKS: Final = 4
+_RESTART_DELAY_S: Final = 1.0
+CLOSE_TIMEOUT_S: Final = 1.0
+"""How long a closing handshake may take before the connection is simply dropped."""
+
+
+async def close_socket(
+    socket: web.WebSocketResponse, code: int, reason: str, request: web.Request | None = None
+) -> None:
+    """Close with ``code``; a peer that does not finish the handshake in time is dropped."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await socket.close(code=code, message=reason.encode())
+    except TimeoutError:
+        transport = request.transport if request is not None else None
+        if transport is not None:
+            transport.abort()
+    except (ConnectionError, RuntimeError):
+        pass  # already gone
+
+
+class OpenFace:
+    """The live protocol: one face model, one hub, the agents, the timers."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        limits = config.limits
+        self.model = FaceModel(
+            history_size=config.face.history_size,
+            idle_timeout_s=config.face.idle_timeout_s,
+            auto_sleep_s=config.face.auto_sleep_s,
+        )
+        largest_message = 4 * math.ceil(limits.audio_max_bytes / 3) + AUDIO_ENVELOPE_BYTES
+        self.hub = Hub(
+            max_messages=limits.viewer_queue_messages,
+            max_bytes=max(_QUEUED_AUDIO_CHUNKS * largest_message, 1024 * 1024),
+        )
+        self.agent_limiter = RateLimiter(
+            limits.agent_messages_per_s, max(1, math.ceil(limits.agent_messages_per_s))
+        )
+        self.agent_sockets: set[web.WebSocketResponse] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+        self._viewer_slots = 0
+        self._agent_slots = 0
+        self._wake = asyncio.Event()
+        self._timer_deadline = math.inf
+
+    # --- admission ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def viewer_slot(self) -> Iterator[None]:
+        """Hold one of ``limits.max_viewers`` places (sockets and event streams) or 503."""
+        limit = self.config.limits.max_viewers
+        self._admit(self._viewer_slots, limit, "viewers", "limits.max_viewers")
+        self._viewer_slots += 1
+        try:
+            yield
+        finally:
+            self._viewer_slots -= 1
+
+    @contextlib.contextmanager
+    def agent_slot(self) -> Iterator[None]:
+        limit = self.config.limits.max_agents
+        self._admit(self._agent_slots, limit, "agents", "limits.max_agents")
+        self._agent_slots += 1
+        try:
+            yield
+        finally:
+            self._agent_slots -= 1
+
+    def _admit(self, used: int, limit: int, what: str, key: str) -> None:
+        if self.closing:
+            raise ApiError(503, "server shutting down")
+        if used >= limit:
+            raise ApiError(
+                503,
+                f"too many {what}: {used} connected, limit {limit} ({key})",
+                headers={"Retry-After": "5"},
+            )
+
+    @property
+    def viewers(self) -> int:
+        return self._viewer_slots
+
+    @property
+    def agents(self) -> int:
+        return self._agent_slots
+
+    # --- the single writer --------------------------------------------------------------
+
+    def greeting(self) -> list[Any]:
+        """What a new viewer gets first: the state, then the history if there is any."""
+        first: list[Any] = [self.model.snapshot()]
+        history = self.model.history()
+        if history:
+            first.append(HistoryMessage(entries=history))
+        return first
+
+    def apply(self, update: StateUpdate) -> StateMessage:
+        """Merge ``update`` and broadcast the result (InvalidUpdate: nothing changed)."""
+        message = self.model.apply(update)
+        self.hub.publish(message)
+        self._reschedule()
+        return message
+
+    def speak(self, update: StateUpdate | None, expect_audio: bool) -> int:
+        seq, message = self.model.speak(update)
+        self.hub.publish(AudioSeqMessage(seq=seq, expect_audio=expect_audio))
+        self.hub.publish(message)
+        self._reschedule()
+        return seq
+
+    def agent_connected(self, socket: web.WebSocketResponse) -> None:
+        self.agent_sockets.add(socket)
+        message = self.model.agent_connected()
+        if message is not None:
+            self.hub.publish(message)
+        self._reschedule()
+
+    def agent_disconnected(self, socket: web.WebSocketResponse) -> None:
+        self.agent_sockets.discard(socket)
+        self.model.agent_disconnected()
+        self._reschedule()
+
+    # --- timers -------------------------------------------------------------------------
+
+    def _reschedule(self) -> None:
+        # Wake the timer only when a deadline moved earlier: an ordinary update pushes the
+        # idle deadline later, and the timer finds nothing due when it wakes as planned.
+        deadline = self.model.next_deadline()
+        if deadline is not None and deadline < self._timer_deadline:
+            self._wake.set()
+
+    async def run_timers(self) -> None:
+        while True:
+            deadline = self.model.next_deadline()
+            self._timer_deadline = math.inf if deadline is None else deadline
+            self._wake.clear()
+            delay = None if deadline is None else max(0.0, deadline - self.model.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            for message in self.model.tick():
+                log.info("face went %s on its own", message.state)
+                self.hub.publish(message)
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """A named task kept until it ends and cancelled at cleanup."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Close viewer and agent sockets with 1001 and end event streams."""
+        self.closing = True
+        self.hub.close_all(GOING_AWAY, "server shutting down")
+        closing = [
+            close_socket(socket, GOING_AWAY, "server shutting down")
+            for socket in list(self.agent_sockets)
+        ]
+        pending = [task for task in self.tasks if task.get_name().startswith("face-pump")]
+        await asyncio.gather(*closing, *pending, return_exceptions=True)
+
+
+OPENFACE_KEY: Final = web.AppKey("openface", OpenFace)
+
+
+async def supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run`` forever: an unexpected failure is logged and the loop restarted."""
+    while True:
+        try:
+            await run()
+        except Exception:
+            log.exception("%s failed; restarting in %.0f s", name, _RESTART_DELAY_S)
+            await asyncio.sleep(_RESTART_DELAY_S)

@@ -1,0 +1,280 @@
+"""The streaming side of Open Face: viewer and agent WebSockets, and the event stream.
+
+Owner: the Open Face protocol (issue 3).
+
+* ``GET /ws/viewer`` (public, read-only) — the current state, the history if any, then
+  every broadcast; ``{"type":"ping"}`` → ``{"type":"pong"}``. Each viewer is a hub
+  subscriber drained by its own pump task (faced.hub): a viewer that cannot keep up is
+  closed with 1008 and holds nothing.
+* ``GET /ws/agent`` — each message is a state update (``type`` optional), ``ping`` → pong,
+  ``reset`` → the default state. Over ``limits.agent_message_max_bytes``, faster than
+  ``limits.agent_messages_per_s``, not JSON/msgpack, or a bad field: an
+  ``{"type":"error",…}`` reply, the message dropped, the socket left open.
+* ``GET /api/events`` — Server-Sent Events carrying what viewers get (``data: {json}``),
+  counted against ``limits.max_viewers``, with a comment line every ``KEEPALIVE_S``.
+
+``?encoding=msgpack`` makes a socket speak binary msgpack frames both ways (text frames
+are still read as JSON). Over the limits on concurrent viewers/agents: 503 before the
+handshake. All sockets close with 1001 on shutdown (faced.api.face_service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from faced.api.errors import ApiError
+from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
+from faced.api.messages import problem_of
+from faced.face import InvalidUpdate
+from faced.hub import Encoding, Subscriber, encode
+from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S: Final = 30.0
+KEEPALIVE_S: Final = 15.0
+VIEWER_MAX_MESSAGE_BYTES: Final = 1024
+# Agent messages up to this size are read and refused politely; larger frames close the
+# socket (1009) without being buffered.
+_AGENT_FRAME_CAP_FACTOR: Final = 16
+
+_PONG: Final = PongMessage()
+_KEEPALIVE: Final = b": keepalive\n\n"
+_json_update: Final = msgspec.json.Decoder(StateUpdate)
+_msgpack_update: Final = msgspec.msgpack.Decoder(StateUpdate)
+_connection_ids = itertools.count(1)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/viewer", viewer_socket, allow_head=False)
+    app.router.add_get("/ws/agent", agent_socket, allow_head=False)
+    app.router.add_get("/api/events", event_stream, allow_head=False)
+
+
+def socket_encoding(request: web.Request) -> Encoding:
+    encoding = request.query.get("encoding", "json")
+    if encoding not in ("json", "msgpack"):
+        raise ApiError(
+            400,
+            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
+            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
+        )
+    return "msgpack" if encoding == "msgpack" else "json"
+
+
+def _error(problem: Problem) -> ErrorMessage:
+    return ErrorMessage(
+        message=problem.message,
+        field=problem.field,
+        allowed=list(problem.allowed) if problem.allowed is not None else None,
+        expected=problem.expected,
+    )
+
+
+# --- viewers ------------------------------------------------------------------------------
+
+
+class Pump:
+    """Drains one subscriber into one connection, from its own task.
+
+    When the hub closes the subscriber (too slow, or shutdown) while the pump waits for a
+    message, the pump ends the connection gracefully (``finish``: close frame with the
+    code, or the end of the event stream). When it happens while the pump is stuck
+    sending to a peer that does not read, the send is interrupted and the connection
+    aborted: a close frame queued behind megabytes would never arrive, and waiting for
+    it is exactly what must not happen.
+    """
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        send: Callable[[bytes], Awaitable[Any]],
+        finish: Callable[[int, str], Awaitable[None]],
+        transport: asyncio.Transport | None,
+        keepalive: bytes | None = None,
+    ) -> None:
+        self.subscriber = subscriber
+        self._send = send
+        self._finish = finish
+        self._transport = transport
+        self._keepalive = keepalive
+        self._sending = False
+        self.task: asyncio.Task[None] | None = None
+        subscriber.on_close = self._interrupt
+
+    def _interrupt(self) -> None:
+        if self._sending and self.task is not None:
+            self.task.cancel()
+
+    async def _next(self) -> bytes | None:
+        if self._keepalive is None:
+            return await self.subscriber.next()
+        try:
+            async with asyncio.timeout(KEEPALIVE_S):
+                return await self.subscriber.next()
+        except TimeoutError:
+            return self._keepalive
+
+    async def run(self) -> None:
+        subscriber = self.subscriber
+        send = self._send
+        try:
+            while (data := await self._next()) is not None:
+                self._sending = True
+                await send(data)
+                self._sending = False
+        except asyncio.CancelledError:
+            if not subscriber.closed:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        except ConnectionError:
+            return  # the peer left
+        await self._finish(subscriber.close_code, subscriber.close_reason)
+
+
+async def viewer_socket(request: web.Request) -> web.StreamResponse:
+    openface = request.app[OPENFACE_KEY]
+    encoding = socket_encoding(request)
+    transport = request.transport
+    with openface.viewer_slot():
+        socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=VIEWER_MAX_MESSAGE_BYTES)
+        await socket.prepare(request)
+        connection = next(_connection_ids)
+        subscriber = openface.hub.subscribe(encoding, openface.greeting())
+        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+
+        async def send(data: bytes) -> None:
+            await socket.send_frame(data, opcode)
+
+        async def finish(code: int, reason: str) -> None:
+            await close_socket(socket, code, reason, request)
+
+        runner = Pump(subscriber, send, finish, transport)
+        pump = runner.task = openface.spawn(runner.run(), f"face-pump-viewer-{connection}")
+        log.info("viewer %d connected", connection, extra={"viewers": openface.viewers})
+        try:
+            async for message in socket:
+                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    openface.hub.send(subscriber, _viewer_reply(message.data))
+        finally:
+            openface.hub.unsubscribe(subscriber)
+            if not subscriber.closed:
+                pump.cancel()
+            await asyncio.wait([pump])
+            log.info("viewer %d disconnected", connection, extra={"viewers": openface.viewers - 1})
+    return socket
+
+
+def _viewer_reply(data: str | bytes) -> Any:
+    document = None
+    with contextlib.suppress(msgspec.DecodeError):
+        document = (
+            msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
+        )
+    if isinstance(document, dict) and document.get("type") == "ping":
+        return _PONG
+    return ErrorMessage(message='viewer sockets are read-only: the only message is {"type":"ping"}')
+
+
+# --- agents -------------------------------------------------------------------------------
+
+
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    openface = request.app[OPENFACE_KEY]
+    encoding = socket_encoding(request)
+    limits = openface.config.limits
+    with openface.agent_slot():
+        socket = web.WebSocketResponse(
+            heartbeat=HEARTBEAT_S,
+            max_msg_size=limits.agent_message_max_bytes * _AGENT_FRAME_CAP_FACTOR,
+        )
+        await socket.prepare(request)
+        connection = next(_connection_ids)
+        key = f"agent-{connection}"
+        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+        openface.agent_connected(socket)
+        log.info("agent %d connected", connection, extra={"agents": openface.agents})
+        try:
+            async for message in socket:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                reply = agent_message(openface, key, message.data)
+                if reply is not None:
+                    await socket.send_frame(encode(reply, encoding), opcode)
+        except ConnectionError:
+            pass  # the agent left while we answered
+        finally:
+            openface.agent_disconnected(socket)
+            log.info("agent %d disconnected", connection, extra={"agents": openface.agents})
+    return socket
+
+
+def agent_message(openface: OpenFace, key: str, data: str | bytes) -> Any:
+    """Handle one agent message; the reply to send, if any."""
+    if openface.agent_limiter.hit(key) > 0:
+        return ErrorMessage(message="Rate limited")
+    raw = data.encode() if isinstance(data, str) else data
+    limit = openface.config.limits.agent_message_max_bytes
+    if len(raw) > limit:
+        return ErrorMessage(message=f"message too large: {len(raw)} bytes, limit {limit}")
+    encoding: Literal["json", "msgpack"] = "json" if isinstance(data, str) else "msgpack"
+    try:
+        update = _json_update.decode(raw) if encoding == "json" else _msgpack_update.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _error(problem_of(exc, StateUpdate, raw, encoding))
+    except msgspec.DecodeError as exc:
+        name = "JSON" if encoding == "json" else "msgpack"
+        return ErrorMessage(message=f"message is not valid {name}: {exc}")
+    if update.type == "ping":
+        return _PONG
+    try:
+        openface.apply(update)
+    except InvalidUpdate as exc:
+        return _error(exc.problem)
+    return None
+
+
+# --- event stream -------------------------------------------------------------------------
+
+
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    openface = request.app[OPENFACE_KEY]
+    transport = request.transport
+    with openface.viewer_slot():
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # proxies must not hold events back
+            }
+        )
+        await response.prepare(request)
+        connection = next(_connection_ids)
+        subscriber = openface.hub.subscribe("sse", openface.greeting())
+
+        async def finish(code: int, reason: str) -> None:
+            pass  # returning from the handler ends the stream
+
+        runner = Pump(subscriber, response.write, finish, transport, keepalive=_KEEPALIVE)
+        pump = runner.task = openface.spawn(runner.run(), f"face-pump-events-{connection}")
+        try:
+            await asyncio.wait([pump])
+        finally:
+            openface.hub.unsubscribe(subscriber)
+            if not pump.done():
+                pump.cancel()
+                await asyncio.wait([pump])
+    return response
