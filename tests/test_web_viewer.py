@@ -308,3 +308,85 @@ async def test_audio_chunks_play_in_sequence_and_drive_the_mouth(
     # The kiosk viewer (?audio=off) played nothing.
     assert await muted.evaluate("window.faced.audio") is None
     assert page.errors == [] and muted.errors == []
+
+
+async def test_text_bubble_winks_and_progress(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    page = await open_viewer(browser, str(client.make_url("/")))
+
+    await client.post("/api/state", json={"text": "Hello, world", "textDuration": 800})
+    shown = await page.wait_for(
+        "(b => !b.hidden && b.textContent)(document.getElementById('bubble'))",
+        what="the text bubble",
+    )
+    assert shown == "Hello, world"
+    await page.screenshot("viewer-default-text")
+    await page.wait_for("document.getElementById('bubble').hidden", what="the bubble to expire")
+
+    # A wink closes one eye: its dark area shrinks to a thin lid line; the other stays.
+    def eye_half(side: str) -> str:
+        x0, x1 = (0, WIDTH // 2) if side == "left" else (WIDTH // 2, WIDTH)
+        return f"__probe.darkIn({x0}, {x1}, {EYE_ROWS[0]}, {EYE_ROWS[1]})"
+
+    await page.evaluate(
+        """__probe.darkIn = (x0, x1, y0, y1) => {
+          const ctx = document.getElementById("face").getContext("2d");
+          const data = ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data;
+          let count = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i] + data[i + 1] + data[i + 2] < 210) count++;
+          }
+          return count;
+        }; true"""
+    )
+    both_open = await page.evaluate(eye_half("left"))
+    await client.post("/api/state", json={"winkLeft": 1})
+    await page.wait_for(f"{eye_half('left')} < {both_open * 0.5}", what="the left eye closing")
+    assert await page.evaluate(eye_half("right")) > both_open * 0.8
+    await page.screenshot("viewer-default-wink")
+    await client.post("/api/state", json={"winkLeft": 0})
+
+    # Working with progress: a bar under the mouth whose filled part grows with progress.
+    bar_rows = (int(HEIGHT / 2 + 0.24 * UNIT), int(HEIGHT / 2 + 0.28 * UNIT))
+    bar = f"__probe.dark({bar_rows[0]}, {bar_rows[1]})"
+    await client.post("/api/state", json={"state": "working", "progress": 0.2})
+    low = await page.wait_for(
+        f"(d => d.count > 0 && Math.abs(d.width - {0.2 * 0.24 * UNIT}) < 4 && d)({bar})",
+        what="a progress bar a fifth full",
+    )
+    await client.post("/api/state", json={"progress": 1})
+    await page.wait_for(
+        f"(d => Math.abs(d.width - {0.24 * UNIT}) < 4 && d)({bar})", what="the bar filling"
+    )
+    await page.screenshot("viewer-default-working-progress")
+    assert abs(low["cx"] - (WIDTH / 2 - 0.12 * UNIT + low["width"] / 2)) < 3  # fills from the left
+    assert page.errors == []
+
+
+async def test_tts_fallback_speaks_only_without_audio(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    page = await open_viewer(browser, str(client.make_url("/?tts=1")))
+    plain = await open_viewer(browser, str(client.make_url("/")))
+    assert await plain.evaluate("window.faced.speech") is None
+    if not await page.evaluate("window.faced.speech.available"):
+        pytest.skip("this Chromium has no speechSynthesis")
+
+    await client.post("/api/state", json={"text": "no audio here"})
+    await page.wait_for("window.faced.speech.spoken === 1", what="the text spoken")
+
+    # Speech announced with audio: the chunk arrives, so the browser stays silent.
+    await client.post("/api/speak", json={"text": "real audio"})
+    await client.post("/api/audio", data=sine_wav(0.5), headers={"Content-Type": "audio/wav"})
+    await page.wait_for("window.faced.audio.chunksPlayed === 1", what="the audio chunk")
+    await page.evaluate("new Promise(r => setTimeout(r, 2300))")
+    assert await page.evaluate("window.faced.speech.spoken") == 1
+
+    # Announced but no audio came: after the grace period the text is spoken after all.
+    await client.post("/api/audio-done", json={})
+    await page.evaluate("new Promise(r => setTimeout(r, 3100))")  # the chunk's quiet period
+    await client.post("/api/speak", json={"text": "nobody sent audio"})
+    await page.wait_for("window.faced.speech.spoken === 2", seconds=5, what="the late fallback")

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from faced.api.codec import read_body, respond
 from faced.api.errors import ApiError
+from faced.api.face_service import OPENFACE_KEY
 from faced.config import Config, ConfigError
 from faced.schemas.presets import (
     ConfigMessage,
@@ -197,7 +198,9 @@ def setup(app: web.Application) -> None:
     """Register the preset and viewer-config routes; the packs load at startup."""
     from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
 
-    app[PRESETS_KEY] = Presets(app[CONFIG_KEY])
+    presets = app[PRESETS_KEY] = Presets(app[CONFIG_KEY])
+    # Every viewer socket hears a switch; the Open Face hub fans it out (set up before us).
+    presets.listeners.append(app[OPENFACE_KEY].hub.publish)
     app.cleanup_ctx.append(_presets_ctx)
     app.router.add_get("/api/v1/presets", list_presets)
     app.router.add_get("/api/config", get_config)
