@@ -374,6 +374,9 @@ function onMessage(message) {
     case "audio-done":
       feedEntry(now, `speech #${message.seq} done`);
       break;
+    case "presence":
+      feedEntry(now, `person ${message.event ?? (message.present ? "arrived" : "left")}`);
+      break;
     case "config":
       feedEntry(now, `face pack → ${message.face}`);
       $("face-select").value = message.face;
@@ -507,11 +510,19 @@ function renderTracking() {
   requestAnimationFrame(renderTracking);
 }
 
+const TRACKING_REFUSED = {
+  401: "needs the API key",
+  403: "refused (wrong key, or loopback only while no key is set)",
+};
+
 async function startTracking() {
-  // A plain GET tells whether the daemon has the socket at all (404: no camera support).
+  // A plain GET tells whether the daemon has the socket (404: no camera support) and
+  // whether we may use it (401/403), which a failed WebSocket handshake would not say.
+  const key = storedKey();
   let status = 0;
   try {
-    status = (await fetch("/ws/tracking", { cache: "no-store" })).status;
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    status = (await fetch("/ws/tracking", { cache: "no-store", headers })).status;
   } catch {
     status = 0;
   }
@@ -519,8 +530,12 @@ async function startTracking() {
     trackingOff("no camera");
     return;
   }
+  if (status in TRACKING_REFUSED) {
+    trackingOff(TRACKING_REFUSED[status]);
+    setTimeout(startTracking, 10000);
+    return;
+  }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const key = storedKey();
   const url = `${scheme}//${location.host}/ws/tracking${key ? `?token=${encodeURIComponent(key)}` : ""}`;
   const socket = new WebSocket(url);
   socket.addEventListener("open", () => {
