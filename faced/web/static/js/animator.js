@@ -24,6 +24,7 @@ const STATE_LOOKS = {
 // Each emotion's additive deltas (scaled by intensity, blended primary/secondary).
 const DELTA_KEYS = ["happiness", "browL", "browR", "blush", "eyeL", "eyeR", "lidMult", "tilt",
   "squint", "mouthWidth", "mouthAsym", "confusion", "mouthMin", "mouthCap", "gazeX", "gazeY"];
+const NO_OVERRIDE = Object.freeze({});
 const NO_DELTA = { happiness: 0, browL: 0, browR: 0, blush: 0, eyeL: 0, eyeR: 0, lidMult: 1,
   tilt: 0, squint: 0, mouthWidth: 0, mouthAsym: 0, confusion: 0, mouthMin: 0, mouthCap: 1,
   gazeX: 0, gazeY: 0 };
@@ -161,7 +162,7 @@ export class FaceAnimator {
     }
 
     const look = STATE_LOOKS[state];
-    const over = pack.states[state] ?? {};
+    const over = pack.states[state] ?? NO_OVERRIDE;
     const d = this._emotionDelta();
 
     // Amplitude: the audio's waveform when it plays, else the agent's value.
