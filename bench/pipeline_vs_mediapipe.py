@@ -234,14 +234,23 @@ def main(argv: list[str] | None = None) -> int:
         f"blendshapes, faced vs MediaPipe over {compared} frames: "
         f"mean |Δ| {mean_delta:.4f}, max |Δ| {max_delta:.4f}"
     )
-    ratio = statistics.median(paired)
     print("wall-time ratio per repetition: " + ", ".join(f"{r:.3f}" for r in paired))
+    wall_ratio = faced_wall / mp_wall
+    cpu_ratio = median_cpu("faced") / median_cpu("MediaPipe")
     rss_ok = peak("faced") <= peak("MediaPipe")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
     print(
-        f"goal: time ratio (median of pairs) <= {GOAL_RATIO}: {ratio:.3f} "
-        f"({'met' if ratio <= GOAL_RATIO else 'MISSED'}); "
-        f"peak RSS <= MediaPipe's: {'met' if rss_ok else 'MISSED'}"
+        f"goal faced/MediaPipe time <= {GOAL_RATIO}: wall {wall_ratio:.3f} "
+        f"({verdict(wall_ratio <= GOAL_RATIO)}), CPU {cpu_ratio:.3f} "
+        f"({verdict(cpu_ratio <= GOAL_RATIO)}); peak RSS <= MediaPipe's: {verdict(rss_ok)}"
     )
+    load = os.getloadavg()[0]
+    if load > 1.5:
+        # Other processes shared the cores: wall times wander, CPU times much less.
+        print(f"note: load average {load:.1f} on {os.cpu_count()} cores: wall times are noisy")
     return 0
 
 
