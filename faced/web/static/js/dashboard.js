@@ -516,13 +516,17 @@ const TRACKING_REFUSED = {
 };
 
 async function startTracking() {
-  // A plain GET tells whether the daemon has the socket (404: no camera support) and
-  // whether we may use it (401/403), which a failed WebSocket handshake would not say.
+  // A plain GET (no upgrade) tells what a failed WebSocket handshake would not: 404 no
+  // tracking at all, 401/403 not allowed, 503 no camera or tracking off (the daemon says
+  // which); 400 means "upgrade required", i.e. the socket is there for us.
   const key = storedKey();
   let status = 0;
+  let reason = "";
   try {
     const headers = key ? { Authorization: `Bearer ${key}` } : {};
-    status = (await fetch("/ws/tracking", { cache: "no-store", headers })).status;
+    const response = await fetch("/ws/tracking", { cache: "no-store", headers });
+    status = response.status;
+    reason = (await response.json().catch(() => null))?.error ?? "";
   } catch {
     status = 0;
   }
@@ -530,24 +534,32 @@ async function startTracking() {
     trackingOff("no camera");
     return;
   }
-  if (status in TRACKING_REFUSED) {
-    trackingOff(TRACKING_REFUSED[status]);
+  if (status in TRACKING_REFUSED || status === 503) {
+    trackingOff(status === 503 ? (reason || "no camera") : TRACKING_REFUSED[status]);
     setTimeout(startTracking, 10000);
     return;
   }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const url = `${scheme}//${location.host}/ws/tracking${key ? `?token=${encodeURIComponent(key)}` : ""}`;
   const socket = new WebSocket(url);
+  let live = false;
   socket.addEventListener("open", () => {
-    $("tracking-status").textContent = "live";
-    $("tracking").classList.remove("off");
+    $("tracking-status").textContent = "connected, waiting for results";
   });
   socket.addEventListener("message", (event) => {
     if (typeof event.data !== "string") return;
+    let message;
     try {
-      latestTracking = JSON.parse(event.data);
+      message = JSON.parse(event.data);
     } catch {
-      // ignore a malformed frame
+      return; // ignore a malformed frame
+    }
+    if (message?.type === "pong") return;
+    latestTracking = message;
+    if (!live) {
+      live = true;
+      $("tracking-status").textContent = "live";
+      $("tracking").classList.remove("off");
     }
   });
   socket.addEventListener("close", () => {
