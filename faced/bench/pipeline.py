@@ -17,10 +17,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported by run(): building the `faced` parser stays light
+    import numpy as np
+    import numpy.typing as npt
 
 WIDTH, HEIGHT = 640, 480
 DEFAULT_PHOTO = "lenna.png"
@@ -63,6 +64,8 @@ def _frames(photo: npt.NDArray[np.uint8], count: int) -> Iterator[npt.NDArray[np
 
 
 def _stats(values: list[float]) -> str:
+    import numpy as np  # noqa: PLC0415
+
     if not values:
         return f"{'-':>8} {'-':>8}"
     array = np.asarray(values)
@@ -76,6 +79,7 @@ def _peak_rss_mib() -> float:
 
 def run(args: argparse.Namespace) -> int:
     import msgspec  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
 
     from faced.vision.models import ModelError  # noqa: PLC0415
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
