@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import openface, presets
+from faced.api import analyze, openface, presets
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
@@ -107,6 +107,7 @@ def create_app(config: Config) -> web.Application:
     )
     openface.setup(app)
     presets.setup(app)
+    analyze.setup(app)
 
     app.router.add_get("/health", health_handler)
     app.router.add_get("/api/health", health_handler)

@@ -116,6 +116,11 @@ class VisionConfig(_Section, frozen=True):
     """Faces the pipeline looks for at most."""
     max_megapixels: PositiveFloat = 40.0
     """Images larger than this are refused before they are decoded."""
+    analyze_workers: Annotated[int, Meta(ge=1, le=16)] = 1
+    """Pipelines serving the analyze API (/v1/analyze, /v1/stream), each with its own
+    models on its own thread: one per spare CPU core scales requests/s."""
+    max_image_bytes: PositiveInt = 16 * 1024 * 1024
+    """Largest encoded image the analyze API accepts (upload, base64 or stream frame)."""
 
 
 class LoggingConfig(_Section, frozen=True):

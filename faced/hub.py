@@ -5,6 +5,8 @@ Owner: the Open Face protocol (issue 3). The writer (faced.api.openface) calls
 msgpack, and SSE framing of the JSON) — never once per client — and appends the same bytes
 object to each subscriber's bounded queue. Each subscriber (a viewer socket, an event
 stream) drains its queue from its own task, so a slow or dead reader delays no one else.
+A subscriber may offer a synchronous fast path (``write_now``) used while its queue is
+empty, which spares a task wake-up per message and viewer.
 
 A subscriber whose queue is full (messages or bytes) is too slow: it is closed with
 ``TOO_SLOW`` (1008), its queue is dropped at once (so it holds no memory), and
@@ -55,6 +57,7 @@ class Subscriber:
         "closed",
         "encoding",
         "on_close",
+        "write_now",
     )
 
     def __init__(self, encoding: Encoding, max_messages: int, max_bytes: int) -> None:
@@ -68,6 +71,9 @@ class Subscriber:
         self.close_code = GOING_AWAY
         self.close_reason = ""
         self.on_close: Callable[[], object] | None = None
+        self.write_now: Callable[[bytes], bool] | None = None
+        """Optional fast path: hand ``data`` to the connection at once, without waking the
+        reader's task; returns False when it cannot (then the message is queued)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -76,6 +82,9 @@ class Subscriber:
         """Queue ``data``; False (and nothing queued) when the queue is full."""
         if self.closed:
             return True  # being torn down; not a slowness to report
+        # Nothing queued means nothing to overtake: the connection may take it directly.
+        if not self._items and self.write_now is not None and self.write_now(data):
+            return True
         size = len(data)
         if len(self._items) >= self._max_messages or (
             self._items and self._bytes + size > self._max_bytes

@@ -26,6 +26,9 @@ class Access(enum.Enum):
     PUBLIC = "public"
     KEY = "key"
     PRIVATE = "private"
+    HANDSHAKE = "handshake"
+    """Like KEY, but a socket may instead present the key in its first message (Eyeconic's
+    ``{"token": KEY}``): without a credential the upgrade passes and the handler checks."""
 
 
 # (method, path) pairs anyone may call. HEAD follows GET.
@@ -52,6 +55,7 @@ class AccessPolicy:
 
     def __init__(self) -> None:
         self._private: set[AbstractRoute] = set()
+        self._handshake: set[AbstractRoute] = set()
 
     def private(self, route: AbstractRoute) -> AbstractRoute:
         """Mark ``route`` camera-derived; returns it so registration reads as one line."""
@@ -63,6 +67,26 @@ class AccessPolicy:
         self._private.add(route)
         return route
 
+    def handshake(self, route: AbstractRoute) -> AbstractRoute:
+        """Mark a socket route whose key may come in its first message (see HANDSHAKE)."""
+        self._handshake.add(route)
+        return route
+
+    def declared(self, route: AbstractRoute) -> Access:
+        """The class a route was registered with (for the OpenAPI document)."""
+        if route in self._private:
+            return Access.PRIVATE
+        if route in self._handshake:
+            return Access.HANDSHAKE
+        resource = route.resource
+        path = resource.canonical if resource is not None else ""
+        method = "GET" if route.method == "HEAD" else route.method
+        if (method, path) in PUBLIC_ROUTES or (
+            method == "GET" and path.startswith(PUBLIC_PREFIXES)
+        ):
+            return Access.PUBLIC
+        return Access.KEY
+
     def classify(self, request: web.Request) -> Access:
         match_info = request.match_info
         if match_info.http_exception is not None:
@@ -70,6 +94,8 @@ class AccessPolicy:
         route = match_info.route
         if route in self._private:
             return Access.PRIVATE
+        if route in self._handshake:
+            return Access.HANDSHAKE
         method = "GET" if request.method == "HEAD" else request.method
         if method == "OPTIONS":
             return Access.PUBLIC

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S: Final = 30.0
 KEEPALIVE_S: Final = 15.0
 VIEWER_MAX_MESSAGE_BYTES: Final = 1024
+DIRECT_WRITE_LIMIT: Final = 64 * 1024
 # Agent messages up to this size are read and refused politely; larger frames close the
 # socket (1009) without being buffered.
 _AGENT_FRAME_CAP_FACTOR: Final = 16
@@ -145,12 +147,51 @@ class Pump:
         await self._finish(subscriber.close_code, subscriber.close_reason)
 
 
+def _frame_header(opcode: int, length: int) -> bytes:
+    """RFC 6455 §5.2 header of a final, unmasked (server-to-client) frame."""
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
+
+def _direct_writer(
+    socket: web.WebSocketResponse, transport: asyncio.Transport, opcode: WSMsgType
+) -> Callable[[bytes], bool]:
+    """The hub's fast path for one viewer: write the frame straight to the transport.
+
+    Used only while the viewer's queue is empty (so nothing is overtaken: the pump writes
+    what it takes from the queue before it next yields) and while the transport buffers
+    less than ``DIRECT_WRITE_LIMIT``. Beyond that the message is queued and the pump's
+    flow control applies, which is how a viewer that does not read is found out.
+    Frames are written uncompressed (the socket negotiates no compression).
+    """
+
+    def write_now(data: bytes) -> bool:
+        if (
+            socket.closed
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT
+        ):
+            return False
+        transport.writelines((_frame_header(opcode, len(data)), data))
+        return True
+
+    return write_now
+
+
 async def viewer_socket(request: web.Request) -> web.StreamResponse:
     openface = request.app[OPENFACE_KEY]
     encoding = socket_encoding(request)
     transport = request.transport
     with openface.viewer_slot():
-        socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=VIEWER_MAX_MESSAGE_BYTES)
+        # No per-message compression: it would cost a deflate per viewer and message, and
+        # the hub encodes each message once for everyone.
+        socket = web.WebSocketResponse(
+            heartbeat=HEARTBEAT_S, max_msg_size=VIEWER_MAX_MESSAGE_BYTES, compress=False
+        )
         await socket.prepare(request)
         connection = next(_connection_ids)
         subscriber = openface.hub.subscribe(encoding, openface.greeting())
@@ -164,6 +205,8 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
 
         runner = Pump(subscriber, send, finish, transport)
         pump = runner.task = openface.spawn(runner.run(), f"face-pump-viewer-{connection}")
+        if transport is not None:
+            subscriber.write_now = _direct_writer(socket, transport, opcode)
         log.info("viewer %d connected", connection, extra={"viewers": openface.viewers})
         try:
             async for message in socket:

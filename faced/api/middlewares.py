@@ -224,7 +224,10 @@ def make_guard(guard: Guard) -> Middleware:
         if method in WRITE_METHODS:
             _rate_limit(guard, request)
         access = guard.policy.classify(request)
-        if access is not Access.PUBLIC:
+        if access is Access.HANDSHAKE and guard.api_key is not None and not credential(request):
+            # The socket's first message must carry the key; its handler checks it.
+            request[PENDING_AUTH_KEY] = PendingAuth(guard.api_key)
+        elif access is not Access.PUBLIC:
             _authorize(guard, request, access)
         return await handler(request)
 
@@ -262,6 +265,23 @@ def _authorize(guard: Guard, request: web.Request, access: Access) -> None:
         )
     if not _key_matches(given, guard.api_key):
         raise ApiError(403, "invalid API key")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAuth:
+    """The key a HANDSHAKE route's client has yet to present (in its first message)."""
+
+    api_key: str = field(repr=False)
+
+    def check(self, given: object) -> None:
+        """ApiError 401 (no token) or 403 (wrong token) unless ``given`` is the key."""
+        if not isinstance(given, str) or not given:
+            raise ApiError(401, 'API key required: send {"token": KEY} as the first message')
+        if not _key_matches(given, self.api_key):
+            raise ApiError(403, "invalid API key")
+
+
+PENDING_AUTH_KEY: Final = web.RequestKey("pending_auth", PendingAuth)
 
 
 def make_response_hook(

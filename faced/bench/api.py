@@ -1,0 +1,392 @@
+"""`faced bench api`: what the full API stack costs, beside a bare aiohttp server.
+
+Owner: the Open Face protocol (issue 3). One run, on loopback, two server processes:
+
+* **faced** — the real daemon (`python -m faced serve`, every middleware: request context,
+  auth with an API key, rate limiting with limits too high to refuse, security headers);
+* **bare** — an aiohttp application doing the minimum: POST /api/state decodes the JSON
+  and answers ``{"ok":true}``; /ws/agent forwards each message to the /ws/viewer sockets.
+
+This process is the load generator (its own event loop, never the servers'). It measures
+
+1. POST /api/state requests per second over ``--connections`` keep-alive connections
+   (lean raw HTTP/1.1 clients, so the client costs little), bare then faced, after a
+   warm-up; the figure is the ratio faced / bare (goal ≥ 0.6);
+2. agent → viewer fan-out latency with ``--viewers`` viewer sockets while one agent sends
+   ``--rate`` messages per second: each message carries its send time
+   (CLOCK_MONOTONIC, shared by processes) and each viewer stamps arrival in its
+   protocol's ``data_received``; p50 and p99 (goal p99 ≤ 5 ms).
+
+Viewers here are raw WebSocket clients (handshake and frame parsing by hand, no
+per-message task), so their own cost stays small next to the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+
+API_KEY: Final = "bench-key"
+STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
+THROUGHPUT_GOAL: Final = 0.6
+P99_GOAL_MS: Final = 5.0
+_DETAIL_MARK: Final = b'"detail":"'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seconds", type=float, default=2.5, help="length of each throughput run (2.5)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=8, help="keep-alive connections for throughput (8)"
+    )
+    parser.add_argument("--viewers", type=int, default=50, help="viewer sockets (50)")
+    parser.add_argument("--rate", type=float, default=60.0, help="agent messages per second (60)")
+    parser.add_argument(
+        "--fanout-seconds", type=float, default=4.0, help="length of each fan-out run (4)"
+    )
+
+
+# --- the servers ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_bare(port: int) -> None:
+    """The baseline server (run in its own process)."""
+    import msgspec  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415
+
+    viewers: set[web.WebSocketResponse] = set()
+    ok = b'{"ok":true}'
+
+    async def post_state(request: web.Request) -> web.Response:
+        msgspec.json.decode(await request.read())
+        return web.Response(body=ok, content_type="application/json")
+
+    async def viewer(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        viewers.add(ws)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            viewers.discard(ws)
+        return ws
+
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            data = message.data.encode()
+            for target in list(viewers):
+                await target.send_frame(data, aiohttp.WSMsgType.TEXT)
+        return ws
+
+    app = web.Application()
+    app.router.add_post("/api/state", post_state)
+    app.router.add_get("/ws/viewer", viewer)
+    app.router.add_get("/ws/agent", agent)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/health", health)
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: PLC0415
+
+        uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+@contextlib.asynccontextmanager
+async def _server(command: list[str], port: int) -> AsyncIterator[str]:
+    process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                if process.poll() is not None:
+                    error = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"server exited early: {error.strip()[-500:]}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{url}/health") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"server on port {port} did not come up")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@contextlib.contextmanager
+def _faced_config(viewers: int) -> Iterator[Path]:
+    text = (
+        f'[auth]\napi_key = "{API_KEY}"\n'
+        "[limits]\nrequests_per_s = 1000000.0\nrequest_burst = 1000000\n"
+        f"max_viewers = {viewers}\nagent_messages_per_s = 10000.0\n"
+        '[logging]\nlevel = "warning"\n'
+    )
+    with tempfile.TemporaryDirectory(prefix="faced-bench-") as directory:
+        path = Path(directory) / "faced.toml"
+        path.write_text(text)
+        yield path
+
+
+# --- throughput ---------------------------------------------------------------------------
+
+
+def _request(port: int) -> bytes:
+    return (
+        f"POST /api/state HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(STATE_BODY)}\r\n\r\n"
+    ).encode() + STATE_BODY
+
+
+async def _client(port: int, stop_at: float, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = _request(port)
+    done = failed = 0
+    try:
+        while time.monotonic() < stop_at:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            start = head.lower().find(b"content-length:")
+            length = int(head[start + 15 : head.index(b"\r\n", start)])
+            await reader.readexactly(length)
+            if head[9:12] == b"200":
+                done += 1
+            else:
+                failed += 1
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    counts[0] += done
+    counts[1] += failed
+
+
+async def _throughput(port: int, connections: int, seconds: float) -> float:
+    counts = [0, 0]
+    await asyncio.gather(
+        *(_client(port, time.monotonic() + 0.5, [0, 0]) for _ in range(connections))
+    )  # warm-up
+    started = time.monotonic()
+    await asyncio.gather(*(_client(port, started + seconds, counts) for _ in range(connections)))
+    elapsed = time.monotonic() - started
+    if counts[1]:
+        raise RuntimeError(f"{counts[1]} requests failed during the run on port {port}")
+    return counts[0] / elapsed
+
+
+# --- fan-out ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Viewer(asyncio.Protocol):
+    """A raw WebSocket viewer: stamps arrival first, parses after."""
+
+    key: bytes
+    path: bytes
+    samples: list[int]
+    ready: asyncio.Future[None]
+    buffer: bytearray = field(default_factory=bytearray)
+    upgraded: bool = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(  # type: ignore[attr-defined]
+            b"GET " + self.path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + self.key + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buffer.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(RuntimeError(bytes(self.buffer[:200]).decode()))
+                return
+            del self.buffer[: end + 4]
+            self.upgraded = True
+            self.ready.set_result(None)
+        self._frames(now)
+
+    def _frames(self, now: int) -> None:
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            length = buffer[1] & 0x7F
+            offset = 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, offset = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, offset = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < offset + length:
+                return
+            payload = bytes(buffer[offset : offset + length])
+            del buffer[: offset + length]
+            if not payload.startswith(b'{"type":"history"'):
+                mark = payload.find(_DETAIL_MARK)
+                if mark >= 0:
+                    start = mark + len(_DETAIL_MARK)
+                    sent = int(payload[start : payload.index(b'"', start)])
+                    self.samples.append(now - sent)
+
+
+async def _fanout(port: int, viewers: int, rate: float, seconds: float) -> list[float]:
+    loop = asyncio.get_running_loop()
+    samples: list[int] = []
+    transports = []
+    for number in range(viewers):
+        key = base64.b64encode(number.to_bytes(16, "big"))
+        ready: asyncio.Future[None] = loop.create_future()
+        transport, _ = await loop.create_connection(
+            lambda key=key, ready=ready: _Viewer(key, b"/ws/viewer", samples, ready),  # type: ignore[misc]
+            "127.0.0.1",
+            port,
+        )
+        transports.append(transport)
+        async with asyncio.timeout(5):
+            await ready
+    await asyncio.sleep(0.3)  # greetings delivered
+    samples.clear()
+    url = f"http://127.0.0.1:{port}/ws/agent"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, headers={"Authorization": f"Bearer {API_KEY}"}) as agent,
+    ):
+        interval = 1.0 / rate
+        count = int(seconds * rate)
+        start = time.monotonic()
+        for index in range(count):
+            delay = start + index * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await agent.send_str(f'{{"detail":"{time.monotonic_ns()}"}}')
+        await asyncio.sleep(0.3)
+    for transport in transports:
+        transport.close()
+    expected = count * viewers
+    if len(samples) < expected:
+        raise RuntimeError(f"only {len(samples)} of {expected} messages reached the viewers")
+    return [sample / 1e6 for sample in samples]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+async def _measure(args: argparse.Namespace) -> int:
+    bare_port, faced_port = _free_port(), _free_port()
+    bare_command = [
+        sys.executable,
+        "-c",
+        f"from faced.bench.api import serve_bare; serve_bare({bare_port})",
+    ]
+    with _faced_config(args.viewers) as config:
+        faced_command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
+        faced_command += ["--port", str(faced_port), "--camera", "none", "--config", str(config)]
+        async with _server(bare_command, bare_port), _server(faced_command, faced_port):
+            load = os.getloadavg()[0]
+            print(
+                f"faced bench api: loopback, {os.cpu_count()} CPUs (load {load:.1f} before), "
+                f"{args.connections} connections x {args.seconds:g} s; "
+                f"{args.viewers} viewers at {args.rate:g} msg/s for {args.fanout_seconds:g} s",
+                flush=True,
+            )
+            if load > (os.cpu_count() or 1) * 0.5:
+                print("note: the machine is busy; figures will be noisy", flush=True)
+            bare_rps = await _throughput(bare_port, args.connections, args.seconds)
+            faced_rps = await _throughput(faced_port, args.connections, args.seconds)
+            bare_ms = await _fanout(bare_port, args.viewers, args.rate, args.fanout_seconds)
+            faced_ms = await _fanout(faced_port, args.viewers, args.rate, args.fanout_seconds)
+    ratio = faced_rps / bare_rps
+    p99 = _percentile(faced_ms, 0.99)
+    rows = [
+        ("POST /api/state  req/s", f"{faced_rps:,.0f}", f"{bare_rps:,.0f}", ""),
+        ("  ratio faced / bare", f"{ratio:.2f}", "", f">= {THROUGHPUT_GOAL}"),
+        (
+            "fan-out latency  p50 ms",
+            f"{statistics.median(faced_ms):.2f}",
+            f"{statistics.median(bare_ms):.2f}",
+            "",
+        ),
+        (
+            "fan-out latency  p99 ms",
+            f"{p99:.2f}",
+            f"{_percentile(bare_ms, 0.99):.2f}",
+            f"<= {P99_GOAL_MS:g}",
+        ),
+        ("fan-out samples", f"{len(faced_ms)}", f"{len(bare_ms)}", ""),
+    ]
+    print(f"{'':26}{'faced':>12}{'bare aiohttp':>15}{'goal':>10}")
+    for name, faced_value, bare_value, goal in rows:
+        print(f"{name:26}{faced_value:>12}{bare_value:>15}{goal:>10}")
+    met = ratio >= THROUGHPUT_GOAL and p99 <= P99_GOAL_MS
+    print("goals met" if met else "goals NOT met")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("seconds", "fanout_seconds", "rate"):
+        if getattr(args, name) <= 0:
+            print(f"faced bench api: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            return 2
+    if args.connections < 1 or args.viewers < 1:
+        print("faced bench api: --connections and --viewers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        import uvloop  # noqa: PLC0415
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_measure(args))
+    except (RuntimeError, OSError) as exc:
+        print(f"faced bench api: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,239 @@
+"""The analyze worker pool: N face pipelines, each on its own thread, bounded admission.
+
+Owner: the analyze API (issue 5). ``AnalyzePool`` owns ``vision.analyze_workers`` pipelines;
+each lives on one dedicated thread (a single-thread executor) with its own interpreters, so
+no interpreter is ever touched by two threads and N workers use N cores. Jobs (decode +
+inference, never on the event loop) go to the least-loaded worker. Admission is bounded:
+at most ``backlog`` jobs wait per worker; beyond that ``PoolBusy`` (the API answers 503
+with Retry-After) — there is no unbounded queue anywhere. A stream (faced.api.analyze's
+/v1/stream) pins one worker, because its tracker belongs to that worker's pipeline.
+
+``analyze_pool_ctx`` is the ``cleanup_ctx``: it loads and verifies every model at startup
+(a missing or corrupt model stops startup with the ModelError's one-line message, as a
+``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
+threads down at cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from aiohttp import web
+
+from faced.vision.pipeline import FacePipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_BACKLOG: Final = 4
+"""Jobs that may wait per worker before new ones are refused (a request takes ~10 ms, so
+four queued ones cost a client at most ~50 ms before it would rather hear 503)."""
+
+
+class PoolBusy(Exception):
+    """Every worker is busy and the backlog is full; try again shortly."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__("every analyze worker is busy")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(eq=False)
+class Worker:
+    """One pipeline and the only thread that ever runs it."""
+
+    index: int
+    pipeline: FacePipeline
+    executor: ThreadPoolExecutor
+    load: int = 0
+    """Jobs submitted and not finished (running + waiting)."""
+    done: int = 0
+    streams: int = 0
+
+
+@dataclass(eq=False)
+class AnalyzePool:
+    workers: Sequence[Worker]
+    backlog: int = DEFAULT_BACKLOG
+    rejected: int = 0
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        size: int,
+        *,
+        model_dir: str | None = None,
+        threads: int = 1,
+        num_faces: int = 1,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> AnalyzePool:
+        """Load ``size`` pipelines (blocking: call from a thread). ModelError if a model is
+        missing or corrupt."""
+        with _native_stderr_logged():
+            workers = cls._load_workers(size, model_dir, threads, num_faces)
+        return cls(workers, backlog=backlog)
+
+    @staticmethod
+    def _load_workers(
+        size: int, model_dir: str | None, threads: int, num_faces: int
+    ) -> list[Worker]:
+        workers: list[Worker] = []
+        try:
+            for index in range(size):
+                pipeline = FacePipeline.load(
+                    model_dir or None, threads=threads, num_faces=num_faces
+                )
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyze-{index}")
+                workers.append(Worker(index, pipeline, executor))
+        except BaseException:
+            for worker in workers:
+                worker.executor.shutdown(wait=False)
+            raise
+        return workers
+
+    @property
+    def size(self) -> int:
+        return len(self.workers)
+
+    @property
+    def capacity(self) -> int:
+        """Jobs admitted at once: one running per worker plus the backlog of each."""
+        return self.size * (1 + self.backlog)
+
+    @property
+    def pending(self) -> int:
+        return sum(worker.load for worker in self.workers)
+
+    def least_loaded(self) -> Worker:
+        return min(self.workers, key=lambda w: (w.load, w.streams, w.index))
+
+    def pin_stream(self) -> Worker:
+        """The worker a new stream (and its tracker) will use; ``release_stream`` after."""
+        worker = min(self.workers, key=lambda w: (w.streams, w.load, w.index))
+        worker.streams += 1
+        return worker
+
+    def release_stream(self, worker: Worker) -> None:
+        worker.streams -= 1
+
+    async def run(self, job: Callable[[FacePipeline], T], *, worker: Worker | None = None) -> T:
+        """Run ``job(pipeline)`` on a worker's thread. Unpinned jobs are refused with
+        PoolBusy when the pool is full; a pinned job (a stream's frame, at most one in
+        flight per stream) always gets in line on its worker."""
+        if self._closed:
+            raise PoolBusy(1.0)
+        if worker is None:
+            if self.pending >= self.capacity:
+                self.rejected += 1
+                raise PoolBusy(1.0)
+            worker = self.least_loaded()
+        worker.load += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(worker.executor, job, worker.pipeline)
+        finally:
+            worker.load -= 1
+            worker.done += 1
+
+    def report(self) -> dict[str, object]:
+        """For /health: cheap, no locks."""
+        return {
+            "status": "ok",
+            "workers": self.size,
+            "pending": self.pending,
+            "streams": sum(w.streams for w in self.workers),
+            "analyzed": sum(w.done for w in self.workers),
+            "rejected_busy": self.rejected,
+        }
+
+    def close(self) -> None:
+        self._closed = True
+        for worker in self.workers:
+            # Jobs already running finish on their own; waiting ones are dropped.
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _native_stderr_logged() -> Iterator[None]:
+    """LiteRT's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" straight
+    to fd 2, which breaks one-JSON-object-per-line logs: while models load (a moment, at
+    startup), fd 2 goes to a temporary file whose lines are then logged properly."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read(64 * 1024).decode(errors="replace").splitlines():
+                if line.strip():
+                    log.debug("litert: %s", line.strip())
+
+
+ANALYZE_POOL_KEY: Final = web.AppKey("analyze_pool", AnalyzePool)
+
+
+async def start_pool(size: int, *, model_dir: str, threads: int, num_faces: int) -> AnalyzePool:
+    """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
+    from faced.config import ConfigError  # noqa: PLC0415
+    from faced.vision.models import ModelError  # noqa: PLC0415
+
+    try:
+        return await asyncio.to_thread(
+            AnalyzePool.load, size, model_dir=model_dir, threads=threads, num_faces=num_faces
+        )
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def analyze_pool_ctx(
+    size: int, *, model_dir: str, threads: int, num_faces: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup_ctx that owns the pool for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = await start_pool(size, model_dir=model_dir, threads=threads, num_faces=num_faces)
+        app[ANALYZE_POOL_KEY] = pool
+        model = pool.workers[0].pipeline.model_info
+        log.info(
+            "analyze pool ready: %d worker(s), model %s %s",
+            size,
+            model.name,
+            model.version,
+            extra={"workers": size, "model_sha256": model.sha256},
+        )
+        try:
+            yield
+        finally:
+            pool.close()
+
+    return ctx
+
+
+__all__ = [
+    "ANALYZE_POOL_KEY",
+    "DEFAULT_BACKLOG",
+    "AnalyzePool",
+    "PoolBusy",
+    "Worker",
+    "analyze_pool_ctx",
+    "start_pool",
+]

@@ -1,0 +1,298 @@
+"""The analyze API (/v1/analyze, /v1/analyze/base64, /v1/stream) against `faced analyze`.
+
+Owner: the analyze API (issue 5). The real app on loopback with real HTTP and WebSocket
+clients and the real models; the reference is the `faced analyze --jsonl` command run as a
+process on the same photographs (tests/.data, see tests.data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import sys
+import zlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import REPO_ROOT
+from tests.data import path as data_path
+
+PHOTOS = ("tongue.jpg", "breakingbad.jpg", "lenna.png", "chelsea.png", "einstein.jpg")
+VOLATILE = {"timing_ms", "timestamp_ms", "type", "id", "frame", "latency_ms", "skipped"}
+Client = TestClient[Any, Any]
+
+
+def _stable(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in VOLATILE and k != "source"}
+
+
+async def _read(name: str) -> bytes:
+    return await asyncio.to_thread(lambda: data_path(name).read_bytes())
+
+
+@pytest.fixture(scope="module")
+def cli_results() -> dict[str, dict[str, Any]]:
+    """`faced analyze --jsonl` on the photos, as a separate process (the reference)."""
+    import subprocess  # noqa: PLC0415
+
+    paths = [str(data_path(name)) for name in PHOTOS]
+    done = subprocess.run(
+        [sys.executable, "-m", "faced", "analyze", "--jsonl", *paths],
+        capture_output=True,
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    return {Path(line["source"]).name: line for line in lines}
+
+
+@pytest.fixture
+async def client(faced_client: Callable[..., Awaitable[Client]]) -> Client:
+    return await faced_client()
+
+
+def _form(data: bytes, name: str = "image", filename: str = "photo") -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(name, data, filename=filename, content_type="application/octet-stream")
+    return form
+
+
+async def test_upload_agrees_with_cli(client: Client, cli_results: dict[str, Any]) -> None:
+    for name in PHOTOS:
+        response = await client.post("/v1/analyze", data=_form(await _read(name)))
+        assert response.status == 200, await response.text()
+        got = await response.json()
+        assert _stable(got) == _stable(cli_results[name]), name
+    assert cli_results["tongue.jpg"]["face_found"] is True
+    assert cli_results["chelsea.png"]["face_found"] is False
+
+
+async def test_base64_json_and_msgpack_agree_with_cli(
+    client: Client, cli_results: dict[str, Any]
+) -> None:
+    data = await _read("tongue.jpg")
+    text = base64.b64encode(data).decode()
+    response = await client.post("/v1/analyze/base64", json={"image_base64": text})
+    assert response.status == 200, await response.text()
+    assert _stable(await response.json()) == _stable(cli_results["tongue.jpg"])
+
+    # A data: URL, as a msgpack request with a msgpack answer.
+    body = msgspec.msgpack.encode({"image_base64": f"data:image/jpeg;base64,{text}"})
+    response = await client.post(
+        "/v1/analyze/base64",
+        data=body,
+        headers={"Content-Type": "application/msgpack", "Accept": "application/msgpack"},
+    )
+    assert response.status == 200
+    assert response.content_type == "application/msgpack"
+    got = msgspec.msgpack.decode(await response.read())
+    assert _stable(got) == _stable(cli_results["tongue.jpg"])
+
+
+async def test_landmarks_and_num_faces(client: Client) -> None:
+    data = base64.b64encode(await _read("breakingbad.jpg")).decode()
+    response = await client.post(
+        "/v1/analyze/base64", json={"image_base64": data, "landmarks": True, "num_faces": 2}
+    )
+    got = await response.json()
+    assert response.status == 200
+    assert len(got["faces"]) == 2
+    assert len(got["landmarks"]) == 478
+    response = await client.post(
+        "/v1/analyze?landmarks=true&num_faces=2", data=_form(await _read("breakingbad.jpg"))
+    )
+    assert len((await response.json())["faces"]) == 2
+
+
+def _png_header_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+async def test_bad_uploads_get_clear_errors_and_server_keeps_serving(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await faced_client(vision={"max_image_bytes": 200_000})
+    jpeg = await _read("tongue.jpg")
+    assert len(jpeg) < 200_000
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
+        ("/v1/analyze", {"data": _form(b"")}, 400, "empty"),
+        ("/v1/analyze", {"data": _form(jpeg[:300])}, 422, "JPEG"),
+        ("/v1/analyze", {"data": _form(b"GIF89a" + b"\0" * 100)}, 415, "not a JPEG"),
+        ("/v1/analyze", {"data": _form(await _read("takeo.ppm"))}, 415, "not a JPEG"),
+        ("/v1/analyze", {"data": _form(b"\xff\xd8\xff" + b"\0" * 300_000)}, 413, "too large"),
+        ("/v1/analyze", {"data": _form(_png_header_bomb(30_000, 30_000))}, 413, "MP limit"),
+        ("/v1/analyze", {"data": _form(jpeg, name="photo")}, 400, "missing field `image`"),
+        ("/v1/analyze", {"json": {"image": "x"}}, 415, "multipart"),
+        ("/v1/analyze?num_faces=9", {"data": _form(jpeg)}, 400, "num_faces"),
+        ("/v1/analyze/base64", {"json": {"image_base64": "!!!"}}, 400, "not valid base64"),
+        ("/v1/analyze/base64", {"json": {"image_base64": ""}}, 400, "empty"),
+        ("/v1/analyze/base64", {"json": {}}, 400, "image_base64"),
+        ("/v1/analyze/base64", {"json": {"image_base64": 5}}, 400, "image_base64"),
+        ("/v1/analyze/base64", {"json": {"image_base64": "", "num_faces": 0}}, 400, "num_faces"),
+        ("/v1/analyze/base64", {"data": b"{not json"}, 400, "not valid JSON"),
+        (
+            "/v1/analyze/base64",
+            {"json": {"image_base64": "data:text/plain,hello"}},
+            400,
+            "data: URL",
+        ),
+    ]
+    for path, kwargs, status, words in cases:
+        response = await client.post(path, **kwargs)
+        body = await response.json()
+        assert response.status == status, (path, body)
+        assert words in body["error"], (path, body)
+    # Raw image body works too, and the server still answers after all that.
+    response = await client.post("/v1/analyze", data=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert response.status == 200
+    assert (await response.json())["face_found"] is True
+
+
+async def test_auth_with_key(faced_client: Callable[..., Awaitable[Client]]) -> None:
+    client = await faced_client(auth={"api_key": "sesame"})
+    form = _form(await _read("tongue.jpg"))
+    assert (await client.post("/v1/analyze", data=form)).status == 401
+    response = await client.post(
+        "/v1/analyze", data=_form(await _read("tongue.jpg")), headers={"X-API-Key": "nope"}
+    )
+    assert response.status == 403
+    response = await client.post(
+        "/v1/analyze/base64?token=sesame",
+        json={"image_base64": base64.b64encode(await _read("tongue.jpg")).decode()},
+    )
+    assert response.status == 200
+
+
+async def test_stream_agrees_with_cli_json_and_msgpack(
+    client: Client, cli_results: dict[str, Any]
+) -> None:
+    data = await _read("tongue.jpg")
+    expected = _stable(cli_results["tongue.jpg"])
+    async with client.ws_connect("/v1/stream") as ws:
+        await ws.send_bytes(data)
+        reply = await ws.receive_json(timeout=10)
+        assert reply["type"] == "result"
+        assert reply["id"] == 1 and reply["frame"] == 1 and reply["skipped"] == 0
+        assert reply["latency_ms"] > 0
+        assert _stable(reply) == expected
+        await ws.send_str(
+            json.dumps({"image_base64": base64.b64encode(data).decode(), "id": "f-2"})
+        )
+        reply = await ws.receive_json(timeout=10)
+        assert reply["id"] == "f-2" and reply["frame"] == 2
+        assert reply["face_found"] is True
+        await ws.send_str("not json")
+        error = await ws.receive_json(timeout=10)
+        assert error["type"] == "error" and "not valid JSON" in error["error"]
+        await ws.send_bytes(data[:200])
+        error = await ws.receive_json(timeout=10)
+        assert error["type"] == "error" and "JPEG" in error["error"]
+    async with client.ws_connect("/v1/stream?encoding=msgpack") as ws:
+        await ws.send_bytes(msgspec.msgpack.encode({"image": data, "id": 7}))
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.BINARY
+        reply = msgspec.msgpack.decode(message.data)
+        assert reply["id"] == 7
+        assert _stable(reply) == expected
+
+
+async def test_stream_handshake_token(faced_client: Callable[..., Awaitable[Client]]) -> None:
+    client = await faced_client(auth={"api_key": "sesame"})
+    data = await _read("tongue.jpg")
+    async with client.ws_connect("/v1/stream") as ws:
+        await ws.send_str(json.dumps({"token": "sesame", "fps": 30}))
+        assert (await ws.receive_json(timeout=10))["type"] == "ready"
+        await ws.send_bytes(data)
+        assert (await ws.receive_json(timeout=10))["face_found"] is True
+    async with client.ws_connect("/v1/stream") as ws:
+        await ws.send_str(json.dumps({"token": "wrong"}))
+        error = await ws.receive_json(timeout=10)
+        assert error == {"type": "error", "error": "invalid API key"}
+        assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 1008
+    async with client.ws_connect("/v1/stream") as ws:
+        await ws.send_bytes(data)  # a frame before the handshake
+        error = await ws.receive_json(timeout=10)
+        assert "API key required" in error["error"]
+        assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.CLOSE
+    # Header auth still works, and a wrong header is refused at the upgrade.
+    async with client.ws_connect("/v1/stream", headers={"X-API-Key": "sesame"}) as ws:
+        await ws.send_bytes(data)
+        assert (await ws.receive_json(timeout=10))["type"] == "result"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/v1/stream?token=wrong")
+    assert refused.value.status == 403
+
+
+async def test_stream_burst_drops_stale_frames(client: Client) -> None:
+    data = await _read("tongue.jpg")
+    burst = 40
+    async with client.ws_connect("/v1/stream") as ws:
+        for index in range(burst):
+            await ws.send_str(
+                json.dumps({"image_base64": base64.b64encode(data).decode(), "id": index})
+            )
+        replies = []
+        while True:
+            reply = await ws.receive_json(timeout=20)
+            replies.append(reply)
+            if reply["id"] == burst - 1:
+                break
+    # Every frame is either answered or counted as skipped, the last one always answered,
+    # and far fewer analyses ran than frames were sent (latest wins, no backlog).
+    assert sum(r["skipped"] for r in replies) + len(replies) == burst
+    assert len(replies) < burst / 2
+    ids = [r["id"] for r in replies]
+    assert ids == sorted(ids)
+    assert len(client.app[_analyze_api_key()].streams) <= 1
+
+
+def _analyze_api_key() -> Any:
+    from faced.api.analyze import ANALYZE_API_KEY  # noqa: PLC0415
+
+    return ANALYZE_API_KEY
+
+
+async def test_pool_full_answers_503(faced_client: Callable[..., Awaitable[Client]]) -> None:
+    client = await faced_client()
+    data = await _read("breakingbad.jpg")
+    results = await asyncio.gather(
+        *(client.post("/v1/analyze", data=_form(data)) for _ in range(20))
+    )
+    statuses = sorted(r.status for r in results)
+    assert 200 in statuses and 503 in statuses, statuses
+    busy = next(r for r in results if r.status == 503)
+    assert busy.headers["Retry-After"] == "1"
+    assert "busy" in (await busy.json())["error"]
+    assert (await client.post("/v1/analyze", data=_form(data))).status == 200
+
+
+async def test_health_reports_model_and_workers(client: Client) -> None:
+    health = await (await client.get("/health")).json()
+    assert health["model"]["name"] == "face_landmarker"
+    assert len(health["model"]["sha256"]) == 64
+    assert health["components"]["analyze"]["workers"] == 1
+
+
+async def test_missing_model_stops_startup(run_faced: Any, tmp_path: Path) -> None:
+    process = await run_faced(config_text=f'[vision]\nmodel_dir = "{tmp_path}"\n', wait=False)
+    status = await process.wait_exit(30)
+    assert status == 78
+    assert "face_detector.tflite: missing" in process.stderr
