@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from faced.face import FaceModel, InvalidUpdate
-from faced.schemas.face_state import StateUpdate
+from faced.schemas.face_state import CLAMPS, EMOTIONS, STATES, OutgoingMessage, StateUpdate
 
 
 class FakeClock:
@@ -135,3 +135,33 @@ def test_text_is_broadcast_once_and_recorded() -> None:
     kinds = [entry.__struct_config__.tag for entry in face.history()]
     assert kinds == ["text", "detail"]
     assert face.history()[0].ts == 1_700_000_000_000
+
+
+def test_the_declared_ranges_and_choices_drive_the_json_schema() -> None:
+    schema = msgspec.json.schema(StateUpdate)
+    fields = schema["$defs"]["StateUpdate"]["properties"]
+    assert fields["emotionBlend"]["minimum"] == 0
+    assert fields["emotionBlend"]["maximum"] == 1
+    assert fields["textDuration"]["minimum"] == 500
+    assert fields["textDuration"]["maximum"] == 30000
+    assert set(fields["state"]["enum"]) == set(STATES)
+    assert set(fields["emotionSecondary"]["enum"]) == set(EMOTIONS)
+    look_at = schema["$defs"]["LookAtUpdate"]["properties"]
+    assert (look_at["x"]["minimum"], look_at["x"]["maximum"]) == (-1, 1)
+    # The same declarations are what the model clamps to.
+    assert {name: (c.low, c.high) for name, c in CLAMPS.items()} == {
+        "amplitude": (0, 1),
+        "emotion_blend": (0, 1),
+        "intensity": (0, 1),
+        "progress": (0, 1),
+        "text_duration": (500, 30000),
+        "wink_left": (0, 1),
+        "wink_right": (0, 1),
+    }
+    outgoing = msgspec.json.schema(OutgoingMessage)
+    tags = {
+        definition["properties"]["type"]["enum"][0]
+        for definition in outgoing["$defs"].values()
+        if "type" in definition.get("properties", {}) and "enum" in definition["properties"]["type"]
+    }
+    assert {"state", "history", "audio", "audio-seq", "audio-done", "pong", "error"} <= tags
