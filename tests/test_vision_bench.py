@@ -20,7 +20,12 @@ def test_bench_pipeline_reports_stages_baseline_and_rss(
     )
     assert bench_pipeline.run(args) == 0
     out = capsys.readouterr().out
-    for label in ("detection  detect", "tracking   landmarks", "baseline   landmark model"):
+    for label in (
+        "detection  detect",
+        "tracking   landmarks",
+        "baseline   landmark model",
+        "blendshape model",
+    ):
         assert label in out
     assert "frames/s (1 detector runs)" in out
     assert "peak RSS:" in out

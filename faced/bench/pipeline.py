@@ -139,15 +139,15 @@ def run(args: argparse.Namespace) -> int:
         f"faced bench pipeline: {WIDTH}x{HEIGHT} synthetic moving face, threads={args.threads}, "
         f"model load {load_ms:.0f} ms"
     )
-    print(f"{'mode':<10} {'stage':<14} {'frames':>6} {'median':>8} {'p90':>8}  (ms)")
+    print(f"{'mode':<10} {'stage':<16} {'frames':>6} {'median':>8} {'p90':>8}  (ms)")
     for mode in ("detection", "tracking"):
         stages = rows.get(mode, {})
         for stage in ("detect", "landmarks", "blendshapes", "pose+eyes+result", "total"):
             values = stages.get(stage, [])
-            print(f"{mode:<10} {stage:<14} {len(values):>6} {_stats(values)}")
-    print(f"{'baseline':<10} {'landmark model':<14} {len(landmark_invoke):>6} "
+            print(f"{mode:<10} {stage:<16} {len(values):>6} {_stats(values)}")
+    print(f"{'baseline':<10} {'landmark model':<16} {len(landmark_invoke):>6} "
           f"{_stats(landmark_invoke)}")  # fmt: skip
-    print(f"{'baseline':<10} {'blendshape m.':<14} {len(blendshape_invoke):>6} "
+    print(f"{'baseline':<10} {'blendshape model':<16} {len(blendshape_invoke):>6} "
           f"{_stats(blendshape_invoke)}")  # fmt: skip
     tracking = rows.get("tracking", {}).get("total", [])
     floor = [a + b for a, b in zip(landmark_invoke, blendshape_invoke, strict=True)]
