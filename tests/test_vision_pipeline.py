@@ -253,3 +253,16 @@ def test_gaze_agrees_with_the_eye_look_blendshapes_on_real_faces(pipe: FacePipel
                     assert gaze[1] * look_y > 0, (name, side, gaze, look_y)
                     checked += 1
     assert checked >= 6  # the photos do hold clear sideways and upward looks
+
+
+def test_tracker_starts_over_when_the_frame_size_changes() -> None:
+    single = FacePipeline.load(num_faces=1)
+    tracker = single.tracker()
+    image = photo("lenna.png")
+    tracker.process(image, 0)
+    tracker.process(image, 33)
+    assert tracker.detections == 1 and tracker.regions
+    smaller = cv2.resize(image, (256, 256))
+    result = tracker.process(smaller, 66)
+    assert tracker.last_detected and tracker.detections == 2
+    assert result.face_found and result.image.width == 256

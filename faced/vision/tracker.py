@@ -87,7 +87,14 @@ class Tracker:
                     f"timestamp {timestamp_ms} ms is not after the previous frame's "
                     f"{self._last_timestamp_ms} ms"
                 )
-            frame = self._frame = prepare(image, bgr=bgr, out=self._frame)
+            previous = self._frame
+            frame = self._frame = prepare(image, bgr=bgr, out=previous)
+            if previous is not None and previous.shape != frame.shape:
+                # A new frame size (camera switch, resolution change): pixel ROIs and
+                # smoothing state belong to the old one.
+                self._rois = []
+                if self._smoother is not None:
+                    self._smoother.reset()
             self._last_timestamp_ms = timestamp_ms
             faces = self._track(frame, timestamp_ms, landmarks, times)
         height, width = frame.shape[:2]
