@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 0.0.0.0
 PORT   ?= 9999
-CAMERA ?= none
+CAMERA ?= demo
 
 # Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
 DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)

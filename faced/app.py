@@ -29,20 +29,20 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import analyze, openface, presets
+from faced.api import analyze, openface, presets, tracking
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
 from faced.api.middlewares import Guard, make_guard, make_request_context, make_response_hook
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
+from faced.devices.camera import check_source
 from faced.system import NOTIFIER_KEY, setup_logging, watchdog_ctx
 
 log = logging.getLogger(__name__)
 
 WEB_DIR: Final = Path(__file__).resolve().parent / "web"
 STATIC_DIR: Final = WEB_DIR / "static"
-IMPLEMENTED_CAMERA_SOURCES: Final = frozenset({"none"})
 # Slack for the JSON around a base64 audio chunk ({"data": "…", "seq": N}).
 _JSON_ENVELOPE_BYTES: Final = 64 * 1024
 
@@ -53,13 +53,10 @@ GUARD_KEY: Final = web.AppKey("guard", Guard)
 
 def check_supported(config: Config) -> None:
     """Refuse settings the config accepts but this build cannot serve yet."""
-    source = config.camera.source
-    scheme = source.split(":", 1)[0]
-    if scheme not in IMPLEMENTED_CAMERA_SOURCES:
-        raise ConfigError(
-            f"camera.source = {source!r}: not available in this build; "
-            f"expected one of {', '.join(sorted(IMPLEMENTED_CAMERA_SOURCES))}"
-        )
+    try:
+        check_source(config.camera.source)
+    except ValueError as exc:
+        raise ConfigError(f"camera.source = {config.camera.source!r}: {exc}") from None
 
 
 def client_max_size(config: Config) -> int:
@@ -96,7 +93,6 @@ def create_app(config: Config) -> web.Application:
 
     # Components in flow order; aiohttp tears them down in reverse.
     app.cleanup_ctx.append(watchdog_ctx)
-    health.add_component("camera", lambda: {"status": "off", "source": config.camera.source})
     health.add_component(
         "api",
         lambda: {
@@ -106,6 +102,7 @@ def create_app(config: Config) -> web.Application:
         },
     )
     openface.setup(app)
+    tracking.setup(app)  # camera → tracking → presence on the Open Face hub
     presets.setup(app)
     analyze.setup(app)
 

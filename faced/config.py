@@ -104,6 +104,22 @@ class OpenClawConfig(_Section, frozen=True):
 class CameraConfig(_Section, frozen=True):
     source: str = "none"
     """Camera source URI: none, demo, file:PATH, v4l2:/dev/videoN, picamera2, gstreamer:PIPELINE."""
+    width: Annotated[int, Meta(ge=16, le=4096)] = 640
+    """Requested frame width (v4l2, picamera2; demo renders at this size)."""
+    height: Annotated[int, Meta(ge=16, le=4096)] = 480
+    """Requested frame height."""
+    fps: Annotated[float, Meta(gt=0, le=240)] = 30.0
+    """Frames per second at most: requested from the camera, and a cap on what is used."""
+    rotation: Literal[0, 90, 180, 270] = 0
+    """Clockwise rotation applied to every frame, in degrees."""
+    mirror: bool = False
+    """Flip frames left-right (after rotation)."""
+    tracking: bool = True
+    """Run live face tracking on the camera's frames (needs the models)."""
+    preview: bool = False
+    """Serve GET /api/camera/preview.mjpg (key/loopback only) for aiming the camera."""
+    client_fps: Annotated[float, Meta(gt=0, le=240)] = 30.0
+    """Most tracking results per second sent to one /ws/tracking client (?fps= lowers it)."""
 
 
 class VisionConfig(_Section, frozen=True):

@@ -75,15 +75,6 @@ async def test_bad_config_key_stops_startup_with_one_line_and_exit_78(run_faced)
     assert "unknown key server.bogus" in faced.stderr_lines[0]
 
 
-async def test_unimplemented_camera_exits_78_with_one_line(run_faced) -> None:
-    faced = await run_faced("--camera", "v4l2:/dev/video0", wait=False)
-    assert await faced.wait_exit() == 78
-    assert faced.stderr_lines == [
-        "faced serve: camera.source = 'v4l2:/dev/video0': not available in this build; "
-        "expected one of none"
-    ]
-
-
 async def test_port_in_use_is_one_error_line_and_exit_1(run_faced) -> None:
     first = await run_faced()
     second = await run_faced(port=first.port, wait=False)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from faced import config
 from faced.config import EX_CONFIG, ConfigError
+from faced.devices import demo_photo
+from faced.devices.demo_photo import DemoPhotoError
 from faced.vision.models import ModelError, ModelStore, default_model_dir
 
 
@@ -39,10 +41,12 @@ def _fetch(args: argparse.Namespace) -> int:
     try:
         store = ModelStore(_model_dir(args))
         written = store.fetch(force=args.force)
+        if demo_photo.fetch(store.directory, force=args.force):  # the demo camera's photo
+            written.append(demo_photo.photo_path(store.directory).name)
     except ConfigError as exc:
         print(f"faced models fetch: {exc}", file=sys.stderr)
         return EX_CONFIG
-    except (ModelError, OSError) as exc:
+    except (ModelError, DemoPhotoError, OSError) as exc:
         print(f"faced models fetch: {exc}", file=sys.stderr)
         return 1
     if written:

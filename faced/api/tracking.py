@@ -1,0 +1,414 @@
+"""The box's own camera on the API: live tracking results, emotion state, preview, health.
+
+Owner: live tracking (issue 5). ``setup(app)`` registers the camera and tracking component
+(a ``cleanup_ctx``: models loaded off the loop, then the capture thread
+(faced.devices.camera) and the tracking thread (faced.tracking); both stopped at cleanup),
+the routes below, the health entries ``camera`` and ``tracking``, and presence events to
+the Open Face hub (faced.api.face_service) — which is all a viewer ever sees of a person.
+
+Every route here is camera-derived, hence PRIVATE (faced.api.access): the key when one is
+set, loopback clients only when none is.
+
+* ``WS /ws/tracking`` — each result (the analyze schema plus ``frame``, ``ts``, ``fps``,
+  ``latency_ms``); ``?encoding=msgpack``; ``?fields=blendshapes,head`` keeps only those
+  (plus the stream fields); ``?fps=N`` lowers the per-client rate cap
+  (``camera.client_fps``). Each client holds at most one unsent result: a newer one
+  replaces it (counted as skipped), so a slow client costs no memory; one whose send is
+  stuck for ``SEND_TIMEOUT_S`` is closed with 1008. Each result is encoded once per
+  (encoding, fields) in use, not once per client.
+* ``GET /api/tracking`` — the latest result; ``GET /api/emotion_state`` — its blendshapes.
+* ``GET /api/camera/preview.mjpg`` — multipart JPEG for aiming the camera; 404 unless
+  ``camera.preview = true``; frames are encoded in memory, never written to disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import cv2
+import msgspec
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from faced.api.access import ACCESS_KEY
+from faced.api.codec import respond
+from faced.api.errors import ApiError
+from faced.api.face_service import OPENFACE_KEY, close_socket
+from faced.api.health import HEALTH_KEY
+from faced.config import CameraConfig, Config, ConfigError, VisionConfig
+from faced.devices.camera import Camera, open_source
+from faced.schemas.tracking import PresenceMessage, TrackingResult
+from faced.tracking import LiveTracking
+from faced.vision.models import ModelError, default_model_dir
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENTS: Final = 16
+SEND_TIMEOUT_S: Final = 5.0
+HEARTBEAT_S: Final = 30.0
+PREVIEW_FPS: Final = 10.0
+PREVIEW_QUALITY: Final = 75
+PREVIEW_BOUNDARY: Final = "faced-preview"
+STREAM_FIELDS: Final = ("frame", "ts", "fps", "latency_ms", "face_found")
+TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - set(STREAM_FIELDS)
+GOING_AWAY: Final = 1001
+TOO_SLOW: Final = 1008
+
+_json: Final = msgspec.json.Encoder()
+_msgpack: Final = msgspec.msgpack.Encoder()
+_client_ids = itertools.count(1)
+
+GroupKey = tuple[str, frozenset[str] | None]
+
+
+@dataclass(eq=False)
+class TrackingClient:
+    """One /ws/tracking socket: its encoding, fields, rate cap and one-slot buffer."""
+
+    socket: web.WebSocketResponse
+    encoding: str
+    fields: frozenset[str] | None
+    min_interval_s: float
+    pending: bytes | None = None
+    last_offered: float = -float("inf")
+    skipped: int = 0
+    sent: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, data: bytes, now: float) -> None:
+        if now - self.last_offered < self.min_interval_s:
+            return  # over this client's rate cap: it gets a later result instead
+        self.last_offered = now
+        if self.pending is not None:
+            self.skipped += 1  # the client is behind: the newer result replaces the old
+        self.pending = data
+        self.wake.set()
+
+
+class CameraService:
+    """The camera, the tracking, and the tracking sockets of one app."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.camera: Camera | None = None
+        self.live: LiveTracking | None = None
+        self.clients: set[TrackingClient] = set()
+        self.closing = asyncio.Event()
+        self.slow_disconnects = 0
+        self.has_camera = config.camera.source != "none"
+
+    # --- publishing ----------------------------------------------------------------------
+
+    def broadcast(self, result: TrackingResult) -> None:
+        """Offer ``result`` to every client, encoded once per (encoding, fields)."""
+        if not self.clients:
+            return
+        now = time.monotonic()
+        encoded: dict[GroupKey, bytes] = {}
+        builtins: dict[str, Any] | None = None
+        for client in self.clients:
+            key: GroupKey = (client.encoding, client.fields)
+            data = encoded.get(key)
+            if data is None:
+                message: Any = result
+                if client.fields is not None:
+                    if builtins is None:
+                        builtins = cast(dict[str, Any], msgspec.to_builtins(result))
+                    wanted = client.fields.union(STREAM_FIELDS)
+                    message = {k: v for k, v in builtins.items() if k in wanted}
+                encoder = _msgpack if client.encoding == "msgpack" else _json
+                data = encoded[key] = encoder.encode(message)
+            client.offer(data, now)
+
+    # --- health --------------------------------------------------------------------------
+
+    def camera_report(self) -> dict[str, Any]:
+        if self.camera is None:
+            return {"status": "off", "source": self.config.camera.source}
+        return self.camera.report()
+
+    def tracking_report(self) -> dict[str, Any]:
+        if self.live is None:
+            reason = "camera.tracking is false" if self.has_camera else "no camera"
+            return {"status": "off", "reason": reason}
+        report = self.live.report()
+        report["clients"] = len(self.clients)
+        report["slow_clients_disconnected"] = self.slow_disconnects
+        return report
+
+
+CAMERA_KEY: Final = web.AppKey("camera_service", CameraService)
+
+
+def setup(app: web.Application) -> None:
+    """Register the camera/tracking component, its routes and health entries."""
+    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
+
+    config = app[CONFIG_KEY]
+    service = app[CAMERA_KEY] = CameraService(config)
+    health = app[HEALTH_KEY]
+    health.add_component("camera", service.camera_report)
+    health.add_component("tracking", service.tracking_report)
+
+    app.cleanup_ctx.append(_component)
+    app.on_shutdown.append(_shutdown)
+    access = app[ACCESS_KEY]
+    router = app.router
+    access.private(router.add_get("/ws/tracking", tracking_socket, allow_head=False))
+    access.private(router.add_get("/api/tracking", latest_result))
+    access.private(router.add_get("/api/emotion_state", emotion_state))
+    access.private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False))
+
+
+def _load_tracker(camera: CameraConfig, vision: VisionConfig) -> Any:
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (loads the runtime)
+
+    del camera
+    pipeline = FacePipeline.load(vision.model_dir or None, threads=vision.threads, num_faces=1)
+    return pipeline.tracker(smoothing=True)
+
+
+async def _component(app: web.Application) -> AsyncIterator[None]:
+    service = app[CAMERA_KEY]
+    config = service.config
+    if not service.has_camera:
+        yield
+        return
+    model_dir = await asyncio.to_thread(default_model_dir, config.vision.model_dir or None)
+    try:
+        source = open_source(config.camera, model_dir)
+    except ValueError as exc:
+        raise ConfigError(f"camera.source = {config.camera.source!r}: {exc}") from None
+    assert source is not None  # only "none" has no source
+    tracker = None
+    if config.camera.tracking:
+        try:
+            tracker = await asyncio.to_thread(_load_tracker, config.camera, config.vision)
+        except ModelError as exc:
+            raise ConfigError(f"camera.tracking needs the face models: {exc}") from None
+    camera = service.camera = Camera(
+        source, fps=config.camera.fps, rotation=config.camera.rotation, mirror=config.camera.mirror
+    )
+    if tracker is not None:
+        openface = app[OPENFACE_KEY]
+
+        def on_presence(message: PresenceMessage) -> None:
+            openface.hub.publish(message)
+
+        live = service.live = LiveTracking(
+            camera, tracker, asyncio.get_running_loop(), on_presence=on_presence
+        )
+        live.listeners.append(service.broadcast)
+        live.start()
+    camera.start()
+    log.info("camera %s started", source.name, extra={"tracking": tracker is not None})
+    try:
+        yield
+    finally:
+        if service.live is not None:
+            await asyncio.to_thread(service.live.stop)
+        await asyncio.to_thread(camera.stop)
+
+
+async def _shutdown(app: web.Application) -> None:
+    service = app[CAMERA_KEY]
+    service.closing.set()
+    await asyncio.gather(
+        *(close_socket(c.socket, GOING_AWAY, "server shutting down") for c in service.clients),
+        return_exceptions=True,
+    )
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def _live(request: web.Request) -> LiveTracking:
+    service = request.app[CAMERA_KEY]
+    if service.live is None:
+        if not service.has_camera:
+            raise ApiError(503, "no camera: camera.source is none")
+        raise ApiError(503, "live tracking is off: camera.tracking is false")
+    return service.live
+
+
+def _parse_fields(raw: str | None) -> frozenset[str] | None:
+    if raw is None or raw == "":
+        return None
+    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
+    unknown = sorted(names - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
+    if unknown:
+        raise ApiError(
+            400,
+            f"invalid value for 'fields': unknown {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
+            extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
+        )
+    return names
+
+
+def _parse_fps(raw: str | None, cap: float) -> float:
+    if raw is None:
+        return cap
+    try:
+        fps = float(raw)
+    except ValueError:
+        fps = float("nan")
+    if not 0 < fps <= 1000:  # NaN fails too
+        raise ApiError(
+            400,
+            f"invalid value for 'fps': {raw!r}; expected a number > 0",
+            extra={"field": "fps", "expected": "number > 0"},
+        )
+    return min(fps, cap)
+
+
+def _parse_encoding(raw: str | None) -> str:
+    encoding = raw or "json"
+    if encoding not in ("json", "msgpack"):
+        raise ApiError(
+            400,
+            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
+            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
+        )
+    return encoding
+
+
+async def tracking_socket(request: web.Request) -> web.StreamResponse:
+    service = request.app[CAMERA_KEY]
+    _live(request)
+    encoding = _parse_encoding(request.query.get("encoding"))
+    fields = _parse_fields(request.query.get("fields"))
+    fps = _parse_fps(request.query.get("fps"), service.config.camera.client_fps)
+    if service.closing.is_set():
+        raise ApiError(503, "server shutting down")
+    if len(service.clients) >= MAX_CLIENTS:
+        raise ApiError(
+            503,
+            f"too many tracking clients: {len(service.clients)} connected, limit {MAX_CLIENTS}",
+            headers={"Retry-After": "5"},
+        )
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=1024)
+    await socket.prepare(request)
+    client = TrackingClient(socket, encoding, fields, 1.0 / fps)
+    number = next(_client_ids)
+    service.clients.add(client)
+    sender = asyncio.create_task(_send_loop(service, client, request), name=f"tracking-{number}")
+    log.info("tracking client %d connected", number, extra={"encoding": encoding})
+    try:
+        async for message in socket:
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            # Results flow one way; the only request is a ping.
+            if _is_ping(message.data):
+                await socket.send_str('{"type":"pong"}')
+    finally:
+        service.clients.discard(client)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        log.info(
+            "tracking client %d disconnected",
+            number,
+            extra={"sent": client.sent, "skipped": client.skipped},
+        )
+    return socket
+
+
+def _is_ping(data: str | bytes) -> bool:
+    try:
+        decoded = msgspec.json.decode(data) if isinstance(data, str) else _unpack(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(decoded, dict) and decoded.get("type") == "ping"
+
+
+def _unpack(data: bytes) -> Any:
+    return msgspec.msgpack.decode(data)
+
+
+async def _send_loop(service: CameraService, client: TrackingClient, request: web.Request) -> None:
+    socket = client.socket
+    opcode = WSMsgType.BINARY if client.encoding == "msgpack" else WSMsgType.TEXT
+    while not socket.closed:
+        await client.wake.wait()
+        client.wake.clear()
+        data, client.pending = client.pending, None
+        if data is None:
+            continue
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await socket.send_frame(data, opcode)
+        except TimeoutError:
+            service.slow_disconnects += 1
+            log.warning("tracking client too slow: disconnected")
+            await close_socket(socket, TOO_SLOW, "too slow", request)
+            return
+        except ConnectionError:
+            return
+        client.sent += 1
+
+
+async def latest_result(request: web.Request) -> web.StreamResponse:
+    latest = _live(request).latest
+    if latest is None:
+        raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
+    return respond(request, latest)
+
+
+async def emotion_state(request: web.Request) -> web.StreamResponse:
+    state = _live(request).emotion_state()
+    if state is None:
+        raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
+    return respond(request, state)
+
+
+def _jpeg(image: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_QUALITY]
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return bytes(data)
+
+
+async def preview(request: web.Request) -> web.StreamResponse:
+    service = request.app[CAMERA_KEY]
+    if not service.config.camera.preview:
+        raise ApiError(404, "camera preview is off; set camera.preview = true to enable it")
+    camera = service.camera
+    if camera is None:
+        raise ApiError(503, "no camera: camera.source is none")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={PREVIEW_BOUNDARY}",
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    last_index = -1
+    interval = 1.0 / PREVIEW_FPS
+    with contextlib.suppress(ConnectionError):
+        while not service.closing.is_set():
+            frame = camera.latest
+            if frame is not None and frame.index != last_index:
+                last_index = frame.index
+                jpeg = await asyncio.to_thread(_jpeg, frame.image)
+                await response.write(
+                    f"--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await service.closing.wait()
+    return response
+
+
+__all__ = ["CAMERA_KEY", "CameraService", "TrackingClient", "setup"]

@@ -1,0 +1,247 @@
+"""Live tracking: every camera frame through the face pipeline, results published on the loop.
+
+Owner: live tracking (issue 5). ``LiveTracking`` runs one thread that takes the camera's
+latest frame (faced.devices.camera), runs the pipeline in tracking mode (VIDEO mode:
+faced.vision.tracker) and hands the result to the event loop with
+``call_soon_threadsafe``. When the pipeline is slower than the camera, frames in between
+are skipped, never queued: the thread always takes the newest frame. On the loop each
+result gets ``frame``, ``ts``, ``fps`` and ``latency_ms`` (capture → publish), becomes
+``latest`` and goes to every listener (faced.api.tracking's sockets) and to ``Presence``.
+
+``Presence`` debounces face found / not found into ``arrived`` / ``left`` events (with
+how long) and rate-limited ``moved`` updates carrying only the face's position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from faced.devices.camera import Camera, Frame
+from faced.schemas.analysis import Analysis
+from faced.schemas.tracking import EmotionState, Position, PresenceMessage, TrackingResult
+from faced.vision.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+WAIT_FRAME_S: Final = 0.25
+FPS_WINDOW: Final = 32
+_ANALYSIS_FIELDS: Final = Analysis.__struct_fields__
+
+
+class Presence:
+    """Debounces per-frame face found / not found into presence events."""
+
+    def __init__(
+        self,
+        *,
+        arrive_s: float = 0.3,
+        leave_s: float = 2.0,
+        move_interval_s: float = 0.2,
+        move_threshold: float = 0.03,
+    ) -> None:
+        self._arrive_s = arrive_s
+        self._leave_s = leave_s
+        self._move_interval_s = move_interval_s
+        self._move_threshold = move_threshold
+        self.present = False
+        self._seen_since: float | None = None
+        self._missing_since: float | None = None
+        self._arrived_at: float | None = None
+        self._left_at: float | None = None
+        self._position: Position | None = None
+        self._position_sent_at = -float("inf")
+
+    @property
+    def position(self) -> Position | None:
+        return self._position if self.present else None
+
+    def update(
+        self, bbox: tuple[float, float, float, float] | None, now: float, wall_ms: int
+    ) -> PresenceMessage | None:
+        """Feed one frame's primary face box (None: no face); an event when one is due.
+        ``now`` is monotonic seconds, ``wall_ms`` the frame's wall-clock time."""
+        if bbox is not None:
+            x, y, w, h = bbox
+            position = Position(x=round(2 * (x + w / 2) - 1, 3), y=round(2 * (y + h / 2) - 1, 3))
+            self._missing_since = None
+            if not self.present:
+                if self._seen_since is None:
+                    self._seen_since = now
+                if now - self._seen_since < self._arrive_s:
+                    return None
+                self.present = True
+                self._arrived_at = now
+                absent = None if self._left_at is None else round(now - self._left_at, 3)
+                return self._moved_to(position, now, "arrived", wall_ms, absent)
+            last = self._position
+            moved = (
+                last is None
+                or max(abs(position.x - last.x), abs(position.y - last.y)) >= self._move_threshold
+            )
+            if moved and now - self._position_sent_at >= self._move_interval_s:
+                return self._moved_to(position, now, "moved", wall_ms, None)
+            return None
+        self._seen_since = None
+        if not self.present:
+            return None
+        if self._missing_since is None:
+            self._missing_since = now
+        if now - self._missing_since < self._leave_s:
+            return None
+        self.present = False
+        self._left_at = self._missing_since
+        stayed = self._missing_since - (self._arrived_at or self._missing_since)
+        self._position = None
+        return PresenceMessage(event="left", present=False, ts=wall_ms, duration=round(stayed, 3))
+
+    def _moved_to(
+        self, position: Position, now: float, event: str, wall_ms: int, duration: float | None
+    ) -> PresenceMessage:
+        self._position = position
+        self._position_sent_at = now
+        return PresenceMessage(
+            event="arrived" if event == "arrived" else "moved",
+            present=True,
+            ts=wall_ms,
+            duration=duration,
+            position=position,
+        )
+
+
+class LiveTracking:
+    """The tracking thread and what it last published (read on the loop)."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        tracker: Tracker,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        presence: Presence | None = None,
+        on_presence: Callable[[PresenceMessage], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self._tracker = tracker
+        self._loop = loop
+        self.presence = presence or Presence()
+        self._on_presence = on_presence
+        self.listeners: list[Callable[[TrackingResult], None]] = []
+        self.latest: TrackingResult | None = None
+        self.processed = 0
+        self.skipped = 0
+        self.failures = 0
+        self._published_at: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Monotonic -> wall clock, fixed once so ``ts`` never jumps with NTP corrections.
+        self._wall_offset = time.time() - time.monotonic()
+
+    @property
+    def fps(self) -> float:
+        stamps = self._published_at
+        if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+            return 0.0
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+    def emotion_state(self) -> EmotionState | None:
+        latest = self.latest
+        if latest is None:
+            return None
+        return EmotionState(
+            face_found=latest.face_found,
+            frame=latest.frame,
+            ts=latest.ts,
+            blendshapes=latest.blendshapes,
+        )
+
+    def report(self) -> dict[str, object]:
+        return {
+            "status": "ok" if self._thread is not None and self._thread.is_alive() else "off",
+            "fps": round(self.fps, 1),
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failures": self.failures,
+            "present": self.presence.present,
+        }
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self._run, name="tracking", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread (blocking: call from a worker thread)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the tracking thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_index = 0
+        stream = 0
+        last_ts = -1
+        while not self._stop.is_set():
+            frame = self.camera.wait_frame(last_index, WAIT_FRAME_S)
+            if frame is None:
+                continue
+            if frame.stream != stream:
+                stream = frame.stream
+                self._tracker.reset()  # a reopened camera is a new stream
+            elif frame.index > last_index + 1:
+                self.skipped += frame.index - last_index - 1
+            last_index = frame.index
+            ts_ms = max(int(frame.captured * 1000), last_ts + 1)
+            last_ts = ts_ms
+            try:
+                analysis = self._tracker.process(frame.image, ts_ms)
+            except Exception:
+                # One bad frame must not end tracking; the next frame is a fresh try.
+                self.failures += 1
+                log.exception("tracking failed on frame %d", frame.index)
+                self._tracker.reset()
+                continue
+            self.processed += 1
+            try:
+                self._loop.call_soon_threadsafe(self._publish, analysis, frame)
+            except RuntimeError:
+                return  # the loop is closed: the daemon is going down
+
+    # --- on the event loop ----------------------------------------------------------------
+
+    def _publish(self, analysis: Analysis, frame: Frame) -> None:
+        now = time.monotonic()
+        self._published_at.append(now)
+        wall_ms = int((frame.captured + self._wall_offset) * 1000)
+        fields = {name: getattr(analysis, name) for name in _ANALYSIS_FIELDS}
+        result = TrackingResult(
+            **fields,
+            frame=frame.index,
+            ts=wall_ms,
+            fps=round(self.fps, 2),
+            latency_ms=round((now - frame.captured) * 1000, 3),
+        )
+        self.latest = result
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("a tracking listener failed")
+        event = self.presence.update(result.bbox, now, wall_ms)
+        if event is None:
+            return
+        if event.event != "moved":
+            log.info("person %s", event.event, extra={"duration_s": event.duration})
+        if self._on_presence is not None:
+            self._on_presence(event)
+
+
+__all__ = ["LiveTracking", "Presence"]
