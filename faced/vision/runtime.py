@@ -11,7 +11,6 @@ loop).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
