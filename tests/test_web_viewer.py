@@ -390,3 +390,87 @@ async def test_tts_fallback_speaks_only_without_audio(
     await page.evaluate("new Promise(r => setTimeout(r, 3100))")  # the chunk's quiet period
     await client.post("/api/speak", json={"text": "nobody sent audio"})
     await page.wait_for("window.faced.speech.spoken === 2", seconds=5, what="the late fallback")
+
+
+COLUMN_PROBE = """__probe.column = (x, y0, y1) => {
+  const ctx = document.getElementById("face").getContext("2d");
+  const data = ctx.getImageData(x, y0, 1, y1 - y0).data;
+  let sum = 0, count = 0;
+  for (let y = 0; y < y1 - y0; y++) {
+    const i = y * 4;
+    if (data[i] + data[i + 1] + data[i + 2] < 210) { sum += y + y0; count++; }
+  }
+  return count ? sum / count : null;
+}; true"""
+
+
+async def mouth_curve(page: Page) -> float:
+    """How far the mouth's middle sits below its sides (> 0 a smile, < 0 a frown)."""
+    curve: float = await page.evaluate(
+        f"""(() => {{
+          const mid = __probe.column({WIDTH // 2}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+          const left = __probe.column({WIDTH // 2 - 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+          const right = __probe.column({WIDTH // 2 + 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+          return mid - (left + right) / 2;
+        }})()"""
+    )
+    return curve
+
+
+async def test_emotions_and_states_have_their_looks(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    page = await open_viewer(browser, str(client.make_url("/")))
+    await page.evaluate(COLUMN_PROBE)
+    eyes = f"__probe.dark({EYE_ROWS[0]}, {EYE_ROWS[1]})"
+    mouth = f"__probe.dark({MOUTH_ROWS[0]}, {MOUTH_ROWS[1]})"
+    settle = "new Promise(r => setTimeout(r, 1200))"
+
+    await client.post("/api/state", json={"state": "idle", "emotion": "neutral"})
+    await page.evaluate(settle)
+    neutral_eyes = await page.evaluate(eyes)
+    assert abs(await mouth_curve(page)) < 4  # a nearly straight mouth
+
+    await client.post("/api/state", json={"emotion": "happy"})
+    await page.evaluate(settle)
+    assert await mouth_curve(page) > 6, "happy smiles"
+    await page.screenshot("viewer-default-happy")
+
+    await client.post("/api/state", json={"emotion": "sad"})
+    await page.evaluate(settle)
+    assert await mouth_curve(page) < -6, "sad frowns"
+    await page.screenshot("viewer-default-sad")
+
+    # A compound: halfway between sad and happy is nearly straight again.
+    await client.post(
+        "/api/state", json={"emotion": "sad", "emotionSecondary": "happy", "emotionBlend": 0.55}
+    )
+    await page.evaluate(settle)
+    assert abs(await mouth_curve(page)) < 5
+
+    await client.post(
+        "/api/state",
+        json={"emotion": "surprised", "emotionSecondary": "neutral", "emotionBlend": 0},
+    )
+    await page.evaluate(settle)
+    surprised_eyes = await page.evaluate(eyes)
+    surprised_mouth = await page.evaluate(mouth)
+    await page.screenshot("viewer-default-surprised")
+    assert surprised_mouth["height"] > 0.07 * UNIT, "surprise opens the mouth"
+    assert surprised_eyes["count"] > neutral_eyes["count"] * 1.3, "and widens the eyes"
+
+    # Intensity scales the expression: a faint smile is flatter than a full one.
+    await client.post("/api/state", json={"emotion": "happy", "intensity": 0.25})
+    await page.evaluate(settle)
+    faint = await mouth_curve(page)
+    await client.post("/api/state", json={"intensity": 1})
+    await page.evaluate(settle)
+    assert 0 < faint < await mouth_curve(page) - 4
+
+    await client.post("/api/state", json={"state": "sleeping", "emotion": "neutral"})
+    await page.evaluate(settle)
+    asleep = await page.evaluate(eyes)
+    await page.screenshot("viewer-default-sleeping-closed")
+    assert asleep["count"] < neutral_eyes["count"] * 0.4, "asleep, the eyes are closed"
+    assert page.errors == []

@@ -23,24 +23,25 @@ const STATE_LOOKS = {
 
 // Each emotion's additive deltas (scaled by intensity, blended primary/secondary).
 const DELTA_KEYS = ["happiness", "browL", "browR", "blush", "eyeL", "eyeR", "lidMult", "tilt",
-  "squint", "mouthWidth", "mouthAsym", "confusion", "mouthMin", "mouthCap", "gazeX", "gazeY"];
+  "squint", "mouthWidth", "mouthAsym", "confusion", "mouthMin", "mouthCap", "gazeX", "gazeY",
+  "browSlope"];
 const NO_OVERRIDE = Object.freeze({});
 const NO_DELTA = { happiness: 0, browL: 0, browR: 0, blush: 0, eyeL: 0, eyeR: 0, lidMult: 1,
   tilt: 0, squint: 0, mouthWidth: 0, mouthAsym: 0, confusion: 0, mouthMin: 0, mouthCap: 1,
-  gazeX: 0, gazeY: 0 };
+  gazeX: 0, gazeY: 0, browSlope: 0 };
 const EMOTION_LOOKS = {
   neutral: {},
   happy: { happiness: 0.5, browL: 0.15, browR: 0.15, blush: 0.5, squint: 0.45 },
-  sad: { happiness: -0.7, browL: -0.35, browR: -0.35, eyeL: -0.08, eyeR: -0.08, lidMult: 0.85, mouthCap: 0.15, gazeY: 0.25 },
+  sad: { browSlope: 0.7, happiness: -0.7, browL: -0.35, browR: -0.35, eyeL: -0.08, eyeR: -0.08, lidMult: 0.85, mouthCap: 0.15, gazeY: 0.25 },
   confused: { confusion: 0.6, browL: -0.3, browR: 0.45, tilt: -0.03 },
   excited: { happiness: 0.6, browL: 0.45, browR: 0.45, blush: 0.6, eyeL: 0.15, eyeR: 0.15, mouthMin: 0.3 },
-  concerned: { happiness: -0.3, browL: -0.3, browR: -0.3, lidMult: 0.9 },
-  surprised: { browL: 0.7, browR: 0.7, eyeL: 0.3, eyeR: 0.3, lidMult: 1.25, mouthMin: 0.45, mouthWidth: -0.3 },
+  concerned: { browSlope: 0.45, happiness: -0.3, browL: -0.3, browR: -0.3, lidMult: 0.9 },
+  surprised: { browSlope: 0.15, browL: 0.7, browR: 0.7, eyeL: 0.3, eyeR: 0.3, lidMult: 1.25, mouthMin: 0.45, mouthWidth: -0.3 },
   playful: { happiness: 0.4, browL: 0.3, browR: -0.1, blush: 0.35, tilt: 0.05, mouthAsym: 0.4 },
-  frustrated: { happiness: -0.4, browL: -0.65, browR: -0.65, lidMult: 0.8, mouthWidth: -0.3 },
+  frustrated: { browSlope: -0.7, happiness: -0.4, browL: -0.65, browR: -0.65, lidMult: 0.8, mouthWidth: -0.3 },
   skeptical: { happiness: -0.15, browL: -0.4, browR: 0.6, eyeL: -0.1, eyeR: 0.08, tilt: -0.03, mouthAsym: -0.3 },
-  determined: { browL: -0.4, browR: -0.4, lidMult: 0.82, mouthWidth: -0.2 },
-  embarrassed: { happiness: 0.2, blush: 1, browL: -0.1, browR: 0.25, tilt: 0.06, gazeX: -0.45, gazeY: 0.3, mouthAsym: 0.25 },
+  determined: { browSlope: -0.45, browL: -0.4, browR: -0.4, lidMult: 0.82, mouthWidth: -0.2 },
+  embarrassed: { browSlope: 0.25, happiness: 0.2, blush: 1, browL: -0.1, browR: 0.25, tilt: 0.06, gazeX: -0.45, gazeY: 0.3, mouthAsym: 0.25 },
   proud: { happiness: 0.45, browL: 0.15, browR: 0.15, lidMult: 0.85, tilt: -0.04, squint: 0.2 },
 };
 
@@ -67,7 +68,7 @@ export class FaceAnimator {
       mouth: 0.06, lid: 1, happiness: 0, confusion: 0, browL: 0, browR: 0, eyeL: 1, eyeR: 1,
       tilt: 0, blush: 0, squint: 0, mouthWidth: 0, mouthAsym: 0, lookX: 0, lookY: 0,
       winkL: 0, winkR: 0, blink: 0, breathe: 0.5, shake: 0, bounce: 1, amplitude: 0,
-      progress: 0, r: 79, g: 195, b: 247, time: 0, stateTime: 0,
+      progress: 0, r: 79, g: 195, b: 247, time: 0, stateTime: 0, browSlope: 0,
     };
     this._delta = { ...NO_DELTA };
     this._deltaA = { ...NO_DELTA };
@@ -206,6 +207,8 @@ export class FaceAnimator {
     c.eyeL = approach(c.eyeL, eyeL, 0.14 * rate, dt);
     c.eyeR = approach(c.eyeR, eyeR, 0.14 * rate, dt);
     c.tilt = approach(c.tilt, tilt, 0.08 * rate, dt);
+    const stateSlope = state === "working" ? -0.25 : state === "alert" ? 0.3 : 0;
+    c.browSlope = approach(c.browSlope, pack.lockBrows ? 0 : clamp(stateSlope + d.browSlope, -1, 1), 0.18 * rate, dt);
     c.blush = approach(c.blush, clamp(d.blush, 0, 1), 0.1 * rate, dt);
     c.squint = approach(c.squint, clamp(d.squint, 0, 1), 0.15 * rate, dt);
     c.mouthWidth = approach(c.mouthWidth, clamp(d.mouthWidth, pack.widthMin, pack.widthMax), 0.2 * rate, dt);

@@ -183,8 +183,8 @@ function drawBrows(ctx, unit, pack, c, breathY) {
     const halfW = unit * Math.max(pack.eyeW * scale * 1.15, 0.035);
     const y = unit * pack.eyeY + breathY - unit * pack.eyeH * scale * Math.max(1, c.lid) * pack.browOffset
       - brow * pack.browRange * unit;
-    // Lowered brows pull their inner ends down (a frown); raised ones lift the inner ends.
-    const innerDrop = -brow * unit * 0.018;
+    // The slope lifts the inner ends (worry, > 0) or pulls them down (anger, < 0).
+    const innerDrop = -c.browSlope * unit * 0.03;
     const outerX = x + side * halfW;
     const innerX = x - side * halfW;
     ctx.beginPath();
