@@ -106,3 +106,15 @@ def test_limit_is_configurable() -> None:
     assert decode_image(data, max_megapixels=2.0).shape == (1000, 2000, 3)
     with pytest.raises(ImageError, match=r"over the 1\.5 MP limit"):
         decode_image(data, max_megapixels=1.5)
+
+
+def test_webp_and_jpeg_bombs_are_refused_from_the_header() -> None:
+    # VP8X header claiming a 16384 x 16384 canvas (268 MP) and no image data.
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4 + (16383).to_bytes(3, "little") * 2
+    webp = b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+    with pytest.raises(ImageError, match=r"16384x16384 .* over the 40 MP limit"):
+        decode_image(webp)
+    # A JPEG whose frame header says 30000 x 30000.
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 30000, 30000, 1) + b"\x01\x11\x00"
+    with pytest.raises(ImageError, match=r"30000x30000 .* over the 40 MP limit"):
+        decode_image(b"\xff\xd8" + sof + b"\xff\xd9")
