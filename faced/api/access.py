@@ -44,6 +44,9 @@ PUBLIC_ROUTES: Final = frozenset(
         # The viewer reads which face pack to show before it has any key.
         ("GET", "/api/config"),
         ("GET", "/api/v1/presets"),
+        # The API's description (no data; it says which routes need the key).
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
     }
 )
 # Static files of the viewer and dashboard.

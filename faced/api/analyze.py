@@ -36,6 +36,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import BodyPartReader, StreamReader, WSMsgType, hdrs, web
 
+from faced.api import openapi
 from faced.api.access import ACCESS_KEY
 from faced.api.codec import Encoding, encode, read_body, respond
 from faced.api.errors import ApiError
@@ -102,9 +103,76 @@ def setup(app: web.Application) -> None:
     app.on_shutdown.append(_close_streams)
 
     router = app.router
-    router.add_post("/v1/analyze", analyze_upload)
-    router.add_post("/v1/analyze/base64", analyze_base64)
-    app[ACCESS_KEY].handshake(router.add_get("/v1/stream", stream, allow_head=False))
+    openapi.setup(app)  # the document of every route; this module describes its own
+    tags = ("analyze",)
+    image_errors = (400, 413, 415, 422, 503)
+    upload_schema = {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "landmarks": {"type": "boolean"},
+            "num_faces": {"type": "integer", "minimum": 1, "maximum": MAX_FACES},
+        },
+        "required": ["image"],
+    }
+    raw_image = {"type": "string", "contentMediaType": "image/*"}
+    openapi.describe(
+        app,
+        router.add_post("/v1/analyze", analyze_upload),
+        openapi.Operation(
+            summary="Analyze one image (multipart field `image`, or a raw image body)",
+            description="JPEG, PNG or WebP. Same result as `faced analyze --jsonl`.",
+            tags=tags,
+            request_content={
+                "multipart/form-data": upload_schema,
+                "image/jpeg": raw_image,
+                "image/png": raw_image,
+                "image/webp": raw_image,
+            },
+            parameters=(
+                {"name": "landmarks", "in": "query", "schema": {"type": "boolean"}},
+                {
+                    "name": "num_faces",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_FACES},
+                },
+            ),
+            response=Analysis,
+            errors=image_errors,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_post("/v1/analyze/base64", analyze_base64),
+        openapi.Operation(
+            summary="Analyze one base64 image (or data: URL)",
+            tags=tags,
+            request=Base64Request,
+            response=Analysis,
+            errors=image_errors,
+        ),
+    )
+    openapi.describe(
+        app,
+        app[ACCESS_KEY].handshake(router.add_get("/v1/stream", stream, allow_head=False)),
+        openapi.Operation(
+            summary="Stream frames, get one analysis per analyzed frame (latest wins)",
+            description="Binary messages: encoded images; text: JSON StreamFrame "
+            "(?encoding=msgpack: msgpack both ways). Optional first message "
+            '{"token": KEY, "fps": 30}.',
+            tags=tags,
+            parameters=(
+                {
+                    "name": "encoding",
+                    "in": "query",
+                    "schema": {"enum": ["json", "msgpack"]},
+                },
+            ),
+            websocket_receives=(StreamHello, StreamFrame),
+            websocket_sends=(StreamReady, StreamResult, StreamError),
+            errors=(400, 503),
+        ),
+    )
 
 
 def _pool_report(app: web.Application) -> dict[str, Any]:
