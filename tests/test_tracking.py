@@ -220,6 +220,11 @@ async def test_viewer_gets_presence_but_never_face_data(faced_client, face_clip)
     assert set(presence[0]) <= {"type", "event", "present", "ts", "duration", "position"}
     assert -1 <= presence[0]["position"]["x"] <= 1 and -1 <= presence[0]["position"]["y"] <= 1
     assert any(m["event"] == "moved" for m in presence[1:])  # the synthetic face drifts
+    history = await (await client.get("/api/history")).json()
+    people = [e for e in history["entries"] if e["type"] == "person"]
+    assert people == [
+        {"type": "person", "ts": people[0]["ts"], "data": {"event": "arrived", "duration": None}}
+    ]
 
 
 async def test_nobody_in_front_of_the_camera_means_no_presence(faced_client, empty_clip) -> None:

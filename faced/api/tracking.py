@@ -200,6 +200,9 @@ async def _component(app: web.Application) -> AsyncIterator[None]:
         openface = app[OPENFACE_KEY]
 
         def on_presence(message: PresenceMessage) -> None:
+            # Viewers get presence and position only; arrivals and departures are history.
+            if message.event != "moved":
+                openface.model.record_person(message.event, message.duration)
             openface.hub.publish(message)
 
         live = service.live = LiveTracking(

@@ -19,7 +19,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 from msgspec import UNSET
@@ -34,6 +34,8 @@ from faced.schemas.face_state import (
     HistoryEntry,
     LookAt,
     LookAtUpdate,
+    PersonEntry,
+    PersonSeen,
     Problem,
     StateChange,
     StateEntry,
@@ -187,6 +189,11 @@ class FaceModel:
             self._history.append(TextEntry(ts=ts, data=text))
         if changes.get("detail"):
             self._history.append(DetailEntry(ts=ts, data=DetailShown(detail=shown.detail or "")))
+
+    def record_person(self, event: Literal["arrived", "left"], duration: float | None) -> None:
+        """Note a presence event (faced.tracking) in the history ring."""
+        ts = round(self._wall_clock() * 1000)
+        self._history.append(PersonEntry(ts=ts, data=PersonSeen(event=event, duration=duration)))
 
     # --- agents and time ----------------------------------------------------------------
 

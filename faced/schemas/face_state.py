@@ -195,7 +195,19 @@ class DetailEntry(_HistoryEntry, kw_only=True, tag="detail"):
     data: DetailShown
 
 
-HistoryEntry = StateEntry | TextEntry | DetailEntry
+class PersonSeen(_Message, kw_only=True):
+    """Someone arrived in front of the camera or left (faced.tracking's presence)."""
+
+    event: Literal["arrived", "left"]
+    duration: float | None = None
+    """Seconds: how long the person stayed (left) or nobody was there (arrived)."""
+
+
+class PersonEntry(_HistoryEntry, kw_only=True, tag="person"):
+    data: PersonSeen
+
+
+HistoryEntry = StateEntry | TextEntry | DetailEntry | PersonEntry
 
 
 # --- responses --------------------------------------------------------------------------
