@@ -296,3 +296,29 @@ async def test_missing_model_stops_startup(run_faced: Any, tmp_path: Path) -> No
     status = await process.wait_exit(30)
     assert status == 78
     assert "face_detector.tflite: missing" in process.stderr
+
+
+@pytest.mark.slow
+async def test_bench_analyze_runs_end_to_end() -> None:
+    """`faced bench analyze` with tiny durations: it works, not how fast."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "faced",
+        "bench",
+        "analyze",
+        "--requests",
+        "3",
+        "--seconds",
+        "0.3",
+        cwd=str(REPO_ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(90):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    text = out.decode()
+    for row in ("baseline: decode+analyze", "POST /v1/analyze, 1 worker", "2 workers"):
+        assert row in text
+    assert "goal <= 10 ms" in text and "goal >= 1.8x" in text

@@ -17,6 +17,8 @@ from types import ModuleType
 SUBJECTS: dict[str, str] = {
     "api": "POST /api/state throughput (faced vs bare aiohttp) and viewer fan-out latency",
     "pipeline": "face pipeline latency per stage, detection and tracking apart",
+    "live": "capture→publish latency and event-loop lag while tracking (and analyzing)",
+    "analyze": "POST /v1/analyze p50/p99 latency and requests/s, 1 vs 2 pipeline workers",
 }
 
 

@@ -1,0 +1,299 @@
+"""`faced bench analyze`: POST /v1/analyze over loopback, 1 vs 2 pipeline workers.
+
+Owner: the analyze API (issue 5). One run measures, on a 640x480 JPEG of a face:
+
+* **baseline** — the same decode + ``FacePipeline.analyze`` in this process, no HTTP: the
+  floor any server pays per image;
+* **faced, N workers** (N = 1, then 2) — the real daemon (``python -m faced serve`` with
+  ``vision.analyze_workers = N``, API key set, rate limits out of the way) in its own
+  process; this process is the load generator (raw keep-alive HTTP/1.1 clients posting
+  the image as ``image/jpeg``):
+  - latency: one request at a time, p50 / p99 (goal p50 ≤ 10 ms; Eyeconic advertises
+    p50 14.8 ms);
+  - throughput: ``--connections`` (default 2 x N) concurrent clients for ``--seconds``,
+    requests/s; the figure is the 2-worker / 1-worker ratio (goal ≥ 1.8x).
+
+Scaling needs a free core per worker plus one for the client and the event loop: on a
+2-core machine it cannot reach the goal, and the output says how loaded the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+
+API_KEY: Final = "bench-key"
+WIDTH, HEIGHT = 640, 480
+P50_GOAL_MS: Final = 10.0
+SCALING_GOAL: Final = 1.8
+DEFAULT_PHOTO: Final = "lenna.png"
+_TEST_DATA: Final = Path(__file__).resolve().parents[2] / "tests" / ".data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--requests", type=int, default=200, help="sequential requests for latency (200)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="length of each throughput round (5)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        help="concurrent clients for throughput (default 2 per worker)",
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare (1 2)"
+    )
+    parser.add_argument(
+        "--photo", type=Path, default=None, help="face photo (default tests/.data/lenna.png)"
+    )
+
+
+def make_jpeg(photo: Path | None) -> bytes:
+    """A 640x480 JPEG (quality 90) with the photo's face centred on a grey background."""
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    path = photo or _TEST_DATA / DEFAULT_PHOTO
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(
+            f"{path}: cannot read the face photo (run `python -m tests.data fetch` or pass --photo)"
+        )
+    scale = min(WIDTH / image.shape[1], HEIGHT / image.shape[0]) * 0.8
+    face = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
+    canvas = np.full((HEIGHT, WIDTH, 3), 110, dtype=np.uint8)
+    top = (HEIGHT - face.shape[0]) // 2
+    left = (WIDTH - face.shape[1]) // 2
+    canvas[top : top + face.shape[0], left : left + face.shape[1]] = face
+    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError("cannot encode the test JPEG")
+    return bytes(encoded)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def baseline(jpeg: bytes, count: int) -> list[float]:
+    """In-process decode + analyze times (ms): the floor under the HTTP figures."""
+    from faced.vision.image_io import decode_image  # noqa: PLC0415
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+
+    pipeline = FacePipeline.load()
+    times = []
+    for _ in range(count + 10):
+        began = time.perf_counter()
+        result = pipeline.analyze(decode_image(jpeg))
+        times.append((time.perf_counter() - began) * 1000)
+        if not result.face_found:
+            raise RuntimeError("the benchmark image has no face the pipeline finds")
+    return times[10:]
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _config(workers: int) -> Iterator[Path]:
+    text = (
+        f'[auth]\napi_key = "{API_KEY}"\n'
+        "[limits]\nrequests_per_s = 1000000.0\nrequest_burst = 1000000\n"
+        f"[vision]\nanalyze_workers = {workers}\n"
+        '[logging]\nlevel = "warning"\n'
+    )
+    with tempfile.TemporaryDirectory(prefix="faced-bench-") as directory:
+        path = Path(directory) / "faced.toml"
+        path.write_text(text)
+        yield path
+
+
+@contextlib.asynccontextmanager
+async def _faced(workers: int) -> AsyncIterator[int]:
+    port = _free_port()
+    with _config(workers) as config:
+        command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--camera", "none", "--config", str(config)]
+        process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(300):
+                    if process.poll() is not None:
+                        error = process.stderr.read().decode() if process.stderr else ""
+                        raise RuntimeError(f"faced exited early: {error.strip()[-500:]}")
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                            if response.status == 200:
+                                break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise RuntimeError(f"faced on port {port} did not come up")
+            yield port
+        finally:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            if process.stderr is not None:
+                process.stderr.close()
+
+
+# --- the load generator ---------------------------------------------------------------------
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection posting the image (parsing kept minimal)."""
+
+    def __init__(self, port: int, jpeg: bytes) -> None:
+        self.port = port
+        self.request = (
+            f"POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {API_KEY}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(jpeg)}\r\n\r\n"
+        ).encode() + jpeg
+
+    async def __aenter__(self) -> _Connection:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+    async def post(self) -> int:
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        start = head.lower().find(b"content-length:")
+        length = int(head[start + 15 : head.index(b"\r\n", start)])
+        body = await self.reader.readexactly(length)
+        status = int(head[9:12])
+        if status == 200 and b'"face_found":true' not in body:
+            raise RuntimeError("faced found no face in the benchmark image")
+        return status
+
+
+async def latency(port: int, jpeg: bytes, count: int) -> list[float]:
+    times = []
+    async with _Connection(port, jpeg) as connection:
+        for index in range(count + 10):
+            began = time.perf_counter()
+            status = await connection.post()
+            if status != 200:
+                raise RuntimeError(f"POST /v1/analyze answered {status}")
+            if index >= 10:  # warm-up: first allocations, caches
+                times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+async def throughput(port: int, jpeg: bytes, connections: int, seconds: float) -> tuple[float, int]:
+    """(requests/s answered 200, requests answered 503)."""
+    counts = [0, 0]
+
+    async def client(stop_at: float) -> None:
+        async with _Connection(port, jpeg) as connection:
+            while time.monotonic() < stop_at:
+                status = await connection.post()
+                if status == 200:
+                    counts[0] += 1
+                elif status == 503:
+                    counts[1] += 1
+                    await asyncio.sleep(0.001)
+                else:
+                    raise RuntimeError(f"POST /v1/analyze answered {status}")
+
+    await asyncio.gather(*(client(time.monotonic() + 0.5) for _ in range(connections)))
+    counts[:] = [0, 0]
+    began = time.monotonic()
+    await asyncio.gather(*(client(began + seconds) for _ in range(connections)))
+    return counts[0] / (time.monotonic() - began), counts[1]
+
+
+async def _measure(
+    args: argparse.Namespace, jpeg: bytes
+) -> dict[int, tuple[list[float], float, int]]:
+    results = {}
+    for workers in args.workers:
+        async with _faced(workers) as port:
+            times = await latency(port, jpeg, args.requests)
+            connections = args.connections or 2 * workers
+            rate, busy = await throughput(port, jpeg, connections, args.seconds)
+        results[workers] = (times, rate, busy)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        jpeg = make_jpeg(args.photo)
+    except FileNotFoundError as exc:
+        print(f"faced bench analyze: {exc}", file=sys.stderr)
+        return 1
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    print(f"faced bench analyze: 640x480 JPEG ({len(jpeg)} bytes), {cores} CPU cores, ", end="")
+    print(f"load average {load:.2f} before the run")
+    # The in-process floor is measured before and after the servers and the faster run
+    # kept: on a shared machine, other work landing on one of them must not set the floor.
+    floor = baseline(jpeg, args.requests)
+    try:
+        results = asyncio.run(_measure(args, jpeg))
+    except RuntimeError as exc:
+        print(f"faced bench analyze: {exc}", file=sys.stderr)
+        return 1
+    floor = min(floor, baseline(jpeg, args.requests), key=statistics.median)
+    print()
+    print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'503s':>7}")
+    print(
+        f"{'baseline: decode+analyze, no HTTP':34}{statistics.median(floor):9.2f}"
+        f"{_percentile(floor, 0.99):9.2f}{1000 / statistics.median(floor):9.1f}{'':>7}"
+    )
+    for workers, (times, rate, busy) in results.items():
+        label = f"POST /v1/analyze, {workers} worker{'s' if workers > 1 else ''}"
+        print(
+            f"{label:34}{statistics.median(times):9.2f}{_percentile(times, 0.99):9.2f}"
+            f"{rate:9.1f}{busy:7d}"
+        )
+    first = results[min(results)]
+    p50 = statistics.median(first[0])
+    print()
+    print(
+        f"p50 latency, 1 request at a time: {p50:.2f} ms (goal <= {P50_GOAL_MS:g} ms; "
+        f"HTTP + queueing over the in-process floor: {p50 - statistics.median(floor):+.2f} ms)"
+    )
+    if len(results) > 1:
+        low, high = min(results), max(results)
+        ratio = results[high][1] / results[low][1] if results[low][1] else 0.0
+        print(
+            f"throughput {high} vs {low} worker(s): {ratio:.2f}x "
+            f"(goal >= {SCALING_GOAL:g}x with a free core per worker; this machine has "
+            f"{cores}, and the load generator and event loop need one too)"
+        )
+    print(f"load average after the run: {os.getloadavg()[0]:.2f}")
+    return 0
