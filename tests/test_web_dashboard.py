@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from faced.vision.blendshapes import ARKIT_NAMES
 from tests.browser import Browser, Page, find_chromium, launched
@@ -262,3 +263,44 @@ async def test_dashboard_tracking_panel_shows_the_demo_camera(
     assert "camera" in facts
     await page.screenshot("dashboard-tracking-demo")
     assert page.errors == []
+
+
+async def test_dashboard_chat_shows_the_gateway_reply(
+    faced_client: Any, aiohttp_server: Any, state_dir: Any, browser: Browser
+) -> None:
+    # The OpenClaw gateway is another program: a stand-in on loopback answers for it.
+    async def message(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        return web.json_response({"reply": f"echo: {body['message']}"})
+
+    gateway_app = web.Application()
+    gateway_app.router.add_post("/api/message", message)
+    gateway = await aiohttp_server(gateway_app)
+    client = await faced_client(openclaw={"gateway_url": str(gateway.make_url("/"))}, **state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    await page.evaluate("document.getElementById('chat-input').value = 'hello agent'")
+    await click(page, "#chat-form button[type='submit']")
+    reply = await page.wait_for(
+        "document.querySelector('#chat-log .agent')?.textContent", what="the reply"
+    )
+    assert reply == "echo: hello agent"
+    assert await page.evaluate("document.querySelector('#chat-log .user').textContent") == (
+        "hello agent"
+    )
+    assert page.errors == []
+
+
+async def test_dashboard_says_when_it_is_rate_limited(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(limits={"requests_per_s": 0.2, "request_burst": 1}, **state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    await click(page, "#state-buttons [data-state='listening']")
+    await wait_server(client, page, lambda s: s["state"] == "listening", "state listening")
+    await click(page, "#state-buttons [data-state='alert']")
+    notice = await page.wait_for(
+        "(t => t.startsWith('429') && t)(document.getElementById('notice').textContent)",
+        what="the 429 notice",
+    )
+    assert "rate limited" in notice and "retry after" in notice
+    assert (await server_state(client))["state"] == "listening"
