@@ -164,7 +164,9 @@ export function startViewer(canvas, options = {}) {
   const unlock = () => audio?.unlock();
   window.addEventListener("pointerdown", unlock);
   window.addEventListener("keydown", unlock);
-  window.addEventListener("resize", resize);
+  // The canvas follows its box (a window resize, or a dashboard panel changing size).
+  if (typeof ResizeObserver === "function") new ResizeObserver(resize).observe(canvas);
+  else window.addEventListener("resize", resize);
   resize();
   if (pinnedFace) usePack(pinnedFace);
   socket.start();
