@@ -161,7 +161,8 @@ export function normalizePack(document, slug = "") {
     blushAlpha: num(blush.maxAlpha, 0.25, 0, 1),
     blushSize: num(blush.size, 0.6, 0.1, 2),
     feature,
-    eyeFill: color(palette.eyeFill, pupilColorDefault(pupil, feature)),
+    // The eye is the feature colour unless the pack says otherwise (a white with pupils).
+    eyeFill: color(palette.eyeFill, feature),
     pupilColor: color(pupil.color, feature),
     mouthFill: color(palette.mouthFill, feature),
     browFill: color(palette.browFill, feature),
@@ -195,11 +196,6 @@ export function normalizePack(document, slug = "") {
     states: overrideTable(doc.states, STATES),
     emotionDeltas: overrideTable(doc.emotionDeltas, Object.keys(EMOTION_COLORS)),
   };
-}
-
-function pupilColorDefault(pupil, feature) {
-  // With pupils the eye white is the fill; without, the eye is one dark shape.
-  return bool(pupil.enabled, false) ? "#FFFFFF" : feature;
 }
 
 /** Fetch and normalise the pack ``slug`` from ``base`` (an http(s) origin). */
