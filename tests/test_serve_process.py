@@ -17,6 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +156,49 @@ async def test_abstract_notify_socket_gets_ready(run_faced, abstract_notify_sock
     faced.terminate()
     await abstract_notify_socket.until("STOPPING=1")
     assert await faced.wait_exit() == 0
+
+
+async def test_sigterm_closes_sockets_with_1001_and_finishes_in_flight_requests(
+    run_faced,
+) -> None:
+    # The OpenClaw gateway is the far end of the network: a real HTTP server in the test
+    # that holds a chat request until told to answer, keeping it in flight through SIGTERM.
+    chat_arrived, answer_chat = asyncio.Event(), asyncio.Event()
+
+    async def gateway_message(request: web.Request) -> web.Response:
+        chat_arrived.set()
+        await answer_chat.wait()
+        return web.json_response({"reply": "still here"})
+
+    gateway = web.Application()
+    gateway.router.add_post("/api/message", gateway_message)
+    async with TestServer(gateway, host="127.0.0.1") as gateway_server:
+        env = {"OPENCLAW_GATEWAY_URL": str(gateway_server.make_url(""))}
+        faced = await run_faced(env=env)
+        async with aiohttp.ClientSession() as session:
+            viewer = await session.ws_connect(f"{faced.url}/ws/viewer")
+            agent = await session.ws_connect(f"{faced.url}/ws/agent")
+            chat = asyncio.create_task(
+                session.post(f"{faced.url}/api/chat", json={"message": "hello?"})
+            )
+            async with asyncio.timeout(10):
+                await chat_arrived.wait()
+            started = time.monotonic()
+            faced.terminate()
+            async with asyncio.timeout(3):
+                assert await _receive_close(viewer) == 1001
+                assert await _receive_close(agent) == 1001
+            await asyncio.sleep(0.3)  # shutdown is under way, the chat still in flight
+            answer_chat.set()
+            async with await chat as response:
+                assert response.status == 200
+                assert await response.json() == {"reply": "still here"}
+            assert await faced.wait_exit() == 0
+        assert time.monotonic() - started < 3.0
+
+
+async def _receive_close(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+    while True:
+        message = await ws.receive()
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return ws.close_code
