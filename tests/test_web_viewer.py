@@ -8,6 +8,7 @@ go to test-artifacts/ (git-ignored) for people to look at.
 from __future__ import annotations
 
 import array
+import asyncio
 import io
 import math
 import wave
@@ -404,17 +405,23 @@ COLUMN_PROBE = """__probe.column = (x, y0, y1) => {
 }; true"""
 
 
-async def mouth_curve(page: Page) -> float:
-    """How far the mouth's middle sits below its sides (> 0 a smile, < 0 a frown)."""
-    curve: float = await page.evaluate(
-        f"""(() => {{
-          const mid = __probe.column({WIDTH // 2}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
-          const left = __probe.column({WIDTH // 2 - 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
-          const right = __probe.column({WIDTH // 2 + 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
-          return mid - (left + right) / 2;
-        }})()"""
-    )
-    return curve
+# How far the mouth's middle sits below its sides (> 0 a smile, < 0 a frown), in pixels.
+MOUTH_CURVE = f"""(() => {{
+  const mid = __probe.column({WIDTH // 2}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+  const left = __probe.column({WIDTH // 2 - 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+  const right = __probe.column({WIDTH // 2 + 26}, {MOUTH_ROWS[0]}, {MOUTH_ROWS[1]});
+  return mid - (left + right) / 2;
+}})()"""
+
+
+async def settled(page: Page, expression: str, seconds: float = 8.0) -> float:
+    """The value of ``expression`` once it stopped changing (4 samples within 1 px)."""
+    values: list[float] = []
+    async with asyncio.timeout(seconds):
+        while len(values) < 4 or max(values[-4:]) - min(values[-4:]) > 1:
+            values.append(await page.evaluate(expression))
+            await asyncio.sleep(0.15)
+    return sum(values[-4:]) / 4
 
 
 async def test_emotions_and_states_have_their_looks(
@@ -423,54 +430,46 @@ async def test_emotions_and_states_have_their_looks(
     client = await faced_client(**state_dir)
     page = await open_viewer(browser, str(client.make_url("/")))
     await page.evaluate(COLUMN_PROBE)
-    eyes = f"__probe.dark({EYE_ROWS[0]}, {EYE_ROWS[1]})"
+    eyes = f"__probe.dark({EYE_ROWS[0]}, {EYE_ROWS[1]}).count"
     mouth = f"__probe.dark({MOUTH_ROWS[0]}, {MOUTH_ROWS[1]})"
-    settle = "new Promise(r => setTimeout(r, 1200))"
 
-    await client.post("/api/state", json={"state": "idle", "emotion": "neutral"})
-    await page.evaluate(settle)
-    neutral_eyes = await page.evaluate(eyes)
-    assert abs(await mouth_curve(page)) < 4  # a nearly straight mouth
+    async def post(update: dict[str, Any]) -> None:
+        response = await client.post("/api/state", json=update)
+        assert response.status == 200
 
-    await client.post("/api/state", json={"emotion": "happy"})
-    await page.evaluate(settle)
-    assert await mouth_curve(page) > 6, "happy smiles"
+    async def until(condition: str, what: str) -> Any:
+        return await page.wait_for(condition, seconds=8, what=what)
+
+    await post({"state": "idle", "emotion": "neutral"})
+    await until(f"Math.abs({MOUTH_CURVE}) < 4", "a nearly straight mouth")
+    # Open eyes' area: the largest of a few samples, so a blink cannot shrink it.
+    samples = [await page.evaluate(eyes) for _ in range(6)]
+    neutral_eyes = max(samples)
+
+    await post({"emotion": "happy"})
+    await until(f"{MOUTH_CURVE} > 6", "happy smiling")
     await page.screenshot("viewer-default-happy")
-
-    await client.post("/api/state", json={"emotion": "sad"})
-    await page.evaluate(settle)
-    assert await mouth_curve(page) < -6, "sad frowns"
+    await post({"emotion": "sad"})
+    await until(f"{MOUTH_CURVE} < -6", "sad frowning")
     await page.screenshot("viewer-default-sad")
 
-    # A compound: halfway between sad and happy is nearly straight again.
-    await client.post(
-        "/api/state", json={"emotion": "sad", "emotionSecondary": "happy", "emotionBlend": 0.55}
-    )
-    await page.evaluate(settle)
-    assert abs(await mouth_curve(page)) < 5
+    # A compound: about halfway between sad and happy is nearly straight again.
+    await post({"emotion": "sad", "emotionSecondary": "happy", "emotionBlend": 0.55})
+    await until(f"Math.abs({MOUTH_CURVE}) < 5", "a sad-happy blend")
 
-    await client.post(
-        "/api/state",
-        json={"emotion": "surprised", "emotionSecondary": "neutral", "emotionBlend": 0},
-    )
-    await page.evaluate(settle)
-    surprised_eyes = await page.evaluate(eyes)
-    surprised_mouth = await page.evaluate(mouth)
+    await post({"emotion": "surprised", "emotionSecondary": "neutral", "emotionBlend": 0})
+    await until(f"{mouth}.height > {0.07 * UNIT}", "surprise opening the mouth")
+    await until(f"{eyes} > {neutral_eyes * 1.3}", "surprise widening the eyes")
     await page.screenshot("viewer-default-surprised")
-    assert surprised_mouth["height"] > 0.07 * UNIT, "surprise opens the mouth"
-    assert surprised_eyes["count"] > neutral_eyes["count"] * 1.3, "and widens the eyes"
 
     # Intensity scales the expression: a faint smile is flatter than a full one.
-    await client.post("/api/state", json={"emotion": "happy", "intensity": 0.25})
-    await page.evaluate(settle)
-    faint = await mouth_curve(page)
-    await client.post("/api/state", json={"intensity": 1})
-    await page.evaluate(settle)
-    assert 0 < faint < await mouth_curve(page) - 4
+    await post({"emotion": "happy", "intensity": 0.25})
+    faint = await settled(page, MOUTH_CURVE)
+    await post({"intensity": 1})
+    full = await settled(page, MOUTH_CURVE)
+    assert 0 < faint < full - 3, (faint, full)
 
-    await client.post("/api/state", json={"state": "sleeping", "emotion": "neutral"})
-    await page.evaluate(settle)
-    asleep = await page.evaluate(eyes)
+    await post({"state": "sleeping", "emotion": "neutral"})
+    await until(f"{eyes} < {neutral_eyes * 0.4}", "closed eyes asleep")
     await page.screenshot("viewer-default-sleeping-closed")
-    assert asleep["count"] < neutral_eyes["count"] * 0.4, "asleep, the eyes are closed"
     assert page.errors == []
