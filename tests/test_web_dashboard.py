@@ -304,3 +304,31 @@ async def test_dashboard_says_when_it_is_rate_limited(
     )
     assert "rate limited" in notice and "retry after" in notice
     assert (await server_state(client))["state"] == "listening"
+
+
+async def test_dashboard_feed_and_timeline_start_from_the_history(
+    faced_client: Any, state_dir: Any, browser: Browser
+) -> None:
+    client = await faced_client(**state_dir)
+    for update in ({"state": "thinking"}, {"text": "before you came"}, {"state": "alert"}):
+        assert (await client.post("/api/state", json=update)).status == 200
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    feed = await page.wait_for(
+        "(t => t.includes('alert') && t)(document.getElementById('feed').textContent)",
+        what="the history in the feed",
+    )
+    assert "idle → thinking" in feed
+    assert "thinking → alert" in feed
+    assert "before you came" in feed
+    # The timeline paints the states in their colours (alert's #E57373 at the right end).
+    colours = await page.wait_for(
+        """(() => {
+          const c = document.getElementById('timeline');
+          const ctx = c.getContext('2d');
+          const d = ctx.getImageData(c.width - 3, Math.floor(c.height / 2), 1, 1).data;
+          return d[3] ? [d[0], d[1], d[2]] : null;
+        })()""",
+        what="the timeline",
+    )
+    assert colours == [0xE5, 0x73, 0x73]
+    assert page.errors == []
