@@ -188,3 +188,16 @@ def test_shipped_packs_are_all_valid() -> None:
 async def test_presets_key_is_set(faced_client: Any, state_sections: Any) -> None:
     client = await faced_client(**state_sections)
     assert client.app[PRESETS_KEY].face == "default"
+
+
+async def test_the_routes_are_in_the_openapi_document(
+    faced_client: Any, state_sections: Any
+) -> None:
+    client = await faced_client(**state_sections)
+    document = await (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    assert "get" in paths["/api/v1/presets"]
+    assert {"get", "put"} <= set(paths["/api/config"])
+    schemas = json.dumps(document["components"]["schemas"])
+    for name in ("PresetList", "Preset", "ViewerConfig", "ViewerConfigUpdate"):
+        assert f'"{name}"' in schemas

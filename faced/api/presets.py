@@ -24,6 +24,7 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
+from faced.api import openapi
 from faced.api.codec import read_body, respond
 from faced.api.errors import ApiError
 from faced.api.face_service import OPENFACE_KEY
@@ -202,9 +203,38 @@ def setup(app: web.Application) -> None:
     # Every viewer socket hears a switch; the Open Face hub fans it out (set up before us).
     presets.listeners.append(app[OPENFACE_KEY].hub.publish)
     app.cleanup_ctx.append(_presets_ctx)
-    app.router.add_get("/api/v1/presets", list_presets)
-    app.router.add_get("/api/config", get_config)
-    app.router.add_put("/api/config", put_config)
+    tags = ("viewer",)
+    router = app.router
+    openapi.describe(
+        app,
+        router.add_get("/api/v1/presets", list_presets),
+        openapi.Operation(
+            summary="The installed face packs (Open Face .face.json files)",
+            description="Each pack is served at /static/faces/SLUG.face.json, its cover "
+            "(when has_cover) at /static/faces/SLUG.cover.svg.",
+            tags=tags,
+            response=PresetList,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/config", get_config),
+        openapi.Operation(
+            summary="The face pack every viewer shows", tags=tags, response=ViewerConfig
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_put("/api/config", put_config),
+        openapi.Operation(
+            summary="Switch every viewer to another face pack, live; persisted",
+            description='Viewers get {"type": "config", "face": SLUG} on /ws/viewer.',
+            tags=tags,
+            request=ViewerConfigUpdate,
+            response=ViewerConfig,
+            errors=(400,),
+        ),
+    )
 
 
 __all__ = ["FACES_DIR", "PRESETS_KEY", "Presets", "scan_packs", "setup", "state_dir"]
