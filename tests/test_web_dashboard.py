@@ -250,7 +250,7 @@ async def test_dashboard_tracking_panel_shows_the_demo_camera(
     fps = await page.wait_for(
         "Number(document.getElementById('tracking-fps').textContent)", what="the fps"
     )
-    assert 0 < fps <= 31
+    assert 0 < fps < 100  # the daemon's own estimate over its last second
     await page.wait_for(
         "document.getElementById('gaze-left').style.transform.startsWith('translate(')",
         what="the gaze dots",
