@@ -4,6 +4,7 @@ the tracking and system panels report what the daemon has."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -312,6 +313,7 @@ async def test_dashboard_feed_and_timeline_start_from_the_history(
     client = await faced_client(**state_dir)
     for update in ({"state": "thinking"}, {"text": "before you came"}, {"state": "alert"}):
         assert (await client.post("/api/state", json=update)).status == 200
+        await asyncio.sleep(0.6)  # a few pixels of the 5-minute timeline each
     page = await open_dashboard(browser, str(client.make_url("/dashboard")))
     feed = await page.wait_for(
         "(t => t.includes('alert') && t)(document.getElementById('feed').textContent)",
@@ -320,15 +322,18 @@ async def test_dashboard_feed_and_timeline_start_from_the_history(
     assert "idle → thinking" in feed
     assert "thinking → alert" in feed
     assert "before you came" in feed
-    # The timeline paints the states in their colours (alert's #E57373 at the right end).
-    colours = await page.wait_for(
-        """(() => {
-          const c = document.getElementById('timeline');
-          const ctx = c.getContext('2d');
-          const d = ctx.getImageData(c.width - 3, Math.floor(c.height / 2), 1, 1).data;
-          return d[3] ? [d[0], d[1], d[2]] : null;
-        })()""",
-        what="the timeline",
+    # The timeline paints the states in their colours: alert's #E57373 at the right end,
+    # thinking's #CE93D8 somewhere before it.
+    timeline_row = """(() => {
+      const c = document.getElementById('timeline');
+      const d = c.getContext('2d').getImageData(0, Math.floor(c.height / 2), c.width, 1).data;
+      const at = x => [d[x * 4], d[x * 4 + 1], d[x * 4 + 2], d[x * 4 + 3]].join(',');
+      const all = new Set();
+      for (let x = 0; x < c.width; x++) all.add(at(x));
+      return {end: at(c.width - 3), all: [...all]};
+    })()"""
+    row = await page.wait_for(
+        f"(r => r.end === '229,115,115,255' && r)({timeline_row})", what="alert on the timeline"
     )
-    assert colours == [0xE5, 0x73, 0x73]
+    assert "206,147,216,255" in row["all"], row
     assert page.errors == []
