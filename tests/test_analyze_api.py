@@ -322,3 +322,19 @@ async def test_bench_analyze_runs_end_to_end() -> None:
     for row in ("baseline: decode+analyze", "POST /v1/analyze, 1 worker", "2 workers"):
         assert row in text
     assert "goal <= 10 ms" in text and "goal >= 1.8x" in text
+
+
+async def test_sigterm_closes_streams_with_1001(run_faced: Any) -> None:
+    faced = await run_faced()
+    data = await _read("tongue.jpg")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{faced.url}/v1/stream") as ws,
+    ):
+        await ws.send_bytes(data)
+        assert (await ws.receive_json(timeout=10))["type"] == "result"
+        faced.terminate()
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == 1001
+    assert await faced.wait_exit() == 0
