@@ -67,6 +67,7 @@ test: lint typecheck pytest
 bench: setup
 	$(BIN)/faced bench api
 	$(BIN)/faced bench pipeline
+	$(BIN)/faced bench analyze
 
 # faced vs MediaPipe (VIDEO mode), whole process against whole process, pinned to one core.
 bench-pipeline: setup $(VENV)/.installed-test
