@@ -228,8 +228,11 @@ def from_base64(text: str, api: AnalyzeApi) -> bytes:
         raise ApiError(400, f"image_base64 is not valid base64: {exc}") from None
 
 
-def _decode(data: bytes, api: AnalyzeApi) -> Any:
-    """Pixels of a checked image (runs on a worker thread)."""
+def _decode(source: bytes | str, api: AnalyzeApi) -> Any:
+    """Pixels of an image given as bytes or base64 text, checked first (runs on a worker
+    thread: a 16 MB base64 string or a large JPEG must not hold up the event loop)."""
+    data = from_base64(source, api) if isinstance(source, str) else source
+    check_image(data, api)
     try:
         return decode_image(data, max_megapixels=api.max_megapixels)
     except ImageError as exc:
@@ -284,7 +287,7 @@ def _options(landmarks: object, num_faces: object) -> tuple[bool, int | None]:
 
 
 def _job(
-    data: bytes, api: AnalyzeApi, landmarks: bool, num_faces: int | None
+    data: bytes | str, api: AnalyzeApi, landmarks: bool, num_faces: int | None
 ) -> Callable[[FacePipeline], Analysis]:
     def job(pipeline: FacePipeline) -> Analysis:
         return pipeline.analyze(_decode(data, api), landmarks=landmarks, num_faces=num_faces)
@@ -376,9 +379,8 @@ async def analyze_base64(request: web.Request) -> web.StreamResponse:
             request, Base64Request, max_bytes=api.max_base64_chars + _BASE64_SLACK
         )
         assert body is not None
-        data = from_base64(body.image_base64, api)
-        check_image(data, api)
-        result = await _run(request.app, _job(data, api, body.landmarks, body.num_faces))
+        job = _job(body.image_base64, api, body.landmarks, body.num_faces)
+        result = await _run(request.app, job)
     return respond(request, result)
 
 
@@ -387,7 +389,8 @@ async def analyze_base64(request: web.Request) -> web.StreamResponse:
 
 @dataclass(slots=True)
 class _Pending:
-    data: bytes
+    data: bytes | str
+    """The encoded frame, or its base64 text."""
     frame_id: FrameId | None
     landmarks: bool
     received: float
@@ -502,10 +505,11 @@ def _parse_message(
         frame = msgspec.convert(raw, StreamFrame)
     except msgspec.ValidationError as exc:
         raise ApiError(400, f"invalid message: {exc}") from None
+    image: bytes | str
     if frame.image is not None:
         image = frame.image
     elif frame.image_base64 is not None:
-        image = from_base64(frame.image_base64, api)
+        image = frame.image_base64  # decoded on the worker's thread
     else:
         raise ApiError(400, "message has no image_base64")
     return _Pending(image, frame.id, frame.landmarks, received)
@@ -552,7 +556,6 @@ async def _analyze_frames(
         skipped, state.skipped = state.skipped, 0
         frame_id: FrameId = pending.frame_id if pending.frame_id is not None else frames + 1
         try:
-            check_image(pending.data, api)
             timestamp = max(last_ts + 1, int((pending.received - started) * 1000))
             last_ts = timestamp
             result = await pool.run(
@@ -576,7 +579,7 @@ async def _analyze_frames(
 
 
 def _track_job(
-    data: bytes, api: AnalyzeApi, tracker: Tracker, timestamp: int, landmarks: bool
+    data: bytes | str, api: AnalyzeApi, tracker: Tracker, timestamp: int, landmarks: bool
 ) -> Callable[[FacePipeline], Analysis]:
     def job(_: FacePipeline) -> Analysis:
         try:
