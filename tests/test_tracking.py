@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 
-from faced.api.tracking import CAMERA_KEY
+from faced.api.tracking import CAMERA_KEY, TrackingClient
 from faced.vision.blendshapes import ARKIT_NAMES
 from faced.vision.synthetic import write_clip
 from tests import data
@@ -275,3 +276,36 @@ async def test_preview_streams_jpeg_frames_when_enabled(faced_client, face_clip)
     first = buffer.index(b"\r\n\r\n") + 4
     assert buffer.startswith(b"--faced-preview\r\nContent-Type: image/jpeg\r\n")
     assert buffer[first : first + 2] == b"\xff\xd8"
+
+
+# --- slow clients and shutdown ----------------------------------------------------------------
+
+
+def test_a_slow_client_holds_one_result_at_most() -> None:
+    client = TrackingClient(web.WebSocketResponse(), "json", None, min_interval_s=0.1)
+    client.offer(b"first", now=10.0)
+    client.offer(b"too soon", now=10.05)  # over the rate cap: not taken
+    assert client.pending == b"first" and client.skipped == 0
+    for step in range(1, 50):  # the client sends nothing meanwhile
+        client.offer(f"result {step}".encode(), now=10.0 + step * 0.1)
+    assert client.pending == b"result 49"  # only the newest, never a backlog
+    assert client.skipped == 49
+    assert client.wake.is_set()
+
+
+async def test_shutdown_closes_tracking_sockets_with_1001(run_faced, face_clip) -> None:
+    faced = await run_faced("--camera", f"file:{face_clip}")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{faced.url}/ws/tracking?fields=head") as ws,
+    ):
+        assert len(await _receive(ws, 2)) == 2
+        faced.terminate()
+        while (message := await ws.receive(timeout=5)).type in (
+            WSMsgType.TEXT,
+            WSMsgType.BINARY,
+        ):
+            pass
+        assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        assert ws.close_code == 1001
+    assert await faced.wait_exit() == 0

@@ -77,15 +77,20 @@ class TrackingClient:
     fields: frozenset[str] | None
     min_interval_s: float
     pending: bytes | None = None
-    last_offered: float = -float("inf")
+    next_due: float = -float("inf")
     skipped: int = 0
     sent: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, data: bytes, now: float) -> None:
-        if now - self.last_offered < self.min_interval_s:
-            return  # over this client's rate cap: it gets a later result instead
-        self.last_offered = now
+        interval = self.min_interval_s
+        # Over this client's rate cap: it gets a later result instead. A tenth of an
+        # interval of slack keeps capture jitter from dropping results at an exact match
+        # (camera 30 fps, cap 30/s); the schedule advances by whole intervals, so the
+        # average rate never exceeds the cap.
+        if now < self.next_due - 0.1 * interval:
+            return
+        self.next_due = max(self.next_due + interval, now + 0.9 * interval)
         if self.pending is not None:
             self.skipped += 1  # the client is behind: the newer result replaces the old
         self.pending = data
