@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import time
 
 import msgspec
 import pytest
 from aiohttp import web
 
-from faced.api.access import ACCESS_KEY
+from faced.api.access import ACCESS_KEY, PUBLIC_PREFIXES, PUBLIC_ROUTES, Access
 from faced.api.codec import MSGPACK_CONTENT_TYPE, read_body
 from faced.api.errors import ApiError
 from faced.api.health import HEALTH_KEY
@@ -539,3 +540,42 @@ def _xff(address: str) -> dict[str, str]:
 async def _chunks(data: bytes):
     for start in range(0, len(data), 500):
         yield data[start : start + 500]
+
+
+# --- the whole router against the access policy -----------------------------------------
+
+
+def _routes(app: web.Application) -> list[tuple[str, str, Access]]:
+    """(method, concrete path, declared class) of every route the real app serves."""
+    policy = app[ACCESS_KEY]
+    found = []
+    for route in app.router.routes():
+        if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", route.resource.canonical)
+        found.append((route.method, path, policy.declared(route)))
+    return found
+
+
+async def test_with_a_key_every_route_outside_the_public_list_answers_401(faced_client) -> None:
+    client = await faced_client(auth={"api_key": KEY}, limits={"request_burst": 10_000})
+    checked = []
+    for method, path, declared in _routes(client.app):
+        if (method, path) in PUBLIC_ROUTES or path.startswith(PUBLIC_PREFIXES):
+            continue
+        if declared is Access.HANDSHAKE:
+            continue  # its key comes in the socket's first message (tested with the route)
+        response = await client.request(method, path)
+        assert response.status == 401, (method, path, response.status)
+        checked.append(path)
+    assert {"/api/state", "/ws/agent", "/api/events"} <= set(checked)
+
+
+async def test_without_a_key_private_routes_refuse_lan_clients(faced_client) -> None:
+    client = await faced_client(server={"trusted_proxies": ["127.0.0.1"]})
+    private = [(m, p) for m, p, declared in _routes(client.app) if declared is Access.PRIVATE]
+    assert ("GET", "/api/tracking") in private
+    for method, path in private:
+        response = await client.request(method, path, headers=_xff("192.168.1.20"))
+        assert response.status == 403, (method, path, response.status)
+        assert "FACE_API_KEY" in (await response.json())["error"]
