@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -159,8 +160,20 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(data.load_rgb(FACE_PHOTO), directory / "short.avi", 10)
 
 
-async def test_vanished_file_is_reported_and_recovered(
-    faced_client, tmp_path: Path, short_clip: Path
+def _truncate(path: Path) -> None:
+    os.truncate(path, 64)
+
+
+@pytest.mark.parametrize(
+    ("failure", "errors"),
+    [
+        (Path.unlink, ("{clip}: the file vanished", "{clip}: no such file")),
+        (_truncate, ("{clip}: no frame could be decoded", "{clip}: cannot open the video")),
+    ],
+    ids=["vanishes", "truncated"],
+)
+async def test_failed_file_is_reported_and_recovered(
+    faced_client, tmp_path: Path, short_clip: Path, failure: Any, errors: tuple[str, ...]
 ) -> None:
     clip = tmp_path / "clip.avi"
     await asyncio.to_thread(shutil.copyfile, short_clip, clip)
@@ -171,7 +184,7 @@ async def test_vanished_file_is_reported_and_recovered(
     assert camera is not None and live is not None
     await _until(lambda: live.processed >= 5)
 
-    await asyncio.to_thread(clip.unlink)  # the camera disappears mid-stream
+    await asyncio.to_thread(failure, clip)  # the camera fails mid-stream
     health: dict[str, Any] = {}
 
     async def camera_failed() -> bool:
@@ -184,10 +197,7 @@ async def test_vanished_file_is_reported_and_recovered(
         assert time.monotonic() < deadline, health
         await asyncio.sleep(0.1)
     assert health["status"] == "degraded"
-    assert health["components"]["camera"]["error"] in (
-        f"{clip}: the file vanished",
-        f"{clip}: no such file",
-    )
+    assert health["components"]["camera"]["error"] in [e.format(clip=clip) for e in errors]
     # The rest of the daemon keeps serving meanwhile.
     assert (await client.get("/api/state")).status == 200
     processed = live.processed
