@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import shutil
 import time
@@ -174,8 +175,15 @@ def _truncate(path: Path) -> None:
     ids=["vanishes", "truncated"],
 )
 async def test_failed_file_is_reported_and_recovered(
-    faced_client, tmp_path: Path, short_clip: Path, failure: Any, errors: tuple[str, ...]
+    faced_client,
+    *,
+    tmp_path: Path,
+    short_clip: Path,
+    failure: Any,
+    errors: tuple[str, ...],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="faced.devices.camera")
     clip = tmp_path / "clip.avi"
     await asyncio.to_thread(shutil.copyfile, short_clip, clip)
     spare = short_clip
@@ -209,6 +217,8 @@ async def test_failed_file_is_reported_and_recovered(
     assert health["status"] == "ok"
     assert health["components"]["camera"]["reopens"] == 1
     assert "error" not in health["components"]["camera"]
+    recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(recovered) == 1 and recovered[0].startswith(f"camera file:{clip} recovered after")
 
 
 async def test_garbage_file_is_an_error_not_a_crash(faced_client, tmp_path: Path) -> None:

@@ -66,6 +66,10 @@ async def test_tracking_socket_streams_face_results_as_json(faced_client, face_c
     client = await faced_client(camera={"source": f"file:{face_clip}"})
     async with client.ws_connect("/ws/tracking") as ws:
         results = await _receive(ws, 12)
+        await ws.send_str('{"type": "ping"}')
+        replies = await _receive(ws, 10)
+    assert {"type": "pong"} in replies
+    results += [r for r in replies if "type" not in r]
     found = [r for r in results if r["face_found"]]
     assert len(found) >= 8, [r["face_found"] for r in results]
     first = found[-1]
