@@ -15,6 +15,7 @@ how long) and rate-limited ``moved`` updates carrying only the face's position.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -192,6 +193,10 @@ class LiveTracking:
         while not self._stop.is_set():
             frame = self.camera.wait_frame(last_index, WAIT_FRAME_S)
             if frame is None:
+                if self.camera.status == "error":
+                    # A failed camera sees nobody: presence runs out as if the person left.
+                    with contextlib.suppress(RuntimeError):  # the loop is closed
+                        self._loop.call_soon_threadsafe(self._no_frame)
                 continue
             if frame.stream != stream:
                 stream = frame.stream
@@ -204,9 +209,13 @@ class LiveTracking:
             try:
                 analysis = self._tracker.process(frame.image, ts_ms)
             except Exception:
-                # One bad frame must not end tracking; the next frame is a fresh try.
+                # One bad frame must not end tracking; the next frame is a fresh try. A
+                # persistent failure is logged at 1, 2, 4, 8, … failures, not 30 times/s.
                 self.failures += 1
-                log.exception("tracking failed on frame %d", frame.index)
+                if self.failures & (self.failures - 1) == 0:
+                    log.exception(
+                        "tracking failed on frame %d (%d failures)", frame.index, self.failures
+                    )
                 self._tracker.reset()
                 continue
             self.processed += 1
@@ -216,6 +225,10 @@ class LiveTracking:
                 return  # the loop is closed: the daemon is going down
 
     # --- on the event loop ----------------------------------------------------------------
+
+    def _no_frame(self) -> None:
+        now = time.monotonic()
+        self._announce(self.presence.update(None, now, int((now + self._wall_offset) * 1000)))
 
     def _publish(self, analysis: Analysis, frame: Frame) -> None:
         now = time.monotonic()
@@ -235,7 +248,9 @@ class LiveTracking:
                 listener(result)
             except Exception:
                 log.exception("a tracking listener failed")
-        event = self.presence.update(result.bbox, now, wall_ms)
+        self._announce(self.presence.update(result.bbox, now, wall_ms))
+
+    def _announce(self, event: PresenceMessage | None) -> None:
         if event is None:
             return
         if event.event != "moved":

@@ -191,7 +191,7 @@ async def test_failed_file_is_reported_and_recovered(
     service = client.app[CAMERA_KEY]
     camera, live = service.camera, service.live
     assert camera is not None and live is not None
-    await _until(lambda: live.processed >= 5)
+    await _until(lambda: live.presence.present)
 
     await asyncio.to_thread(failure, clip)  # the camera fails mid-stream
     health: dict[str, Any] = {}
@@ -207,8 +207,9 @@ async def test_failed_file_is_reported_and_recovered(
         await asyncio.sleep(0.1)
     assert health["status"] == "degraded"
     assert health["components"]["camera"]["error"] in [e.format(clip=clip) for e in errors]
-    # The rest of the daemon keeps serving meanwhile.
+    # The rest of the daemon keeps serving meanwhile; a blind camera sees nobody.
     assert (await client.get("/api/state")).status == 200
+    await _until(lambda: not live.presence.present)
     processed = live.processed
 
     await asyncio.to_thread(shutil.copyfile, spare, clip)  # plugged back in

@@ -116,7 +116,13 @@ async def test_rate_cap_per_client(faced_client, face_clip) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("fields=blendshapes,nose", "fields"), ("encoding=xml", "encoding"), ("fps=0", "fps")],
+    [
+        ("fields=blendshapes,nose", "fields"),
+        ("fields=landmarks", "fields"),
+        ("encoding=xml", "encoding"),
+        ("fps=0", "fps"),
+        ("fps=nan", "fps"),
+    ],
 )
 async def test_bad_socket_parameters_are_400(faced_client, face_clip, query, field) -> None:
     client = await faced_client(camera={"source": f"file:{face_clip}"})

@@ -57,7 +57,11 @@ PREVIEW_FPS: Final = 10.0
 PREVIEW_QUALITY: Final = 75
 PREVIEW_BOUNDARY: Final = "faced-preview"
 STREAM_FIELDS: Final = ("frame", "ts", "fps", "latency_ms", "face_found")
-TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - set(STREAM_FIELDS)
+# Live results carry no landmarks (478 points at 30 fps is the analyze API's job).
+TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - {
+    *STREAM_FIELDS,
+    "landmarks",
+}
 GOING_AWAY: Final = 1001
 TOO_SLOW: Final = 1008
 
