@@ -354,6 +354,9 @@ async def test_private_route_is_loopback_only_without_a_key(faced_client) -> Non
     response = await client.get("/test/camera", headers={"X-Forwarded-For": "192.168.1.20"})
     assert response.status == 403
     assert "auth.api_key (FACE_API_KEY)" in (await response.json())["error"]
+    # aiohttp answers HEAD through a route of its own: it must be exactly as private
+    response = await client.head("/test/camera", headers={"X-Forwarded-For": "192.168.1.20"})
+    assert response.status == 403
     # ordinary key-class routes stay open to the LAN when no key is set
     response = await client.get("/test/read", headers={"X-Forwarded-For": "192.168.1.20"})
     assert response.status == 200
@@ -362,6 +365,7 @@ async def test_private_route_is_loopback_only_without_a_key(faced_client) -> Non
 async def test_private_route_needs_the_key_when_one_is_set(faced_client) -> None:
     client = await faced_client(prepare=add_test_routes, auth={"api_key": KEY})
     assert (await client.get("/test/camera")).status == 401
+    assert (await client.head("/test/camera")).status == 401
     assert (await client.get("/test/camera", headers={"X-API-Key": KEY})).status == 200
 
 

@@ -59,6 +59,9 @@ class AccessPolicy:
     def __init__(self) -> None:
         self._private: set[AbstractRoute] = set()
         self._handshake: set[AbstractRoute] = set()
+        # (method, canonical path) of private routes: aiohttp adds a HEAD route beside every
+        # GET one, and it must be as private as the GET it mirrors.
+        self._private_paths: set[tuple[str, str]] = set()
 
     def private(self, route: AbstractRoute) -> AbstractRoute:
         """Mark ``route`` camera-derived; returns it so registration reads as one line."""
@@ -68,6 +71,7 @@ class AccessPolicy:
         if (method, path) in PUBLIC_ROUTES or path.startswith(PUBLIC_PREFIXES):
             raise ValueError(f"{method} {path} is in PUBLIC_ROUTES; it cannot also be private")
         self._private.add(route)
+        self._private_paths.add((method, path))
         return route
 
     def handshake(self, route: AbstractRoute) -> AbstractRoute:
@@ -77,13 +81,13 @@ class AccessPolicy:
 
     def declared(self, route: AbstractRoute) -> Access:
         """The class a route was registered with (for the OpenAPI document)."""
-        if route in self._private:
-            return Access.PRIVATE
-        if route in self._handshake:
-            return Access.HANDSHAKE
         resource = route.resource
         path = resource.canonical if resource is not None else ""
         method = "GET" if route.method == "HEAD" else route.method
+        if route in self._private or (method, path) in self._private_paths:
+            return Access.PRIVATE
+        if route in self._handshake:
+            return Access.HANDSHAKE
         if (method, path) in PUBLIC_ROUTES or (
             method == "GET" and path.startswith(PUBLIC_PREFIXES)
         ):
@@ -95,15 +99,15 @@ class AccessPolicy:
         if match_info.http_exception is not None:
             return Access.PUBLIC  # the router answers 404/405; nothing to protect
         route = match_info.route
-        if route in self._private:
+        method = "GET" if request.method == "HEAD" else request.method
+        resource = route.resource
+        path = resource.canonical if resource is not None else request.path
+        if route in self._private or (method, path) in self._private_paths:
             return Access.PRIVATE
         if route in self._handshake:
             return Access.HANDSHAKE
-        method = "GET" if request.method == "HEAD" else request.method
         if method == "OPTIONS":
             return Access.PUBLIC
-        resource = route.resource
-        path = resource.canonical if resource is not None else request.path
         if (method, path) in PUBLIC_ROUTES:
             return Access.PUBLIC
         if method == "GET" and request.path.startswith(PUBLIC_PREFIXES):
