@@ -65,7 +65,7 @@ mkdir -p "$WORK/dist"
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
 WHEEL=${wheels[0]}
-wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" <(echo "cp311 aarch64 v1") \
+wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" <(echo "cp311 aarch64 glibc2.36 v2") \
     | sha256sum | cut -c1-16)
 WHEELHOUSE="$CACHE/wheels-$wheels_key"
 if [ -d "$WHEELHOUSE" ]; then
@@ -73,8 +73,13 @@ if [ -d "$WHEELHOUSE" ]; then
 else
     log "wheels: downloading arm64 wheels into $WHEELHOUSE"
     rm -rf "$WHEELHOUSE.partial"
+    # Every manylinux tag bookworm's glibc (2.36) accepts: pip matches --platform exactly.
+    platforms=(--platform manylinux2014_aarch64)
+    for glibc_minor in 17 24 26 27 28 31 34 35 36; do
+        platforms+=(--platform "manylinux_2_${glibc_minor}_aarch64")
+    done
     "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-        --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
+        "${platforms[@]}" \
         --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
         -d "$WHEELHOUSE.partial" "$WHEEL"
     rm -f "$WHEELHOUSE.partial"/faced-*.whl

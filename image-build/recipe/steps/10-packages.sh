@@ -11,9 +11,11 @@ missing=""
 for package in $wanted; do
     is_installed "$package" || missing="$missing $package"
 done
+apt_updated=0
 if [ -n "$missing" ]; then
     log "installing:$missing"
     in_root apt-get update -qq
+    apt_updated=1
     # shellcheck disable=SC2086  # a list of package names
     in_root apt-get install -y -qq --no-install-recommends $missing
 else
@@ -22,6 +24,10 @@ fi
 for package in $(package_list "$RECIPE_DIR/camera-packages.txt"); do
     if is_installed "$package"; then
         continue
+    fi
+    if [ "$apt_updated" = 0 ]; then
+        in_root apt-get update -qq
+        apt_updated=1
     fi
     if in_root apt-cache show "$package" >/dev/null 2>&1; then
         in_root apt-get install -y -qq --no-install-recommends "$package"
