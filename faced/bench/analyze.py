@@ -33,8 +33,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Final
 
-import aiohttp
-
 API_KEY: Final = "bench-key"
 WIDTH, HEIGHT = 640, 480
 P50_GOAL_MS: Final = 10.0
@@ -134,6 +132,8 @@ def _config(workers: int) -> Iterator[Path]:
 
 @contextlib.asynccontextmanager
 async def _faced(workers: int) -> AsyncIterator[int]:
+    import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
+
     port = _free_port()
     with _config(workers) as config:
         command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import aiohttp
-
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
 THROUGHPUT_GOAL: Final = 0.6
@@ -81,6 +79,7 @@ def _free_port() -> int:
 
 def serve_bare(port: int) -> None:
     """The baseline server (run in its own process)."""
+    import aiohttp  # noqa: PLC0415
     import msgspec  # noqa: PLC0415
     from aiohttp import web  # noqa: PLC0415
 
@@ -129,6 +128,8 @@ def serve_bare(port: int) -> None:
 
 @contextlib.asynccontextmanager
 async def _server(command: list[str], port: int) -> AsyncIterator[str]:
+    import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
+
     process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -277,6 +278,8 @@ class _Viewer(asyncio.Protocol):
 
 
 async def _fanout(port: int, viewers: int, rate: float, seconds: float) -> list[float]:
+    import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
+
     loop = asyncio.get_running_loop()
     samples: list[int] = []
     transports = []
