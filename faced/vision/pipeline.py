@@ -33,7 +33,7 @@ from faced.vision.landmarks import (
     roi_from_detection,
 )
 from faced.vision.models import ModelStore, default_model_dir
-from faced.vision.runtime import load_model
+from faced.vision.runtime import Runtime
 
 if TYPE_CHECKING:
     from faced.vision.tracker import Tracker
@@ -95,26 +95,31 @@ class StageTimes:
 class FacePipeline:
     """Verified models and the stateless per-image steps; see module docstring."""
 
-    def __init__(self, store: ModelStore, *, threads: int = 1, num_faces: int = 1) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        *,
+        threads: int = 1,
+        num_faces: int = 1,
+        runtime: Runtime | None = None,
+    ) -> None:
         if not 1 <= num_faces <= MAX_FACES:
             raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {num_faces}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        # The back end and precision (vision.backend/precision); LiteRT fp32 by default.
+        runtime = runtime if runtime is not None else Runtime(threads=threads)
+        runtime.check_available()
+        self.runtime = runtime
         self.num_faces = num_faces
-        self.threads = threads
+        self.threads = runtime.threads
         self.store = store
         # One frame at a time per pipeline: the models and their reused buffers are
         # shared by analyze() and every tracker made here (uncontended: ~0.1 us).
         self.lock = threading.Lock()
-        self.detector = FaceDetector(
-            load_model(store.read(DETECTOR_FILE), threads=threads, name=DETECTOR_FILE)
-        )
-        self.landmark_model = LandmarkModel(
-            load_model(store.read(LANDMARKS_FILE), threads=threads, name=LANDMARKS_FILE)
-        )
-        self.blendshape_model = BlendshapeModel(
-            load_model(store.read(BLENDSHAPES_FILE), threads=threads, name=BLENDSHAPES_FILE)
-        )
+        self.detector = FaceDetector(runtime.open(store, DETECTOR_FILE))
+        self.landmark_model = LandmarkModel(runtime.open(store, LANDMARKS_FILE))
+        self.blendshape_model = BlendshapeModel(runtime.open(store, BLENDSHAPES_FILE))
         self.geometry = GeometryPipeline.from_metadata(store.read(GEOMETRY_FILE))
         manifest = store.manifest
         self.model_info = ModelInfo(
@@ -129,10 +134,11 @@ class FacePipeline:
         model_dir: str | Path | None = None,
         threads: int = 1,
         num_faces: int = 1,
+        runtime: Runtime | None = None,
     ) -> FacePipeline:
         """Load and verify every model (ModelError names the file, hash and fix)."""
         directory = Path(model_dir) if model_dir else default_model_dir()
-        return cls(ModelStore(directory), threads=threads, num_faces=num_faces)
+        return cls(ModelStore(directory), threads=threads, num_faces=num_faces, runtime=runtime)
 
     def tracker(self, smoothing: bool = True) -> Tracker:
         """A new per-stream tracker (VIDEO mode); never share one across streams."""

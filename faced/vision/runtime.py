@@ -1,23 +1,51 @@
-"""The inference port: load a model, describe its tensors, run it.
+"""The inference port: load a model, describe its tensors, run it; back-end selection.
 
-Owner: faced.vision (face pipeline). One small interface (``InferenceModel``) so other back
-ends (ONNX Runtime, int8 models) can slot in later. The LiteRT back end uses
-``ai_edge_litert`` and falls back to ``tflite_runtime`` (same Interpreter API); XNNPACK is
-the default delegate of both. An interpreter is not thread-safe: each pipeline owns its own
-models; ``run`` holds a per-model lock, so accidental sharing serialises instead of corrupting
-results (LiteRT releases the GIL during invoke, so a worker thread does not stall the event
-loop).
+Owner: faced.vision (face pipeline). One small interface (``InferenceModel``), two back
+ends selected by config (``vision.backend``, ``vision.precision``, ``vision.threads``):
+
+* ``litert``: ``ai_edge_litert`` (falling back to ``tflite_runtime``, same Interpreter API)
+  with its default XNNPACK delegate; fp32 runs the bundle's own files, int8 the files
+  ``faced models build`` derives.
+* ``onnxruntime``: ONNX Runtime (optional extra ``onnx``) on the CPU, or on an NVIDIA GPU
+  through the CUDA or TensorRT execution provider (``vision.onnx_provider``), TensorRT
+  keeping its engines in ``vision.tensorrt_cache_dir`` so a start does not rebuild them.
+
+``Runtime.open`` picks the file for the configured back end and precision, verifies it
+(faced.vision.variants) and loads it; a back end that is not installed is a
+``BackendUnavailable`` naming what to install. An interpreter or session is not
+thread-safe: each pipeline owns its own models; ``run`` holds a per-model lock, so
+accidental sharing serialises instead of corrupting results (both runtimes release the GIL
+while they compute, so a worker thread does not stall the event loop).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from faced.vision.models import ModelError
+
+if TYPE_CHECKING:
+    from faced.vision.models import ModelStore
+
+Backend = Literal["litert", "onnxruntime"]
+Precision = Literal["fp32", "int8"]
+OnnxProvider = Literal["auto", "cpu", "cuda", "tensorrt"]
+BACKENDS: Final[tuple[Backend, ...]] = ("litert", "onnxruntime")
+PRECISIONS: Final[tuple[Precision, ...]] = ("fp32", "int8")
+
+
+class BackendUnavailable(ModelError):
+    """The configured back end (or execution provider) is not installed here; the message
+    says what to install. A ModelError, so startup reports it like a missing model
+    (one line, exit 78)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +81,9 @@ def _interpreter_class() -> tuple[Any, str]:
 
         return Interpreter, "tflite-runtime"
     except ImportError:
-        raise RuntimeError(
-            "no TFLite runtime: install ai-edge-litert (or tflite-runtime on platforms "
-            "without LiteRT wheels)"
+        raise BackendUnavailable(
+            "vision.backend = litert: no TFLite runtime; install ai-edge-litert "
+            "(or tflite-runtime on platforms without LiteRT wheels: pip install 'faced[tflite]')"
         ) from None
 
 
@@ -65,8 +93,11 @@ class LiteRtModel:
     def __init__(self, model: bytes, *, threads: int = 1, name: str = "model") -> None:
         interpreter_class, self.backend = _interpreter_class()
         self.name = name
-        self._interpreter = interpreter_class(model_content=model, num_threads=threads)
-        self._interpreter.allocate_tensors()
+        try:
+            self._interpreter = interpreter_class(model_content=model, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"model {name}: LiteRT cannot load it: {exc}") from None
         self.inputs = tuple(self._info(d) for d in self._interpreter.get_input_details())
         self.outputs = tuple(self._info(d) for d in self._interpreter.get_output_details())
         self._input_indices = tuple(t.index for t in self.inputs)
@@ -93,6 +124,201 @@ class LiteRtModel:
             return [interpreter.get_tensor(index) for index in self._output_indices]
 
 
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime  # noqa: PLC0415
+    except ImportError:
+        raise BackendUnavailable(
+            "vision.backend = onnxruntime: onnxruntime is not installed; install it with "
+            "`pip install 'faced[onnx]'` (on a Jetson: NVIDIA's onnxruntime-gpu wheel)"
+        ) from None
+    return onnxruntime
+
+
+_ONNX_TYPES: Final[dict[str, np.dtype[Any]]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int64)": np.dtype(np.int64),
+}
+
+
+def onnx_providers(
+    wanted: OnnxProvider, available: Sequence[str], tensorrt_cache_dir: str
+) -> list[str | tuple[str, dict[str, str]]]:
+    """The execution providers for ``vision.onnx_provider``, best first; the CPU provider
+    always last so unsupported nodes still run. BackendUnavailable when an explicitly
+    requested GPU provider is not in this onnxruntime build."""
+    has_trt = "TensorrtExecutionProvider" in available
+    has_cuda = "CUDAExecutionProvider" in available
+    install = "install NVIDIA's onnxruntime-gpu wheel (with CUDA/TensorRT) instead of onnxruntime"
+    if wanted == "tensorrt" and not has_trt:
+        raise BackendUnavailable(
+            f"vision.onnx_provider = tensorrt: this onnxruntime has no TensorRT provider "
+            f"(has {', '.join(available)}); {install}"
+        )
+    if wanted == "cuda" and not has_cuda:
+        raise BackendUnavailable(
+            f"vision.onnx_provider = cuda: this onnxruntime has no CUDA provider "
+            f"(has {', '.join(available)}); {install}"
+        )
+    providers: list[str | tuple[str, dict[str, str]]] = []
+    if has_trt and wanted in ("auto", "tensorrt"):
+        Path(tensorrt_cache_dir).mkdir(parents=True, exist_ok=True)
+        providers.append(
+            (
+                "TensorrtExecutionProvider",
+                {
+                    # Engines are built once per model, GPU and TensorRT version, then
+                    # loaded from here (a build takes minutes on a Jetson).
+                    "trt_engine_cache_enable": "True",
+                    "trt_engine_cache_path": tensorrt_cache_dir,
+                    "trt_timing_cache_enable": "True",
+                    "trt_timing_cache_path": tensorrt_cache_dir,
+                },
+            )
+        )
+    if has_cuda and wanted in ("auto", "tensorrt", "cuda"):
+        providers.append("CUDAExecutionProvider")
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
+class OnnxRuntimeModel:
+    """An ONNX model on ONNX Runtime (CPU, CUDA or TensorRT execution provider)."""
+
+    def __init__(
+        self,
+        model: bytes,
+        *,
+        threads: int = 1,
+        name: str = "model",
+        provider: OnnxProvider = "cpu",
+        tensorrt_cache_dir: str = "",
+    ) -> None:
+        ort = _onnxruntime()
+        self.name = name
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads would spin for work between frames and burn a core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        providers = onnx_providers(
+            provider, ort.get_available_providers(), tensorrt_cache_dir or default_trt_cache()
+        )
+        try:
+            self._session = ort.InferenceSession(model, sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {name}: ONNX Runtime cannot load it: {first}") from None
+        self.providers = tuple(self._session.get_providers())
+        self.backend = "onnxruntime/" + self.providers[0].removesuffix("ExecutionProvider").lower()
+        self.inputs = tuple(self._info(i, t) for i, t in enumerate(self._session.get_inputs()))
+        self.outputs = tuple(self._info(i, t) for i, t in enumerate(self._session.get_outputs()))
+        self._input_names = tuple(t.name for t in self.inputs)
+        self._output_names = [t.name for t in self.outputs]
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _info(index: int, arg: Any) -> TensorInfo:
+        dtype = _ONNX_TYPES.get(arg.type)
+        if dtype is None:
+            raise ModelError(f"ONNX tensor {arg.name}: unsupported type {arg.type}")
+        # Symbolic dimensions (a batch left open by a converter) run with batch 1 here.
+        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in arg.shape)
+        return TensorInfo(name=str(arg.name), shape=shape, dtype=dtype, index=index)
+
+    def run(self, inputs: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+        feed = dict(zip(self._input_names, inputs, strict=True))
+        with self._lock:
+            return list(self._session.run(self._output_names, feed))
+
+
+def default_trt_cache() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "faced" / "tensorrt")
+
+
 def load_model(model: bytes, *, threads: int = 1, name: str = "model") -> InferenceModel:
-    """The default back end for a .tflite model given as bytes."""
+    """The default back end (LiteRT) for a .tflite model given as bytes."""
     return LiteRtModel(model, threads=threads, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """What a pipeline runs, as /health and `faced models list` report it."""
+
+    file: str
+    sha256: str
+    backend: str
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Opens the pipeline's models on the configured back end and precision and records
+    which files (and hashes) are in use."""
+
+    backend: Backend = "litert"
+    precision: Precision = "fp32"
+    threads: int = 1
+    onnx_provider: OnnxProvider = "auto"
+    tensorrt_cache_dir: str = ""
+    loaded: list[LoadedModel] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise BackendUnavailable(
+                f"vision.backend = {self.backend!r}: expected one of {', '.join(BACKENDS)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise BackendUnavailable(
+                f"vision.precision = {self.precision!r}: expected one of {', '.join(PRECISIONS)}"
+            )
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    @classmethod
+    def from_config(cls, vision: Any) -> Runtime:
+        """From a ``VisionConfig`` (typed loosely: config must not import the vision
+        package)."""
+        return cls(
+            backend=vision.backend,
+            precision=vision.precision,
+            threads=vision.threads,
+            onnx_provider=vision.onnx_provider,
+            tensorrt_cache_dir=vision.tensorrt_cache_dir,
+        )
+
+    def check_available(self) -> None:
+        """BackendUnavailable now, before any file is read, when the back end is missing."""
+        if self.backend == "onnxruntime":
+            ort = _onnxruntime()
+            if self.onnx_provider != "auto":
+                onnx_providers(self.onnx_provider, ort.get_available_providers(), "")
+        else:
+            _interpreter_class()
+
+    def open(self, store: ModelStore, name: str) -> InferenceModel:
+        """Model ``name`` of the bundle (e.g. face_detector.tflite) in this runtime's
+        back end and precision, verified (ModelError names the file and the fix)."""
+        from faced.vision import variants  # noqa: PLC0415  (variants reads the store)
+
+        self.check_available()
+        file, data = variants.read(store, name, self.backend, self.precision)
+        model: InferenceModel
+        if self.backend == "onnxruntime":
+            model = OnnxRuntimeModel(
+                data,
+                threads=self.threads,
+                name=file,
+                provider=self.onnx_provider,
+                tensorrt_cache_dir=self.tensorrt_cache_dir,
+            )
+        else:
+            model = LiteRtModel(data, threads=self.threads, name=file)
+        self.loaded.append(LoadedModel(file, variants.sha256(data), model.backend))
+        return model

@@ -1,0 +1,115 @@
+"""Derived model files (int8 LiteRT, ONNX fp32/int8): their names, record and verification.
+
+Owner: faced.vision (models). ``faced models build`` (faced.vision.build) derives them from
+the verified float bundle and records each one in ``models/derived.toml``: its sha256 and
+size, the sha256 of the file it was made from, the method, the tool versions and the exact
+command. At run time a derived file is only read and verified against that record: a
+missing, corrupt or stale one (built from another source file) is a ``ModelError`` naming
+the file and the command that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from faced.vision.models import ModelError
+
+if TYPE_CHECKING:
+    from faced.vision.models import ModelStore
+
+DERIVED_NAME: Final = "derived.toml"
+BUILD_HINT: Final = "run `faced models build` (or `make models-build`)"
+_CHECKOUT_MODELS: Final = Path(__file__).resolve().parents[2] / "models"
+
+
+def variant_name(name: str, backend: str, precision: str) -> str:
+    """The file a back end runs for bundle model ``name`` at ``precision``."""
+    stem = name.removesuffix(".tflite")
+    if backend == "litert":
+        return name if precision == "fp32" else f"{stem}.int8.tflite"
+    return f"{stem}.onnx" if precision == "fp32" else f"{stem}.int8.onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedFile:
+    name: str
+    source: str
+    source_sha256: str
+    backend: str
+    precision: str
+    sha256: str
+    size: int
+    method: str
+    tools: str
+    command: str
+    check: str = ""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_path(store: ModelStore) -> Path:
+    """models/derived.toml of a checkout, else the copy in the model directory."""
+    checkout = _CHECKOUT_MODELS / DERIVED_NAME
+    if checkout.is_file() and (_CHECKOUT_MODELS.parent / "pyproject.toml").is_file():
+        return checkout
+    return store.directory / DERIVED_NAME
+
+
+def load_record(path: Path) -> dict[str, DerivedFile]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"derived model record {path}: not found; {BUILD_HINT}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"derived model record {path}: unreadable: {exc}") from None
+    files: dict[str, DerivedFile] = {}
+    for entry in raw.get("files", []):
+        try:
+            item = DerivedFile(**{k: _field(entry, k) for k in DerivedFile.__slots__})
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"derived model record {path}: bad entry: {exc}") from None
+        files[item.name] = item
+    return files
+
+
+def _field(entry: dict[str, Any], key: str) -> Any:
+    if key == "check":
+        return str(entry.get("check", ""))
+    return entry[key]
+
+
+def read(store: ModelStore, name: str, backend: str, precision: str) -> tuple[str, bytes]:
+    """(file name, verified bytes) of bundle model ``name`` for ``backend``/``precision``."""
+    file = variant_name(name, backend, precision)
+    if file == name:
+        return file, store.read(name)
+    record = load_record(record_path(store))
+    entry = record.get(file)
+    path = store.directory / file
+    if entry is None:
+        raise ModelError(f"model {path}: not in {DERIVED_NAME}; {BUILD_HINT}")
+    source = store.manifest.file(entry.source)
+    if entry.source_sha256 != source.sha256:
+        raise ModelError(
+            f"model {path}: built from {entry.source} sha256 {entry.source_sha256}, but the "
+            f"manifest's {entry.source} is {source.sha256} (stale); {BUILD_HINT}"
+        )
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model {path}: missing (a derived model); {BUILD_HINT}") from None
+    except OSError as exc:
+        raise ModelError(f"model {path}: unreadable ({exc.strerror}); {BUILD_HINT}") from None
+    digest = sha256(data)
+    if len(data) != entry.size or digest != entry.sha256:
+        raise ModelError(
+            f"model {path}: corrupt or mismatched: sha256 {digest} ({len(data)} bytes), "
+            f"expected {entry.sha256} ({entry.size} bytes) per {DERIVED_NAME}; {BUILD_HINT}"
+        )
+    return file, data
