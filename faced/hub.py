@@ -12,6 +12,10 @@ A subscriber whose queue is full (messages or bytes) is too slow: it is closed w
 ``TOO_SLOW`` (1008), its queue is dropped at once (so it holds no memory), and
 ``slow_disconnects`` counts it. Its owner's ``on_close`` callback interrupts a send that
 is stuck on a full socket.
+
+In-process readers (the display policy, faced.display) are ``observers``: callables given
+each published message object before it is encoded. They must be quick and must not
+publish; one that raises is logged and does not stop the broadcast.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class Hub:
         self._groups: dict[Encoding, set[Subscriber]] = {e: set() for e in ENCODINGS}
         self.published = 0
         self.slow_disconnects = 0
+        self.observers: list[Callable[[Any], None]] = []
 
     def __len__(self) -> int:
         return sum(len(group) for group in self._groups.values())
@@ -161,6 +166,11 @@ class Hub:
     def publish(self, message: Any) -> None:
         """Encode ``message`` once per encoding in use and queue it for every subscriber."""
         self.published += 1
+        for observer in self.observers:
+            try:
+                observer(message)
+            except Exception:
+                log.exception("a hub observer failed")
         slow: list[Subscriber] = []
         json_data: bytes | None = None
         for encoding, group in self._groups.items():
