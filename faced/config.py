@@ -139,6 +139,43 @@ class VisionConfig(_Section, frozen=True):
     """Largest encoded image the analyze API accepts (upload, base64 or stream frame)."""
 
 
+class DisplayConfig(_Section, frozen=True):
+    """The attached display (faced.devices.display) and the policy that drives it
+    (faced.display)."""
+
+    driver: Literal["auto", "sysfs", "wlr-randr", "vcgencmd", "none"] = "auto"
+    """auto: a backlight under backlight_dir, else wlr-randr (a Wayland kiosk), else vcgencmd,
+    else none. sysfs: brightness and bl_power of the backlight; wlr-randr / vcgencmd: power
+    through the tool (brightness through the backlight when there is one); none: no display,
+    the state is only kept."""
+    backlight_dir: str = "/sys/class/backlight"
+    """Where backlight devices are (sysfs)."""
+    backlight: str = ""
+    """Backlight device name under backlight_dir; empty: the first one."""
+    output: str = ""
+    """wlr-randr output (e.g. HDMI-A-1); empty: every output wlr-randr lists."""
+    wayland_display: str = ""
+    """WAYLAND_DISPLAY for wlr-randr: a socket name or absolute path; empty: inherited, else
+    the first wayland-N socket under /run/user/*."""
+    tool_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    """How long wlr-randr / vcgencmd may take before the call counts as failed."""
+    brightness: Annotated[int, Meta(ge=0, le=100)] = 100
+    """Brightness (percent) the policy turns the display on at."""
+    dim_brightness: Annotated[int, Meta(ge=0, le=100)] = 20
+    """Brightness (percent) when dimmed."""
+    policy: bool = True
+    """Let presence and agent activity drive the display; false: only PUT /api/display."""
+    idle_dim_after_s: NonNegativeFloat = 120.0
+    """Nobody seen and no agent activity for this long: dim (0 disables)."""
+    idle_off_after_s: NonNegativeFloat = 600.0
+    """Nobody seen and no agent activity for this long: off (0 disables)."""
+    night: str = ""
+    """Local-time window HH:MM-HH:MM (may cross midnight) in which the display is at most
+    night_level; empty: no night schedule."""
+    night_level: Literal["dim", "off"] = "off"
+    """The most the display shows during the night window."""
+
+
 class LoggingConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level written."""
@@ -154,6 +191,7 @@ class Config(_Section, frozen=True):
     openclaw: OpenClawConfig = msgspec.field(default_factory=OpenClawConfig)
     camera: CameraConfig = msgspec.field(default_factory=CameraConfig)
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
+    display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
 
@@ -287,6 +325,11 @@ def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
     return config
 
 
+# display.night: HH:MM-HH:MM, 24-hour local time.
+_CLOCK: Final = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_NIGHT_RE: Final = re.compile(f"({_CLOCK})-({_CLOCK})")
+
+
 def _check_semantics(config: Config, origin: str) -> None:
     """Rules a type cannot express, worded like the type errors."""
     for index, entry in enumerate(config.server.trusted_proxies):
@@ -297,6 +340,18 @@ def _check_semantics(config: Config, origin: str) -> None:
                 f"{origin}: server.trusted_proxies[{index}] = {entry!r}: "
                 "expected an IP address or CIDR network"
             ) from None
+    display = config.display
+    if 0 < display.idle_off_after_s <= display.idle_dim_after_s:
+        raise ConfigError(
+            f"{origin}: display.idle_off_after_s = {display.idle_off_after_s!r}: expected more "
+            f"than display.idle_dim_after_s ({display.idle_dim_after_s!r}), or 0 (never off)"
+        )
+    night = _NIGHT_RE.fullmatch(display.night)
+    if display.night and (night is None or night.group(1) == night.group(2)):
+        raise ConfigError(
+            f"{origin}: display.night = {display.night!r}: expected HH:MM-HH:MM with "
+            "different start and end (local time, e.g. 23:00-07:00), or empty"
+        )
 
 
 def load(
