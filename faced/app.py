@@ -33,7 +33,7 @@ from faced.api import analyze, openface, presets, tracking
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
-from faced.api.middlewares import Guard, make_guard, make_request_context, make_response_hook
+from faced.api.middlewares import Guard, make_middleware, make_response_hook
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.camera import check_source
@@ -80,7 +80,7 @@ def create_app(config: Config) -> web.Application:
         policy=policy,
     )
     app = web.Application(
-        middlewares=[make_request_context(guard), make_guard(guard)],
+        middlewares=[make_middleware(guard)],
         client_max_size=client_max_size(config),
     )
     app[CONFIG_KEY] = config

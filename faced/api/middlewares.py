@@ -1,14 +1,15 @@
 """Cross-cutting HTTP concerns, applied to every request before any route sees it.
 
-Owner: the daemon core (issue 3). Two middlewares and one response hook, outermost first:
+Owner: the daemon core (issue 3). One middleware (two stages, one aiohttp layer: each
+layer costs a coroutine frame per request) and one response hook:
 
 1. ``request_context`` — names the request (``X-Request-ID``), resolves the real client
    address (``faced.api.ratelimit.ClientAddress``), turns every failure into
    ``{"error": …}`` with the right status (ApiError, aiohttp's 404/405/413…, and unexpected
    exceptions as a logged 500 without a traceback), and logs one access line.
-2. ``guard`` — answers CORS preflights (204), rate-limits writes per client (GCRA, 429 with
-   Retry-After), and enforces the access policy (faced.api.access: 401 missing key, 403
-   wrong key or private route off loopback).
+2. ``guard``, inside it — answers CORS preflights (204), rate-limits writes per client
+   (GCRA, 429 with Retry-After), and enforces the access policy (faced.api.access: 401
+   missing key, 403 wrong key or private route off loopback).
 3. ``on_response_prepare`` hook — security headers and CORS on every response, errors
    and WebSocket handshakes included.
 """
@@ -134,21 +135,20 @@ def error_response(
     return response
 
 
-def make_request_context(guard: Guard) -> Middleware:
+def make_middleware(guard: Guard) -> Middleware:
     resolve = guard.clients.resolve
 
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        incoming_id = request.headers.get("X-Request-ID", "")
+        headers = request.headers
+        incoming_id = headers.get("X-Request-ID", "")
         request_id = incoming_id if _REQUEST_ID_RE.fullmatch(incoming_id) else secrets.token_hex(8)
         request[REQUEST_ID_KEY] = request_id
-        request[CLIENT_KEY] = Client(
-            resolve(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
-        )
+        request[CLIENT_KEY] = Client(resolve(request.remote, headers.get(hdrs.X_FORWARDED_FOR)))
         status = 500
         try:
-            response = await _answer(request, handler)
+            response = await _answer(guard, request, handler)
             status = response.status
             return response
         except asyncio.CancelledError:
@@ -160,8 +160,11 @@ def make_request_context(guard: Guard) -> Middleware:
     return request_context
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _answer(guard: Guard, request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if request.method == hdrs.METH_OPTIONS:
+            return web.Response(status=204)  # CORS preflight; headers come from the hook
+        _check(guard, request)
         return await handler(request)
     except ApiError as exc:
         return error_response(request, exc.status, exc.body(), exc.headers)
@@ -215,23 +218,16 @@ def _log_access(request: web.Request, status: int, started: float) -> None:
     )
 
 
-def make_guard(guard: Guard) -> Middleware:
-    @web.middleware
-    async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        method = request.method
-        if method == hdrs.METH_OPTIONS:
-            return web.Response(status=204)  # CORS preflight; headers come from the hook
-        if method in WRITE_METHODS:
-            _rate_limit(guard, request)
-        access = guard.policy.classify(request)
-        if access is Access.HANDSHAKE and guard.api_key is not None and not credential(request):
-            # The socket's first message must carry the key; its handler checks it.
-            request[PENDING_AUTH_KEY] = PendingAuth(guard.api_key)
-        elif access is not Access.PUBLIC:
-            _authorize(guard, request, access)
-        return await handler(request)
-
-    return guard_middleware
+def _check(guard: Guard, request: web.Request) -> None:
+    """The guard stage: rate limit for writes, then the access policy (ApiError if refused)."""
+    if request.method in WRITE_METHODS:
+        _rate_limit(guard, request)
+    access = guard.policy.classify(request)
+    if access is Access.HANDSHAKE and guard.api_key is not None and not credential(request):
+        # The socket's first message must carry the key; its handler checks it.
+        request[PENDING_AUTH_KEY] = PendingAuth(guard.api_key)
+    elif access is not Access.PUBLIC:
+        _authorize(guard, request, access)
 
 
 def _rate_limit(guard: Guard, request: web.Request) -> None:
@@ -287,17 +283,21 @@ PENDING_AUTH_KEY: Final = web.RequestKey("pending_auth", PendingAuth)
 def make_response_hook(
     guard: Guard,
 ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    static_headers = {
+        hdrs.SERVER: "faced",  # no version banner for scanners
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: guard.cors_origin,
+        hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
+        hdrs.ACCESS_CONTROL_ALLOW_HEADERS: CORS_HEADERS,
+    }
+
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         request[_PREPARED_KEY] = response
         headers = response.headers
-        headers[hdrs.SERVER] = "faced"  # no version banner for scanners
+        headers.update(static_headers)
         headers["Content-Security-Policy"] = guard.content_security_policy(request.host)
-        headers["X-Frame-Options"] = "DENY"
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = guard.cors_origin
-        headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = CORS_METHODS
-        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = CORS_HEADERS
         if request.method == hdrs.METH_OPTIONS:
             headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
         request_id = request.get(REQUEST_ID_KEY)

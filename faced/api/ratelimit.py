@@ -11,6 +11,7 @@ Owner: the daemon core (issue 3). Owns:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import OrderedDict
@@ -40,6 +41,8 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# Cached: every request parses its peer, and a box has few clients (the cache is bounded).
+@functools.lru_cache(maxsize=1024)
 def parse_address(text: str | None) -> IPAddress | None:
     if not text:
         return None
@@ -84,6 +87,7 @@ class ClientAddress:
         return address
 
 
+@functools.lru_cache(maxsize=1024)
 def rate_key(address: IPAddress | None) -> str:
     """One bucket per IPv4 address, per IPv6 /64 (one host usually owns a whole /64)."""
     if address is None:
