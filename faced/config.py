@@ -128,6 +128,18 @@ class VisionConfig(_Section, frozen=True):
     /var/lib/faced/models."""
     threads: PositiveInt = 1
     """Threads each inference interpreter may use."""
+    backend: Literal["litert", "onnxruntime"] = "litert"
+    """Inference back end: litert (LiteRT with XNNPACK) or onnxruntime (the `onnx` extra;
+    CPU, or CUDA/TensorRT on an NVIDIA GPU, see onnx_provider)."""
+    precision: Literal["fp32", "int8"] = "fp32"
+    """fp32: the bundle's float models (ONNX: converted); int8: the quantized models
+    `faced models build` derives."""
+    onnx_provider: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"
+    """ONNX Runtime execution provider: auto takes TensorRT, else CUDA, else the CPU,
+    whichever this onnxruntime build has; cuda/tensorrt fail at startup when it has not."""
+    tensorrt_cache_dir: str = ""
+    """Where TensorRT keeps its built engines (a rebuild takes minutes). Empty:
+    $XDG_CACHE_HOME/faced/tensorrt (~/.cache/faced/tensorrt)."""
     num_faces: Annotated[int, Meta(ge=1, le=8)] = 1
     """Faces the pipeline looks for at most."""
     max_megapixels: PositiveFloat = 40.0

@@ -54,6 +54,7 @@ from faced.schemas.analyze_api import (
 )
 from faced.vision.image_io import ImageError, decode_image, image_size
 from faced.vision.pipeline import MAX_FACES, FacePipeline
+from faced.vision.runtime import Runtime
 from faced.vision.tracker import Tracker
 from faced.vision.workers import ANALYZE_POOL_KEY, AnalyzePool, PoolBusy, analyze_pool_ctx
 
@@ -94,6 +95,7 @@ def setup(app: web.Application) -> None:
             vision.analyze_workers,
             model_dir=vision.model_dir,
             threads=vision.threads,
+            runtime=Runtime.from_config(vision),
             num_faces=vision.num_faces,
         )
     )

@@ -178,9 +178,12 @@ def setup(app: web.Application) -> None:
 
 def _load_tracker(camera: CameraConfig, vision: VisionConfig) -> Any:
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (loads the runtime)
+    from faced.vision.runtime import Runtime  # noqa: PLC0415
 
     del camera
-    pipeline = FacePipeline.load(vision.model_dir or None, threads=vision.threads, num_faces=1)
+    pipeline = FacePipeline.load(
+        vision.model_dir or None, num_faces=1, runtime=Runtime.from_config(vision)
+    )
     return pipeline.tracker(smoothing=True)
 
 

@@ -153,12 +153,14 @@ def run(args: argparse.Namespace) -> int:
         return config.EX_CONFIG
     from faced.vision.models import ModelError  # noqa: PLC0415
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+    from faced.vision.runtime import Runtime  # noqa: PLC0415
 
     try:
         pipeline = FacePipeline.load(
             model_dir=args.model_dir or settings.model_dir or None,
             threads=args.threads or settings.threads,
             num_faces=args.num_faces or settings.num_faces,
+            runtime=Runtime.from_config(settings, threads=args.threads),
         )
     except ModelError as exc:
         _report(str(exc))

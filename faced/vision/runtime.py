@@ -20,6 +20,7 @@ while they compute, so a worker thread does not stall the event loop).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Sequence
@@ -98,8 +99,14 @@ class LiteRtModel:
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"model {name}: LiteRT cannot load it: {exc}") from None
-        self.inputs = tuple(self._info(d) for d in self._interpreter.get_input_details())
-        self.outputs = tuple(self._info(d) for d in self._interpreter.get_output_details())
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        # A full-integer model (int8 in and out) still looks float to callers: inputs are
+        # quantized and outputs dequantized here with the tensors' own scale/zero point.
+        self._in_quant = tuple(_quantization(d) for d in inputs)
+        self._out_quant = tuple(_quantization(d) for d in outputs)
+        self.inputs = tuple(self._info(d) for d in inputs)
+        self.outputs = tuple(self._info(d) for d in outputs)
         self._input_indices = tuple(t.index for t in self.inputs)
         self._output_indices = tuple(t.index for t in self.outputs)
         # LiteRT interpreters are not re-entrant; the lock makes accidental sharing safe
@@ -108,20 +115,55 @@ class LiteRtModel:
 
     @staticmethod
     def _info(detail: dict[str, Any]) -> TensorInfo:
+        quantized = _quantization(detail) is not None
         return TensorInfo(
             name=str(detail["name"]),
             shape=tuple(int(v) for v in detail["shape"]),
-            dtype=np.dtype(detail["dtype"]),
+            dtype=np.dtype(np.float32) if quantized else np.dtype(detail["dtype"]),
             index=int(detail["index"]),
         )
 
     def run(self, inputs: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
         interpreter = self._interpreter
         with self._lock:
-            for index, value in zip(self._input_indices, inputs, strict=True):
-                interpreter.set_tensor(index, value)
+            for index, quant, value in zip(
+                self._input_indices, self._in_quant, inputs, strict=True
+            ):
+                interpreter.set_tensor(index, value if quant is None else quant.quantize(value))
             interpreter.invoke()
-            return [interpreter.get_tensor(index) for index in self._output_indices]
+            return [
+                interpreter.get_tensor(index)
+                if quant is None
+                else quant.dequantize(interpreter.get_tensor(index))
+                for index, quant in zip(self._output_indices, self._out_quant, strict=True)
+            ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Quantization:
+    scale: np.float32
+    zero_point: np.float32
+    dtype: np.dtype[Any]
+    low: int
+    high: int
+
+    def quantize(self, value: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        scaled = np.rint(value / self.scale + self.zero_point)
+        return np.clip(scaled, self.low, self.high, out=scaled).astype(self.dtype)
+
+    def dequantize(self, value: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        return (value.astype(np.float32) - self.zero_point) * self.scale
+
+
+def _quantization(detail: dict[str, Any]) -> _Quantization | None:
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if dtype not in (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)) or not scale:
+        return None
+    info = np.iinfo(dtype)
+    return _Quantization(
+        np.float32(scale), np.float32(zero_point), dtype, int(info.min), int(info.max)
+    )
 
 
 def _onnxruntime() -> Any:
@@ -282,16 +324,20 @@ class Runtime:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     @classmethod
-    def from_config(cls, vision: Any) -> Runtime:
+    def from_config(cls, vision: Any, threads: int | None = None) -> Runtime:
         """From a ``VisionConfig`` (typed loosely: config must not import the vision
-        package)."""
+        package); ``threads`` overrides ``vision.threads``."""
         return cls(
             backend=vision.backend,
             precision=vision.precision,
-            threads=vision.threads,
+            threads=threads or vision.threads,
             onnx_provider=vision.onnx_provider,
             tensorrt_cache_dir=vision.tensorrt_cache_dir,
         )
+
+    def fresh(self) -> Runtime:
+        """The same settings with nothing loaded yet (one per pipeline)."""
+        return dataclasses.replace(self, loaded=[])
 
     def check_available(self) -> None:
         """BackendUnavailable now, before any file is read, when the back end is missing."""

@@ -30,6 +30,7 @@ from typing import Final, TypeVar
 from aiohttp import web
 
 from faced.vision.pipeline import FacePipeline
+from faced.vision.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +78,31 @@ class AnalyzePool:
         threads: int = 1,
         num_faces: int = 1,
         backlog: int = DEFAULT_BACKLOG,
+        runtime: Runtime | None = None,
     ) -> AnalyzePool:
-        """Load ``size`` pipelines (blocking: call from a thread). ModelError if a model is
-        missing or corrupt."""
+        """Load ``size`` pipelines (blocking: call from a thread) on ``runtime``'s back end
+        and precision. ModelError if a model is missing or corrupt or the back end is not
+        installed."""
         with _native_stderr_logged():
-            workers = cls._load_workers(size, model_dir, threads, num_faces)
+            workers = cls._load_workers(size, model_dir, threads, num_faces, runtime)
         return cls(workers, backlog=backlog)
 
     @staticmethod
     def _load_workers(
-        size: int, model_dir: str | None, threads: int, num_faces: int
+        size: int,
+        model_dir: str | None,
+        threads: int,
+        num_faces: int,
+        runtime: Runtime | None,
     ) -> list[Worker]:
         workers: list[Worker] = []
         try:
             for index in range(size):
                 pipeline = FacePipeline.load(
-                    model_dir or None, threads=threads, num_faces=num_faces
+                    model_dir or None,
+                    threads=threads,
+                    num_faces=num_faces,
+                    runtime=runtime.fresh() if runtime is not None else None,
                 )
                 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyze-{index}")
                 workers.append(Worker(index, pipeline, executor))
@@ -191,26 +201,35 @@ def _native_stderr_logged() -> Iterator[None]:
 ANALYZE_POOL_KEY: Final = web.AppKey("analyze_pool", AnalyzePool)
 
 
-async def start_pool(size: int, *, model_dir: str, threads: int, num_faces: int) -> AnalyzePool:
+async def start_pool(
+    size: int, *, model_dir: str, threads: int, num_faces: int, runtime: Runtime | None = None
+) -> AnalyzePool:
     """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
     from faced.config import ConfigError  # noqa: PLC0415
     from faced.vision.models import ModelError  # noqa: PLC0415
 
     try:
         return await asyncio.to_thread(
-            AnalyzePool.load, size, model_dir=model_dir, threads=threads, num_faces=num_faces
+            AnalyzePool.load,
+            size,
+            model_dir=model_dir,
+            threads=threads,
+            num_faces=num_faces,
+            runtime=runtime,
         )
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def analyze_pool_ctx(
-    size: int, *, model_dir: str, threads: int, num_faces: int
+    size: int, *, model_dir: str, threads: int, num_faces: int, runtime: Runtime | None = None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx that owns the pool for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        pool = await start_pool(size, model_dir=model_dir, threads=threads, num_faces=num_faces)
+        pool = await start_pool(
+            size, model_dir=model_dir, threads=threads, num_faces=num_faces, runtime=runtime
+        )
         app[ANALYZE_POOL_KEY] = pool
         model = pool.workers[0].pipeline.model_info
         log.info(
