@@ -122,6 +122,20 @@ class CameraConfig(_Section, frozen=True):
     """Most tracking results per second sent to one /ws/tracking client (?fps= lowers it)."""
 
 
+class FollowConfig(_Section, frozen=True):
+    """Gaze follow and mirror (faced.face.follow): the face reacts to the tracked person."""
+
+    mode: Literal["off", "follow", "mirror"] = "follow"
+    """off; follow: the eyes look at the person (lookAt); mirror: follow, and the face copies
+    the person's blinks, jaw, smile and brows. Needs live tracking (a camera); PUT
+    /api/follow changes it until restart."""
+    hold_s: Annotated[float, Meta(ge=0, le=3600)] = 5.0
+    """After an agent sets lookAt or state (or a field mirror drives), the camera leaves
+    those fields alone this long."""
+    rate_hz: Annotated[float, Meta(gt=0, le=60)] = 20.0
+    """Most face-state updates per second the camera causes."""
+
+
 class VisionConfig(_Section, frozen=True):
     model_dir: str = ""
     """Directory holding the verified models. Empty: models/ in a checkout, else
@@ -202,6 +216,7 @@ class Config(_Section, frozen=True):
     face: FaceConfig = msgspec.field(default_factory=FaceConfig)
     openclaw: OpenClawConfig = msgspec.field(default_factory=OpenClawConfig)
     camera: CameraConfig = msgspec.field(default_factory=CameraConfig)
+    follow: FollowConfig = msgspec.field(default_factory=FollowConfig)
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
     display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)

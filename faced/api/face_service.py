@@ -35,6 +35,8 @@ AUDIO_ENVELOPE_BYTES: Final = 1024
 # A subscriber may hold this many audio-sized messages before it counts as too slow.
 _QUEUED_AUDIO_CHUNKS: Final = 4
 _RESTART_DELAY_S: Final = 1.0
+AUDIO_ACTIVE_S: Final = 10.0
+"""Audio counts as playing this long after its last chunk when no audio-done follows."""
 CLOSE_TIMEOUT_S: Final = 1.0
 """How long a closing handshake may take before the connection is simply dropped."""
 
@@ -80,6 +82,9 @@ class OpenFace:
         self._agent_slots = 0
         self._wake = asyncio.Event()
         self._timer_deadline = math.inf
+        self.agent_listeners: list[Callable[[StateUpdate], None]] = []
+        """Told of every agent update (HTTP, sockets, speak): gaze follow's hold time."""
+        self._audio_until = -math.inf
 
     # --- admission ----------------------------------------------------------------------
 
@@ -133,8 +138,19 @@ class OpenFace:
         return first
 
     def apply(self, update: StateUpdate) -> StateMessage:
-        """Merge ``update`` and broadcast the result (InvalidUpdate: nothing changed)."""
+        """Merge an agent's ``update`` and broadcast the result (InvalidUpdate: nothing
+        changed)."""
         message = self.model.apply(update)
+        self.hub.publish(message)
+        self._reschedule()
+        self._agent_wrote(update)
+        return message
+
+    def apply_camera(self, update: StateUpdate) -> StateMessage:
+        """Merge an update the camera caused (gaze follow, faced.api.follow) and broadcast
+        it like any other; it is no agent's word: it neither restarts the idle timer nor
+        reaches ``agent_listeners``."""
+        message = self.model.apply(update, touch=False)
         self.hub.publish(message)
         self._reschedule()
         return message
@@ -144,7 +160,32 @@ class OpenFace:
         self.hub.publish(AudioSeqMessage(seq=seq, expect_audio=expect_audio))
         self.hub.publish(message)
         self._reschedule()
+        if expect_audio:
+            self.audio_chunk()
+        self._agent_wrote(update if update is not None else StateUpdate(state="speaking"))
         return seq
+
+    def _agent_wrote(self, update: StateUpdate) -> None:
+        for listener in self.agent_listeners:
+            try:
+                listener(update)
+            except Exception:
+                log.exception("an agent-update listener failed")
+
+    # --- audio activity (for gaze follow's mirror: the speaker owns the mouth) -----------
+
+    def audio_chunk(self) -> None:
+        """Audio is on its way (a chunk, or a speak expecting audio)."""
+        self._audio_until = self.model.clock() + AUDIO_ACTIVE_S
+
+    def audio_done(self) -> None:
+        self._audio_until = -math.inf
+
+    @property
+    def audio_playing(self) -> bool:
+        """From a chunk (or a speak expecting audio) until audio-done, or ``AUDIO_ACTIVE_S``
+        after the last chunk when no audio-done comes."""
+        return self.model.clock() < self._audio_until
 
     def agent_connected(self, socket: web.WebSocketResponse) -> None:
         self.agent_sockets.add(socket)

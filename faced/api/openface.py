@@ -168,6 +168,7 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
     if not audio:
         raise ApiError(400, "missing audio: 'data' is empty", extra={"field": "data"})
     encoded = base64.b64encode(audio).decode("ascii")
+    openface.audio_chunk()
     openface.hub.publish(AudioMessage(data=encoded, seq=seq))
     return respond(request, AudioResponse(seq=seq))
 
@@ -178,6 +179,7 @@ async def post_audio_done(request: web.Request) -> web.StreamResponse:
     seq = openface.model.audio_seq
     if body is not None and body.seq is not msgspec.UNSET:
         seq = body.seq
+    openface.audio_done()
     openface.hub.publish(AudioDoneMessage(seq=seq))
     return respond(request, AudioResponse(seq=seq))
 

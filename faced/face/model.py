@@ -120,9 +120,11 @@ class FaceModel:
 
     # --- updates ------------------------------------------------------------------------
 
-    def apply(self, update: StateUpdate) -> StateMessage:
+    def apply(self, update: StateUpdate, *, touch: bool = True) -> StateMessage:
         """Merge a partial update; returns the message to broadcast (carrying text/detail,
-        which the stored state then forgets). ``type: "reset"`` resets instead."""
+        which the stored state then forgets). ``type: "reset"`` resets instead.
+        ``touch=False`` (the camera's gaze follow, faced.face.follow) leaves the idle timer
+        alone: a person in front of the camera is not an agent speaking."""
         if update.type == "reset":
             return self.reset()
         changes = self._changes(update)
@@ -133,7 +135,8 @@ class FaceModel:
             self._state = msgspec.structs.replace(shown, text=None, detail=None)
         else:
             self._state = shown
-        self._last_update = self.clock()
+        if touch:
+            self._last_update = self.clock()
         return message_of(shown)
 
     def speak(self, update: StateUpdate | None) -> tuple[int, StateMessage]:
