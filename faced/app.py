@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import analyze, follow, openface, presets, tracking
+from faced.api import analyze, display, follow, openface, presets, tracking
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
@@ -106,6 +106,7 @@ def create_app(config: Config) -> web.Application:
     follow.setup(app)  # tracking → gaze follow / mirror → the face state
     presets.setup(app)
     analyze.setup(app)
+    display.setup(app)  # hub → display policy → the attached display
 
     app.router.add_get("/health", health_handler)
     app.router.add_get("/api/health", health_handler)

@@ -5,7 +5,7 @@ Owner: the daemon core (issue 3). These names are stable; every test module may 
 ``make_config(**sections) -> Config``
     A validated ``faced.config.Config`` from per-section overrides, e.g.
     ``make_config(auth={"api_key": "k"}, limits={"requests_per_s": 5})``. It reads no file
-    and no environment; ``server.host`` is 127.0.0.1.
+    and no environment; ``server.host`` is 127.0.0.1 and ``display.driver`` none.
 
 ``faced_client(config=None, *, prepare=None, **sections) -> TestClient`` (async factory)
     Builds the real app with ``faced.app.create_app(config)`` (or ``make_config(**sections)``),
@@ -22,8 +22,8 @@ Owner: the daemon core (issue 3). These names are stable; every test module may 
 
 ``run_faced(*args, env=None, config_text=None, wait=True) -> FacedProcess`` (async factory)
     Runs the real ``python -m faced serve --host 127.0.0.1 --port <free> --camera none
-    [args]`` as a subprocess (``config_text``, if given, is written to a file passed as
-    ``--config``), and with ``wait`` waits until GET /health answers. See ``FacedProcess``
+    --display none [args]`` as a subprocess (``config_text``, if given, is written to a file
+    passed as ``--config``), and with ``wait`` waits until GET /health answers. See ``FacedProcess``
     for ``url``, ``port``, ``stderr_lines``, ``terminate()`` and ``wait_exit(seconds)``. Killed at
     teardown if still running. For SIGTERM, exit status and systemd notify tests.
 
@@ -72,7 +72,9 @@ def free_port() -> int:
 
 
 def _config(sections: Mapping[str, Mapping[str, Any]]) -> Config:
-    raw: dict[str, Any] = {"server": {"host": "127.0.0.1"}}
+    # display.driver none: a test never dims or switches off the screen of the machine it
+    # runs on; display tests pass their own temp sysfs tree or tools.
+    raw: dict[str, Any] = {"server": {"host": "127.0.0.1"}, "display": {"driver": "none"}}
     for section, values in sections.items():
         raw[section] = {**raw.get(section, {}), **values}
     return validate(raw, "test config")
@@ -185,7 +187,7 @@ async def run_faced(tmp_path: Path) -> AsyncIterator[RunFaced]:
     ) -> FacedProcess:
         port = free_port() if port is None else port
         command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--camera", "none"]
+        command += ["--port", str(port), "--camera", "none", "--display", "none"]
         if config_text is not None:
             path = tmp_path / f"faced-{len(started)}.toml"
             await asyncio.to_thread(path.write_text, config_text)

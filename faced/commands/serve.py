@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SOURCE",
         help="camera source: none (no camera); more sources arrive with the camera support",
     )
+    parser.add_argument(
+        "--display",
+        metavar="DRIVER",
+        help="display driver: auto (default), sysfs, wlr-randr, vcgencmd, none",
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -44,6 +49,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("server", {})["port"] = args.port
     if args.camera is not None:
         overrides.setdefault("camera", {})["source"] = args.camera
+    if args.display is not None:
+        overrides.setdefault("display", {})["driver"] = args.display
     return overrides
 
 

@@ -343,6 +343,7 @@ class Problem:
 
 _AT_RE: Final = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN_RE: Final = re.compile(r"Object contains unknown field `([^`]+)`")
 
 
 def _schema_for(schema: Mapping[str, Any], path: list[str]) -> Mapping[str, Any] | None:
@@ -435,6 +436,13 @@ def describe_problem(
     if missing:
         name = ".".join([*path, missing.group(1)])
         return Problem(f"missing field '{name}'", field=name)
+    unknown = _UNKNOWN_RE.match(what)
+    if unknown:  # a schema that forbids unknown fields
+        name = ".".join([*path, unknown.group(1)])
+        known = tuple((_schema_for(schema, path) or {}).get("properties", {}))
+        return Problem(
+            f"unknown field '{name}'; allowed: {', '.join(known)}", field=name, allowed=known
+        )
     if not path:
         if what.startswith("Expected `object`"):
             return Problem(f"the message must be an object: {what.lower()}")

@@ -1,0 +1,132 @@
+"""The display on the API: GET/PUT /api/display, the display component, its health entry.
+
+Owner: the body (issue 7). ``setup(app)`` registers ``DisplayService`` (faced.display) under
+``DISPLAY_KEY``, a ``cleanup_ctx`` that opens the display (faced.devices.display; ``auto``
+resolved then), hands it the hub's messages (a faced.hub observer) and runs the policy as
+one named, supervised task; the ``display`` health entry; and the routes:
+
+* ``GET /api/display`` — driver, power, brightness, what the policy calls for, whether a
+  manual change holds, the last failure.
+* ``PUT /api/display`` ``{"power": bool, "brightness": 0-100}`` (either or both) — a
+  manual change, which holds until the policy's level next changes. 400 names a bad field;
+  409 when the display has no brightness control; 503 when the device or tool fails (the
+  failure also shows in /health, and the API keeps serving).
+
+Both need the API key when one is set (the default ``key`` access, faced.api.access).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+from msgspec import UNSET
+
+from faced.api import openapi
+from faced.api.codec import respond
+from faced.api.errors import ApiError
+from faced.api.face_service import OPENFACE_KEY, supervised
+from faced.api.health import HEALTH_KEY
+from faced.api.messages import read_message
+from faced.devices.display import DisplayError, Unsupported, open_display
+from faced.display import DisplayPolicy, DisplayService
+from faced.schemas.display import DisplayStatus, DisplayUpdate
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES: Final = 1024
+
+DISPLAY_KEY: Final = web.AppKey("display", DisplayService)
+
+
+def setup(app: web.Application) -> None:
+    """Register the display component, its routes and its health entry."""
+    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
+
+    config = app[CONFIG_KEY].display
+    policy = DisplayPolicy.from_config(config) if config.policy else None
+    service = app[DISPLAY_KEY] = DisplayService(config, policy)
+    app[HEALTH_KEY].add_component("display", service.report)
+    app.cleanup_ctx.append(_component)
+    tags = ("display",)
+    router = app.router
+    openapi.describe(
+        app,
+        router.add_get("/api/display", get_display),
+        openapi.Operation(
+            summary="The attached display: power, brightness, and what the policy calls for",
+            tags=tags,
+            response=DisplayStatus,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_put("/api/display", put_display),
+        openapi.Operation(
+            summary="Switch the display on or off, or set its brightness",
+            description="A manual change holds until the policy's level next changes (a "
+            "person arrives after the display dimmed, an idle step, the face falls asleep or "
+            "wakes, the night window starts or ends). 409: no brightness control; 503: the "
+            "device or its tool failed (also in /health).",
+            tags=tags,
+            request=DisplayUpdate,
+            response=DisplayStatus,
+            errors=(400, 409, 503),
+        ),
+    )
+
+
+async def _component(app: web.Application) -> AsyncIterator[None]:
+    service = app[DISPLAY_KEY]
+    service.display = await open_display(service.config)
+    hub = app[OPENFACE_KEY].hub
+    task: asyncio.Task[None] | None = None
+    if service.policy is not None:
+        hub.observers.append(service.observe)
+        task = asyncio.create_task(supervised("display policy", service.run), name="display")
+    try:
+        yield
+    finally:
+        if task is not None:
+            hub.observers.remove(service.observe)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _service(request: web.Request) -> DisplayService:
+    service = request.app[DISPLAY_KEY]
+    if service.display is None:
+        raise ApiError(503, "the display is not started yet", headers={"Retry-After": "1"})
+    return service
+
+
+async def get_display(request: web.Request) -> web.StreamResponse:
+    return respond(request, _service(request).status())
+
+
+async def put_display(request: web.Request) -> web.StreamResponse:
+    service = _service(request)
+    update = await read_message(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES)
+    assert update is not None  # read_message refuses an empty body unless allow_empty
+    power = None if update.power is UNSET else update.power
+    brightness = None if update.brightness is UNSET else update.brightness
+    if power is None and brightness is None:
+        raise ApiError(
+            400,
+            "nothing to change: expected 'power' (true/false) or 'brightness' (0-100)",
+            extra={"allowed": ["power", "brightness"]},
+        )
+    try:
+        await service.set_manual(power=power, brightness=brightness)
+    except Unsupported as exc:
+        raise ApiError(409, str(exc), extra={"field": "brightness"}) from None
+    except DisplayError as exc:
+        raise ApiError(503, f"the display did not change: {exc}") from None
+    log.info("display set by a client", extra={"power": power, "brightness": brightness})
+    return respond(request, service.status())
+
+
+__all__ = ["DISPLAY_KEY", "setup"]

@@ -1,0 +1,422 @@
+"""The display port: backlight brightness and panel power, through sysfs or the platform's tools.
+
+Owner: the body (issue 7). A ``Display`` has a brightness path and a power path:
+
+* ``sysfs`` — a backlight under ``/sys/class/backlight/<name>/`` (official Pi touchscreens,
+  DSI/DPI panels, laptops): ``brightness`` scaled to ``max_brightness``; power through
+  ``bl_power`` (0 unblank, 4 powerdown — the kernel's FB_BLANK values), or brightness 0
+  and back when a device has no ``bl_power``.
+* ``wlr-randr`` — power through ``wlr-randr --output NAME --on|--off`` (a wlroots Wayland
+  compositor with output management: cage >= 0.1.5, labwc, wayfire); the compositor owns
+  DRM master, so this is the DRM/KMS path a process outside it can take. Brightness
+  through the backlight when there is one.
+* ``vcgencmd`` — power through ``vcgencmd display_power 0|1`` (Raspberry Pi firmware
+  display stack; KMS builds ignore it). Brightness through the backlight when there is one.
+* ``none`` — no display: the state is only kept, so the API and the policy still run.
+
+``open_display(config)`` resolves ``auto`` at startup: a backlight, else wlr-randr with a
+reachable Wayland socket, else vcgencmd, else none. File I/O runs in a worker thread and
+tools run as asyncio subprocesses with a timeout, so nothing here blocks the event loop.
+A failure raises ``DisplayError`` (one line naming the tool or file) and is remembered for
+health (``report``) until a later call succeeds; the process carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, NoReturn, Protocol, TypeVar
+
+from faced.config import DisplayConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BL_POWER_ON: Final = 0  # FB_BLANK_UNBLANK
+BL_POWER_OFF: Final = 4  # FB_BLANK_POWERDOWN
+_STDERR_QUOTE_CHARS: Final = 200
+
+
+class DisplayError(Exception):
+    """A display operation failed; the message is one line naming the tool or file."""
+
+
+class Unsupported(DisplayError):
+    """The driver cannot do this at all (brightness on a power-only display)."""
+
+
+# --- sysfs backlight ---------------------------------------------------------------------------
+
+
+def find_backlight(root: Path, name: str) -> Path | None:
+    """The backlight device directory ``root/name`` (the first one when ``name`` is empty);
+    None when there is none. Blocking: call from a worker thread."""
+    if name:
+        path = root / name
+        return path if (path / "brightness").is_file() else None
+    with contextlib.suppress(OSError):
+        for path in sorted(root.iterdir()):
+            if (path / "brightness").is_file() and (path / "max_brightness").is_file():
+                return path
+    return None
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not an integer"
+        raise DisplayError(f"cannot read {path}: {reason}") from None
+
+
+def _write_int(path: Path, value: int) -> None:
+    try:
+        path.write_text(f"{value}\n")
+    except OSError as exc:
+        raise DisplayError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Backlight:
+    """One sysfs backlight device. Every method blocks: call it from a worker thread."""
+
+    path: Path
+    has_bl_power: bool
+
+    @classmethod
+    def at(cls, path: Path) -> Backlight:
+        return cls(path, (path / "bl_power").is_file())
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def maximum(self) -> int:
+        maximum = _read_int(self.path / "max_brightness")
+        if maximum <= 0:
+            raise DisplayError(f"{self.path / 'max_brightness'} is {maximum}: not a usable range")
+        return maximum
+
+    def read(self) -> tuple[bool, int]:
+        """(power, brightness percent) as the device says now."""
+        maximum = self.maximum()
+        raw = _read_int(self.path / "brightness")
+        power = _read_int(self.path / "bl_power") == BL_POWER_ON if self.has_bl_power else raw > 0
+        return power, round(raw * 100 / maximum)
+
+    def write_brightness(self, percent: int) -> None:
+        maximum = self.maximum()
+        raw = round(percent * maximum / 100)
+        if percent > 0:
+            raw = max(raw, 1)  # a low percentage must not switch the light off
+        _write_int(self.path / "brightness", raw)
+
+    def write_power(self, on: bool, percent: int) -> None:
+        """Power through bl_power; without it, brightness 0 for off and ``percent`` for on."""
+        if self.has_bl_power:
+            _write_int(self.path / "bl_power", BL_POWER_ON if on else BL_POWER_OFF)
+        else:
+            self.write_brightness(percent if on else 0)
+
+
+def locate_backlight(root: Path, name: str) -> Backlight | None:
+    """The configured backlight, if the kernel has it now. Blocking."""
+    path = find_backlight(root, name)
+    return Backlight.at(path) if path is not None else None
+
+
+# --- tools ------------------------------------------------------------------------------------
+
+
+async def run_tool(argv: list[str], *, limit_s: float, env: Mapping[str, str] | None = None) -> str:
+    """Run a tool without blocking the loop; its stdout, or DisplayError (not found, timed
+    out, non-zero exit with the last line of its stderr)."""
+    command = " ".join(argv)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+        )
+    except FileNotFoundError:
+        raise DisplayError(f"{argv[0]}: not found") from None
+    except PermissionError:
+        raise DisplayError(f"{argv[0]}: not executable") from None
+    try:
+        async with asyncio.timeout(limit_s):
+            stdout, stderr = await process.communicate()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise DisplayError(f"{command}: no answer in {limit_s:g} s") from None
+    if process.returncode != 0:
+        lines = stderr.decode(errors="replace").strip().splitlines()
+        said = f": {lines[-1][:_STDERR_QUOTE_CHARS]}" if lines else ""
+        raise DisplayError(f"{command} failed (exit {process.returncode}){said}")
+    return stdout.decode(errors="replace")
+
+
+class PowerTool(Protocol):
+    name: str
+
+    async def set_power(self, on: bool) -> None: ...
+
+
+def find_wayland_socket() -> str | None:
+    """The first wayland-N socket under /run/user/* this process may connect to (a kiosk
+    compositor running as another user shares it by ACL or group). Blocking."""
+    for path in sorted(glob.glob("/run/user/*/wayland-[0-9]*")):
+        if not path.endswith(".lock") and os.access(path, os.R_OK | os.W_OK):
+            return path
+    return None
+
+
+class WlrRandr:
+    """Output power through wlr-randr (wlr-output-management)."""
+
+    def __init__(self, output: str, wayland_display: str, timeout: float) -> None:
+        self.output = output
+        self.timeout = timeout
+        self._env = dict(os.environ)
+        if wayland_display:
+            self._env["WAYLAND_DISPLAY"] = wayland_display
+        self.name = f"wlr-randr:{output}" if output else "wlr-randr"
+
+    async def outputs(self) -> list[str]:
+        """The compositor's outputs: wlr-randr prints each name at the start of a line and
+        its properties indented below it."""
+        listing = await run_tool(["wlr-randr"], limit_s=self.timeout, env=self._env)
+        names = [line.split()[0] for line in listing.splitlines() if line and not line[0].isspace()]
+        if not names:
+            raise DisplayError("wlr-randr lists no outputs")
+        return names
+
+    async def set_power(self, on: bool) -> None:
+        outputs = [self.output] if self.output else await self.outputs()
+        for output in outputs:
+            await run_tool(
+                ["wlr-randr", "--output", output, "--on" if on else "--off"],
+                limit_s=self.timeout,
+                env=self._env,
+            )
+
+
+class Vcgencmd:
+    """Display power through the Raspberry Pi firmware (vcgencmd display_power)."""
+
+    name = "vcgencmd"
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    async def set_power(self, on: bool) -> None:
+        said = await run_tool(
+            ["vcgencmd", "display_power", "1" if on else "0"], limit_s=self.timeout
+        )
+        # It answers display_power=N with the state it reached.
+        if said.strip() != f"display_power={int(on)}":
+            raise DisplayError(f"vcgencmd display_power {int(on)} answered {said.strip()!r}")
+
+
+# --- the display ------------------------------------------------------------------------------
+
+
+class Display:
+    """One display: brightness through ``backlight`` (if any), power through ``tool`` if
+    given, else through the backlight, else (driver none) only remembered."""
+
+    def __init__(
+        self,
+        driver: str,
+        backlight: Backlight | None = None,
+        tool: PowerTool | None = None,
+        *,
+        locate: Callable[[], Backlight | None] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.backlight = backlight
+        self.tool = tool
+        self._locate = locate
+        """sysfs without its device yet (a panel probed late): looked for again on use."""
+        self.power: bool | None = None
+        """Last known power state (None until read or set)."""
+        self.brightness: int | None = None
+        """Last known brightness percent (None: unknown, or no brightness control)."""
+        self.error: str | None = None
+        """The last failure, until an operation succeeds."""
+        self.failures = 0
+        self._lock = asyncio.Lock()  # the API and the policy take turns
+        if driver == "none":
+            self.power, self.brightness = True, 100
+
+    @property
+    def has_brightness(self) -> bool:
+        return self.backlight is not None or self._locate is not None or self.driver == "none"
+
+    @property
+    def power_via(self) -> str | None:
+        if self.tool is not None:
+            return self.tool.name
+        if self.backlight is not None:
+            return "bl_power" if self.backlight.has_bl_power else "brightness"
+        return None
+
+    async def refresh(self) -> None:
+        """Read the backlight's current state (startup)."""
+        async with self._lock:
+            backlight = await self._backlight()
+            if backlight is None:
+                return
+            power, brightness = await self._attempt(asyncio.to_thread(backlight.read))
+            self.brightness = brightness
+            if self.tool is None:
+                self.power = power
+
+    async def set(self, *, power: bool | None = None, brightness: int | None = None) -> None:
+        """Change what is given; DisplayError when the device or tool fails (what succeeded
+        before the failure stays applied), Unsupported when there is no brightness control."""
+        if brightness is not None and not self.has_brightness:
+            raise Unsupported(
+                f"display driver {self.driver} has no brightness control (no backlight found)"
+            )
+        async with self._lock:
+            # Brightness before power-on, so the panel does not flash at the old level.
+            if brightness is not None:
+                await self._set_brightness(brightness)
+            if power is not None:
+                await self._set_power(power)
+
+    async def _backlight(self) -> Backlight | None:
+        if self.backlight is None and self._locate is not None:
+            found = await asyncio.to_thread(self._locate)
+            if found is None:
+                self._failed(DisplayError(self.error or "no backlight device"))
+            self.backlight, self._locate = found, None
+            log.info("display: backlight %s found", found.name)
+        return self.backlight
+
+    async def _set_brightness(self, percent: int) -> None:
+        backlight = await self._backlight()
+        # Without bl_power (and without a tool) an off panel is brightness 0: the new level
+        # is remembered and applied at power-on.
+        powered_by_brightness = self.tool is None and not (backlight and backlight.has_bl_power)
+        if backlight is not None and not (powered_by_brightness and self.power is False):
+            await self._attempt(asyncio.to_thread(backlight.write_brightness, percent))
+        self.brightness = percent
+
+    async def _set_power(self, on: bool) -> None:
+        if self.tool is not None:
+            await self._attempt(self.tool.set_power(on))
+        else:
+            backlight = await self._backlight()
+            if backlight is not None:
+                level = self.brightness if self.brightness is not None else 100
+                await self._attempt(asyncio.to_thread(backlight.write_power, on, level))
+        self.power = on
+
+    async def _attempt(self, operation: Awaitable[T]) -> T:
+        try:
+            result = await operation
+        except DisplayError as exc:
+            self._failed(exc)
+        if self.error is not None:
+            log.info("display: working again", extra={"driver": self.driver})
+        self.error = None
+        return result
+
+    def _failed(self, exc: DisplayError) -> NoReturn:
+        self.failures += 1
+        if self.error != str(exc):
+            log.warning("display: %s", exc)  # once per distinct problem, not per retry
+        self.error = str(exc)
+        raise exc
+
+    def report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "status": "error" if self.error else "ok",
+            "driver": self.driver,
+            "backlight": self.backlight.name if self.backlight is not None else None,
+            "power_via": self.power_via,
+            "power": self.power,
+            "brightness": self.brightness,
+            "failures": self.failures,
+        }
+        if self.error:
+            report["error"] = self.error
+        return report
+
+
+def _detect(config: DisplayConfig) -> tuple[str, Backlight | None, str]:
+    """(driver, backlight, wayland display) for ``config``, auto resolved. Blocking."""
+    backlight = locate_backlight(Path(config.backlight_dir), config.backlight)
+    wayland = config.wayland_display or os.environ.get("WAYLAND_DISPLAY", "")
+    driver = config.driver
+    if driver == "wlr-randr" and not wayland:
+        wayland = find_wayland_socket() or ""
+    if driver == "auto":
+        if backlight is not None:
+            driver = "sysfs"
+        elif shutil.which("wlr-randr") and (wayland := wayland or find_wayland_socket() or ""):
+            driver = "wlr-randr"
+        elif shutil.which("vcgencmd"):
+            driver = "vcgencmd"
+        else:
+            driver = "none"
+    return driver, backlight, wayland
+
+
+async def open_display(config: DisplayConfig) -> Display:
+    """The display ``config`` describes. A missing device or tool is not fatal: the display
+    reports the problem in health and each later operation tries again."""
+    driver, backlight, wayland = await asyncio.to_thread(_detect, config)
+    tool: PowerTool | None = None
+    if driver == "wlr-randr":
+        tool = WlrRandr(config.output, wayland, config.tool_timeout_s)
+    elif driver == "vcgencmd":
+        tool = Vcgencmd(config.tool_timeout_s)
+    locate = None
+    if driver == "sysfs" and backlight is None:
+        root, name = Path(config.backlight_dir), config.backlight
+
+        def locate() -> Backlight | None:
+            return locate_backlight(root, name)
+
+    display = Display(driver, backlight if driver != "none" else None, tool, locate=locate)
+    if locate is not None:
+        display.error = (
+            f"no backlight device at {Path(config.backlight_dir) / (config.backlight or '*')}"
+        )
+        log.warning("display: %s", display.error)
+    with contextlib.suppress(DisplayError):
+        await display.refresh()
+    log.info(
+        "display driver %s",
+        driver,
+        extra={"requested": config.driver, "backlight": display.report()["backlight"]},
+    )
+    return display
+
+
+__all__ = [
+    "Backlight",
+    "Display",
+    "DisplayError",
+    "Unsupported",
+    "Vcgencmd",
+    "WlrRandr",
+    "find_backlight",
+    "locate_backlight",
+    "open_display",
+    "run_tool",
+]

@@ -1,0 +1,276 @@
+"""The display policy: presence and agent activity decide whether the display is on, dim or off.
+
+Owner: the body (issue 7). ``DisplayPolicy`` is pure (injectable clocks, no I/O): it reads
+what the Open Face hub publishes (faced.hub observers) — presence events from live tracking
+(faced.tracking) and the face's state, audio-sequence and audio messages caused by agents
+(faced.api.openface) — and says which level the display should be at:
+
+* quiet time: 0 while a person is present, else the time since the last presence event
+  (arrived, moved, left) or agent activity; at startup, the time since startup;
+* quiet >= ``idle_off_after_s`` → off; >= ``idle_dim_after_s`` → dim; else on (0 disables
+  a step);
+* the face ``sleeping`` → at most dim;
+* inside the ``night`` window (local time) → at most ``night_level``.
+
+Agent activity is an audio sequence, chunk or end, or a state message that is not at rest
+(at rest: idle or sleeping, emotion neutral, amplitude 0, no text, no detail). So the
+face's own timers (idle timeout, auto-sleep) and gaze follow (lookAt only) keep nothing on.
+
+``DisplayService`` applies the policy to the display (faced.devices.display) whenever the
+level changes, from one named task. A manual change (PUT /api/display) holds until the
+policy's level next changes — a person arrives after the display dimmed, a timer step,
+the face falls asleep or wakes, the night window starts or ends — and then the policy
+applies its level again. A failed change is retried every ``RETRY_S`` while the policy is in
+charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+from faced.config import DisplayConfig
+from faced.devices.display import Display, DisplayError
+from faced.schemas.display import DisplayStatus, Driver, Level
+from faced.schemas.face_state import (
+    AudioDoneMessage,
+    AudioMessage,
+    AudioSeqMessage,
+    StateMessage,
+)
+from faced.schemas.tracking import PresenceMessage
+
+log = logging.getLogger(__name__)
+
+DAY_S: Final = 24 * 3600
+RETRY_S: Final = 15.0
+# Re-evaluate at least this often: the night window follows the wall clock, which may jump
+# (NTP, daylight saving) while the monotonic deadline does not.
+MAX_WAIT_S: Final = 60.0
+_ORDER: Final[dict[Level, int]] = {"off": 0, "dim": 1, "on": 2}
+
+
+def local_seconds() -> float:
+    """Seconds since local midnight."""
+    now = datetime.datetime.now()
+    return now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+
+
+def parse_window(text: str) -> tuple[int, int] | None:
+    """``"23:00-07:00"`` → (start, end) in seconds after midnight; None for ``""``. The
+    config has already checked the form (faced.config)."""
+    if not text:
+        return None
+    start, end = text.split("-")
+    return _seconds(start), _seconds(end)
+
+
+def _seconds(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+def _at_rest(message: StateMessage) -> bool:
+    return (
+        message.state in ("idle", "sleeping")
+        and message.emotion == "neutral"
+        and message.amplitude == 0.0
+        and message.text is None
+        and message.detail is None
+    )
+
+
+def _lowest(a: Level, b: Level) -> Level:
+    return a if _ORDER[a] <= _ORDER[b] else b
+
+
+class DisplayPolicy:
+    def __init__(
+        self,
+        *,
+        dim_after_s: float,
+        off_after_s: float,
+        night: tuple[int, int] | None = None,
+        night_level: Level = "off",
+        clock: Callable[[], float] = time.monotonic,
+        local_time: Callable[[], float] = local_seconds,
+    ) -> None:
+        self.dim_after_s = dim_after_s
+        self.off_after_s = off_after_s
+        self.night = night
+        self.night_level = night_level
+        self.clock = clock
+        self._local_time = local_time
+        self.present = False
+        self.sleeping = False
+        self.last_active = clock()
+
+    @classmethod
+    def from_config(cls, config: DisplayConfig, **clocks: Any) -> DisplayPolicy:
+        return cls(
+            dim_after_s=config.idle_dim_after_s,
+            off_after_s=config.idle_off_after_s,
+            night=parse_window(config.night),
+            night_level=config.night_level,
+            **clocks,
+        )
+
+    # --- what happened ------------------------------------------------------------------
+
+    def observe(self, message: object) -> None:
+        """Take note of one message the hub published."""
+        if isinstance(message, PresenceMessage):
+            self.present = message.present
+            self.last_active = self.clock()
+        elif isinstance(message, StateMessage):
+            self.sleeping = message.state == "sleeping"
+            if not _at_rest(message):
+                self.last_active = self.clock()
+        elif isinstance(message, (AudioSeqMessage, AudioMessage, AudioDoneMessage)):
+            self.last_active = self.clock()
+
+    # --- what it calls for --------------------------------------------------------------
+
+    def quiet_s(self) -> float:
+        return 0.0 if self.present else max(0.0, self.clock() - self.last_active)
+
+    def in_night(self) -> bool:
+        if self.night is None:
+            return False
+        start, end = self.night
+        now = self._local_time() % DAY_S
+        return start <= now < end if start < end else now >= start or now < end
+
+    def level(self) -> Level:
+        quiet = self.quiet_s()
+        level: Level = "on"
+        if self.off_after_s > 0 and quiet >= self.off_after_s:
+            level = "off"
+        elif self.dim_after_s > 0 and quiet >= self.dim_after_s:
+            level = "dim"
+        if self.sleeping:
+            level = _lowest(level, "dim")
+        if self.in_night():
+            level = _lowest(level, self.night_level)
+        return level
+
+    def next_deadline(self) -> float | None:
+        """The clock time at which ``level`` may next change by itself, or None."""
+        now = self.clock()
+        deadlines: list[float] = []
+        if not self.present:
+            for after in (self.dim_after_s, self.off_after_s):
+                at = self.last_active + after
+                if after > 0 and at > now:
+                    deadlines.append(at)
+        if self.night is not None:
+            local = self._local_time() % DAY_S
+            for boundary in self.night:
+                deadlines.append(now + ((boundary - local) % DAY_S or DAY_S))
+        return min(deadlines) if deadlines else None
+
+
+class DisplayService:
+    """The policy applied to a display, and the manual changes of the API."""
+
+    def __init__(self, config: DisplayConfig, policy: DisplayPolicy | None) -> None:
+        self.config = config
+        self.policy = policy
+        self.display: Display | None = None
+        """Set once the component has started (faced.api.display)."""
+        self.manual = False
+        self.level: Level | None = None
+        """The policy level last acted on (applied, or held back by a manual change)."""
+        self._retry_at: float | None = None
+        self._wake = asyncio.Event()
+
+    def observe(self, message: object) -> None:
+        """Hub observer: note the message; wake the task when the level changes."""
+        policy = self.policy
+        if policy is None:
+            return
+        policy.observe(message)
+        if policy.level() != self.level:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Follow the policy until cancelled."""
+        policy = self.policy
+        assert policy is not None and self.display is not None
+        while True:
+            self._wake.clear()
+            await self._follow(policy, self.display)
+            deadlines = [policy.clock() + MAX_WAIT_S]
+            if (deadline := policy.next_deadline()) is not None:
+                deadlines.append(deadline)
+            if self._retry_at is not None:
+                deadlines.append(self._retry_at)
+            delay = max(0.0, min(deadlines) - policy.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def _follow(self, policy: DisplayPolicy, display: Display) -> None:
+        level = policy.level()
+        retry = self._retry_at is not None and policy.clock() >= self._retry_at
+        if level == self.level and not retry:
+            return
+        if level != self.level:
+            if self.manual:
+                log.info("display: the policy takes over again (%s)", level)
+            self.manual = False
+            log.info("display %s", level, extra={"quiet_s": round(policy.quiet_s(), 1)})
+        self.level = level
+        if self.manual:
+            return
+        try:
+            await self._apply(display, level)
+        except DisplayError:
+            self._retry_at = policy.clock() + RETRY_S  # the display logged and reports it
+        else:
+            self._retry_at = None
+
+    async def _apply(self, display: Display, level: Level) -> None:
+        if level == "off":
+            await display.set(power=False)
+            return
+        brightness = self.config.brightness if level == "on" else self.config.dim_brightness
+        await display.set(power=True, brightness=brightness if display.has_brightness else None)
+
+    async def set_manual(self, *, power: bool | None, brightness: int | None) -> None:
+        """A client's change; it holds until the policy's level next changes."""
+        assert self.display is not None
+        if self.policy is not None:
+            self.manual = True
+            self._retry_at = None
+        await self.display.set(power=power, brightness=brightness)
+
+    def status(self) -> DisplayStatus:
+        display = self.display
+        assert display is not None
+        return DisplayStatus(
+            driver=cast(Driver, display.driver),  # auto was resolved at startup
+            power=display.power,
+            brightness=display.brightness,
+            brightness_control=display.has_brightness,
+            policy=self.policy.level() if self.policy is not None else None,
+            manual=self.manual,
+            error=display.error,
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The /health entry."""
+        if self.display is None:
+            return {"status": "off", "reason": "not started"}
+        report = self.display.report()
+        report["policy"] = self.policy.level() if self.policy is not None else None
+        report["manual"] = self.manual
+        return report
+
+
+__all__ = ["DisplayPolicy", "DisplayService", "local_seconds", "parse_window"]
