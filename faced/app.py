@@ -33,7 +33,13 @@ from faced.api import analyze, display, follow, openface, presets, tracking
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
-from faced.api.middlewares import Guard, make_middleware, make_response_hook
+from faced.api.middlewares import (
+    CONNECT_SOURCES_KEY,
+    Guard,
+    make_middleware,
+    make_response_hook,
+    remote_viewer_sources,
+)
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.camera import check_source
@@ -110,7 +116,7 @@ def create_app(config: Config) -> web.Application:
 
     app.router.add_get("/health", health_handler)
     app.router.add_get("/api/health", health_handler)
-    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/", viewer_page)
     app.router.add_get("/dashboard", _page("dashboard.html"))
     app.router.add_get("/static/{name:.+}", static_file)
     return app
@@ -141,6 +147,20 @@ def _page(name: str) -> Handler:
 
     page.__name__ = f"page_{path.stem}"
     return page
+
+
+_viewer_file = _page("index.html")
+
+
+async def viewer_page(request: web.Request) -> web.StreamResponse:
+    """The viewer; ``?server=ws://host:port/ws/viewer`` makes this one response's CSP allow
+    that daemon's socket and origin (faced.api.middlewares.remote_viewer_sources)."""
+    server = request.query.get("server")
+    if server:
+        sources = remote_viewer_sources(server)
+        if sources is not None:
+            request[CONNECT_SOURCES_KEY] = sources
+    return await _viewer_file(request)
 
 
 _STATIC_NAME: Final = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*")

@@ -29,6 +29,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
+from yarl import URL
 
 from faced.api.access import Access, AccessPolicy
 from faced.api.codec import respond
@@ -66,6 +67,41 @@ _CSP_TEMPLATE: Final = (
     "media-src 'self' data: blob:; connect-src 'self'{ws}; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# A host CSP can name in a source expression (no IPv6 literals: the grammar has none).
+_SOURCE_HOST_RE: Final = re.compile(r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,126}")
+
+CONNECT_SOURCES_KEY: Final = web.RequestKey("connect_sources", str)
+"""Extra ``connect-src`` sources a handler allows for its own response only (the viewer
+page's ``?server=``, see ``remote_viewer_sources``)."""
+
+
+def remote_viewer_sources(server: str) -> str | None:
+    """The ``connect-src`` sources a viewer page needs to watch another daemon: the socket's
+    origin, and its http(s) twin (the page reads ``/api/config`` and face packs there).
+    None unless ``server`` is a ws:// or wss:// URL whose host a source expression can
+    name; the page then stays same-origin (and the browser blocks the override).
+
+    Why per page URL and not ``ws: wss:``: connect-src is what keeps an injected script
+    from sending anything anywhere (the dashboard keeps the API key in this origin's
+    localStorage, which every page here can read). The server sees the ``?server=`` the
+    page will use, so it can allow exactly that one daemon, on that one response.
+    """
+    try:
+        url = URL(server)
+    except ValueError:
+        return None
+    scheme = url.scheme
+    host = url.raw_host
+    if scheme not in ("ws", "wss") or not host or not _SOURCE_HOST_RE.fullmatch(host):
+        return None
+    if url.raw_user is not None or url.raw_password is not None:
+        return None
+    port = url.explicit_port
+    if port is not None and not 1 <= port <= 65535:
+        return None
+    authority = host.lower() if port is None else f"{host.lower()}:{port}"
+    http = "https" if scheme == "wss" else "http"
+    return f"{scheme}://{authority} {http}://{authority}"
 
 
 @dataclass
@@ -79,7 +115,10 @@ class Guard:
     policy: AccessPolicy
     _csp_by_host: dict[str, str] = field(default_factory=dict)
 
-    def content_security_policy(self, host: str) -> str:
+    def content_security_policy(self, host: str, connect: str = "") -> str:
+        if connect:  # one response's own extra sources (a viewer page load): not cached
+            own = f" ws://{host} wss://{host}" if _HOST_RE.fullmatch(host) else ""
+            return _CSP_TEMPLATE.format(ws=f"{own} {connect}")
         csp = self._csp_by_host.get(host)
         if csp is None:
             if _HOST_RE.fullmatch(host):
@@ -297,7 +336,9 @@ def make_response_hook(
         request[_PREPARED_KEY] = response
         headers = response.headers
         headers.update(static_headers)
-        headers["Content-Security-Policy"] = guard.content_security_policy(request.host)
+        headers["Content-Security-Policy"] = guard.content_security_policy(
+            request.host, request.get(CONNECT_SOURCES_KEY, "")
+        )
         if request.method == hdrs.METH_OPTIONS:
             headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
         request_id = request.get(REQUEST_ID_KEY)
