@@ -2,8 +2,9 @@
 
 Owner: the body (issue 7). ``DisplayPolicy`` is pure (injectable clocks, no I/O): it reads
 what the Open Face hub publishes (faced.hub observers) — presence events from live tracking
-(faced.tracking) and the face's state, audio-sequence and audio messages caused by agents
-(faced.api.openface) — and says which level the display should be at:
+(faced.tracking), the face's state, audio sequences and chunks — and every agent update
+(OpenFace.agent_listeners, faced.api.face_service), and says which level the display should
+be at:
 
 * quiet time: 0 while a person is present, else the time since the last presence event
   (arrived, moved, left) or agent activity; at startup, the time since startup;
@@ -12,9 +13,9 @@ what the Open Face hub publishes (faced.hub observers) — presence events from 
 * the face ``sleeping`` → at most dim;
 * inside the ``night`` window (local time) → at most ``night_level``.
 
-Agent activity is an audio sequence, chunk or end, or a state message that is not at rest
-(at rest: idle or sleeping, emotion neutral, amplitude 0, no text, no detail). So the
-face's own timers (idle timeout, auto-sleep) and gaze follow (lookAt only) keep nothing on.
+Agent activity is an agent's update (POST /api/state, /api/speak, the agent socket) or an
+audio sequence, chunk or end. The face's own timers (idle timeout, auto-sleep) and gaze
+follow (camera-caused updates) are no agent's word and keep nothing on.
 
 ``DisplayService`` applies the policy to the display (faced.devices.display) whenever the
 level changes, from one named task. A manual change (PUT /api/display) holds until the
@@ -75,16 +76,6 @@ def _seconds(clock: str) -> int:
     return int(hours) * 3600 + int(minutes) * 60
 
 
-def _at_rest(message: StateMessage) -> bool:
-    return (
-        message.state in ("idle", "sleeping")
-        and message.emotion == "neutral"
-        and message.amplitude == 0.0
-        and message.text is None
-        and message.detail is None
-    )
-
-
 def _lowest(a: Level, b: Level) -> Level:
     return a if _ORDER[a] <= _ORDER[b] else b
 
@@ -129,10 +120,12 @@ class DisplayPolicy:
             self.last_active = self.clock()
         elif isinstance(message, StateMessage):
             self.sleeping = message.state == "sleeping"
-            if not _at_rest(message):
-                self.last_active = self.clock()
         elif isinstance(message, (AudioSeqMessage, AudioMessage, AudioDoneMessage)):
             self.last_active = self.clock()
+
+    def agent_wrote(self) -> None:
+        """An agent changed the face."""
+        self.last_active = self.clock()
 
     # --- what it calls for --------------------------------------------------------------
 
@@ -195,6 +188,15 @@ class DisplayService:
         if policy is None:
             return
         policy.observe(message)
+        self._check(policy)
+
+    def agent_wrote(self, update: object) -> None:
+        """OpenFace agent listener: an agent changed the face."""
+        if self.policy is not None:
+            self.policy.agent_wrote()
+            self._check(self.policy)
+
+    def _check(self, policy: DisplayPolicy) -> None:
         if policy.level() != self.level:
             self._wake.set()
 

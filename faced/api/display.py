@@ -2,8 +2,9 @@
 
 Owner: the body (issue 7). ``setup(app)`` registers ``DisplayService`` (faced.display) under
 ``DISPLAY_KEY``, a ``cleanup_ctx`` that opens the display (faced.devices.display; ``auto``
-resolved then), hands it the hub's messages (a faced.hub observer) and runs the policy as
-one named, supervised task; the ``display`` health entry; and the routes:
+resolved then), hands the policy the hub's messages (a faced.hub observer) and the agents'
+updates (OpenFace.agent_listeners) and runs it as one named, supervised task; the
+``display`` health entry; and the routes:
 
 * ``GET /api/display`` — driver, power, brightness, what the policy calls for, whether a
   manual change holds, the last failure.
@@ -82,16 +83,18 @@ def setup(app: web.Application) -> None:
 async def _component(app: web.Application) -> AsyncIterator[None]:
     service = app[DISPLAY_KEY]
     service.display = await open_display(service.config)
-    hub = app[OPENFACE_KEY].hub
+    openface = app[OPENFACE_KEY]
     task: asyncio.Task[None] | None = None
     if service.policy is not None:
-        hub.observers.append(service.observe)
+        openface.hub.observers.append(service.observe)
+        openface.agent_listeners.append(service.agent_wrote)
         task = asyncio.create_task(supervised("display policy", service.run), name="display")
     try:
         yield
     finally:
         if task is not None:
-            hub.observers.remove(service.observe)
+            openface.hub.observers.remove(service.observe)
+            openface.agent_listeners.remove(service.agent_wrote)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
