@@ -1,13 +1,21 @@
 """A full minute of camera -> pipeline -> tracking on the device. Owner: the appliance (issue 8).
 
+Twice: in this process (the pipeline on live frames), and through the running service's
+HTTP API only (its camera, tracking and the face's gaze), so nothing here depends on the
+display or speaker internals.
+
 With FACED_HW_EXPECT_FACE=1 (someone in front of the camera) the face must be tracked in
 most frames and the gaze must move; otherwise only the loop's rate and stability count.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,3 +45,67 @@ def test_one_minute_full_loop(camera: Camera, pipeline: Any, configured_fps: flo
     if os.environ.get("FACED_HW_EXPECT_FACE") == "1":
         assert faces >= 0.8 * frames, f"face tracked in only {faces}/{frames} frames"
         assert spread > 2.0, "the head pose never changed: is the tracking live?"
+
+
+def _key() -> str | None:
+    """The API key: FACED_HW_KEY, else the installed one when this user may read it."""
+    if key := os.environ.get("FACED_HW_KEY"):
+        return key
+    try:
+        return Path("/etc/faced/api-key").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _get(path: str, key: str | None) -> tuple[int, Any]:
+    url = os.environ.get("FACED_HW_URL", "http://127.0.0.1:9999") + path
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+@pytest.mark.timeout(240)
+def test_one_minute_loop_through_the_running_service(configured_fps: float) -> None:
+    """The installed service's own loop (camera -> tracking -> the face's gaze), seen only
+    through its HTTP API, so it checks what a person in front of the box gets."""
+    key = _key()
+    try:
+        status, health = _get("/health", key)
+    except OSError as error:
+        pytest.skip(f"faced is not running at FACED_HW_URL ({error})")
+    assert status == 200, f"/health answered {status}"
+    camera = health.get("components", {}).get("camera")
+    if not camera or camera.get("status") != "ok":
+        pytest.skip(f"the service has no working camera: {camera}")
+    status, _ = _get("/api/tracking", key)
+    if status in (401, 403):
+        pytest.skip("the key is needed: set FACED_HW_KEY (or run as root)")
+    samples: list[dict[str, Any]] = []
+    looks: set[tuple[float, float]] = set()
+    started = time.monotonic()
+    while time.monotonic() - started < 60.0:
+        status, result = _get("/api/tracking", key)
+        if status == 200:
+            samples.append(result)
+        status, state = _get("/api/state", key)
+        look = state.get("lookAt") if status == 200 else None
+        if isinstance(look, dict):
+            looks.add((round(look["x"], 2), round(look["y"], 2)))
+        time.sleep(0.5)
+    assert samples, "no tracking result in a minute"
+    frames = samples[-1]["frame"] - samples[0]["frame"]
+    rate = frames / (time.monotonic() - started)
+    with_face = sum(bool(sample.get("faces")) for sample in samples)
+    print(
+        f"\nservice loop: {frames} camera frames in 60 s ({rate:.1f}/s, last reported "
+        f"{samples[-1]['fps']:.1f} fps, latency {samples[-1]['latency_ms']:.1f} ms); face in "
+        f"{with_face}/{len(samples)} samples; gaze directions {sorted(looks)[:5]}"
+    )
+    assert rate >= 0.5 * configured_fps, f"camera {rate:.1f} frames/s < half of {configured_fps:g}"
+    if os.environ.get("FACED_HW_EXPECT_FACE") == "1":
+        assert with_face >= 0.8 * len(samples), f"face in only {with_face}/{len(samples)}"
+        # The face starts looking straight ahead (0, 0); following turns it to the person.
+        assert looks - {(0.0, 0.0)}, "the face never turned its gaze: does it look at you?"

@@ -7,7 +7,7 @@
 #   faced-arm64.img   MBR disk: p1 FAT "FACEDBOOT" (the boot partition the owner edits,
 #                     mounted at /boot/firmware), p2 ext4 "faced-root"
 #   vmlinuz, initrd.img   the kernel and initrd qemu boots directly (-kernel/-initrd)
-# Cache (FACED_IMAGE_CACHE, default ~/.cache/faced-image), keyed by content hash:
+# Cache (FACED_IMAGE_CACHE, default /var/cache/faced-image: outside the clone, shared by runs), keyed by content hash:
 #   base-<hash>.tar   the bookworm arm64 rootfs with the kernel and the appliance's packages
 #   wheels-<hash>/    the arm64 cp311 wheels for faced's dependencies and the models' wheel
 # Needs root, binfmt_misc with qemu-aarch64 (qemu-user-static), mmdebstrap, e2fsprogs,
@@ -23,7 +23,7 @@ REPO=$(cd "$HERE/.." && pwd)
 
 SUITE=bookworm
 OUT=${FACED_IMAGE_OUT:-$REPO/build/image}
-CACHE=${FACED_IMAGE_CACHE:-$HOME/.cache/faced-image}
+CACHE=${FACED_IMAGE_CACHE:-/var/cache/faced-image}
 WORK=${FACED_IMAGE_WORK:-$REPO/build/image-work}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 NICE=(nice -n 19)
