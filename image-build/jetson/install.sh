@@ -5,10 +5,13 @@
 #   - no kiosk packages by default (FACED_KIOSK=1 to add cage + chromium);
 #   - no FAT boot partition: first boot keeps the generated API key in /etc/faced/api-key
 #     and this script prints where to read it;
-#   - the ONNX Runtime CUDA/TensorRT back end arrives with a later issue: until then faced
-#     runs its LiteRT CPU back end; FACED_EXTRA_INDEX_URL (e.g. NVIDIA's Jetson AI Lab index
-#     for onnxruntime-gpu) is passed to pip for when it does.
+#   - the inference back end: LiteRT/XNNPACK on the CPU by default; FACED_BACKEND=onnxruntime
+#     selects ONNX Runtime with CUDA/TensorRT (faced issue 9): setup_backend below installs
+#     NVIDIA's onnxruntime-gpu (FACED_ORT_WHEEL=a .whl file, or FACED_EXTRA_INDEX_URL=e.g. the
+#     Jetson AI Lab index) into faced's venv and selects it in /etc/faced/faced.toml.
 # usage: sudo image-build/jetson/install.sh [FACED_WHEEL]   (default: builds the wheel)
+# environment: FACED_BACKEND=litert|onnxruntime, FACED_ORT_PROVIDER=auto|cuda|tensorrt,
+#              FACED_ORT_WHEEL, FACED_EXTRA_INDEX_URL, FACED_KIOSK (default 0)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +38,48 @@ if [ -z "$wheel" ]; then
 fi
 
 FACED_KIOSK=${FACED_KIOSK:-0} "$REPO/image-build/recipe/install.sh" --root / --wheel "$wheel"
+
+# The hook for the GPU back end (issue 9). faced's config already has vision.backend =
+# "onnxruntime" and vision.onnx_provider; what a Jetson adds is NVIDIA's onnxruntime-gpu build
+# (PyPI's onnxruntime has no CUDA for aarch64). The ONNX model files themselves are issue 9's
+# (`faced models build` / models/derived.toml); `faced models list` below reports them.
+setup_backend() {
+    local backend=${FACED_BACKEND:-litert} provider=${FACED_ORT_PROVIDER:-auto}
+    local venv=/opt/faced/venv config=/etc/faced/faced.toml
+    case $backend in
+        litert) log "back end: LiteRT/XNNPACK on the CPU (FACED_BACKEND=onnxruntime for the GPU)"; return 0 ;;
+        onnxruntime) ;;
+        *) die "FACED_BACKEND=$backend: litert or onnxruntime" ;;
+    esac
+    if [ -n "${FACED_ORT_WHEEL:-}" ]; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$FACED_ORT_WHEEL"
+    elif [ -n "${FACED_EXTRA_INDEX_URL:-}" ]; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            --extra-index-url "$FACED_EXTRA_INDEX_URL" onnxruntime-gpu
+    else
+        die "FACED_BACKEND=onnxruntime needs NVIDIA's onnxruntime-gpu: set FACED_ORT_WHEEL or FACED_EXTRA_INDEX_URL"
+    fi
+    "$venv/bin/python" -c 'import onnxruntime, sys; print(onnxruntime.get_available_providers(), file=sys.stderr)'
+    if [ -s "$config" ] && grep -q '^\[vision\]' "$config"; then
+        log "NOTE: $config has a [vision] section: set backend = \"onnxruntime\" and onnx_provider = \"$provider\" there"
+    else
+        printf '\n[vision]\nbackend = "onnxruntime"\nonnx_provider = "%s"\n' "$provider" >> "$config"
+        "$venv/bin/faced" config check "$config" || die "$config does not validate"
+        log "back end: ONNX Runtime ($provider) selected in $config"
+    fi
+    # The GPU is /dev/nvmap, /dev/nvhost-* and /dev/nvgpu/*, none of them in faced.service's
+    # DeviceAllow= classes; CUDA's driver may JIT PTX into write+exec memory. Loosened only
+    # for this back end, in a drop-in (not yet tried on a device: check `systemctl status`).
+    mkdir -p /etc/systemd/system/faced.service.d
+    cat > /etc/systemd/system/faced.service.d/jetson-gpu.conf <<'EOF'
+# Installed by faced's image-build/jetson/install.sh for FACED_BACKEND=onnxruntime.
+[Service]
+DevicePolicy=auto
+MemoryDenyWriteExecute=no
+EOF
+    "$venv/bin/faced" models list >&2 || true
+}
+setup_backend
 
 # Jetsons have no boot partition the owner edits: first boot runs now, the key stays here.
 systemctl daemon-reload

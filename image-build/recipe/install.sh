@@ -2,7 +2,7 @@
 # The appliance recipe: turns a Debian-family arm64 root filesystem into a faced appliance.
 # Owner: the appliance (issue 8). One recipe for every target:
 #   make image (emulated CI image)   image-build/build-image.sh runs it on a bookworm rootfs
-#   Raspberry Pi OS (pi-gen stage)   image-build/pi-gen/stage-faced/00-faced/00-run.sh
+#   Raspberry Pi OS (rpi-image-gen)  image-build/rpi-image-gen/layer/faced.yaml (a customize hook)
 #   Jetson (JetPack/L4T, in place)   image-build/jetson/install.sh runs it with --root /
 #
 # usage: install.sh --root DIR --wheel FACED_WHEEL [--wheelhouse DIR]
