@@ -25,14 +25,27 @@ if [ -r /etc/nv_tegra_release ]; then
 else
     log "WARNING: /etc/nv_tegra_release missing: this does not look like a Jetson (continuing)"
 fi
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "python3 >= 3.10 required (JetPack 6 has 3.10)"
+# faced needs Python >= 3.11; JetPack 6 (Ubuntu 22.04) has 3.10 as python3 and 3.11 as a
+# package beside it. The OS's python3-systemd is then built for 3.10 and not importable by
+# faced: it speaks the notify protocol itself and logs plain lines (journald still gets them).
+if python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    export FACED_PYTHON=python3
+else
+    if ! command -v python3.11 >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv
+    fi
+    export FACED_PYTHON=python3.11
+fi
+log "python: $("$FACED_PYTHON" --version)"
 
 wheel=${1:-}
 if [ -z "$wheel" ]; then
     dist=$(mktemp -d)
     trap 'rm -rf "$dist"' EXIT
-    python3 -m pip wheel --quiet --no-deps -w "$dist" "$REPO"
+    # In a throwaway venv of that interpreter: the OS's pip may belong to another python.
+    "$FACED_PYTHON" -m venv "$dist/venv"
+    "$dist/venv/bin/pip" wheel --quiet --no-deps -w "$dist" "$REPO"
     wheels=("$dist"/faced-*.whl)
     wheel=${wheels[0]}
 fi

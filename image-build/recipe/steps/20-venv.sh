@@ -16,7 +16,9 @@ elif [ -n "${FACED_EXTRA_INDEX_URL:-}" ]; then
     pip_source=(--extra-index-url "$FACED_EXTRA_INDEX_URL")
 fi
 if [ ! -x "$ROOT$FACED_PREFIX/venv/bin/python" ]; then
-    in_root python3 -m venv --system-site-packages "$FACED_PREFIX/venv"
+    # FACED_PYTHON: the interpreter faced needs (>= 3.11) when the OS's python3 is older
+    # (JetPack 6 / Ubuntu 22.04 has 3.10; image-build/jetson/install.sh sets python3.11).
+    in_root "${FACED_PYTHON:-python3}" -m venv --system-site-packages "$FACED_PREFIX/venv"
 fi
 in_root "$FACED_PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check \
     "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")"
