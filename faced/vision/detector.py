@@ -1,9 +1,10 @@
-"""Short-range BlazeFace face detection, exactly as MediaPipe's FaceDetectorGraph does it.
+"""BlazeFace face detection (short and full range), exactly as MediaPipe's graphs do it.
 
 Owner: faced.vision (face pipeline). Letterbox the whole image to a centred square
-(padding black), 128x128, [-1, 1]; decode 896 SSD anchors; clipped sigmoid scores; weighted
-non-maximum suppression; project back through the letterbox. See
-../shared/docs/face-pipeline-facts.md §1 for the numbers.
+(padding black), the model's input size, [-1, 1]; decode its SSD anchors; clipped sigmoid
+scores; weighted non-maximum suppression; project back through the letterbox. The two
+models differ only in the numbers of their ``DetectorSpec`` (SHORT_RANGE, FULL_RANGE);
+see ../shared/docs/face-pipeline-facts.md §1 for the short-range one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ FloatArray = npt.NDArray[np.float32]
 INPUT_SIZE: Final = 128
 MIN_SCORE: Final = 0.5
 NMS_IOU: Final = 0.5
+NUM_COORDS: Final = 16
 SCORE_CLIP: Final = 100.0
 NUM_KEYPOINTS: Final = 6
 # Keypoint order of the model, in the subject's terms.
@@ -50,6 +52,61 @@ def ssd_anchors(
         grids.append(np.repeat(grid, anchors_per_layer * same, axis=1).reshape(-1, 2))
         layer += same
     return np.concatenate(grids).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """One BlazeFace model: its input, SSD anchors and decode options."""
+
+    name: str
+    """short or full (vision.detector)."""
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int
+    """2 with an interpolated-scale anchor (interpolated_scale_aspect_ratio 1.0), else 1."""
+    num_boxes: int
+    min_score: float
+    nms_iou: float
+
+    def anchors(self) -> FloatArray:
+        return ssd_anchors(self.input_size, self.strides, self.anchors_per_layer)
+
+
+# The Face Landmarker bundle's detector (face-pipeline-facts §1; MediaPipe's
+# tasks/cc/vision/face_detector/face_detector_graph.cc defaults for a 128 px model).
+SHORT_RANGE: Final = DetectorSpec(
+    name="short",
+    file="face_detector.tflite",
+    input_size=INPUT_SIZE,
+    strides=(8, 16, 16, 16),
+    anchors_per_layer=2,
+    num_boxes=896,
+    min_score=MIN_SCORE,
+    nms_iou=NMS_IOU,
+)
+# MediaPipe's published graph config for the full-range model, google-ai-edge/mediapipe
+# (commit 85c0cdc), mediapipe/modules/face_detection/face_detection_full_range.pbtxt:
+# tensor 192x192, num_layers 1, strides [4], interpolated_scale_aspect_ratio 0.0,
+# num_boxes 2304, x/y/w/h_scale 192, min_score_thresh 0.6; and the shared
+# face_detection.pbtxt: SsdAnchorsCalculator min_scale 0.1484375, max_scale 0.75, anchor
+# offsets 0.5, aspect_ratios [1.0], fixed_anchor_size true (so one 1x1 anchor per cell of a
+# 48x48 grid); TensorsToDetections num_coords 16, keypoint offset 4, 6 keypoints, sigmoid,
+# score_clipping_thresh 100, reverse_output_order (x before y); NonMaxSuppression
+# WEIGHTED, IoU, min_suppression_threshold 0.3; ImageToTensor keep_aspect_ratio, [-1, 1],
+# BORDER_ZERO (the same letterbox as the short-range model). face_detector_graph.cc uses
+# the same numbers for a 192 px model without metadata.
+FULL_RANGE: Final = DetectorSpec(
+    name="full",
+    file="face_detection_full_range.tflite",
+    input_size=192,
+    strides=(4,),
+    anchors_per_layer=1,
+    num_boxes=2304,
+    min_score=0.6,
+    nms_iou=0.3,
+)
+SPECS: Final = {spec.name: spec for spec in (SHORT_RANGE, FULL_RANGE)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,35 +194,41 @@ def weighted_nms(
 
 
 class FaceDetector:
-    """Runs the BlazeFace model on whole images."""
+    """Runs one BlazeFace model (``spec``) on whole images."""
 
     def __init__(
         self,
         model: InferenceModel,
+        spec: DetectorSpec = SHORT_RANGE,
         *,
-        min_score: float = MIN_SCORE,
-        iou_threshold: float = NMS_IOU,
+        min_score: float | None = None,
+        iou_threshold: float | None = None,
     ) -> None:
         self._model = model
-        self.min_score = min_score
-        self.iou_threshold = iou_threshold
-        self._anchors = ssd_anchors()
-        if model.outputs[0].shape[1] != self._anchors.shape[0]:
+        self.spec = spec
+        self.min_score = spec.min_score if min_score is None else min_score
+        self.iou_threshold = spec.nms_iou if iou_threshold is None else iou_threshold
+        self._size = size = spec.input_size
+        self._anchors = spec.anchors()
+        if self._anchors.shape[0] != spec.num_boxes:  # a wrong spec, not a wrong file
+            raise ValueError(f"{spec.name}: {self._anchors.shape[0]} anchors != num_boxes")
+        shapes = [t.shape for t in model.outputs]
+        if len(shapes) != 2 or any(len(s) != 3 or s[1] != spec.num_boxes for s in shapes):
             raise ValueError(
-                f"detector model has {model.outputs[0].shape[1]} boxes, "
-                f"expected {self._anchors.shape[0]}"
+                f"detector model {spec.file} has outputs {shapes}, expected "
+                f"[1, {spec.num_boxes}, 16] and [1, {spec.num_boxes}, 1]"
             )
-        # Outputs are matched by name: regressors [1,896,16], classificators [1,896,1].
-        names = [t.name for t in model.outputs]
-        self._regressors = names.index("regressors") if "regressors" in names else 0
+        # Outputs are told apart by shape: regressors [1,N,16], classificators [1,N,1]
+        # (names differ between the models and their ONNX conversions).
+        self._regressors = 0 if shapes[0][2] == NUM_COORDS else 1
         self._classificators = 1 - self._regressors
         # The raw logit a score of min_score corresponds to: thresholding logits avoids a
-        # sigmoid over all 896 boxes.
-        self._min_logit = float(np.log(min_score / (1 - min_score)))
+        # sigmoid over every box.
+        self._min_logit = float(np.log(self.min_score / (1 - self.min_score)))
         # Reused buffers: fresh large arrays cost page faults every frame (not thread-safe:
         # the owning pipeline serialises calls).
-        self._tensor = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-        self._square = {c: np.empty((INPUT_SIZE, INPUT_SIZE, c), dtype=np.uint8) for c in (3, 4)}
+        self._tensor = np.empty((1, size, size, 3), dtype=np.float32)
+        self._square = {c: np.empty((size, size, c), dtype=np.uint8) for c in (3, 4)}
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> Letterbox:
         """Letterbox an RGB or RGBA image into the input tensor."""
@@ -173,8 +236,8 @@ class FaceDetector:
         letterbox = Letterbox.for_image(width, height)
         square = cv2.warpAffine(
             image,
-            letterbox.matrix(),
-            (INPUT_SIZE, INPUT_SIZE),
+            letterbox.matrix(self._size),
+            (self._size, self._size),
             dst=self._square[image.shape[2]],
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
@@ -201,7 +264,7 @@ class FaceDetector:
         keep = np.flatnonzero(logits >= self._min_logit)
         if keep.size == 0:
             return []
-        raw = regressors[keep] / np.float32(INPUT_SIZE)
+        raw = regressors[keep] / np.float32(self._size)
         anchors = self._anchors[keep]
         centre = raw[:, 0:2] + anchors
         size = raw[:, 2:4]
