@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--camera",
         metavar="SOURCE",
-        help="camera source: none (no camera); more sources arrive with the camera support",
+        help="camera: none, demo, file:PATH, v4l2:/dev/videoN, picamera2, gstreamer:PIPELINE",
     )
     parser.add_argument(
         "--display",
