@@ -230,3 +230,12 @@ async def test_follow_api_needs_the_key_and_says_when_there_is_no_camera(faced_c
         "mode": "mirror",
         "reason": "no live tracking",
     }
+
+
+async def test_speaking_holds_the_camera_off_every_field(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['left']}"})
+    await client.put("/api/follow", json={"hold_s": 3600})
+    reply = await client.post("/api/speak", json={"text": "hello", "expectAudio": False})
+    assert reply.status == 200
+    holding = (await (await client.get("/api/follow")).json())["holding"]
+    assert holding == ["gaze", "expression", "winks", "mouth"]

@@ -162,7 +162,8 @@ class OpenFace:
         self._reschedule()
         if expect_audio:
             self.audio_chunk()
-        self._agent_wrote(update if update is not None else StateUpdate(state="speaking"))
+        # A speak always sets a state (speaking unless the body names one): it holds all.
+        self._agent_wrote(StateUpdate(state="speaking"))
         return seq
 
     def _agent_wrote(self, update: StateUpdate) -> None:
