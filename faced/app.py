@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import analyze, display, follow, openface, presets, tracking
+from faced.api import analyze, display, follow, openface, presets, speaker, tracking
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
@@ -42,6 +42,7 @@ from faced.api.middlewares import (
 )
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
+from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
 from faced.system import NOTIFIER_KEY, setup_logging, watchdog_ctx
 
@@ -63,6 +64,10 @@ def check_supported(config: Config) -> None:
         check_source(config.camera.source)
     except ValueError as exc:
         raise ConfigError(f"camera.source = {config.camera.source!r}: {exc}") from None
+    try:
+        check_sink(config.audio.sink)
+    except ValueError as exc:
+        raise ConfigError(f"audio.sink = {config.audio.sink!r}: {exc}") from None
 
 
 def client_max_size(config: Config) -> int:
@@ -113,6 +118,7 @@ def create_app(config: Config) -> web.Application:
     presets.setup(app)
     analyze.setup(app)
     display.setup(app)  # hub → display policy → the attached display
+    speaker.setup(app)  # /api/audio and the hub → the speaker → amplitude on the hub
 
     app.router.add_get("/health", health_handler)
     app.router.add_get("/api/health", health_handler)

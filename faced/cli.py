@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "faced.commands.models",
     "faced.commands.analyze",
     "faced.commands.bench",
+    "faced.commands.audio",
 )
 
 

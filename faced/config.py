@@ -202,6 +202,35 @@ class DisplayConfig(_Section, frozen=True):
     """The most the display shows during the night window."""
 
 
+class TtsConfig(_Section, frozen=True):
+    enabled: bool = True
+    """Speak a speaking state's text with espeak-ng when no audio chunks come for it."""
+    voice: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_+./-]{0,63}$")] = "en-us"
+    """espeak-ng voice (espeak-ng --voices lists them), e.g. en-us, en-gb+f3, de."""
+    rate: Annotated[int, Meta(ge=80, le=450)] = 165
+    """Words per minute."""
+    pitch: Annotated[int, Meta(ge=0, le=99)] = 50
+    """espeak-ng pitch, 0-99."""
+    grace_s: Annotated[float, Meta(ge=0, le=10)] = 0.8
+    """How long agent audio may take to start after the text before faced speaks it."""
+    max_chars: Annotated[int, Meta(ge=1, le=5000)] = 1000
+    """Longer text is cut at a word boundary before it is spoken."""
+
+
+class AudioConfig(_Section, frozen=True):
+    sink: str = "none"
+    """Where faced plays audio: none (viewers play it), pyaudio[:DEVICE], wav:PATH."""
+    rate: Annotated[int, Meta(ge=8000, le=192000)] = 48000
+    """Device sample rate; chunks of other rates are resampled."""
+    channels: Literal[1, 2] = 2
+    """Device channels."""
+    volume: Annotated[int, Meta(ge=0, le=100)] = 100
+    """Volume until one is set through POST /api/audio/volume (then that one persists)."""
+    max_queued_s: Annotated[float, Meta(gt=0, le=600)] = 60.0
+    """Audio waiting to play at most; a chunk that does not fit gets 429."""
+    tts: TtsConfig = msgspec.field(default_factory=TtsConfig)
+
+
 class LoggingConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level written."""
@@ -219,6 +248,7 @@ class Config(_Section, frozen=True):
     follow: FollowConfig = msgspec.field(default_factory=FollowConfig)
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
     display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
+    audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
 

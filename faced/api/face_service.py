@@ -85,6 +85,10 @@ class OpenFace:
         self.agent_listeners: list[Callable[[StateUpdate], None]] = []
         """Told of every agent update (HTTP, sockets, speak): gaze follow's hold time."""
         self._audio_until = -math.inf
+        self.audio_intake: Callable[[int, bytes], None] | None = None
+        """The box's speaker (faced.api.speaker), when faced owns one: takes each
+        /api/audio chunk before the viewers get it, and raises ApiError for one it refuses
+        (not a playable WAV, queue full) — then the viewers do not get it either."""
 
     # --- admission ----------------------------------------------------------------------
 

@@ -167,6 +167,8 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
         raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
     if not audio:
         raise ApiError(400, "missing audio: 'data' is empty", extra={"field": "data"})
+    if openface.audio_intake is not None:
+        openface.audio_intake(seq, audio)
     encoded = base64.b64encode(audio).decode("ascii")
     openface.audio_chunk()
     openface.hub.publish(AudioMessage(data=encoded, seq=seq))

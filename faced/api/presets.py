@@ -101,15 +101,20 @@ def _read_persisted(path: Path) -> str | None:
         return None
 
 
-def _write_persisted(path: Path, face: str) -> None:
-    """Write atomically: a power cut leaves the old file or the new one, never half."""
+def write_state_file(path: Path, data: bytes) -> None:
+    """Write a file of the state dir atomically: a power cut leaves the old file or the new
+    one, never half. Blocking: call it in a worker thread."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     with temporary.open("wb") as file:
-        file.write(msgspec.json.encode(ViewerConfig(face=face)))
+        file.write(data)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
+
+
+def _write_persisted(path: Path, face: str) -> None:
+    write_state_file(path, msgspec.json.encode(ViewerConfig(face=face)))
 
 
 class Presets:
@@ -237,4 +242,12 @@ def setup(app: web.Application) -> None:
     )
 
 
-__all__ = ["FACES_DIR", "PRESETS_KEY", "Presets", "scan_packs", "setup", "state_dir"]
+__all__ = [
+    "FACES_DIR",
+    "PRESETS_KEY",
+    "Presets",
+    "scan_packs",
+    "setup",
+    "state_dir",
+    "write_state_file",
+]

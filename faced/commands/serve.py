@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DRIVER",
         help="display driver: auto (default), sysfs, wlr-randr, vcgencmd, none",
     )
+    parser.add_argument(
+        "--audio",
+        metavar="SINK",
+        help="speaker: none (default; viewers play audio), pyaudio[:DEVICE], wav:PATH",
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -51,6 +56,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("camera", {})["source"] = args.camera
     if args.display is not None:
         overrides.setdefault("display", {})["driver"] = args.display
+    if args.audio is not None:
+        overrides.setdefault("audio", {})["sink"] = args.audio
     return overrides
 
 
