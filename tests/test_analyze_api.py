@@ -12,6 +12,7 @@ import base64
 import json
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -339,3 +340,182 @@ async def test_sigterm_closes_streams_with_1001(run_faced: Any) -> None:
         assert message.type == aiohttp.WSMsgType.CLOSE
         assert message.data == 1001
     assert await faced.wait_exit() == 0
+
+
+# --- /v1/stream: sockets still waiting for their handshake -------------------------------
+
+
+def _lan(address: str) -> dict[str, str]:
+    """Speak for a LAN client (the test server trusts loopback as a proxy)."""
+    return {"X-Forwarded-For": address}
+
+
+async def _keyed_client(faced_client: Callable[..., Awaitable[Client]]) -> Client:
+    return await faced_client(auth={"api_key": "sesame"}, server={"trusted_proxies": ["127.0.0.1"]})
+
+
+async def _until(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def _waiting_settles(client: Client, expected: int) -> None:
+    """Poll until the server counts ``expected`` sockets waiting for their handshake."""
+    api = client.app[_analyze_api_key()]
+    await _until(lambda: api.waiting.total() == expected and len(api.handshakes) == expected)
+
+
+async def test_stream_silent_sockets_do_not_lock_out_the_key(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    from faced.api.analyze import HANDSHAKES_PER_CLIENT, STREAMS_PER_WORKER  # noqa: PLC0415
+
+    client = await _keyed_client(faced_client)
+    data = await _read("tongue.jpg")
+    places = client.app[_pool_key()].size * STREAMS_PER_WORKER
+    # As many silent, unauthenticated sockets as there are stream places (a few hosts).
+    silent = [
+        await client.ws_connect(
+            "/v1/stream", headers=_lan(f"192.0.2.{1 + index // HANDSHAKES_PER_CLIENT}")
+        )
+        for index in range(places)
+    ]
+    # (Each is counted once its upgrade is answered: no need to wait for the server.)
+    # A client with the key in a header still gets a stream...
+    async with client.ws_connect("/v1/stream", headers={"X-API-Key": "sesame"}) as ws:
+        await ws.send_bytes(data)
+        assert (await ws.receive_json(timeout=20))["face_found"] is True
+    # ...and so does one with the key in its first message, from another host.
+    async with client.ws_connect("/v1/stream", headers=_lan("198.51.100.9")) as ws:
+        await ws.send_str(json.dumps({"token": "sesame"}))
+        assert (await ws.receive_json(timeout=20))["type"] == "ready"
+        await ws.send_bytes(data)
+        assert (await ws.receive_json(timeout=20))["face_found"] is True
+    for ws in silent:
+        await ws.close()
+    await _waiting_settles(client, 0)
+
+
+async def test_stream_handshake_has_a_deadline(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    from faced.api.analyze import HANDSHAKE_TIMEOUT_S  # noqa: PLC0415
+
+    client = await _keyed_client(faced_client)
+    async with client.ws_connect("/v1/stream", headers=_lan("192.0.2.1")) as ws:
+        error = await ws.receive_json(timeout=HANDSHAKE_TIMEOUT_S + 25)
+        assert error["type"] == "error"
+        assert "no handshake within" in error["error"] and '{"token": KEY}' in error["error"]
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == 1008 and message.extra == "handshake timeout"
+    await _waiting_settles(client, 0)
+
+
+async def test_stream_waiting_handshakes_are_bounded(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    from faced.api.analyze import (  # noqa: PLC0415
+        HANDSHAKES_PER_CLIENT,
+        HANDSHAKES_PER_STREAM_PLACE,
+        STREAMS_PER_WORKER,
+    )
+
+    client = await _keyed_client(faced_client)
+
+    async def refused(address: str) -> str:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as error:
+            await client.ws_connect("/v1/stream", headers=_lan(address))
+        assert error.value.status == 503
+        # The same request without the upgrade shows the JSON error it was refused with.
+        response = await client.get("/v1/stream", headers=_lan(address))
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+        message: str = (await response.json())["error"]
+        return message
+
+    # Per client: one host cannot take the waiting places of others.
+    first = [
+        await client.ws_connect("/v1/stream", headers=_lan("192.0.2.1"))
+        for _ in range(HANDSHAKES_PER_CLIENT)
+    ]
+    message = await refused("192.0.2.1")
+    assert f"limit {HANDSHAKES_PER_CLIENT} per client" in message and "192.0.2.1" in message
+    # Overall: many hosts together still hold a bounded number of sockets.
+    limit = HANDSHAKES_PER_STREAM_PLACE * client.app[_pool_key()].size * STREAMS_PER_WORKER
+    others = [
+        await client.ws_connect(
+            "/v1/stream", headers=_lan(f"198.51.100.{1 + index // HANDSHAKES_PER_CLIENT}")
+        )
+        for index in range(limit - HANDSHAKES_PER_CLIENT)
+    ]
+    await _waiting_settles(client, limit)
+    message = await refused("203.0.113.5")
+    assert f"waiting for their handshake ({limit}, limit {limit})" in message
+    # The key in a header needs no waiting place.
+    async with client.ws_connect("/v1/stream", headers={"X-API-Key": "sesame"}) as ws:
+        await ws.send_bytes(await _read("tongue.jpg"))
+        assert (await ws.receive_json(timeout=20))["type"] == "result"
+    # Places come back as sockets leave.
+    for ws in [*first, *others]:
+        await ws.close()
+    await _waiting_settles(client, 0)
+    async with client.ws_connect("/v1/stream", headers=_lan("203.0.113.5")) as ws:
+        await ws.send_str(json.dumps({"token": "sesame"}))
+        assert (await ws.receive_json(timeout=20))["type"] == "ready"
+
+
+async def test_stream_handshake_when_every_stream_place_is_taken(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    from faced.api.analyze import STREAMS_PER_WORKER  # noqa: PLC0415
+
+    client = await _keyed_client(faced_client)
+    places = client.app[_pool_key()].size * STREAMS_PER_WORKER
+    streams = [
+        await client.ws_connect("/v1/stream", headers={"X-API-Key": "sesame"})
+        for _ in range(places)
+    ]
+    await _until(lambda: len(client.app[_analyze_api_key()].streams) == places)
+    # Authenticated by its first message, then told to come back later (1013).
+    async with client.ws_connect("/v1/stream", headers=_lan("192.0.2.1")) as ws:
+        await ws.send_str(json.dumps({"token": "sesame"}))
+        error = await ws.receive_json(timeout=20)
+        assert error["type"] == "error" and "too many analyze streams" in error["error"]
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 1013
+    for ws in streams:
+        await ws.close()
+
+
+def _pool_key() -> Any:
+    from faced.vision.workers import ANALYZE_POOL_KEY  # noqa: PLC0415
+
+    return ANALYZE_POOL_KEY
+
+
+async def test_sigterm_closes_waiting_handshakes_with_1001(run_faced: Any) -> None:
+    faced = await run_faced(config_text='[auth]\napi_key = "sesame"\n')
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{faced.url}/v1/stream") as ws,
+    ):
+        await _wait_for_handshakes(faced.url, session)
+        faced.terminate()
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == 1001
+    assert await faced.wait_exit() == 0
+
+
+async def _wait_for_handshakes(url: str, session: aiohttp.ClientSession) -> None:
+    """Poll /health until the server reports a socket waiting for its handshake."""
+    async with asyncio.timeout(30):
+        while True:
+            async with session.get(f"{url}/health") as response:
+                report = (await response.json())["components"]["analyze"]
+            if report.get("handshakes_waiting"):
+                return
+            await asyncio.sleep(0.05)

@@ -10,8 +10,11 @@ and the model's name/version, and the routes:
 * ``POST /v1/analyze/base64`` — JSON or msgpack ``Base64Request``;
 * ``WS /v1/stream`` — binary messages are encoded images, text messages JSON
   ``StreamFrame``s (msgpack with ``?encoding=msgpack``); an optional first message
-  ``{"token": KEY, "fps": 30}`` authenticates (access class HANDSHAKE). Each connection pins
-  one worker and owns a tracker. Frames that arrive while one is being analyzed replace the
+  ``{"token": KEY, "fps": 30}`` authenticates (access class HANDSHAKE). A connection counts
+  against the ``pool.size × STREAMS_PER_WORKER`` stream places only once it has
+  authenticated; until then it waits at most ``HANDSHAKE_TIMEOUT_S`` among a bounded number
+  of waiting handshakes (overall and per client). Each stream pins one worker and owns a
+  tracker. Frames that arrive while one is being analyzed replace the
   waiting one (latest wins) and the next reply counts them in ``skipped``: at most one frame
   in flight and one waiting per connection.
 
@@ -29,7 +32,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -41,7 +45,8 @@ from faced.api.access import ACCESS_KEY
 from faced.api.codec import Encoding, encode, read_body, respond
 from faced.api.errors import ApiError
 from faced.api.health import HEALTH_KEY
-from faced.api.middlewares import PENDING_AUTH_KEY
+from faced.api.middlewares import CLIENT_KEY, PENDING_AUTH_KEY, PendingAuth
+from faced.api.ratelimit import rate_key
 from faced.schemas.analysis import Analysis
 from faced.schemas.analyze_api import (
     Base64Request,
@@ -62,6 +67,18 @@ log = logging.getLogger(__name__)
 
 STREAMS_PER_WORKER: Final = 4
 """Open /v1/stream connections per worker before new ones get 503."""
+HANDSHAKE_TIMEOUT_S: Final = 5.0
+"""How long a socket may take to send ``{"token": KEY}`` (close 1008 after)."""
+HANDSHAKES_PER_STREAM_PLACE: Final = 2
+"""Sockets that may wait for their handshake at once, per stream place. Each may buffer
+one message of up to ``max_base64_chars`` before it is refused, so this bounds what
+unauthenticated clients can make the process hold (and their file descriptors)."""
+HANDSHAKES_PER_CLIENT: Final = 2
+"""Sockets one client address (IPv6: its /64) may have waiting for their handshake."""
+CLOSE_TIMEOUT_S: Final = 2.0
+"""How long a closing stream waits for the client's close frame."""
+_POLICY_VIOLATION: Final = 1008
+_TRY_AGAIN_LATER: Final = 1013
 _FIELD_MAX_BYTES: Final = 64  # a form field such as num_faces=2
 _BASE64_SLACK: Final = 4096  # the JSON around image_base64
 _DATA_URL_PREFIX: Final = "data:"
@@ -74,6 +91,11 @@ class AnalyzeApi:
     max_image_bytes: int
     max_megapixels: float
     streams: set[web.WebSocketResponse] = field(default_factory=set)
+    """Authenticated streams (each holds a stream place and a pinned worker)."""
+    handshakes: set[web.WebSocketResponse] = field(default_factory=set)
+    """Sockets still waiting for their ``{"token": KEY}`` message."""
+    waiting: Counter[str] = field(default_factory=Counter)
+    """Sockets waiting for their handshake, per client (rate_key)."""
     uploads: int = 0
     """Requests reading or analyzing right now (admission counts these)."""
 
@@ -181,7 +203,7 @@ def _pool_report(app: web.Application) -> dict[str, Any]:
     pool = app.get(ANALYZE_POOL_KEY)
     if pool is None:
         return {"status": "off"}
-    return pool.report()
+    return {**pool.report(), "handshakes_waiting": app[ANALYZE_API_KEY].waiting.total()}
 
 
 def _model_summary(app: web.Application) -> dict[str, Any]:
@@ -416,16 +438,122 @@ async def stream(request: web.Request) -> web.StreamResponse:
     encoding: Encoding = "msgpack" if request.rel_url.query.get("encoding") == "msgpack" else "json"
     if request.rel_url.query.get("encoding") not in (None, "json", "msgpack"):
         raise ApiError(400, "encoding must be json or msgpack")
-    if len(api.streams) >= pool.size * STREAMS_PER_WORKER:
+    slots = pool.size * STREAMS_PER_WORKER
+    pending_auth = request.get(PENDING_AUTH_KEY)
+    socket = web.WebSocketResponse(
+        heartbeat=30.0,
+        timeout=CLOSE_TIMEOUT_S,
+        max_msg_size=api.max_base64_chars + _BASE64_SLACK,
+    )
+    if pending_auth is None:
+        _check_stream_place(api, slots)  # 503 before the upgrade
+        await socket.prepare(request)
+    else:
+        # The key comes in the first message. Until it does the socket holds a place among
+        # the waiting handshakes (bounded overall and per client), never a stream place,
+        # so silent sockets cannot lock out clients that present the key.
+        with _waiting_handshake(api, slots, rate_key(request[CLIENT_KEY].address)):
+            await socket.prepare(request)
+            api.handshakes.add(socket)
+            try:
+                if not await _handshake(socket, pending_auth, api, encoding):
+                    return socket
+            finally:
+                api.handshakes.discard(socket)
+        try:
+            _check_stream_place(api, slots)
+        except ApiError as exc:  # authenticated, but every stream place is taken
+            await _send(socket, StreamError(error=exc.message), encoding)
+            await socket.close(code=_TRY_AGAIN_LATER, message=b"too many analyze streams")
+            return socket
+        await _send(socket, StreamReady(workers=pool.size), encoding)
+    await _serve_stream(socket, api, pool, encoding)
+    return socket
+
+
+def _check_stream_place(api: AnalyzeApi, slots: int) -> None:
+    if len(api.streams) >= slots:
         raise ApiError(
             503,
             f"too many analyze streams ({len(api.streams)} open)",
             headers={hdrs.RETRY_AFTER: "1"},
         )
-    socket = web.WebSocketResponse(
-        heartbeat=30.0, max_msg_size=api.max_base64_chars + _BASE64_SLACK
-    )
-    await socket.prepare(request)
+
+
+@contextlib.contextmanager
+def _waiting_handshake(api: AnalyzeApi, slots: int, client: str) -> Iterator[None]:
+    """Hold a place among the sockets still waiting for their key, or 503."""
+    limit = HANDSHAKES_PER_STREAM_PLACE * slots
+    waiting = api.waiting.total()
+    if waiting >= limit:
+        raise ApiError(
+            503,
+            f"too many analyze streams waiting for their handshake ({waiting}, limit {limit}): "
+            "send the key in a header (X-API-Key, Authorization) or retry",
+            headers={hdrs.RETRY_AFTER: "1"},
+        )
+    if api.waiting[client] >= HANDSHAKES_PER_CLIENT:
+        raise ApiError(
+            503,
+            f"{client} already has {api.waiting[client]} analyze streams waiting for their "
+            f"handshake (limit {HANDSHAKES_PER_CLIENT} per client)",
+            headers={hdrs.RETRY_AFTER: "1"},
+        )
+    api.waiting[client] += 1
+    try:
+        yield
+    finally:
+        api.waiting[client] -= 1
+        if not api.waiting[client]:
+            del api.waiting[client]  # the counter holds only clients that are waiting
+
+
+async def _handshake(
+    socket: web.WebSocketResponse, pending_auth: PendingAuth, api: AnalyzeApi, encoding: Encoding
+) -> bool:
+    """Wait (at most ``HANDSHAKE_TIMEOUT_S``) for ``{"token": KEY}``; True when it is the key.
+
+    Anything else first, or nothing in time, gets an error message and close 1008.
+    """
+    try:
+        message = await socket.receive(timeout=HANDSHAKE_TIMEOUT_S)
+    except TimeoutError:
+        await _refuse(
+            socket,
+            f"no handshake within {HANDSHAKE_TIMEOUT_S:g} s: "
+            'send {"token": KEY} as the first message',
+            encoding,
+            reason="handshake timeout",
+        )
+        return False
+    if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return False  # the client left (or the socket broke) before its handshake
+    try:
+        hello = _parse_message(message.data, encoding, api, first=True)
+        if not isinstance(hello, StreamHello):
+            raise ApiError(401, 'API key required: send {"token": KEY} as the first message')
+        pending_auth.check(hello.token)
+    except ApiError as exc:
+        reason = exc.message if exc.status == 403 else "authentication required"
+        await _refuse(socket, exc.message, encoding, reason=reason)
+        return False
+    return True
+
+
+async def _refuse(
+    socket: web.WebSocketResponse, error: str, encoding: Encoding, *, reason: str
+) -> None:
+    await _send(socket, StreamError(error=error), encoding)
+    await socket.close(code=_POLICY_VIOLATION, message=reason.encode()[:120])
+
+
+async def _serve_stream(
+    socket: web.WebSocketResponse,
+    api: AnalyzeApi,
+    pool: AnalyzePool,
+    encoding: Encoding,
+) -> None:
+    """An authenticated stream: holds a stream place and a pinned worker until it closes."""
     api.streams.add(socket)
     worker = pool.pin_stream()
     tracker = worker.pipeline.tracker()
@@ -436,42 +564,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
         ),
         name="analyze-stream",
     )
-    pending_auth = request.get(PENDING_AUTH_KEY)
     try:
-        first = True
         async for message in socket:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
             try:
-                pending = _parse_message(message.data, encoding, api, first=first)
+                pending = _parse_message(message.data, encoding, api, first=False)
             except ApiError as exc:
-                if pending_auth is not None:  # nothing but the handshake is heard first
-                    await _send(socket, StreamError(error=exc.message), encoding)
-                    await socket.close(code=1008, message=b"authentication required")
-                    break
                 await _send(socket, StreamError(error=exc.message), encoding)
                 continue
             if isinstance(pending, StreamHello):
-                if pending_auth is not None:
-                    try:
-                        pending_auth.check(pending.token)
-                    except ApiError as exc:
-                        await _send(socket, StreamError(error=exc.message), encoding)
-                        await socket.close(code=1008, message=exc.message.encode()[:120])
-                        break
-                    pending_auth = None
-                first = False
+                # Eyeconic's hello from a client that authenticated with a header: welcome.
                 await _send(socket, StreamReady(workers=pool.size), encoding)
                 continue
-            first = False
-            if pending_auth is not None:
-                await _send(
-                    socket,
-                    StreamError(error='API key required: send {"token": KEY} as the first message'),
-                    encoding,
-                )
-                await socket.close(code=1008, message=b"authentication required")
-                break
             if state.waiting is not None:
                 state.skipped += 1  # the waiting frame is stale: the newer one wins
             state.waiting = pending
@@ -484,7 +589,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await analyzer
         pool.release_stream(worker)
         api.streams.discard(socket)
-    return socket
 
 
 def _parse_message(
@@ -594,7 +698,7 @@ def _track_job(
 
 async def _close_streams(app: web.Application) -> None:
     api = app[ANALYZE_API_KEY]
-    for socket in list(api.streams):
+    for socket in [*api.handshakes, *api.streams]:
         await socket.close(code=1001, message=b"server shutting down")
 
 
