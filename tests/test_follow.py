@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from aiohttp import WSMsgType
 
-from faced.vision.synthetic import BACKGROUND_RGB, Motion, write_clip
+from faced.vision.synthetic import BACKGROUND_RGB, DEFAULT_SIZE, Motion, render_frame, write_clip
 from tests import data
 
 STILL = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=1.0)
@@ -28,19 +29,40 @@ KEY = "follow-key"
 
 def _clip(directory: Path, side: str) -> Path:
     """A still clip of the photo's face on the ``side`` half of the camera's image."""
+    return write_clip(_canvas(side), directory / f"face-{side}.avi", 30, motion=STILL)
+
+
+def _canvas(side: str) -> np.ndarray:
     photo = data.load_rgb("tongue.jpg")
     height, width = photo.shape[:2]
     canvas = np.empty((height, 2 * width, 3), np.uint8)
     canvas[:] = BACKGROUND_RGB
     left = 0 if side == "left" else width
     canvas[:, left : left + width] = photo
-    return write_clip(canvas, directory / f"face-{side}.avi", 30, motion=STILL)
+    return canvas
+
+
+def _comes_and_goes(directory: Path) -> Path:
+    """1.5 s of the face on the left, then 4 s of nobody (the file camera loops)."""
+    face = cv2.cvtColor(render_frame(_canvas("left"), 0, motion=STILL), cv2.COLOR_RGB2BGR)
+    empty = np.empty_like(face)
+    empty[:] = BACKGROUND_RGB[::-1]
+    path = directory / "comes-and-goes.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
+    try:
+        for index in range(45 + 120):
+            writer.write(face if index < 45 else empty)
+    finally:
+        writer.release()
+    return path
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("follow-clips")
-    return {side: _clip(directory, side) for side in ("left", "right")}
+    clips = {side: _clip(directory, side) for side in ("left", "right")}
+    clips["comes-and-goes"] = _comes_and_goes(directory)
+    return clips
 
 
 class Viewer:
@@ -239,3 +261,18 @@ async def test_speaking_holds_the_camera_off_every_field(faced_client, clips) ->
     assert reply.status == 200
     holding = (await (await client.get("/api/follow")).json())["holding"]
     assert holding == ["gaze", "expression", "winks", "mouth"]
+
+
+async def test_the_gaze_returns_to_centre_when_the_person_leaves(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['comes-and-goes']}"})
+    async with client.ws_connect("/ws/viewer") as socket:
+        viewer = Viewer(socket)
+        await viewer.until(looks(lambda x: x > 0.3))
+        await viewer.until(
+            lambda m: m.get("type") == "state" and m["lookAt"] == {"x": 0.0, "y": 0.0}
+        )
+    xs = [s["lookAt"]["x"] for s in viewer.states()]
+    peak = xs.index(max(xs))
+    returning = xs[peak:]
+    assert returning == sorted(returning, reverse=True)  # eased back, never past the centre
+    assert len(returning) >= 4, returning  # several steps, not a jump
