@@ -60,7 +60,11 @@ class AuthConfig(_Section, frozen=True):
 
 class LimitsConfig(_Section, frozen=True):
     max_viewers: PositiveInt = 50
-    """Concurrent /ws/viewer and /api/events clients; more get 503 at upgrade."""
+    """Concurrent /ws/viewer and /api/events clients; more get 503 at upgrade. Up to 4
+    (at most half) are kept for loopback clients, the appliance's own screen."""
+    viewers_per_client: PositiveInt = 10
+    """Viewer places one client off the box (an IPv4 address, an IPv6 /64) may hold;
+    loopback clients are not capped by it."""
     max_agents: PositiveInt = 5
     """Concurrent /ws/agent clients; more get 503 at upgrade."""
     agent_messages_per_s: PositiveFloat = 60.0

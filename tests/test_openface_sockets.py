@@ -336,3 +336,81 @@ async def test_idle_timeout_returns_to_idle_and_spares_waiting(faced_client: Any
     await nothing_more(viewer, 0.6)  # waiting is exempt
     assert (await (await client.get("/api/state")).json())["state"] == "waiting"
     await viewer.close()
+
+
+# --- viewer places: per client, and the appliance's own screen ----------------------------
+
+
+def _lan(address: str) -> dict[str, str]:
+    """Speak for a LAN client (the test server trusts loopback as a proxy)."""
+    return {"X-Forwarded-For": address}
+
+
+async def _fill(client: TestClient[Any, Any], headers: dict[str, str], most: int) -> list[Any]:
+    """Open viewers until one is refused (or ``most`` are open); the open ones."""
+    viewers = []
+    for _ in range(most):
+        try:
+            viewers.append(await client.ws_connect("/ws/viewer", headers=headers))
+        except aiohttp.WSServerHandshakeError as refused:
+            assert refused.status == 503
+            break
+    return viewers
+
+
+async def test_one_lan_host_cannot_lock_out_the_kiosk(faced_client: Any) -> None:
+    client = await faced_client(
+        limits={**FAST, "max_viewers": 8}, server={"trusted_proxies": ["127.0.0.1"]}
+    )
+    # One LAN host takes every place it can get...
+    lan = await _fill(client, _lan("192.168.1.20"), most=9)
+    assert lan
+    # ...and the appliance's own screen (loopback) still gets in.
+    kiosk = await client.ws_connect("/ws/viewer")
+    assert (await receive(kiosk))["type"] == "state"
+    for ws in (*lan, kiosk):
+        await ws.close()
+
+
+async def test_viewer_places_per_client_and_loopback_reserve(faced_client: Any) -> None:
+    from faced.api.face_service import loopback_reserve  # noqa: PLC0415
+
+    client = await faced_client(
+        limits={**FAST, "max_viewers": 10, "viewers_per_client": 3},
+        server={"trusted_proxies": ["127.0.0.1"]},
+    )
+    reserved = loopback_reserve(10)
+    assert 0 < reserved <= 5
+    # A LAN host gets viewers_per_client places, sockets and event streams together.
+    first = await _fill(client, _lan("192.168.1.20"), most=4)
+    assert len(first) == 3
+    response = await client.get("/ws/viewer", headers=_lan("192.168.1.20"))
+    assert response.status == 503 and response.headers["Retry-After"] == "5"
+    error = (await response.json())["error"]
+    assert "192.168.1.20" in error and "limits.viewers_per_client" in error
+    response = await client.get("/api/events", headers=_lan("192.168.1.20"))
+    assert response.status == 503
+    # Other hosts fill what the network may hold: all but the reserved places.
+    others = []
+    for host in range(21, 30):
+        others += await _fill(client, _lan(f"192.168.1.{host}"), most=3)
+        if len(first) + len(others) >= 10 - reserved:
+            break
+    assert len(first) + len(others) == 10 - reserved
+    response = await client.get("/ws/viewer", headers=_lan("192.168.1.99"))
+    assert response.status == 503
+    assert "own screen" in (await response.json())["error"]
+    # Loopback takes the reserved places, more than viewers_per_client (it is not capped),
+    # and past max_viewers it is refused like anyone.
+    local = await _fill(client, {}, most=reserved + 1)
+    assert len(local) == reserved
+    health = await (await client.get("/health")).json()
+    assert health["viewers"] == 10
+    # A place freed by one LAN host can be taken by another.
+    await first[0].close()
+    await until(lambda: client.app[OPENFACE_KEY].viewers == 9)
+    again = await client.ws_connect("/ws/viewer", headers=_lan("192.168.1.99"))
+    assert (await receive(again))["type"] == "state"
+    for ws in (*first[1:], *others, *local, again):
+        await ws.close()
+    await until(lambda: client.app[OPENFACE_KEY].viewers == 0)

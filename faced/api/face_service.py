@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
 from faced.api.errors import ApiError
-from faced.api.ratelimit import RateLimiter
+from faced.api.ratelimit import IPAddress, RateLimiter, is_loopback, rate_key
 from faced.config import Config
 from faced.face import FaceModel
 from faced.hub import GOING_AWAY, Hub
@@ -39,6 +40,15 @@ AUDIO_ACTIVE_S: Final = 10.0
 """Audio counts as playing this long after its last chunk when no audio-done follows."""
 CLOSE_TIMEOUT_S: Final = 1.0
 """How long a closing handshake may take before the connection is simply dropped."""
+LOOPBACK_VIEWER_PLACES: Final = 4
+"""Viewer places kept for loopback clients (the kiosk's viewer page, a local dashboard or
+bridge; 4 leaves room for a page that reconnects before its old socket is gone)."""
+
+
+def loopback_reserve(max_viewers: int) -> int:
+    """Places of ``max_viewers`` that clients off the box cannot take: never more than half,
+    so a small ``max_viewers`` still serves the network."""
+    return min(LOOPBACK_VIEWER_PLACES, max_viewers // 2)
 
 
 async def close_socket(
@@ -79,6 +89,10 @@ class OpenFace:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self._viewer_slots = 0
+        self._remote_viewers = 0
+        """Viewer places held by clients off the box (not loopback)."""
+        self._viewers_by_client: Counter[str] = Counter()
+        """Viewer places per client off the box (rate_key: IPv4 address, IPv6 /64)."""
         self._agent_slots = 0
         self._wake = asyncio.Event()
         self._timer_deadline = math.inf
@@ -93,15 +107,50 @@ class OpenFace:
     # --- admission ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def viewer_slot(self) -> Iterator[None]:
-        """Hold one of ``limits.max_viewers`` places (sockets and event streams) or 503."""
-        limit = self.config.limits.max_viewers
-        self._admit(self._viewer_slots, limit, "viewers", "limits.max_viewers")
+    def viewer_slot(self, client: IPAddress | None) -> Iterator[None]:
+        """Hold one of ``limits.max_viewers`` places (sockets and event streams) or 503.
+
+        A client off the box may hold at most ``limits.viewers_per_client`` places, and all
+        of them together at most ``max_viewers - loopback_reserve(max_viewers)``: the
+        appliance's own screen (a loopback viewer) is then refused only when loopback
+        clients themselves hold the reserved places. Loopback clients are the box's own
+        software (the kiosk, local bridges), so no per-client cap applies to them; the
+        total still bounds them. A Unix-socket peer (``client`` None) is local too.
+        """
+        limits = self.config.limits
+        local = client is None or is_loopback(client)
+        key = rate_key(client)
+        self._admit(self._viewer_slots, limits.max_viewers, "viewers", "limits.max_viewers")
+        if not local:
+            remote_limit = limits.max_viewers - loopback_reserve(limits.max_viewers)
+            if self._remote_viewers >= remote_limit:
+                raise ApiError(
+                    503,
+                    f"too many viewers: {self._remote_viewers} connected from the network, "
+                    f"limit {remote_limit} (limits.max_viewers, less the places kept for "
+                    "the appliance's own screen)",
+                    headers={"Retry-After": "5"},
+                )
+            held = self._viewers_by_client[key]
+            if held >= limits.viewers_per_client:
+                raise ApiError(
+                    503,
+                    f"too many viewers from {key}: {held} connected, limit "
+                    f"{limits.viewers_per_client} per client (limits.viewers_per_client)",
+                    headers={"Retry-After": "5"},
+                )
+            self._remote_viewers += 1
+            self._viewers_by_client[key] += 1
         self._viewer_slots += 1
         try:
             yield
         finally:
             self._viewer_slots -= 1
+            if not local:
+                self._remote_viewers -= 1
+                self._viewers_by_client[key] -= 1
+                if not self._viewers_by_client[key]:
+                    del self._viewers_by_client[key]  # only clients holding places
 
     @contextlib.contextmanager
     def agent_slot(self) -> Iterator[None]:

@@ -13,6 +13,10 @@ Owner: the Open Face protocol (issue 3).
 * ``GET /api/events`` — Server-Sent Events carrying what viewers get (``data: {json}``),
   counted against ``limits.max_viewers``, with a comment line every ``KEEPALIVE_S``.
 
+Viewer places (sockets and event streams) are shared out by ``OpenFace.viewer_slot``: at
+most ``limits.viewers_per_client`` per client off the box, and a few always left for
+loopback (the appliance's own screen).
+
 ``?encoding=msgpack`` makes a socket speak binary msgpack frames both ways (text frames
 are still read as JSON). Over the limits on concurrent viewers/agents: 503 before the
 handshake. All sockets close with 1001 on shutdown (faced.api.face_service).
@@ -34,6 +38,7 @@ from aiohttp import WSMsgType, web
 from faced.api.errors import ApiError
 from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.messages import problem_of
+from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
 from faced.hub import Encoding, Subscriber, encode
 from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
@@ -186,7 +191,7 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
     openface = request.app[OPENFACE_KEY]
     encoding = socket_encoding(request)
     transport = request.transport
-    with openface.viewer_slot():
+    with openface.viewer_slot(request[CLIENT_KEY].address):
         # No per-message compression: it would cost a deflate per viewer and message, and
         # the hub encodes each message once for everyone.
         socket = web.WebSocketResponse(
@@ -296,7 +301,7 @@ def agent_message(openface: OpenFace, key: str, data: str | bytes) -> Any:
 async def event_stream(request: web.Request) -> web.StreamResponse:
     openface = request.app[OPENFACE_KEY]
     transport = request.transport
-    with openface.viewer_slot():
+    with openface.viewer_slot(request[CLIENT_KEY].address):
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",

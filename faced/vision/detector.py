@@ -122,37 +122,70 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
-    """The square the whole image is padded into, side ``size`` px, centred."""
+    """The square the detector sees, side ``size`` px, its top-left corner at (``left``,
+    ``top``) in a ``width`` x ``height`` image; by default the whole image padded into a
+    centred square. Image pixels outside the square are not seen, square pixels outside the
+    image are black."""
 
     width: int
     height: int
     size: int
+    left: float | None = None
+    top: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.left is None:
+            object.__setattr__(self, "left", (self.width - self.size) / 2)
+        if self.top is None:
+            object.__setattr__(self, "top", (self.height - self.size) / 2)
 
     @classmethod
     def for_image(cls, width: int, height: int) -> Letterbox:
         return cls(width, height, max(width, height))
 
+    @property
+    def origin(self) -> tuple[float, float]:
+        return float(self.left or 0.0), float(self.top or 0.0)
+
     def matrix(self, output: int = INPUT_SIZE) -> npt.NDArray[np.float64]:
         """Affine image px -> tensor px, mapping the square's corners onto the tensor's
         corners (MediaPipe's ImageToTensor convention)."""
         scale = output / self.size
-        left = (self.width - self.size) / 2
-        top = (self.height - self.size) / 2
+        left, top = self.origin
         return np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], dtype=np.float64)
 
     def to_image(self, points: FloatArray) -> FloatArray:
         """Tensor-normalized (..., 2) points -> image-normalized points."""
+        left, top = self.origin
         out = np.empty_like(points)
-        out[..., 0] = (points[..., 0] * self.size - (self.size - self.width) / 2) / self.width
-        out[..., 1] = (points[..., 1] * self.size - (self.size - self.height) / 2) / self.height
+        out[..., 0] = (points[..., 0] * self.size + left) / self.width
+        out[..., 1] = (points[..., 1] * self.size + top) / self.height
         return out
 
     def to_tensor(self, points: FloatArray) -> FloatArray:
         """Image-normalized (..., 2) points -> tensor-normalized points (inverse of to_image)."""
+        left, top = self.origin
         out = np.empty_like(points)
-        out[..., 0] = (points[..., 0] * self.width + (self.size - self.width) / 2) / self.size
-        out[..., 1] = (points[..., 1] * self.height + (self.size - self.height) / 2) / self.size
+        out[..., 0] = (points[..., 0] * self.width - left) / self.size
+        out[..., 1] = (points[..., 1] * self.height - top) / self.size
         return out
+
+
+def tiles(width: int, height: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Top-left corners of ``size`` px squares covering a ``width`` x ``height`` image,
+    neighbours overlapping by at least ``overlap`` px (so any face up to that wide lies
+    wholly inside one), row by row; [] when one square would hold the whole image."""
+    if max(width, height) <= size:
+        return []
+
+    def starts(extent: int) -> list[int]:
+        if extent <= size:
+            return [(extent - size) // 2]  # centred; the rest of the square is padding
+        count = -(-(extent - overlap) // (size - overlap))  # ceil
+        step = (extent - size) / (count - 1) if count > 1 else 0
+        return [round(i * step) for i in range(count)]
+
+    return [(x, y) for y in starts(height) for x in starts(width)]
 
 
 def iou(box: FloatArray, boxes: FloatArray) -> FloatArray:
@@ -230,10 +263,16 @@ class FaceDetector:
         self._tensor = np.empty((1, size, size, 3), dtype=np.float32)
         self._square = {c: np.empty((size, size, c), dtype=np.uint8) for c in (3, 4)}
 
-    def preprocess(self, image: npt.NDArray[np.uint8]) -> Letterbox:
-        """Letterbox an RGB or RGBA image into the input tensor."""
+    def preprocess(
+        self, image: npt.NDArray[np.uint8], tile: tuple[int, int, int] | None = None
+    ) -> Letterbox:
+        """Letterbox an RGB or RGBA image (or its square ``tile``: left, top, side px) into
+        the input tensor."""
         height, width = image.shape[:2]
-        letterbox = Letterbox.for_image(width, height)
+        if tile is None:
+            letterbox = Letterbox.for_image(width, height)
+        else:
+            letterbox = Letterbox(width, height, tile[2], tile[0], tile[1])
         square = cv2.warpAffine(
             image,
             letterbox.matrix(self._size),
@@ -249,9 +288,16 @@ class FaceDetector:
         self._tensor -= np.float32(1)
         return letterbox
 
-    def detect(self, image: npt.NDArray[np.uint8], max_faces: int = 1) -> list[Detection]:
-        """Faces in an RGB or RGBA uint8 image, best score first, at most ``max_faces``."""
-        letterbox = self.preprocess(image)
+    def detect(
+        self,
+        image: npt.NDArray[np.uint8],
+        max_faces: int = 1,
+        tile: tuple[int, int, int] | None = None,
+    ) -> list[Detection]:
+        """Faces in an RGB or RGBA uint8 image (or only in its square ``tile``: left, top,
+        side px), best score first, at most ``max_faces``; boxes and keypoints normalized
+        to the whole image."""
+        letterbox = self.preprocess(image, tile)
         outputs = self._model.run([self._tensor])
         regressors = outputs[self._regressors][0]
         logits = outputs[self._classificators][0, :, 0]

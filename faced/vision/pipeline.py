@@ -5,7 +5,11 @@ and owns their interpreters: one set per pipeline, so use one pipeline per worke
 for parallelism; calls on one pipeline, its trackers included, serialise on its lock.
 ``analyze`` is MediaPipe's IMAGE mode (detection on every call); ``tracker()`` gives a
 per-stream ``Tracker`` (VIDEO mode: tracking, smoothing). Stages: detect -> ROI ->
-landmarks -> (smoothing) -> blendshapes, head pose, eyes -> result.
+landmarks -> (smoothing) -> blendshapes, head pose, eyes -> result. ``detector``
+(vision.detector) picks the BlazeFace model: short (MediaPipe's default, faces within ~2 m),
+full (full range, faces up to ~5 m) or auto (both loaded; short unless the face is expected
+to be small: IMAGE mode falls back to full range when short range finds nobody, trackers
+decide per stream, see faced.vision.tracker).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import cv2
 import numpy as np
@@ -23,7 +27,7 @@ import numpy.typing as npt
 
 from faced.schemas.analysis import Analysis, Eye, Eyes, Face, Head, ImageSize, ModelInfo, Timing
 from faced.vision.blendshapes import ARKIT_NAMES, BlendshapeModel
-from faced.vision.detector import FaceDetector
+from faced.vision.detector import FULL_RANGE, SHORT_RANGE, FaceDetector
 from faced.vision.eyes import EyeState, eye_states
 from faced.vision.geometry import GeometryPipeline
 from faced.vision.landmarks import (
@@ -38,7 +42,10 @@ from faced.vision.runtime import Runtime
 if TYPE_CHECKING:
     from faced.vision.tracker import Tracker
 
-DETECTOR_FILE = "face_detector.tflite"
+DETECTOR_FILE = SHORT_RANGE.file
+FULL_RANGE_FILE = FULL_RANGE.file
+DetectorMode = Literal["short", "full", "auto"]
+DETECTOR_MODES: Final[tuple[DetectorMode, ...]] = ("short", "full", "auto")
 LANDMARKS_FILE = "face_landmarks_detector.tflite"
 BLENDSHAPES_FILE = "face_blendshapes.tflite"
 GEOMETRY_FILE = "geometry_pipeline_metadata_landmarks.binarypb"
@@ -102,7 +109,12 @@ class FacePipeline:
         threads: int = 1,
         num_faces: int = 1,
         runtime: Runtime | None = None,
+        detector: DetectorMode = "short",
     ) -> None:
+        if detector not in DETECTOR_MODES:
+            raise ValueError(
+                f"detector must be one of {', '.join(DETECTOR_MODES)}, got {detector!r}"
+            )
         if not 1 <= num_faces <= MAX_FACES:
             raise ValueError(f"num_faces must be 1..{MAX_FACES}, got {num_faces}")
         if threads < 1:
@@ -117,7 +129,14 @@ class FacePipeline:
         # One frame at a time per pipeline: the models and their reused buffers are
         # shared by analyze() and every tracker made here (uncontended: ~0.1 us).
         self.lock = threading.Lock()
-        self.detector = FaceDetector(runtime.open(store, DETECTOR_FILE))
+        self.detector_mode: DetectorMode = detector
+        # Only the models the mode can use are loaded (the full-range one is 1 MB more).
+        self.detectors: dict[str, FaceDetector] = {}
+        for spec in (SHORT_RANGE, FULL_RANGE):
+            if detector in (spec.name, "auto"):
+                self.detectors[spec.name] = FaceDetector(runtime.open(store, spec.file), spec)
+        self.detector = self.detectors["full" if detector == "full" else "short"]
+        """The detector used unless a call names another (auto: short range)."""
         self.landmark_model = LandmarkModel(runtime.open(store, LANDMARKS_FILE))
         self.blendshape_model = BlendshapeModel(runtime.open(store, BLENDSHAPES_FILE))
         self.geometry = GeometryPipeline.from_metadata(store.read(GEOMETRY_FILE))
@@ -135,10 +154,17 @@ class FacePipeline:
         threads: int = 1,
         num_faces: int = 1,
         runtime: Runtime | None = None,
+        detector: DetectorMode = "short",
     ) -> FacePipeline:
         """Load and verify every model (ModelError names the file, hash and fix)."""
         directory = Path(model_dir) if model_dir else default_model_dir()
-        return cls(ModelStore(directory), threads=threads, num_faces=num_faces, runtime=runtime)
+        return cls(
+            ModelStore(directory),
+            threads=threads,
+            num_faces=num_faces,
+            runtime=runtime,
+            detector=detector,
+        )
 
     def tracker(self, smoothing: bool = True) -> Tracker:
         """A new per-stream tracker (VIDEO mode); never share one across streams."""
@@ -168,6 +194,11 @@ class FacePipeline:
             height, width = frame.shape[:2]
             times = StageTimes()
             rois = self.detect_rois(frame, wanted, times)
+            if not rois and self.detector_mode == "auto":
+                # One image says nothing about the expected face size: full range gets a
+                # second look only when short range finds nobody (near faces cost nothing
+                # extra).
+                rois = self.detect_rois(frame, wanted, times, "full")
             found = self.run_landmarks(frame, rois, times)
             faces = [
                 self.describe(f, f.points, width, height, with_landmarks=landmarks, times=times)
@@ -177,10 +208,20 @@ class FacePipeline:
 
     # -- steps shared with the tracker ----------------------------------------------------
 
-    def detect_rois(self, frame: Image, max_faces: int, times: StageTimes) -> list[Roi]:
+    def detect_rois(
+        self,
+        frame: Image,
+        max_faces: int,
+        times: StageTimes,
+        detector: str | None = None,
+        tile: tuple[int, int, int] | None = None,
+    ) -> list[Roi]:
+        """Regions of the faces ``detector`` (short/full; default: the mode's) finds in the
+        frame, or only in its square ``tile`` (left, top, side px)."""
         began = time.perf_counter()
         height, width = frame.shape[:2]
-        detections = self.detector.detect(frame, max_faces)
+        model = self.detector if detector is None else self.detectors[detector]
+        detections = model.detect(frame, max_faces, tile)
         rois = [roi_from_detection(d, width, height) for d in detections]
         times.detect += time.perf_counter() - began
         return rois

@@ -8,6 +8,14 @@ Smoothing (when on and num_faces == 1, as in MediaPipe) feeds the result, blends
 head pose; the next region always comes from the raw landmarks. A tracker is one stream:
 frames must come in timestamp order; calls from different threads are safe (they serialise
 on the pipeline's lock) but make no sense for one stream.
+
+With ``vision.detector = auto`` a ``RangeChooser`` picks what the detector looks at on each
+frame that needs one (tracked frames need none either way): short range over the whole
+frame while the expected face is large; when it is small (a wide frame, the last face seen
+was small, or short range has found nobody for a while) it searches, one view per frame:
+full range over the whole frame, then full range over overlapping square tiles of the frame
+(a 25 px face is too small for either model on a whole 640x480 frame, not in a 256 px
+tile), then short range again, round and round until a face is found.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.schemas.analysis import Analysis, Face
+from faced.vision.detector import tiles
 from faced.vision.landmarks import Roi, roi_from_landmarks
 from faced.vision.pipeline import StageTimes, prepare
 from faced.vision.smoothing import LandmarkSmoother
@@ -27,6 +36,72 @@ if TYPE_CHECKING:
     from faced.vision.pipeline import FacePipeline
 
 ASSOCIATION_IOU: Final = 0.5
+# Below this face width, as a share of the frame's long side (= of the detector's letterboxed
+# square), the short-range model stops finding faces reliably: `bench/detection_range.py`
+# measured its last sure find at about 0.09 (57 px in 640x480) and first misses below.
+SMALL_FACE: Final = 0.12
+# A frame this much wider than high letterboxes into less than 57 % of the detector's input,
+# so every face is small to it (16:9 and wider).
+WIDE_ASPECT: Final = 1.7
+# Short range finding nobody for this long (stream time) makes auto search.
+SHORT_PATIENCE_MS: Final = 1000
+# Search tiles: full range reliably finds faces down to about 7 % of its square's side
+# (bench/detection_range.py), so 256 px tiles reach faces of ~20 px; they overlap by more
+# than the widest face the whole-frame view might miss, so no such face is cut by a seam.
+TILE_SIZE: Final = 256
+TILE_OVERLAP: Final = 64
+
+View = tuple[str, tuple[int, int, int] | None]
+"""A detector (short/full) and the square tile (left, top, side px) it looks at, or None for
+the whole frame."""
+
+
+class RangeChooser:
+    """What a stream's next detection frame looks at under ``vision.detector = auto``.
+    Pure bookkeeping: ``choose`` before detecting, ``observe`` after each frame's
+    landmarks."""
+
+    def __init__(self) -> None:
+        self.small: bool | None = None
+        """Whether the last face seen was small (None: none seen yet)."""
+        self._empty_since_ms: int | None = None
+        self._cursor = 0
+        self._views: tuple[tuple[int, int], list[View]] | None = None
+
+    def reset(self) -> None:
+        self.small = None
+        self._empty_since_ms = None
+        self._cursor = 0
+
+    def views(self, width: int, height: int) -> list[View]:
+        """The search cycle for a frame size: full range whole, its tiles, short range."""
+        if self._views is None or self._views[0] != (width, height):
+            corners = tiles(width, height, TILE_SIZE, TILE_OVERLAP)
+            cycle: list[View] = [("full", None)]
+            cycle += [("full", (x, y, TILE_SIZE)) for x, y in corners]
+            cycle.append(("short", None))
+            self._views = ((width, height), cycle)
+        return self._views[1]
+
+    def choose(self, width: int, height: int, timestamp_ms: int) -> View:
+        wide = max(width, height) >= WIDE_ASPECT * min(width, height)
+        since = self._empty_since_ms
+        waited = since is not None and timestamp_ms - since >= SHORT_PATIENCE_MS
+        if not (wide or self.small or waited):
+            return ("short", None)
+        cycle = self.views(width, height)
+        view = cycle[self._cursor % len(cycle)]
+        self._cursor += 1
+        return view
+
+    def observe(self, face_widths: list[float], long_side: int, timestamp_ms: int) -> None:
+        """``face_widths``: px widths of this frame's faces (empty: nobody)."""
+        if face_widths:
+            self.small = max(face_widths) < SMALL_FACE * long_side
+            self._empty_since_ms = None
+            self._cursor = 0
+        elif self._empty_since_ms is None:
+            self._empty_since_ms = timestamp_ms
 
 
 def associate(tracked: list[Roi], detected: list[Roi], limit: int) -> list[Roi]:
@@ -44,12 +119,15 @@ class Tracker:
         self._pipeline = pipeline
         self._rois: list[Roi] = []
         self._smoother = LandmarkSmoother() if smoothing and pipeline.num_faces == 1 else None
+        self._range = RangeChooser() if pipeline.detector_mode == "auto" else None
         self._last_timestamp_ms: int | None = None
         self._frame: npt.NDArray[np.uint8] | None = None
         self.last_detected = False
         """Whether the detector ran on the last processed frame."""
         self.frames = 0
         self.detections = 0
+        self.last_view: View | None = None
+        """What the last detection frame looked at: detector (short/full) and tile."""
 
     @property
     def smoothing(self) -> bool:
@@ -66,6 +144,8 @@ class Tracker:
         self._last_timestamp_ms = None
         if self._smoother is not None:
             self._smoother.reset()
+        if self._range is not None:
+            self._range.reset()
 
     def process(
         self,
@@ -110,7 +190,11 @@ class Tracker:
         rois = self._rois
         self.last_detected = len(rois) < pipeline.num_faces
         if self.last_detected:
-            detected = pipeline.detect_rois(frame, pipeline.num_faces, times)
+            view: View = (pipeline.detector.spec.name, None)
+            if self._range is not None:
+                view = self._range.choose(width, height, timestamp_ms)
+            self.last_view = view
+            detected = pipeline.detect_rois(frame, pipeline.num_faces, times, *view)
             rois = associate(rois, detected, pipeline.num_faces)
             self.detections += 1
         elif len(rois) > 1:
@@ -118,6 +202,9 @@ class Tracker:
         found = pipeline.run_landmarks(frame, rois, times)
         self._rois = [roi_from_landmarks(f.points, width, height) for f in found]
         self.frames += 1
+        if self._range is not None:
+            widths = [float(np.ptp(f.points[:, 0])) * width for f in found]
+            self._range.observe(widths, max(width, height), timestamp_ms)
         smoother = self._smoother
         if smoother is not None and not found:
             smoother.reset()
