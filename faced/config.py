@@ -158,6 +158,14 @@ class VisionConfig(_Section, frozen=True):
     tensorrt_cache_dir: str = ""
     """Where TensorRT keeps its built engines (a rebuild takes minutes). Empty:
     $XDG_CACHE_HOME/faced/tensorrt (~/.cache/faced/tensorrt)."""
+    detector: Literal["short", "full", "auto"] = "short"
+    """Face detector. short: MediaPipe's short-range BlazeFace (faces within ~2 m; what
+    MediaPipe's Face Landmarker does). full: the full-range model on the whole frame (faces up
+    to ~5 m; ~4x the cost of short per detection). auto: short while faces are near; when
+    the expected face is small (a 16:9 or wider frame, the last face was small, or short
+    range found nobody for 1 s) live tracking searches with full range, whole frame then
+    256 px tiles, one view per frame, and finds faces down to ~25 px; one-off images get a
+    full-range look when short finds nobody. Tracked frames need no detector either way."""
     num_faces: Annotated[int, Meta(ge=1, le=8)] = 1
     """Faces the pipeline looks for at most."""
     max_megapixels: PositiveFloat = 40.0
