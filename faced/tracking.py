@@ -169,6 +169,7 @@ class LiveTracking:
             "skipped": self.skipped,
             "failures": self.failures,
             "present": self.presence.present,
+            "detector": self._tracker.detector_report(),
         }
 
     # --- lifecycle -----------------------------------------------------------------------

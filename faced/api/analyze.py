@@ -119,6 +119,7 @@ def setup(app: web.Application) -> None:
             threads=vision.threads,
             runtime=Runtime.from_config(vision),
             num_faces=vision.num_faces,
+            detector=vision.detector,
         )
     )
     health = app[HEALTH_KEY]

@@ -182,7 +182,10 @@ def _load_tracker(camera: CameraConfig, vision: VisionConfig) -> Any:
 
     del camera
     pipeline = FacePipeline.load(
-        vision.model_dir or None, num_faces=1, runtime=Runtime.from_config(vision)
+        vision.model_dir or None,
+        num_faces=1,
+        runtime=Runtime.from_config(vision),
+        detector=vision.detector,
     )
     return pipeline.tracker(smoothing=True)
 

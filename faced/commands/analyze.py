@@ -52,6 +52,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-smoothing", action="store_true", help="video: report raw, unsmoothed landmarks"
     )
     parser.add_argument("--model-dir", type=Path, default=None, help="model directory")
+    parser.add_argument(
+        "--backend", choices=("litert", "onnxruntime"), default=None, help="(vision.backend)"
+    )
+    parser.add_argument("--precision", choices=("fp32", "int8"), default=None, help="(config)")
+    parser.add_argument(
+        "--detector",
+        choices=("short", "full", "auto"),
+        default=None,
+        help="face detector range (vision.detector)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -147,7 +157,16 @@ def run(args: argparse.Namespace) -> int:
     from faced import config  # noqa: PLC0415
 
     try:
-        settings = config.load().vision
+        overrides = {
+            key: value
+            for key, value in (
+                ("backend", args.backend),
+                ("precision", args.precision),
+                ("detector", args.detector),
+            )
+            if value is not None
+        }
+        settings = config.load(overrides={"vision": overrides} if overrides else None).vision
     except config.ConfigError as exc:
         _report(str(exc))
         return config.EX_CONFIG
@@ -161,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads or settings.threads,
             num_faces=args.num_faces or settings.num_faces,
             runtime=Runtime.from_config(settings, threads=args.threads),
+            detector=settings.detector,
         )
     except ModelError as exc:
         _report(str(exc))

@@ -133,6 +133,18 @@ class Tracker:
     def smoothing(self) -> bool:
         return self._smoother is not None
 
+    def detector_report(self) -> dict[str, object]:
+        """For /health: the detector setting, what the last detection frame looked at and
+        how often this stream needed a detector (tracked frames need none)."""
+        view = self.last_view
+        last = None if view is None else view[0] if view[1] is None else f"{view[0]} (tile)"
+        return {
+            "mode": self._pipeline.detector_mode,
+            "last": last,
+            "detection_frames": self.detections,
+            "frames": self.frames,
+        }
+
     @property
     def regions(self) -> tuple[Roi, ...]:
         """Where the next frame's faces will be looked for (empty: it will detect)."""

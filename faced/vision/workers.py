@@ -29,7 +29,7 @@ from typing import Final, TypeVar
 
 from aiohttp import web
 
-from faced.vision.pipeline import FacePipeline
+from faced.vision.pipeline import DetectorMode, FacePipeline
 from faced.vision.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,15 @@ class AnalyzePool:
         num_faces: int = 1,
         backlog: int = DEFAULT_BACKLOG,
         runtime: Runtime | None = None,
+        detector: DetectorMode = "short",
     ) -> AnalyzePool:
         """Load ``size`` pipelines (blocking: call from a thread) on ``runtime``'s back end
         and precision. ModelError if a model is missing or corrupt or the back end is not
         installed."""
         with _native_stderr_logged():
-            workers = cls._load_workers(size, model_dir, threads, num_faces, runtime)
+            workers = cls._load_workers(
+                size, model_dir, threads, num_faces, runtime, detector=detector
+            )
         return cls(workers, backlog=backlog)
 
     @staticmethod
@@ -94,6 +97,8 @@ class AnalyzePool:
         threads: int,
         num_faces: int,
         runtime: Runtime | None,
+        *,
+        detector: DetectorMode = "short",
     ) -> list[Worker]:
         workers: list[Worker] = []
         try:
@@ -103,6 +108,7 @@ class AnalyzePool:
                     threads=threads,
                     num_faces=num_faces,
                     runtime=runtime.fresh() if runtime is not None else None,
+                    detector=detector,
                 )
                 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyze-{index}")
                 workers.append(Worker(index, pipeline, executor))
@@ -202,7 +208,13 @@ ANALYZE_POOL_KEY: Final = web.AppKey("analyze_pool", AnalyzePool)
 
 
 async def start_pool(
-    size: int, *, model_dir: str, threads: int, num_faces: int, runtime: Runtime | None = None
+    size: int,
+    *,
+    model_dir: str,
+    threads: int,
+    num_faces: int,
+    runtime: Runtime | None = None,
+    detector: DetectorMode = "short",
 ) -> AnalyzePool:
     """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
     from faced.config import ConfigError  # noqa: PLC0415
@@ -216,19 +228,31 @@ async def start_pool(
             threads=threads,
             num_faces=num_faces,
             runtime=runtime,
+            detector=detector,
         )
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def analyze_pool_ctx(
-    size: int, *, model_dir: str, threads: int, num_faces: int, runtime: Runtime | None = None
+    size: int,
+    *,
+    model_dir: str,
+    threads: int,
+    num_faces: int,
+    runtime: Runtime | None = None,
+    detector: DetectorMode = "short",
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx that owns the pool for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await start_pool(
-            size, model_dir=model_dir, threads=threads, num_faces=num_faces, runtime=runtime
+            size,
+            model_dir=model_dir,
+            threads=threads,
+            num_faces=num_faces,
+            runtime=runtime,
+            detector=detector,
         )
         app[ANALYZE_POOL_KEY] = pool
         model = pool.workers[0].pipeline.model_info
