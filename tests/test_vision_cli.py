@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 
 from faced.cli import main
+from faced.commands import analyze as analyze_command
 from faced.vision.blendshapes import ARKIT_NAMES
 from tests.data import load_rgb
 
@@ -107,3 +111,64 @@ def test_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["analyze", "x.jpg", "--num-faces", "9"])
     assert exited.value.code == 2
     assert "more than 8" in capsys.readouterr().err
+
+
+@pytest.fixture
+def long_clip_file(tmp_path: Path) -> Path:
+    """A 150-frame 320x240 MJPEG clip of a face sliding back and forth."""
+    face = cv2.resize(cv2.cvtColor(photo("lenna.png"), cv2.COLOR_RGB2BGR), (200, 200))
+    path = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for i in range(150):
+        frame = np.full((240, 320, 3), 80, dtype=np.uint8)
+        x = 20 + abs(i % 50 - 25) * 4
+        frame[20:220, x : x + 200] = face
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _progress_frames(source: Path, lines: list[str]) -> list[int]:
+    pattern = re.compile(rf"{re.escape(str(source))}: frame (\d+)/150 \(\d+ frames/s\)")
+    frames = []
+    for line in lines:
+        match = pattern.fullmatch(line)
+        assert match, f"not a progress line: {line!r}"
+        frames.append(int(match.group(1)))
+    return frames
+
+
+def test_long_video_reports_progress_on_stderr(
+    long_clip_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interval is shortened (it is seconds; the clip takes well under one) so any
+    # machine analyzes the clip across several intervals.
+    monkeypatch.setattr(analyze_command, "PROGRESS_EVERY_S", 0.002)
+    assert main(["analyze", str(long_clip_file), "--jsonl"]) == 0
+    captured = capsys.readouterr()
+    # stdout stays pure JSON lines, one per frame; progress goes to stderr, a line each.
+    assert len([json.loads(line) for line in captured.out.splitlines()]) == 150
+    frames = _progress_frames(long_clip_file, captured.err.splitlines())
+    assert frames, "no progress line"
+    assert frames == sorted(set(frames)) and frames[0] >= 1 and frames[-1] <= 150
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal (the OS boundary): progress rewrites one line in place."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_video_progress_on_a_terminal_is_one_line_rewritten(
+    long_clip_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analyze_command, "PROGRESS_EVERY_S", 0.01)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["analyze", str(long_clip_file)]) == 0
+    assert "150 frames, face in" in capsys.readouterr().out
+    shown = terminal.getvalue()
+    assert shown.startswith("\r") and shown.endswith("\n") and shown.count("\n") == 1
+    frames = _progress_frames(long_clip_file, shown.rstrip("\n").split("\r")[1:])
+    assert frames and frames == sorted(set(frames))
