@@ -46,11 +46,22 @@ DETECTOR_FILE = SHORT_RANGE.file
 FULL_RANGE_FILE = FULL_RANGE.file
 DetectorMode = Literal["short", "full", "auto"]
 DETECTOR_MODES: Final[tuple[DetectorMode, ...]] = ("short", "full", "auto")
+
 LANDMARKS_FILE = "face_landmarks_detector.tflite"
 BLENDSHAPES_FILE = "face_blendshapes.tflite"
 GEOMETRY_FILE = "geometry_pipeline_metadata_landmarks.binarypb"
 MAX_FACES = 8
 Image = npt.NDArray[np.uint8]
+
+
+def model_files(detector: DetectorMode = "short") -> tuple[str, ...]:
+    """The model files a pipeline with this ``vision.detector`` runs."""
+    detectors = {"short": (DETECTOR_FILE,), "full": (FULL_RANGE_FILE,)}
+    return (
+        *detectors.get(detector, (DETECTOR_FILE, FULL_RANGE_FILE)),
+        LANDMARKS_FILE,
+        BLENDSHAPES_FILE,
+    )
 
 
 def prepare(
