@@ -143,6 +143,8 @@ async def test_wrong_types_and_unknown_enum_values_are_400_naming_the_field(
     ("body", "content_type", "status", "words"),
     [
         (b'{"state": "idle"', "application/json", 400, "not valid JSON"),
+        # the schema trips on the number before the parser reaches the broken end
+        (b'{"state": 5, "emotion": "happy"', "application/json", 400, "not valid JSON"),
         (b"[1, 2]", "application/json", 400, "must be an object"),
         (b'"thinking"', "application/json", 400, "must be an object"),
         (b"", "application/json", 400, "empty"),

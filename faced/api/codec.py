@@ -6,10 +6,12 @@ errors, and encoding responses (by Accept). Socket framing uses the same encoder
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from faced.api.errors import ApiError
 
@@ -36,7 +38,16 @@ def request_encoding(request: web.Request) -> Encoding:
 
 def response_encoding(request: web.Request) -> Encoding:
     """msgpack when Accept prefers it over JSON, else JSON."""
-    accept = request.headers.get("Accept", "")
+    accept = request.headers.get(hdrs.ACCEPT)
+    if not accept or accept == "*/*":  # most clients: no parsing needed
+        return "json"
+    return _preferred_encoding(accept)
+
+
+# A client sends the same Accept on every request, and a box has few clients: parse each
+# distinct header once (bounded, so odd headers cannot grow memory).
+@functools.lru_cache(maxsize=256)
+def _preferred_encoding(accept: str) -> Encoding:
     best: tuple[float, Encoding] = (-1.0, "json")
     for part in accept.split(","):
         media, _, params = part.strip().partition(";")
@@ -62,9 +73,11 @@ def response_encoding(request: web.Request) -> Encoding:
 
 
 def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
-    encoding = response_encoding(request)
-    content_type = MSGPACK_CONTENT_TYPE if encoding == "msgpack" else "application/json"
-    return web.Response(body=encode(data, encoding), status=status, content_type=content_type)
+    if response_encoding(request) == "msgpack":
+        body, content_type = msgpack_encoder.encode(data), MSGPACK_CONTENT_TYPE
+    else:
+        body, content_type = json_encoder.encode(data), "application/json"
+    return web.Response(body=body, status=status, content_type=content_type)
 
 
 def decode(body: bytes, encoding: Encoding, schema: type[T]) -> T:
@@ -80,6 +93,62 @@ def decode(body: bytes, encoding: Encoding, schema: type[T]) -> T:
         raise ApiError(400, f"request body is not valid {name}: {exc}") from None
 
 
+def check_syntax(body: bytes, encoding: Encoding) -> None:
+    """400 "not valid JSON/msgpack" unless ``body`` parses (whatever its schema)."""
+    decode(body, encoding, msgspec.Raw)
+
+
+def decoder(
+    schema: type[T], encoding: Encoding
+) -> msgspec.json.Decoder[T] | msgspec.msgpack.Decoder[T]:
+    """A reusable decoder for ``schema`` (cheaper per call than ``msgspec.*.decode``)."""
+    decoders = _DECODERS.get(schema)
+    if decoders is None:
+        decoders = _DECODERS[schema] = (
+            msgspec.json.Decoder(schema),
+            msgspec.msgpack.Decoder(schema),
+        )
+    return decoders[1] if encoding == "msgpack" else decoders[0]
+
+
+_DECODERS: Final[dict[Any, tuple[Any, Any]]] = {}
+"""schema -> (JSON decoder, msgpack decoder); one entry per schema type in the code."""
+
+
+async def read_bytes(
+    request: web.Request, *, max_bytes: int | None = None, allow_empty: bool = False
+) -> tuple[bytes, Encoding] | None:
+    """The raw body of a JSON or msgpack request and its encoding, checked for type and size
+    (415, 413); None for an empty body when ``allow_empty``, else 400."""
+    content_type = request.content_type
+    if content_type in MSGPACK_TYPES:
+        encoding: Encoding = "msgpack"
+    elif content_type in _JSON_TYPES:
+        encoding = "json"
+    else:
+        raise ApiError(415, f"unsupported Content-Type {content_type!r}: send JSON or msgpack")
+    limit = max_bytes if max_bytes is not None else request.app[MAX_BODY_KEY]
+    length = request.content_length
+    if length is None:
+        body = await _read_at_most(request, limit)
+    elif length > limit:
+        raise ApiError(413, f"request body too large: {length} bytes, limit {limit}")
+    elif length == 0:
+        body = b""
+    else:
+        # The parser hands over exactly Content-Length bytes: one read, usually already
+        # buffered, instead of reading on to EOF in pieces.
+        try:
+            body = await request.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            body = exc.partial  # the client went quiet early: decode what came (400)
+    if not body.strip():
+        if allow_empty:
+            return None
+        raise ApiError(400, "request body is empty: expected a JSON object")
+    return body, encoding
+
+
 async def read_body(
     request: web.Request,
     schema: type[T],
@@ -91,26 +160,14 @@ async def read_body(
 
     Returns None for an empty body when ``allow_empty`` (e.g. POST /api/speak).
     """
-    if request.content_type not in MSGPACK_TYPES and request.content_type not in (
-        "application/json",
-        "application/octet-stream",
-        "text/plain",
-        "",
-    ):
-        raise ApiError(
-            415, f"unsupported Content-Type {request.content_type!r}: send JSON or msgpack"
-        )
-    limit = max_bytes if max_bytes is not None else request.app[MAX_BODY_KEY]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(
-            413, f"request body too large: {request.content_length} bytes, limit {limit}"
-        )
-    body = await _read_at_most(request, limit)
-    if not body.strip():
-        if allow_empty:
-            return None
-        raise ApiError(400, "request body is empty: expected a JSON object")
-    return decode(body, request_encoding(request), schema)
+    read = await read_bytes(request, max_bytes=max_bytes, allow_empty=allow_empty)
+    if read is None:
+        return None
+    body, encoding = read
+    try:
+        return decoder(schema, encoding).decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return decode(body, encoding, schema)  # again, to word the mistake (400)
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:
@@ -128,5 +185,7 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes:
             raise ApiError(413, f"request body too large: limit {limit} bytes")
     return b"".join(chunks)
 
+
+_JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream", "text/plain", ""})
 
 MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)

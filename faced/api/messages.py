@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from faced.api.codec import Encoding, read_body, request_encoding
+from faced.api.codec import Encoding, check_syntax, decoder, read_bytes
 from faced.api.errors import ApiError
 from faced.schemas.face_state import Problem, describe_problem
 
@@ -39,14 +39,25 @@ async def read_message(
     request: web.Request, schema: type[T], *, max_bytes: int, allow_empty: bool = False
 ) -> T | None:
     """A JSON or msgpack body as ``schema``; None for an empty body when ``allow_empty``."""
-    raw = await read_body(request, msgspec.Raw, max_bytes=max_bytes, allow_empty=allow_empty)
-    if raw is None:
+    read = await read_bytes(request, max_bytes=max_bytes, allow_empty=allow_empty)
+    if read is None:
         return None
-    encoding = request_encoding(request)
+    body, encoding = read
     try:
-        if encoding == "msgpack":
-            return msgspec.msgpack.decode(raw, type=schema)
-        return msgspec.json.decode(raw, type=schema)
+        return decoder(schema, encoding).decode(body)  # one pass when all is well
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    # Something is wrong: a body that does not parse at all is "not valid JSON" (even if the
+    # schema noticed a wrong field first); else name the field, the value and what is allowed.
+    check_syntax(body, encoding)
+    try:
+        return decode_as(body, encoding, schema)
     except msgspec.ValidationError as exc:
-        problem = problem_of(exc, schema, bytes(raw), encoding)
+        problem = problem_of(exc, schema, body, encoding)
         raise ApiError(400, problem.message, extra=problem.extra()) from None
+
+
+def decode_as(body: bytes, encoding: Encoding, schema: type[T]) -> T:
+    if encoding == "msgpack":
+        return msgspec.msgpack.decode(body, type=schema)
+    return msgspec.json.decode(body, type=schema)
