@@ -8,6 +8,7 @@ module reads the sink's file (16-bit PCM, which it supports).
 from __future__ import annotations
 
 import asyncio
+import base64
 import struct
 import wave
 from pathlib import Path
@@ -145,3 +146,23 @@ async def wait_played(client: Any, played_s: float, seconds: float = 30.0) -> No
             if (await speaker_health(client))["played_s"] >= played_s:
                 return
             await asyncio.sleep(0.02)
+
+
+FAST = {"requests_per_s": 1000, "request_burst": 1000}
+WAV = {"Content-Type": "audio/wav"}
+
+
+def audio_config(sink: Path, **audio: Any) -> dict[str, Any]:
+    tts = audio.pop("tts", {"enabled": False})
+    return {
+        "audio": {"sink": f"wav:{sink}", "rate": 16000, "channels": 1, **audio, "tts": tts},
+        "limits": FAST,
+        "server": {"host": "127.0.0.1", "state_dir": str(sink.parent / "state")},
+    }
+
+
+async def post_chunk(client: Any, wav: bytes, **json: Any) -> Any:
+    if json:
+        body = {"data": base64.b64encode(wav).decode(), **json}
+        return await client.post("/api/audio", json=body)
+    return await client.post("/api/audio", data=wav, headers=WAV)

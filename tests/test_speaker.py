@@ -14,8 +14,12 @@ import numpy as np
 import pytest
 
 from tests.speaker_helpers import (
+    FAST,
+    WAV,
+    audio_config,
     make_wav,
     noise,
+    post_chunk,
     read_sink_async,
     speaker_health,
     to_int16,
@@ -24,27 +28,6 @@ from tests.speaker_helpers import (
     wait_quiet,
     wait_state,
 )
-
-FAST = {"requests_per_s": 1000, "request_burst": 1000}
-WAV = {"Content-Type": "audio/wav"}
-
-
-def audio_config(sink: Path, **audio: Any) -> dict[str, Any]:
-    tts = audio.pop("tts", {"enabled": False})
-    return {
-        "audio": {"sink": f"wav:{sink}", "rate": 16000, "channels": 1, **audio, "tts": tts},
-        "limits": FAST,
-        "server": {"host": "127.0.0.1", "state_dir": str(sink.parent / "state")},
-    }
-
-
-async def post_chunk(client: Any, wav: bytes, **json: Any) -> Any:
-    if json:
-        import base64  # noqa: PLC0415
-
-        body = {"data": base64.b64encode(wav).decode(), **json}
-        return await client.post("/api/audio", json=body)
-    return await client.post("/api/audio", data=wav, headers=WAV)
 
 
 async def test_same_format_chunks_play_bit_exact_in_order_then_the_face_returns(

@@ -23,7 +23,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 SAMPLE_WIDTH = 2  # the device format is always signed 16-bit little-endian
 
@@ -78,11 +78,18 @@ class WavSink:
         self.path = path
         self.name = f"wav:{path}"
         self._file: wave.Wave_write | None = None
+        self._raw: BinaryIO | None = None
         self._pacer = _RealTimePacer()
 
     def open(self, device_format: DeviceFormat) -> None:
         self.close()
-        writer = wave.open(str(self.path), "wb")  # noqa: SIM115  (closed in close())
+        raw = self.path.open("wb")  # closed in close()
+        try:
+            writer = wave.open(raw, "wb")  # noqa: SIM115  (closed in close())
+        except BaseException:
+            raw.close()
+            raise
+        self._raw = raw
         writer.setnchannels(device_format.channels)
         writer.setsampwidth(SAMPLE_WIDTH)
         writer.setframerate(device_format.rate)
@@ -93,6 +100,8 @@ class WavSink:
         if self._file is None:
             raise OSError("wav sink is not open")
         self._file.writeframes(frames)  # also rewrites the header, so the file is always valid
+        if self._raw is not None:
+            self._raw.flush()  # a full or vanished disk fails here, as a device would
         self._pacer.pace(frames)
 
     def latency_s(self) -> float:
@@ -100,9 +109,13 @@ class WavSink:
 
     def close(self) -> None:
         writer, self._file = self._file, None
+        raw, self._raw = self._raw, None
         if writer is not None:
             with contextlib.suppress(OSError):  # the device is gone; nothing more to save
                 writer.close()
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.close()
 
 
 class PyAudioSink:

@@ -389,6 +389,8 @@ class Speaker:
                 self._queued_bytes -= (stop - start) * item.pcm.width * item.pcm.channels
                 if stop >= item.pcm.frames:
                     self._queue.popleft()
+                if not self._queue:
+                    self._queued_s = 0.0  # exactly: sums of float durations do not return to 0
                 generation = self._generation
                 self._playing_tts = item.tts
         if item is not None:
