@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -181,6 +182,7 @@ class DisplayService:
         """The policy level last acted on (applied, or held back by a manual change)."""
         self._retry_at: float | None = None
         self._wake = asyncio.Event()
+        self._wake_at = math.inf
 
     def observe(self, message: object) -> None:
         """Hub observer: note the message; wake the task when the level changes."""
@@ -197,7 +199,11 @@ class DisplayService:
             self._check(self.policy)
 
     def _check(self, policy: DisplayPolicy) -> None:
-        if policy.level() != self.level:
+        # Wake the task when the level changed, or when its next step moved earlier than
+        # the task planned (a person leaving starts the idle count); activity only moves
+        # steps later, and the task finds nothing due when it wakes as planned.
+        deadline = policy.next_deadline()
+        if policy.level() != self.level or (deadline is not None and deadline < self._wake_at):
             self._wake.set()
 
     async def run(self) -> None:
@@ -212,7 +218,8 @@ class DisplayService:
                 deadlines.append(deadline)
             if self._retry_at is not None:
                 deadlines.append(self._retry_at)
-            delay = max(0.0, min(deadlines) - policy.clock())
+            self._wake_at = min(deadlines)
+            delay = max(0.0, self._wake_at - policy.clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
