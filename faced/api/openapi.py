@@ -417,6 +417,9 @@ def _core_operations() -> dict[tuple[str, str], Operation]:
         ),
         ("POST", "/api/audio"): Operation(
             summary="Broadcast a WAV chunk to viewers (raw audio/* or JSON base64)",
+            description="With a speaker (audio.sink) faced also plays it: a chunk that is "
+            "not a playable WAV is 400, one longer than the whole queue 413, one that does not "
+            "fit in the queue yet 429 with Retry-After; refused chunks reach no viewer.",
             tags=of,
             request=audio_request,
             request_content={
@@ -424,7 +427,7 @@ def _core_operations() -> dict[tuple[str, str], Operation]:
                 "application/octet-stream": {"type": "string", "contentMediaType": "audio/wav"},
             },
             response=audio_response,
-            errors=(400, 413, 415),
+            errors=(400, 413, 415, 429),
         ),
         ("POST", "/api/audio-done"): Operation(
             summary="Tell viewers an audio sequence finished",
