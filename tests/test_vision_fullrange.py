@@ -12,9 +12,11 @@ the score function and the detection filter taken out of face_detection.py uncha
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
 import itertools
 import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy.typing as npt
 import pytest
 
 from faced import config
+from faced.api.tracking import CAMERA_KEY
 from faced.cli import main
 from faced.vision import synthetic
 from faced.vision.detector import FULL_RANGE, SHORT_RANGE, FaceDetector, Letterbox, tiles
@@ -372,3 +375,36 @@ def test_analyze_cli_refuses_an_unknown_detector(capsys: pytest.CaptureFixture[s
         main(["analyze", "--detector", "far", str(data.path("lenna.png"))])
     assert caught.value.code == 2
     assert "--detector" in capsys.readouterr().err
+
+
+# --- the real daemon ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def far_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera across the room: the demo face ~35 px wide, moving, in 640x480."""
+    directory = tmp_path_factory.mktemp("clips")
+    motion = synthetic.Motion(fill=0.33)
+    return synthetic.write_clip(_photo("demo_face.png"), directory / "far.avi", 150, motion=motion)
+
+
+async def test_live_tracking_finds_a_small_face_and_health_names_the_detector(
+    faced_client: Any, far_clip: Path
+) -> None:
+    clip = far_clip
+    client = await faced_client(camera={"source": f"file:{clip}"}, vision={"detector": "auto"})
+    live = client.app[CAMERA_KEY].live
+    assert live is not None
+    deadline = time.monotonic() + 60
+    while not (live.latest is not None and live.latest.face_found):
+        assert time.monotonic() < deadline, "the small face was never found"
+        await asyncio.sleep(0.05)
+    while True:  # then tracked: frames without a detector
+        body = await (await client.get("/health")).json()
+        detector = body["components"]["tracking"]["detector"]
+        if detector["detection_frames"] < detector["frames"]:
+            break
+        assert time.monotonic() < deadline, f"never tracked without a detector: {detector}"
+        await asyncio.sleep(0.05)
+    assert detector["mode"] == "auto"
+    assert detector["last"] in ("full", "full (tile)")  # found by the full-range search
