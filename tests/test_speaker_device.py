@@ -218,3 +218,14 @@ async def test_health_reports_the_speaker(faced_client: Any, tmp_path: Path) -> 
     report = await wait_speaker(client, "ok")
     assert report["rate"] == 16000 and report["channels"] == 1
     assert report["latency_ms"] == 0.0 and report["queued_s"] == 0
+
+
+def test_the_speaker_bench_prints_each_case_beside_the_baseline() -> None:
+    result = run_cli("bench", "speaker", "--seconds", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("baseline: device bytes to the sink")
+    rows = [line for line in lines[3:] if "Hz" in line]
+    assert len(rows) == 3
+    for row in rows:
+        assert float(row.split()[-2]) > 0  # CPU ms per audio second

@@ -248,7 +248,7 @@ class SpeakerService:
         grace = self.config.tts.grace_s
         if speaker.busy_with_external() or time.monotonic() - self._last_chunk_at < grace:
             return  # agent audio is flowing: the text is its subtitle
-        seq = self.openface.model.audio_seq
+        seq = max(self.openface.model.audio_seq, speaker.seq)  # chunks may name a later seq
         delay = grace if expect_audio else 0.0
         self._tts_task = self._spawn(self._speak(text, seq, self._chunks, delay), "speaker-tts")
 

@@ -59,6 +59,8 @@ RELEASE_S: Final = 0.12
 RMS_GAIN: Final = 3.5
 """Speech at an RMS of ~0.29 opens the mouth fully (the viewer's own lip sync uses the same)."""
 _IDLE_WAIT_S: Final = 0.1
+MAX_QUEUED_CHUNKS: Final = 4096
+"""Tiny chunks cost more in bookkeeping than in samples: their number is bounded too."""
 
 
 def volume_gain(volume: int, muted: bool) -> float:
@@ -154,6 +156,7 @@ class Speaker:
         # Writer-thread state.
         self._resampler: Any = None
         self._resampler_key: tuple[int, int] | None = None
+        self._resampler_generation = 0
         self._envelope = 0.0
         self._playing = False
         self._playing_tts = False
@@ -235,6 +238,12 @@ class Speaker:
             if self.status == "error":  # while starting, the device is about to open
                 self.dropped_chunks += 1
                 return Accepted.DEVICE_DOWN
+            if len(self._queue) >= MAX_QUEUED_CHUNKS:
+                raise QueueFull(
+                    f"audio queue full: {len(self._queue)} chunks queued, limit "
+                    f"{MAX_QUEUED_CHUNKS}; send larger chunks",
+                    retry_after_s=max(0.1, self._queued_s),
+                )
             over_s = self._queued_s + pcm.seconds - self.max_queued_s
             over_bytes = self._queued_bytes + len(pcm.data) - self.max_queued_bytes
             if over_s > 0 or over_bytes > 0:
@@ -394,12 +403,14 @@ class Speaker:
                 generation = self._generation
                 self._playing_tts = item.tts
         if item is not None:
-            samples = self._convert(item.pcm.floats(start, stop), item.pcm.rate)
+            samples = self._convert(item.pcm.floats(start, stop), item.pcm.rate, generation)
             self._play(samples, generation)
         elif drained is not None:
             self._ran_dry(*drained)
 
     def _ran_dry(self, seq: int, done: bool) -> None:
+        if self._resampler_generation != self._generation:
+            self._reset_stream()  # what it holds belongs to flushed audio
         if self._resampler is not None:  # the last ~30 ms the resampler still holds
             tail = self._resampler.resample_chunk(
                 np.zeros((0, self.format.channels), np.float32), last=True
@@ -420,7 +431,9 @@ class Speaker:
         self._resampler = None
         self._resampler_key = None
 
-    def _convert(self, samples: Floats, rate: int) -> Floats:
+    def _convert(self, samples: Floats, rate: int, generation: int) -> Floats:
+        if self._resampler is not None and self._resampler_generation != generation:
+            self._reset_stream()  # a flush came between: its held samples are not wanted
         channels = self.format.channels
         if samples.shape[1] != channels:
             if channels == 1:
@@ -444,6 +457,7 @@ class Speaker:
                 )
             self._resampler = soxr.ResampleStream(rate, self.format.rate, channels, "float32")
             self._resampler_key = key
+            self._resampler_generation = generation
             converted = np.asarray(self._resampler.resample_chunk(samples), np.float32)
             if tail is not None and len(tail):
                 converted = np.concatenate([np.asarray(tail, np.float32), converted])
