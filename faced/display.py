@@ -182,6 +182,9 @@ class DisplayService:
         """The policy level last acted on (applied, or held back by a manual change)."""
         self._retry_at: float | None = None
         self._wake = asyncio.Event()
+        # One change at a time, so a policy step decided before a client's change cannot
+        # land after it.
+        self._changing = asyncio.Lock()
         self._wake_at = math.inf
 
     def observe(self, message: object) -> None:
@@ -235,14 +238,15 @@ class DisplayService:
             self.manual = False
             log.info("display %s", level, extra={"quiet_s": round(policy.quiet_s(), 1)})
         self.level = level
-        if self.manual:
-            return
-        try:
-            await self._apply(display, level)
-        except DisplayError:
-            self._retry_at = policy.clock() + RETRY_S  # the display logged and reports it
-        else:
-            self._retry_at = None
+        async with self._changing:
+            if self.manual:  # also when a client's change came in while we waited
+                return
+            try:
+                await self._apply(display, level)
+            except DisplayError:
+                self._retry_at = policy.clock() + RETRY_S  # the display logged and reports it
+            else:
+                self._retry_at = None
 
     async def _apply(self, display: Display, level: Level) -> None:
         if level == "off":
@@ -253,11 +257,14 @@ class DisplayService:
 
     async def set_manual(self, *, power: bool | None, brightness: int | None) -> None:
         """A client's change; it holds until the policy's level next changes."""
-        assert self.display is not None
+        display = self.display
+        assert display is not None
+        display.check(brightness=brightness)  # refused: nothing changes, not even manual
         if self.policy is not None:
             self.manual = True
             self._retry_at = None
-        await self.display.set(power=power, brightness=brightness)
+        async with self._changing:
+            await display.set(power=power, brightness=brightness)
 
     def status(self) -> DisplayStatus:
         display = self.display

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from faced.schemas.face_state import AudioMessage, AudioSeqMessage, StateMessage
 from faced.schemas.tracking import PresenceMessage
 from faced.vision.synthetic import DEFAULT_FPS, DEFAULT_SIZE, synthetic_frames
 from tests import data
-from tests.test_display import MAX_RAW, make_backlight, read
+from tests.test_display import MAX_RAW, WLR_RANDR, make_backlight, read, write_tool
 
 DIM = 20
 DIM_RAW = str(round(DIM / 100 * MAX_RAW))
@@ -362,3 +363,36 @@ async def test_presence_keeps_the_display_on_and_a_return_wakes_it(
             elif phase == "wait-return" and event["event"] == "arrived":
                 await until(expect("0", FULL_RAW), seconds=10)
                 phase = "done"
+
+
+async def test_a_power_only_display_follows_the_policy_through_its_tool(
+    faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = tmp_path / "bin"
+    log = tmp_path / "wlr-randr.log"
+    await asyncio.to_thread(tools.mkdir)
+    await asyncio.to_thread(write_tool, tools, "wlr-randr", WLR_RANDR.format(log=log))
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    client = await faced_client(
+        display={
+            "driver": "wlr-randr",
+            "output": "HDMI-A-1",
+            "wayland_display": "wayland-1",
+            "backlight_dir": str(tmp_path / "none"),
+            "idle_dim_after_s": 0.5,
+            "idle_off_after_s": 1.0,
+        }
+    )
+
+    async def last_call(words: str) -> bool:
+        calls = (await read(log)).splitlines() if await asyncio.to_thread(log.exists) else []
+        return bool(calls) and calls[-1].endswith(words)
+
+    # Dim has no brightness to lower here: the display stays on, then goes off.
+    await until(lambda: last_call("--output HDMI-A-1 --off"))
+    # A refused manual change changes nothing, not even who is in charge.
+    response = await client.put("/api/display", json={"brightness": 50})
+    assert response.status == 409
+    assert (await (await client.get("/api/display")).json())["manual"] is False
+    assert (await client.post("/api/state", json={"state": "listening"})).status == 200
+    await until(lambda: last_call("--output HDMI-A-1 --on"), seconds=10)

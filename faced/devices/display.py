@@ -160,6 +160,10 @@ async def run_tool(argv: list[str], *, limit_s: float, env: Mapping[str, str] | 
             process.kill()
         await process.wait()
         raise DisplayError(f"{command}: no answer in {limit_s:g} s") from None
+    except asyncio.CancelledError:  # shutting down: leave no tool running behind us
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        raise
     if process.returncode != 0:
         lines = stderr.decode(errors="replace").strip().splitlines()
         said = f": {lines[-1][:_STDERR_QUOTE_CHARS]}" if lines else ""
@@ -286,16 +290,20 @@ class Display:
     async def set(self, *, power: bool | None = None, brightness: int | None = None) -> None:
         """Change what is given; DisplayError when the device or tool fails (what succeeded
         before the failure stays applied), Unsupported when there is no brightness control."""
-        if brightness is not None and not self.has_brightness:
-            raise Unsupported(
-                f"display driver {self.driver} has no brightness control (no backlight found)"
-            )
+        self.check(brightness=brightness)
         async with self._lock:
             # Brightness before power-on, so the panel does not flash at the old level.
             if brightness is not None:
                 await self._set_brightness(brightness)
             if power is not None:
                 await self._set_power(power)
+
+    def check(self, *, brightness: int | None) -> None:
+        """Unsupported when this display cannot do what is asked."""
+        if brightness is not None and not self.has_brightness:
+            raise Unsupported(
+                f"display driver {self.driver} has no brightness control (no backlight found)"
+            )
 
     async def _backlight(self) -> Backlight | None:
         if self.backlight is None and self._locate is not None:
