@@ -12,8 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +65,6 @@ fi
 
 async def read(path: Path) -> str:
     return (await asyncio.to_thread(path.read_text)).strip()
-
-
-async def until(check: Callable[[], Any], seconds: float = 20.0) -> None:
-    """Poll an async ``check`` until it returns true; generous for a loaded machine."""
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def sysfs(root: Path, **display: Any) -> dict[str, Any]:
