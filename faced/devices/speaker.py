@@ -197,10 +197,6 @@ class Speaker:
     def queued_s(self) -> float:
         return self._queued_s
 
-    @property
-    def device_ok(self) -> bool:
-        return self._device_ok
-
     def busy_with_external(self) -> bool:
         """Agent audio is queued or still being heard."""
         with self._lock:
@@ -303,6 +299,7 @@ class Speaker:
             "chunks": self.chunks,
             "played_s": round(self.played_s, 2),
             "dropped_chunks": self.dropped_chunks,
+            "flushed_s": round(self.flushed_s, 2),
             "reopens": self.reopens,
             "volume": self.volume,
             "muted": self.muted,
