@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -114,8 +113,8 @@ class DisplayPolicy:
 
     # --- what happened ------------------------------------------------------------------
 
-    def observe(self, message: object) -> None:
-        """Take note of one message the hub published."""
+    def observe(self, message: object) -> bool:
+        """Take note of one message the hub published; False when it is none of ours."""
         if isinstance(message, PresenceMessage):
             self.present = message.present
             self.last_active = self.clock()
@@ -123,6 +122,9 @@ class DisplayPolicy:
             self.sleeping = message.state == "sleeping"
         elif isinstance(message, (AudioSeqMessage, AudioMessage, AudioDoneMessage)):
             self.last_active = self.clock()
+        else:
+            return False
+        return True
 
     def agent_wrote(self) -> None:
         """An agent changed the face."""
@@ -185,15 +187,15 @@ class DisplayService:
         # One change at a time, so a policy step decided before a client's change cannot
         # land after it.
         self._changing = asyncio.Lock()
-        self._wake_at = math.inf
+        self._planned_present = False
 
     def observe(self, message: object) -> None:
         """Hub observer: note the message; wake the task when the level changes."""
         policy = self.policy
         if policy is None:
             return
-        policy.observe(message)
-        self._check(policy)
+        if policy.observe(message):
+            self._check(policy)
 
     def agent_wrote(self, update: object) -> None:
         """OpenFace agent listener: an agent changed the face."""
@@ -202,11 +204,11 @@ class DisplayService:
             self._check(self.policy)
 
     def _check(self, policy: DisplayPolicy) -> None:
-        # Wake the task when the level changed, or when its next step moved earlier than
-        # the task planned (a person leaving starts the idle count); activity only moves
-        # steps later, and the task finds nothing due when it wakes as planned.
-        deadline = policy.next_deadline()
-        if policy.level() != self.level or (deadline is not None and deadline < self._wake_at):
+        # Wake the task when the level changed, or when the person it planned around has
+        # left (that starts the idle count: the next step is now earlier than planned).
+        # Activity only moves steps later: the task finds nothing due when it wakes as
+        # planned, and plans again.
+        if policy.level() != self.level or (self._planned_present and not policy.present):
             self._wake.set()
 
     async def run(self) -> None:
@@ -221,8 +223,8 @@ class DisplayService:
                 deadlines.append(deadline)
             if self._retry_at is not None:
                 deadlines.append(self._retry_at)
-            self._wake_at = min(deadlines)
-            delay = max(0.0, self._wake_at - policy.clock())
+            self._planned_present = policy.present
+            delay = max(0.0, min(deadlines) - policy.clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
