@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from tests.speaker_helpers import audio_config, make_wav, post_chunk, tone
+from faced.api.face_service import OPENFACE_KEY
+from tests.speaker_helpers import (
+    audio_config,
+    make_wav,
+    post_chunk,
+    speaker_health,
+    tone,
+    wait_state,
+)
 
 
 def runs(values: list[tuple[float, float]], high: float, low: float) -> list[tuple[str, float]]:
@@ -80,3 +88,22 @@ async def test_the_speaker_wins_over_an_agents_amplitude_while_audio_plays(
             if message.get("type", "state") == "state" and message["amplitude"] > 0.8:
                 break  # corrected back to the sound's envelope
     await viewer.close()
+
+
+async def test_audio_counts_as_playing_until_it_is_heard_not_until_audio_done(
+    faced_client: Any, tmp_path: Path
+) -> None:
+    sink = tmp_path / "out.wav"
+    client = await faced_client(**audio_config(sink))
+    openface = client.app[OPENFACE_KEY]  # what gaze follow's mirror reads
+    await client.post("/api/speak")
+    assert (await post_chunk(client, make_wav(tone(220, 2.0, 16000, 0.4), 16000))).status == 200
+    await client.post("/api/audio-done")  # early: the queue still holds most of the chunk
+    async with asyncio.timeout(10):
+        while True:
+            if openface.audio_playing:
+                break
+            await asyncio.sleep(0.01)
+    assert (await speaker_health(client))["playing"]
+    await wait_state(client, "idle")
+    assert not openface.audio_playing  # released once the last sample was heard

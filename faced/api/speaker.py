@@ -21,7 +21,8 @@ Otherwise, in flow order:
   will be heard; the value is published then, as an ``amplitude`` state update through the
   Open Face writer, like POST /api/state — so the kiosk's mouth moves with the sound heard.
   While audio plays the speaker owns the mouth: a value someone else sets is corrected at
-  the next block (~33 ms).
+  the next block (~33 ms), and ``OpenFace.audio_playing`` (which gaze follow's mirror
+  obeys) holds until the last sample is heard, not only until audio-done.
 * When a finished sequence (audio-done, or the end of faced's speech) has been heard to the
   end, a face still ``speaking`` returns to the state it had before it started speaking,
   with the mouth closed.
@@ -215,6 +216,10 @@ class SpeakerService:
     def _publish_amplitude(self, value: float) -> None:
         if self.closing:
             return
+        if value > 0.0:
+            # Sound is being heard: gaze follow's mirror leaves the mouth alone (it reads
+            # this), also after an early audio-done while the queue still plays out.
+            self.openface.audio_chunk()
         current = self.openface.model.state.amplitude
         if abs(current - value) < AMPLITUDE_STEP and (value != 0.0 or current == 0.0):
             return
@@ -226,6 +231,7 @@ class SpeakerService:
     def _finish(self, drained: Drained) -> None:
         if self.closing:
             return
+        self.openface.audio_done()  # nothing is heard any more: the mouth is free
         speaker = self.speaker
         state = self.openface.model.state
         finished = drained.done and speaker is not None and drained.seq == speaker.seq
