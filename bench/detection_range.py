@@ -4,7 +4,7 @@ Owner: bench (reference side of the face pipeline). Each test photograph (tests/
 pinned photos and the demo photo) is tracked at full size with the short-range detector,
 MediaPipe's own setting: that is the reference. Then it is scaled so the face (the x extent
 of its 478 landmarks) is W px wide and placed in the middle of a 640x480 and a 1280x720
-frame (flat background, faced.vision.synthetic). Printed per frame size and face width:
+frame (area-averaged like a sensor, flat background). Printed per frame size and face width:
 
 - short / full / auto: photographs whose face IMAGE mode finds with that vision.detector;
 - stream: an auto tracker fed the still frame as a 30 frames/s camera would: photographs
@@ -103,14 +103,26 @@ def references(pipeline: FacePipeline) -> list[Reference]:
 
 
 def place(ref: Reference, face_px: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The frame with ``ref``'s face ``face_px`` wide in its middle, and the photo->frame
+    """The frame with ``ref``'s photo scaled (area-averaged, as a camera sensor would see it)
+    so its face is ``face_px`` wide, centred, cropped by the frame; and the photo->frame
     affine matrix."""
     photo_h, photo_w = ref.photo.shape[:2]
-    fit = min(size[0] / photo_w, size[1] / photo_h)
     scale = face_px / ref.width_px
-    motion = synthetic.Motion(fill=scale / fit, drift=(0, 0), zoom=0, tilt_degrees=0)
-    matrix = synthetic.frame_transform(0, (photo_w, photo_h), size, motion)
-    return synthetic.render_frame(ref.photo, 0, size, motion), matrix
+    new_w, new_h = max(1, round(photo_w * scale)), max(1, round(photo_h * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(ref.photo, (new_w, new_h), interpolation=interpolation)
+    frame = np.empty((size[1], size[0], 3), dtype=np.uint8)
+    frame[:] = synthetic.BACKGROUND_RGB
+    left, top = (size[0] - new_w) // 2, (size[1] - new_h) // 2
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + new_w, size[0]), min(top + new_h, size[1])
+    frame[y0:y1, x0:x1] = scaled[y0 - top : y1 - top, x0 - left : x1 - left]
+    # cv2.resize maps pixel centres: x' = (x + 0.5) * sx - 0.5.
+    sx, sy = new_w / photo_w, new_h / photo_h
+    matrix = np.array(
+        [[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]], dtype=np.float64
+    )
+    return frame, matrix
 
 
 def match(
