@@ -29,7 +29,7 @@ import glob
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol, TypeVar
@@ -246,13 +246,14 @@ class Display:
         backlight: Backlight | None = None,
         tool: PowerTool | None = None,
         *,
-        locate: Callable[[], Backlight | None] | None = None,
+        awaited: tuple[Path, str] | None = None,
     ) -> None:
         self.driver = driver
         self.backlight = backlight
         self.tool = tool
-        self._locate = locate
-        """sysfs without its device yet (a panel probed late): looked for again on use."""
+        self._awaited = awaited
+        """sysfs without its device yet (a panel probed late): (root, name) looked in again
+        on use."""
         self.power: bool | None = None
         """Last known power state (None until read or set)."""
         self.brightness: int | None = None
@@ -266,7 +267,7 @@ class Display:
 
     @property
     def has_brightness(self) -> bool:
-        return self.backlight is not None or self._locate is not None or self.driver == "none"
+        return self.backlight is not None or self._awaited is not None or self.driver == "none"
 
     @property
     def power_via(self) -> str | None:
@@ -306,11 +307,12 @@ class Display:
             )
 
     async def _backlight(self) -> Backlight | None:
-        if self.backlight is None and self._locate is not None:
-            found = await asyncio.to_thread(self._locate)
+        if self.backlight is None and self._awaited is not None:
+            root, name = self._awaited
+            found = await asyncio.to_thread(locate_backlight, root, name)
             if found is None:
-                self._failed(DisplayError(self.error or "no backlight device"))
-            self.backlight, self._locate = found, None
+                self._failed(DisplayError(f"no backlight device at {root / (name or '*')}"))
+            self.backlight, self._awaited = found, None
             log.info("display: backlight %s found", found.name)
         return self.backlight
 
@@ -393,21 +395,12 @@ async def open_display(config: DisplayConfig) -> Display:
         tool = WlrRandr(config.output, wayland, config.tool_timeout_s)
     elif driver == "vcgencmd":
         tool = Vcgencmd(config.tool_timeout_s)
-    locate = None
+    awaited = None
     if driver == "sysfs" and backlight is None:
-        root, name = Path(config.backlight_dir), config.backlight
-
-        def locate() -> Backlight | None:
-            return locate_backlight(root, name)
-
-    display = Display(driver, backlight if driver != "none" else None, tool, locate=locate)
-    if locate is not None:
-        display.error = (
-            f"no backlight device at {Path(config.backlight_dir) / (config.backlight or '*')}"
-        )
-        log.warning("display: %s", display.error)
+        awaited = (Path(config.backlight_dir), config.backlight)
+    display = Display(driver, backlight if driver != "none" else None, tool, awaited=awaited)
     with contextlib.suppress(DisplayError):
-        await display.refresh()
+        await display.refresh()  # a missing backlight is reported (health) from here on
     log.info(
         "display driver %s",
         driver,
