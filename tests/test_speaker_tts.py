@@ -38,13 +38,18 @@ async def tts_report(client: Any) -> dict[str, Any]:
     return report
 
 
-async def tts_ready(client: Any) -> None:
-    """espeak-ng is looked up at startup, off the event loop: wait for the answer."""
+async def tts_checked(client: Any) -> dict[str, Any]:
+    """espeak-ng is looked up and tried in the background at startup: wait for the answer."""
     async with asyncio.timeout(10):
         while True:
-            if (await tts_report(client))["status"] == "ok":
-                return
+            report = await tts_report(client)
+            if report["status"] != "starting":
+                return report
             await asyncio.sleep(0.05)
+
+
+async def tts_ready(client: Any) -> None:
+    assert (await tts_checked(client))["status"] == "ok"
 
 
 async def test_text_without_audio_is_spoken_then_the_face_returns(
@@ -116,7 +121,7 @@ async def test_without_espeak_ng_tts_is_off_and_nothing_breaks(
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # the OS boundary: no program
     sink = tmp_path / "out.wav"
     client = await faced_client(**audio_config(sink, tts=TTS))
-    report = await tts_report(client)
+    report = await tts_checked(client)
     assert report["status"] == "off" and report["available"] is False
     assert "espeak-ng is not installed" in report["reason"]
     response = await client.post("/api/state", json={"state": "speaking", "text": "Hi."})
@@ -125,3 +130,17 @@ async def test_without_espeak_ng_tts_is_off_and_nothing_breaks(
     await client.post("/api/audio-done")
     await wait_state(client, "idle")
     assert (await speaker_health(client))["status"] == "ok"
+
+
+async def test_a_voice_espeak_ng_does_not_have_is_reported(
+    faced_client: Any, tmp_path: Path
+) -> None:
+    sink = tmp_path / "out.wav"
+    client = await faced_client(**audio_config(sink, tts={"enabled": True, "voice": "xx-nope"}))
+    report = await tts_checked(client)
+    assert report["status"] == "error"
+    assert "audio.tts.voice = 'xx-nope'" in report["reason"]
+    assert "does not exist" in report["reason"]
+    assert (await (await client.get("/health")).json())["status"] == "degraded"
+    response = await client.post("/api/state", json={"state": "speaking", "text": "Hi."})
+    assert response.status == 200

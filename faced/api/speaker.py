@@ -121,12 +121,7 @@ class SpeakerService:
             return
         self.speaker.set_volume(self.volume.volume, self.volume.muted)
         if self.tts is not None:
-            if await self.tts.find() is None:
-                self.tts_status = "off"
-                self.tts_reason = f"{PROGRAM} is not installed (apt-get install {PROGRAM})"
-                log.warning("text to speech unavailable: %s", self.tts_reason)
-            else:
-                self.tts_status = "ok"
+            self._spawn(self._check_tts(self.tts), "speaker-tts-check")
         self.speaker.start(asyncio.get_running_loop())
         log.info(
             "speaker %s at %d Hz, %d channel(s), volume %d%s",
@@ -244,6 +239,23 @@ class SpeakerService:
             self.openface.apply(StateUpdate(amplitude=0.0))
 
     # --- text to speech -----------------------------------------------------------------
+
+    async def _check_tts(self, tts: Espeak) -> None:
+        """Find espeak-ng and try the configured voice once (in the background: startup
+        does not wait for a process): a missing program or voice is one warning."""
+        if await tts.find() is None:
+            self.tts_status = "off"
+            self.tts_reason = f"{PROGRAM} is not installed (apt-get install {PROGRAM})"
+            log.warning("text to speech unavailable: %s", self.tts_reason)
+            return
+        try:
+            await tts.synthesize("a", max_bytes=64 * 1024)
+        except TtsError as exc:
+            self.tts_status = "error"
+            self.tts_reason = f"audio.tts.voice = {tts.config.voice!r}: {exc}"
+            log.warning("text to speech unavailable: %s", self.tts_reason)
+            return
+        self.tts_status = "ok"
 
     def _arm_tts(self, text: str, expect_audio: bool) -> None:
         if self.tts is None or self.tts_status != "ok":
