@@ -148,8 +148,8 @@ def _frames() -> Iterator[tuple[str, npt.NDArray[np.uint8]]]:
     # A group: four faces at different sizes in one 1280x720 frame.
     corners, widths = ((40, 40), (520, 60), (900, 300), (200, 420)), (360, 240, 160, 120)
     group = np.full((720, 1280, 3), 70, dtype=np.uint8)
-    for (x, y), width in zip(corners, widths, strict=True):
-        photo = data.load_rgb(("lenna.png", "takeo.ppm")[x % 2])
+    for index, ((x, y), width) in enumerate(zip(corners, widths, strict=True)):
+        photo = data.load_rgb(("lenna.png", "takeo.ppm")[index % 2])
         height = round(photo.shape[0] * width / photo.shape[1])
         group[y : y + height, x : x + width] = cv2.resize(photo, (width, height))[: 720 - y]
     yield "group", group
