@@ -8,13 +8,16 @@ PATH that record their arguments and answer as the real tools do (or fail, or ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from faced.config import ConfigError, validate
@@ -460,3 +463,64 @@ def test_serve_refuses_a_bad_display_driver_with_78(tmp_path: Path) -> None:
         "faced serve: config: display.driver = 'hdmi': expected one of auto, none, sysfs, "
         "vcgencmd, wlr-randr"
     ]
+
+
+# --- the real process -------------------------------------------------------------------------
+
+
+async def test_faced_serve_drives_the_display_and_stops_cleanly(
+    run_faced, backlight: Path, tools: Path, tmp_path: Path
+) -> None:
+    """`faced serve` with a [display] section; SIGTERM while a power tool hangs still exits 0
+    in time, and leaves no tool running."""
+    pid_file = tmp_path / "tool.pid"
+    await asyncio.to_thread(
+        write_tool, tools, "wlr-randr", f'echo $$ > "{pid_file}"\nexec sleep 60\n'
+    )
+    faced = await run_faced(
+        "--display",
+        "wlr-randr",
+        env={"PATH": os.environ["PATH"]},
+        config_text=(
+            "[display]\n"
+            f'backlight_dir = "{backlight.parent}"\n'
+            'output = "HDMI-A-1"\n'
+            'wayland_display = "wayland-0"\n'
+            "tool_timeout_s = 30\n"
+            "policy = false\n"
+        ),
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{faced.url}/api/display", json={"brightness": 25}) as response:
+            assert response.status == 200
+        assert await read(backlight / "brightness") == str(round(0.25 * MAX_RAW))
+        # A power change whose tool hangs: the request waits, the daemon stops anyway.
+        pending = asyncio.ensure_future(
+            session.put(f"{faced.url}/api/display", json={"power": False})
+        )
+
+        async def tool_started() -> bool:
+            return await asyncio.to_thread(pid_file.exists)
+
+        deadline = time.monotonic() + 20
+        while not await tool_started():
+            assert time.monotonic() < deadline, "the tool never ran"
+            await asyncio.sleep(0.05)
+        tool_pid = int(await read(pid_file))
+        faced.terminate()
+        assert await faced.wait_exit(10) == 0
+        with contextlib.suppress(aiohttp.ClientError):
+            (await pending).release()
+    assert not await asyncio.to_thread(_running, tool_pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not running; its parent (faced) is gone, so init reaps it.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return False
+    return True
