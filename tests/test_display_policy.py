@@ -221,7 +221,7 @@ async def test_agent_activity_wakes_the_display_and_quiet_dims_then_switches_off
     faced_client, backlight: Path
 ) -> None:
     client = await faced_client(
-        display=display_config(backlight, idle_dim_after_s=1.0, idle_off_after_s=2.5)
+        display=display_config(backlight, idle_dim_after_s=3.0, idle_off_after_s=5.0)
     )
     expect = panel(backlight)
     # Nobody there, no agent: dimmed, then off. Off keeps the dim level in brightness, so
@@ -274,7 +274,7 @@ async def test_a_manual_change_holds_until_the_policy_level_changes(
     faced_client, backlight: Path
 ) -> None:
     client = await faced_client(
-        display=display_config(backlight, idle_dim_after_s=3.0, idle_off_after_s=0)
+        display=display_config(backlight, idle_dim_after_s=5.0, idle_off_after_s=0)
     )
     expect = panel(backlight)
     await until(expect("0", FULL_RAW))
@@ -379,8 +379,8 @@ async def test_a_power_only_display_follows_the_policy_through_its_tool(
             "output": "HDMI-A-1",
             "wayland_display": "wayland-1",
             "backlight_dir": str(tmp_path / "none"),
-            "idle_dim_after_s": 0.5,
-            "idle_off_after_s": 1.0,
+            "idle_dim_after_s": 1.0,
+            "idle_off_after_s": 3.0,
         }
     )
 
