@@ -189,6 +189,16 @@ def test_a_bad_sink_stops_serve_with_exit_78(sink: str, words: str) -> None:
     assert len(lines) == 1 and f"audio.sink = {sink!r}" in lines[0] and words in lines[0]
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyaudio") is not None, reason="pyaudio is installed here"
+)
+def test_a_pyaudio_sink_without_pyaudio_stops_serve_with_exit_78() -> None:
+    result = run_cli("serve", "--port", "1", "--audio", "pyaudio:USB")
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "audio.sink = 'pyaudio:USB': pyaudio is not installed" in lines[0]
+
+
 def test_config_check_names_a_bad_audio_setting(tmp_path: Path) -> None:
     path = tmp_path / "faced.toml"
     path.write_text('[audio]\nsink = "none"\n[audio.tts]\npitch = 120\n')

@@ -19,6 +19,7 @@ is a device failure the speaker logs, reports in health and retries.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 import wave
 from dataclasses import dataclass
@@ -175,14 +176,17 @@ class PyAudioMissing(RuntimeError):
     pass
 
 
+_PYAUDIO_MISSING = (
+    "pyaudio is not installed: pip install 'faced[audio]' "
+    "(needs PortAudio: apt-get install libportaudio2)"
+)
+
+
 def import_pyaudio() -> Any:
     try:
         import pyaudio  # noqa: PLC0415  (hardware library: imported only when used)
     except ImportError as exc:
-        raise PyAudioMissing(
-            "pyaudio is not installed: pip install 'faced[audio]' "
-            "(needs PortAudio: apt-get install libportaudio2)"
-        ) from exc
+        raise PyAudioMissing(_PYAUDIO_MISSING) from exc
     return pyaudio
 
 
@@ -218,8 +222,11 @@ def find_device(audio: Any, device: str) -> int:
 
 
 def check_sink(spec: str) -> None:
-    """Refuse a malformed ``audio.sink`` value (ValueError naming what is expected)."""
-    make_sink(spec)
+    """Refuse a malformed ``audio.sink`` value, or a ``pyaudio`` one in a build without
+    pyaudio (ValueError naming what is expected). Nothing is imported or opened."""
+    sink = make_sink(spec)
+    if isinstance(sink, PyAudioSink) and importlib.util.find_spec("pyaudio") is None:
+        raise ValueError(_PYAUDIO_MISSING)
 
 
 def make_sink(spec: str) -> Sink | None:
