@@ -276,8 +276,8 @@ class SpeakerService:
             task.cancel()
             self.tts_cancelled += 1
             log.debug("speech cancelled: %s", why)
-        if self.speaker is not None and why == "agent audio arrived":
-            self.speaker.cancel_tts()
+        if self.speaker is not None and why in ("agent audio arrived", "newer text"):
+            self.speaker.cancel_tts()  # speech already queued or playing stops too
 
     async def _speak(self, text: str, seq: int, chunks: int, delay: float) -> None:
         assert self.tts is not None and self.speaker is not None
