@@ -239,3 +239,15 @@ def test_the_speaker_bench_prints_each_case_beside_the_baseline() -> None:
     assert len(rows) == 3
     for row in rows:
         assert float(row.split()[-2]) > 0  # CPU ms per audio second
+
+
+def test_config_show_writes_the_audio_tts_table_back_as_valid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "faced.toml"
+    path.write_text('[audio]\nsink = "wav:/tmp/x.wav"\n[audio.tts]\nvoice = "de"\n')
+    shown = run_cli("config", "show", "--config", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert '[audio.tts]\nenabled = true\nvoice = "de"' in shown.stdout
+    again = tmp_path / "shown.toml"
+    again.write_text(shown.stdout)
+    checked = run_cli("config", "check", str(again))
+    assert checked.returncode == 0, checked.stderr

@@ -77,14 +77,24 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(data: dict[str, Any]) -> str:
-    """Sections of scalars as TOML; an unset (None) key is shown commented out."""
+    """Sections of scalars as TOML, a nested section (audio.tts) as its own table after its
+    parent's scalars; an unset (None) key is shown commented out."""
     lines: list[str] = []
-    for section, values in data.items():
-        lines.append(f"[{section}]")
+
+    def table(name: str, values: dict[str, Any]) -> None:
+        lines.append(f"[{name}]")
+        nested = {key: value for key, value in values.items() if isinstance(value, dict)}
         for key, value in values.items():
+            if key in nested:
+                continue
             if value is None:
                 lines.append(f"# {key} = (unset)")
             else:
                 lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+        for key, value in nested.items():
+            table(f"{name}.{key}", value)
+
+    for section, values in data.items():
+        table(section, values)
     return "\n".join(lines)
