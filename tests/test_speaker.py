@@ -174,8 +174,11 @@ async def test_invalid_wav_is_refused_with_400_and_playback_goes_on(
     mp3[20:22] = (0x55).to_bytes(2, "little")
     eight_channels = bytearray(make_wav(noise(0.1, 16000), 16000))
     eight_channels[22:24] = (8).to_bytes(2, "little")
+    slow = bytearray(make_wav(noise(0.1, 16000), 16000))
+    slow[24:28] = (4000).to_bytes(4, "little")
     cases = [
         (b"ID3\x04 this is an mp3", "not a WAV file"),
+        (bytes(slow), "sample rate 4000 Hz"),
         (bytes(mp3), "MP3"),
         (bytes(eight_channels), "8 channels"),
         (make_wav(noise(0.1, 16000), 16000)[:40], "no data chunk"),
@@ -228,3 +231,18 @@ async def test_without_a_speaker_audio_is_only_relayed(faced_client: Any) -> Non
     components = (await (await client.get("/health")).json())["components"]
     assert components["speaker"] == {"status": "off", "sink": "none"}
     assert components["tts"]["status"] == "off"
+
+
+async def test_a_streamed_wav_without_sizes_plays_whole(faced_client: Any, tmp_path: Path) -> None:
+    """Written to a pipe, a WAV cannot have its sizes filled in (TTS engines write
+    0xFFFFFFFF): the data runs to the end of the chunk."""
+    sink = tmp_path / "out.wav"
+    client = await faced_client(**audio_config(sink))
+    samples = noise(0.25, 16000, seed=13)
+    streamed = bytearray(make_wav(samples, 16000))
+    streamed[4:8] = streamed[40:44] = b"\xff\xff\xff\xff"
+    assert (await post_chunk(client, bytes(streamed) + b"\x01")).status == 200  # odd byte
+    await client.post("/api/audio-done")
+    await wait_quiet(client, played_s=0.25)
+    played, _, _ = await read_sink_async(sink)
+    assert np.array_equal(played[:, 0], to_int16(samples)[:, 0])
