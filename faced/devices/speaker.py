@@ -162,6 +162,8 @@ class Speaker:
         self._playing_tts = False
         self._heard_end = 0.0
         self._latency_s = 0.0
+        self._last_error: str | None = None
+        self._open_failed = False
         # Health (plain attributes: read from the event loop without the lock).
         self.status = "starting"
         self.error: str | None = None
@@ -327,30 +329,34 @@ class Speaker:
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST_S
-        last_error: str | None = None
         try:
             while not self._stopping:
                 if not self._device_ok:
                     try:
                         self.sink.open(self.format)
                     except Exception as exc:  # devices fail in many ways
-                        last_error = self._failed(exc, "cannot open", last_error)
+                        self._failed(exc, "cannot open")
                         self._stop.wait(backoff)
                         backoff = min(backoff * 2, BACKOFF_MAX_S)
                         continue
-                    if last_error is not None:
-                        log.info("speaker %s recovered", self.sink.name)
-                    last_error = None
+                    if self._open_failed:
+                        self._recovered()
                     backoff = BACKOFF_FIRST_S
                     self._latency_s = self._sink_latency()
                     self.status, self.error, self._device_ok = "ok", None, True
                 try:
                     self._step()
                 except Exception as exc:
-                    last_error = self._failed(exc, "failed", last_error)
+                    self._failed(exc, "failed")
                     self._stop.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
         finally:
             self.sink.close()
+
+    def _recovered(self) -> None:
+        log.info("speaker %s recovered", self.sink.name)
+        self._last_error = None
+        self._open_failed = False
 
     def _sink_latency(self) -> float:
         try:
@@ -358,12 +364,15 @@ class Speaker:
         except Exception:
             return 0.0
 
-    def _failed(self, exc: Exception, what: str, last_error: str | None) -> str:
+    def _failed(self, exc: Exception, what: str) -> None:
+        """Log (once per reason until the device works again), report, close, flush."""
         reason = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-        if reason != last_error:
+        if reason != self._last_error:
             log.error("speaker %s %s: %s; retrying", self.sink.name, what, reason)
         else:
             log.debug("speaker %s still failing: %s", self.sink.name, reason)
+        self._last_error = reason
+        self._open_failed = what == "cannot open"
         with self._lock:
             self._device_ok = False
             self.status, self.error = "error", reason
@@ -373,7 +382,6 @@ class Speaker:
         self.reopens += 1
         self._reset_stream()
         self._went_quiet()
-        return reason
 
     def _step(self) -> None:
         """Play one slice, or report that the queue ran dry, or wait a little."""
@@ -477,6 +485,8 @@ class Speaker:
         scaled = samples * np.float32(32768.0 * gain) if gain != 1.0 else samples * 32768.0
         pcm = np.clip(np.rint(scaled), -32768, 32767).astype("<i2").tobytes()
         self.sink.write(pcm)
+        if self._last_error is not None:
+            self._recovered()  # it opened before; now it also plays
         heard_at = time.monotonic() + self._latency_s
         self._latency_s = self._sink_latency()
         self._playing = True
