@@ -208,6 +208,16 @@ class OpenFace:
         self._reschedule()
         return message
 
+    def apply_playback(self, update: StateUpdate) -> StateMessage:
+        """Merge an update the box's speaker makes while it plays an agent's audio (the
+        mouth's amplitude, the state after the last sample is heard). It keeps the face busy
+        (restarts the idle timer, so a long playback is not cut to idle) but is no agent's
+        word: ``agent_listeners`` (gaze follow's hold) are not told."""
+        message = self.model.apply(update)
+        self.hub.publish(message)
+        self._reschedule()
+        return message
+
     def speak(self, update: StateUpdate | None, expect_audio: bool) -> int:
         seq, message = self.model.speak(update)
         self.hub.publish(AudioSeqMessage(seq=seq, expect_audio=expect_audio))

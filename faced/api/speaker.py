@@ -218,7 +218,7 @@ class SpeakerService:
         current = self.openface.model.state.amplitude
         if abs(current - value) < AMPLITUDE_STEP and (value != 0.0 or current == 0.0):
             return
-        self.openface.apply(StateUpdate(amplitude=value))
+        self.openface.apply_playback(StateUpdate(amplitude=value))
 
     def _on_drained(self, drained: Drained) -> None:
         self._at(drained.heard_at, self._finish, drained)
@@ -234,9 +234,9 @@ class SpeakerService:
             previous = self._before_speaking
             back = previous if previous != "speaking" else "idle"
             log.debug("audio sequence %d heard to the end; face back to %s", drained.seq, back)
-            self.openface.apply(StateUpdate(state=back, amplitude=0.0))  # type: ignore[arg-type]
+            self.openface.apply_playback(StateUpdate(state=back, amplitude=0.0))  # type: ignore[arg-type]
         elif state.amplitude != 0.0:
-            self.openface.apply(StateUpdate(amplitude=0.0))
+            self.openface.apply_playback(StateUpdate(amplitude=0.0))
 
     # --- text to speech -----------------------------------------------------------------
 
