@@ -11,12 +11,13 @@ CAMERA ?= demo
 # Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
 DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)
 
-.PHONY: setup run test lint typecheck pytest models test-data system-deps bench bench-pipeline clean help
+.PHONY: setup run test lint typecheck pytest models models-build test-data system-deps bench bench-pipeline clean help
 
 help:
 	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
 	@echo "make test   - set up with test extras, then lint, type-check and run the tests"
 	@echo "make setup  - create .venv, install faced, fetch and verify the models"
+	@echo "make models-build - derive the int8 and ONNX models (build extra: TensorFlow; make test runs it)"
 	@echo "make bench  - run the benchmarks (API, pipeline)"
 	@echo "make image  - build the arm64 appliance disk image under emulation (root; image-build/)"
 	@echo "make image-test - build it, boot it under qemu and check it from outside"
@@ -38,6 +39,16 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 models: $(VENV)/.installed
 	$(BIN)/faced models fetch
 
+$(VENV)/.installed-build: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[build]'
+	@touch $@
+
+# The derived models (int8 LiteRT, ONNX fp32/int8): the build extra brings TensorFlow (for
+# tf2onnx), so `make run` never needs it; `make test` does. Cached by input hash: a no-op
+# when models/derived.toml's files are present and the inputs unchanged.
+models-build: models $(VENV)/.installed-build
+	$(BIN)/faced models build
+
 setup: $(VENV)/.installed models
 
 run: setup
@@ -58,7 +69,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-pytest: setup $(VENV)/.installed-test test-data
+pytest: setup $(VENV)/.installed-test test-data models-build
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

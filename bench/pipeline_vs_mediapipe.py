@@ -15,7 +15,12 @@ loading) so the per-frame cost can be told apart from it. Absolute times on shar
 machines drift by tens of percent: only the side-by-side figures of one run mean anything.
 
     .venv/bin/python bench/pipeline_vs_mediapipe.py [--frames 600] [--repeat 3] [--core 1]
+        [--backends all | litert:fp32,litert:int8,onnxruntime:fp32,onnxruntime:int8]
     make bench-pipeline
+
+With several back ends (``--backends all``) every one runs as its own ``faced analyze``
+process in the same alternating rounds, so the figures of all of them and MediaPipe's sit
+side by side from one run.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ BIN: Final = Path(sys.executable).parent
 DATA_DIR: Final = ROOT / "tests" / ".data"
 MODEL_BUNDLE: Final = DATA_DIR / "face_landmarker.task"
 GOAL_RATIO: Final = 0.75
+INT8_GOAL_RATIO: Final = 0.5  # issue 9: the int8 path at most half MediaPipe's time
+ALL_BACKENDS: Final = ("litert:fp32", "litert:int8", "onnxruntime:fp32", "onnxruntime:int8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--photo", default="lenna.png", help="test photograph in tests/.data the clip moves"
     )
+    parser.add_argument(
+        "--backends",
+        default="litert:fp32",
+        help="faced back ends to run, comma-separated BACKEND:PRECISION (litert|onnxruntime : "
+        "fp32|int8), or `all` (default litert:fp32)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "bench")
     args = parser.parse_args(argv)
     if args.frames < 2 or args.repeat < 1:
         parser.error("--frames must be at least 2 and --repeat at least 1")
     if args.core not in os.sched_getaffinity(0):
         parser.error(f"core {args.core} is not available here: {sorted(os.sched_getaffinity(0))}")
+    combos = ALL_BACKENDS if args.backends == "all" else tuple(args.backends.split(","))
+    for combo in combos:
+        if combo not in ALL_BACKENDS:
+            parser.error(f"--backends: {combo!r} is not one of {', '.join(ALL_BACKENDS)}")
 
     from faced.vision.synthetic import cached_clip  # noqa: PLC0415  (after argument errors)
 
@@ -142,29 +159,39 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no photograph {photo}")
     clip = cached_clip(photo, args.cache_dir, args.frames)
     startup_clip = cached_clip(photo, args.cache_dir, 1)
-    sides = (
-        Side("faced", [str(BIN / "faced"), "analyze", "--jsonl"]),
+    faced_sides = tuple(
         Side(
-            "MediaPipe",
+            f"faced {combo.replace(':', '/')}",
             [
-                sys.executable,
-                str(ROOT / "bench" / "mediapipe_video.py"),
-                "--model",
-                str(MODEL_BUNDLE),
+                str(BIN / "faced"),
+                "analyze",
+                "--jsonl",
+                "--backend",
+                combo.split(":")[0],
+                "--precision",
+                combo.split(":")[1],
             ],
-        ),
+        )
+        for combo in combos
     )
+    baseline = Side(
+        "MediaPipe",
+        [sys.executable, str(ROOT / "bench" / "mediapipe_video.py"), "--model", str(MODEL_BUNDLE)],
+    )
+    sides = (*faced_sides, baseline)
     print(f"clip: {clip} ({args.frames} frames, 640x480 MJPEG, from {args.photo})")
     print(f"pinned to core {args.core}; {args.repeat} alternating runs per side")
     for side in sides:
-        print(f"  {side.name:9s} {' '.join(side.command)} CLIP")
+        print(f"  {side.name:22s} {' '.join(side.command)} CLIP")
 
     runs: dict[str, list[Run]] = {side.name: [] for side in sides}
     startups: dict[str, list[float]] = {side.name: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="faced-bench-") as scratch:
-        outputs = {side.name: Path(scratch) / f"{side.name}.jsonl" for side in sides}
+        outputs = {
+            side.name: Path(scratch) / f"{side.name.replace('/', '-')}.jsonl" for side in sides
+        }
         for repetition in range(args.repeat):
-            # Alternate which side goes first so neither always runs on a warmer machine.
+            # Alternate the order so no side always runs on a warmer (or busier) machine.
             order = sides if repetition % 2 == 0 else sides[::-1]
             for side in order:
                 measured = run(side, clip, args.core, outputs[side.name])
@@ -177,12 +204,15 @@ def main(argv: list[str] | None = None) -> int:
                     run(side, startup_clip, args.core, Path(scratch) / "startup.jsonl").wall_s
                 )
                 print(
-                    f"  run {repetition + 1} {side.name:9s} {measured.wall_s:6.2f} s wall  "
+                    f"  run {repetition + 1} {side.name:22s} {measured.wall_s:6.2f} s wall  "
                     f"{measured.cpu_s:6.2f} s CPU  "
                     f"peak RSS {measured.peak_rss_mib:6.1f} MiB",
                     flush=True,
                 )
-        agreement = blendshape_agreement(outputs["faced"], outputs["MediaPipe"])
+        agreement = {
+            side.name: blendshape_agreement(outputs[side.name], outputs[baseline.name])
+            for side in faced_sides
+        }
 
     def median_wall(name: str) -> float:
         return statistics.median(r.wall_s for r in runs[name])
@@ -196,57 +226,63 @@ def main(argv: list[str] | None = None) -> int:
     def median_cpu(name: str) -> float:
         return statistics.median(r.cpu_s for r in runs[name])
 
-    faced_wall, mp_wall = median_wall("faced"), median_wall("MediaPipe")
-    # Each repetition's pair ran back to back: their ratio is the least disturbed by load
-    # that comes and goes on a shared machine.
-    paired = [
-        ours.wall_s / theirs.wall_s
-        for ours, theirs in zip(runs["faced"], runs["MediaPipe"], strict=True)
+    metrics = [
+        ("wall time, median (s)", median_wall, "{:.2f}"),
+        ("CPU time user+sys, median (s)", median_cpu, "{:.2f}"),
+        ("ms/frame, whole process", lambda n: median_wall(n) / args.frames * 1e3, "{:.2f}"),
+        ("start-up, 1-frame clip (s)", lambda n: statistics.median(startups[n]), "{:.2f}"),
+        ("ms/frame after start-up", per_frame_ms, "{:.2f}"),
+        ("frames/s after start-up", lambda n: 1e3 / per_frame_ms(n), "{:.1f}"),
+        ("peak RSS, max (MiB)", peak, "{:.1f}"),
     ]
-    rows = [
-        ("wall time, median (s)", faced_wall, mp_wall, "{:.2f}"),
-        ("CPU time user+sys, median (s)", median_cpu("faced"), median_cpu("MediaPipe"), "{:.2f}"),
-        (
-            "ms/frame, whole process",
-            faced_wall / args.frames * 1e3,
-            mp_wall / args.frames * 1e3,
-            "{:.2f}",
-        ),
-        (
-            "start-up, 1-frame clip (s)",
-            statistics.median(startups["faced"]),
-            statistics.median(startups["MediaPipe"]),
-            "{:.2f}",
-        ),
-        ("ms/frame after start-up", per_frame_ms("faced"), per_frame_ms("MediaPipe"), "{:.2f}"),
-        ("peak RSS, max (MiB)", peak("faced"), peak("MediaPipe"), "{:.1f}"),
-    ]
+    names = [side.name for side in sides]
     print()
-    print(f"{'':30s} {'faced':>10s} {'MediaPipe':>10s} {'faced/MP':>9s}")
-    for label, ours, theirs, fmt in rows:
-        print(f"{label:28s} {fmt.format(ours):>10s} {fmt.format(theirs):>10s} {ours / theirs:9.3f}")
-    print(
-        f"{'frames with a face':30s} {runs['faced'][-1].frames_with_face:>10d} "
-        f"{runs['MediaPipe'][-1].frames_with_face:>10d}"
-    )
-    mean_delta, max_delta, compared = agreement
-    print(
-        f"blendshapes, faced vs MediaPipe over {compared} frames: "
-        f"mean |Δ| {mean_delta:.4f}, max |Δ| {max_delta:.4f}"
-    )
-    print("wall-time ratio per repetition: " + ", ".join(f"{r:.3f}" for r in paired))
-    wall_ratio = faced_wall / mp_wall
-    cpu_ratio = median_cpu("faced") / median_cpu("MediaPipe")
-    rss_ok = peak("faced") <= peak("MediaPipe")
+    print(f"{'':30s}" + "".join(f"{n:>22s}" for n in names))
+    for label, value, fmt in metrics:
+        print(f"{label:30s}" + "".join(f"{fmt.format(value(n)):>22s}" for n in names))
+    print(f"{'wall / MediaPipe':30s}" + "".join(
+        f"{median_wall(n) / median_wall(baseline.name):>22.3f}" for n in names
+    ))  # fmt: skip
+    print(f"{'CPU / MediaPipe':30s}" + "".join(
+        f"{median_cpu(n) / median_cpu(baseline.name):>22.3f}" for n in names
+    ))  # fmt: skip
+    print(f"{'frames with a face':30s}" + "".join(
+        f"{runs[n][-1].frames_with_face:>22d}" for n in names
+    ))  # fmt: skip
+    for side in faced_sides:
+        mean_delta, max_delta, compared = agreement[side.name]
+        print(
+            f"blendshapes, {side.name} vs MediaPipe over {compared} frames: "
+            f"mean |Δ| {mean_delta:.4f}, max |Δ| {max_delta:.4f}"
+        )
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
-    print(
-        f"goal faced/MediaPipe time <= {GOAL_RATIO}: wall {wall_ratio:.3f} "
-        f"({verdict(wall_ratio <= GOAL_RATIO)}), CPU {cpu_ratio:.3f} "
-        f"({verdict(cpu_ratio <= GOAL_RATIO)}); peak RSS <= MediaPipe's: {verdict(rss_ok)}"
-    )
+    mp_wall, mp_cpu = median_wall(baseline.name), median_cpu(baseline.name)
+    for side in faced_sides:
+        goal = INT8_GOAL_RATIO if side.name.endswith("int8") else GOAL_RATIO
+        wall_ratio = median_wall(side.name) / mp_wall
+        cpu_ratio = median_cpu(side.name) / mp_cpu
+        print(
+            f"goal {side.name}/MediaPipe time <= {goal}: wall {wall_ratio:.3f} "
+            f"({verdict(wall_ratio <= goal)}), CPU {cpu_ratio:.3f} ({verdict(cpu_ratio <= goal)}); "
+            f"peak RSS <= MediaPipe's: {verdict(peak(side.name) <= peak(baseline.name))}"
+        )
+    by_name = {side.name: side for side in faced_sides}
+    for backend in ("litert", "onnxruntime"):
+        fp32, int8 = f"faced {backend}/fp32", f"faced {backend}/int8"
+        if fp32 in by_name and int8 in by_name:
+            print(
+                f"goal {int8} peak RSS <= {fp32}'s: {peak(int8):.1f} vs {peak(fp32):.1f} MiB "
+                f"({verdict(peak(int8) <= peak(fp32))})"
+            )
+    if "faced onnxruntime/fp32" in by_name and "faced litert/fp32" in by_name:
+        ratio = median_cpu("faced onnxruntime/fp32") / median_cpu("faced litert/fp32")
+        print(
+            f"goal onnxruntime/fp32 no slower than litert/fp32: CPU ratio {ratio:.3f} "
+            f"({verdict(ratio <= 1.0)})"
+        )
     load = os.getloadavg()[0]
     if load > 1.5:
         # Other processes shared the cores: wall times wander, CPU times much less.

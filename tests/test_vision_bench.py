@@ -16,7 +16,10 @@ def test_bench_pipeline_reports_stages_baseline_and_rss(
     parser = argparse.ArgumentParser()
     bench_pipeline.add_arguments(parser)
     args = parser.parse_args(
-        ["--frames", "6", "--detect-frames", "2", "--photo", str(path("lenna.png"))]
+        [
+            *("--frames", "6", "--detect-frames", "2", "--photo", str(path("lenna.png"))),
+            *("--backend", "litert", "--precision", "fp32"),
+        ]
     )
     assert bench_pipeline.run(args) == 0
     out = capsys.readouterr().out
@@ -37,3 +40,21 @@ def test_bench_pipeline_refuses_a_missing_photo(capsys: pytest.CaptureFixture[st
     args = parser.parse_args(["--frames", "2", "--photo", "/nonexistent/face.png"])
     assert bench_pipeline.run(args) == 1
     assert "cannot read the face photo" in capsys.readouterr().err
+
+
+def test_bench_pipeline_puts_every_back_end_side_by_side(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser()
+    bench_pipeline.add_arguments(parser)
+    args = parser.parse_args(
+        ["--frames", "4", "--detect-frames", "1", "--photo", str(path("lenna.png"))]
+    )
+    assert bench_pipeline.run(args) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("mode"))
+    for column in ("litert/fp32", "litert/int8", "onnxruntime/fp32", "onnxruntime/int8"):
+        assert column in header
+    for label in ("tracking   total", "video frames/s", "peak RSS MiB", "models in use:"):
+        assert label in out
+    assert "face_landmarks_detector.onnx" in out  # the ONNX column ran the ONNX files

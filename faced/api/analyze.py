@@ -211,8 +211,20 @@ def _model_summary(app: web.Application) -> dict[str, Any]:
     pool = app.get(ANALYZE_POOL_KEY)
     if pool is None:
         return {}
-    model = pool.workers[0].pipeline.model_info
-    return {"model": {"name": model.name, "version": model.version, "sha256": model.sha256}}
+    pipeline = pool.workers[0].pipeline
+    model = pipeline.model_info
+    runtime = pipeline.runtime
+    return {
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "sha256": model.sha256,
+            # What actually runs: back end (with the ONNX provider), precision, file hashes.
+            "backend": runtime.backend,
+            "precision": runtime.precision,
+            "files": {m.file: {"sha256": m.sha256, "runs_on": m.backend} for m in runtime.loaded},
+        }
+    }
 
 
 # --- the image checks, shared by every route ---------------------------------------------

@@ -7,12 +7,18 @@ frame, never stored), first in IMAGE mode
 (median / p90), frames per second and peak RSS. The same run measures a baseline: the two
 model invocations alone on the same crops, i.e. the floor any implementation pays, so the
 pipeline's own overhead reads directly off the table.
+
+``--backend``/``--precision`` choose the back end (vision.backend/precision); with ``all``
+(the default) every back end installed here runs, each in its own child process (so each
+one's peak RSS is its own), and the figures are printed side by side from the one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -43,6 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--photo", type=Path, default=None, help="face photo (default tests/.data/lenna.png)"
     )
     parser.add_argument("--model-dir", type=Path, default=None, help="model directory")
+    parser.add_argument(
+        "--backend",
+        choices=("all", "litert", "onnxruntime"),
+        default="all",
+        help="back end (default all: every one installed, side by side)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("all", "fp32", "int8"),
+        default="all",
+        help="precision (default all)",
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
 
 
 def _photo(path: Path | None) -> npt.NDArray[np.uint8]:
@@ -77,20 +96,87 @@ def _peak_rss_mib() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
+def _combos(args: argparse.Namespace) -> list[tuple[str, str]]:
+    import importlib.util  # noqa: PLC0415
+
+    backends = ["litert", "onnxruntime"] if args.backend == "all" else [args.backend]
+    if args.backend == "all" and importlib.util.find_spec("onnxruntime") is None:
+        print("onnxruntime not installed: its back end is left out", file=sys.stderr)
+        backends.remove("onnxruntime")
+    precisions = ["fp32", "int8"] if args.precision == "all" else [args.precision]
+    return [(b, p) for b in backends for p in precisions]
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.detect_frames < 0 or args.threads < 1:
+        print("faced bench pipeline: --frames and --threads must be >= 1", file=sys.stderr)
+        return 2
+    combos = _combos(args)
+    if len(combos) == 1:
+        return _run_one(args, *combos[0])
+    results = []
+    for backend, precision in combos:
+        command = [sys.executable, "-m", "faced", "bench", "pipeline", "--json"]
+        command += ["--backend", backend, "--precision", precision]
+        command += ["--threads", str(args.threads), "--frames", str(args.frames)]
+        command += ["--detect-frames", str(args.detect_frames)]
+        if args.photo is not None:
+            command += ["--photo", str(args.photo)]
+        if args.model_dir is not None:
+            command += ["--model-dir", str(args.model_dir)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines()
+            print(f"faced bench pipeline: {backend}/{precision}: {lines[-1] if lines else ''}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    _print_side_by_side(args, results)
+    return 0
+
+
+def _print_side_by_side(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    names = [f"{r['backend']}/{r['precision']}" for r in results]
+    print(
+        f"faced bench pipeline: {WIDTH}x{HEIGHT} synthetic moving face, threads={args.threads}, "
+        f"each back end in its own process; median / p90 ms"
+    )
+    print(f"{'mode':<10} {'stage':<16}" + "".join(f"{n:>22}" for n in names))
+    for mode in ("detection", "tracking"):
+        for stage in ("detect", "landmarks", "blendshapes", "pose+eyes+result", "total"):
+            cells = [r["stages"].get(mode, {}).get(stage) for r in results]
+            text = [f"{c[0]:.3f} / {c[1]:.3f}" if c else "-" for c in cells]
+            print(f"{mode:<10} {stage:<16}" + "".join(f"{t:>22}" for t in text))
+    for label, key, fmt in (
+        ("landmark model alone", "landmark_model", "{0:.3f} / {1:.3f}"),
+        ("blendshape model", "blendshape_model", "{0:.3f} / {1:.3f}"),
+    ):
+        text = [fmt.format(*r[key]) if r[key] else "-" for r in results]
+        print(f"{'baseline':<10} {label:<16}" + "".join(f"{t:>22}" for t in text))
+    for label, key, fmt in (
+        ("video frames/s", "fps", "{:.1f}"),
+        ("model load ms", "load_ms", "{:.0f}"),
+        ("peak RSS MiB", "peak_rss_mib", "{:.1f}"),
+    ):
+        print(f"{label:<27}" + "".join(f"{fmt.format(r[key]):>22}" for r in results))
+    print("models in use:")
+    for name, result in zip(names, results, strict=True):
+        print(f"  {name}: {', '.join(result['files'])}")
+
+
+def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     import msgspec  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     from faced.vision.models import ModelError  # noqa: PLC0415
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+    from faced.vision.runtime import Runtime  # noqa: PLC0415
 
-    if args.frames < 1 or args.detect_frames < 0 or args.threads < 1:
-        print("faced bench pipeline: --frames and --threads must be >= 1", file=sys.stderr)
-        return 2
     try:
         photo = _photo(args.photo)
         started = time.perf_counter()
-        pipe = FacePipeline.load(model_dir=args.model_dir, threads=args.threads)
+        runtime = Runtime(backend, precision, threads=args.threads)  # type: ignore[arg-type]
+        pipe = FacePipeline.load(model_dir=args.model_dir, runtime=runtime)
         load_ms = (time.perf_counter() - started) * 1e3
     except (FileNotFoundError, ModelError) as exc:
         print(f"faced bench pipeline: {exc}", file=sys.stderr)
@@ -135,8 +221,33 @@ def run(args: argparse.Namespace) -> int:
             landmark_invoke.append((t1 - t0) * 1e3)
             blendshape_invoke.append((t2 - t1) * 1e3)
 
+    fps = args.frames / (tracked_wall / 1e3) if tracked_wall else 0.0
+    if args.json:
+
+        def pair(values: list[float]) -> list[float] | None:
+            if not values:
+                return None
+            return [float(np.median(values)), float(np.percentile(values, 90))]
+
+        summary = {
+            "backend": backend,
+            "precision": precision,
+            "files": [m.file for m in runtime.loaded],
+            "stages": {
+                mode: {stage: pair(values) for stage, values in stages.items()}
+                for mode, stages in rows.items()
+            },
+            "landmark_model": pair(landmark_invoke),
+            "blendshape_model": pair(blendshape_invoke),
+            "fps": fps,
+            "load_ms": load_ms,
+            "peak_rss_mib": _peak_rss_mib(),
+        }
+        print(json.dumps(summary))
+        return 0
     print(
         f"faced bench pipeline: {WIDTH}x{HEIGHT} synthetic moving face, threads={args.threads}, "
+        f"{backend}/{precision} ({', '.join(m.file for m in runtime.loaded)}), "
         f"model load {load_ms:.0f} ms"
     )
     print(f"{'mode':<10} {'stage':<16} {'frames':>6} {'median':>8} {'p90':>8}  (ms)")
@@ -154,7 +265,6 @@ def run(args: argparse.Namespace) -> int:
     if tracking and floor:
         overhead = float(np.median(tracking) - np.median(floor))
         print(f"tracking overhead over the two model invocations: {overhead:.3f} ms/frame")
-    fps = args.frames / (tracked_wall / 1e3) if tracked_wall else 0.0
     print(f"video mode: {fps:.1f} frames/s ({tracker.detections} detector runs)")
     print(f"peak RSS: {_peak_rss_mib():.1f} MiB")
     return 0

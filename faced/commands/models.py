@@ -1,12 +1,15 @@
-"""`faced models fetch|list`: install the pinned models, show what is installed.
+"""`faced models fetch|build|list`: install the pinned models, derive the int8 and ONNX
+models, show what is installed and what the configured back end runs.
 
-Owner: faced.vision (face pipeline). The work is in faced.vision.models; this module only
-parses arguments and prints.
+Owner: faced.vision (face pipeline). The work is in faced.vision.models (fetch, verify),
+faced.vision.build (derive; build-only tools) and faced.vision.variants (derived-file
+records); this module only parses arguments and prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from faced import config
 from faced.config import EX_CONFIG, ConfigError
 from faced.devices import demo_photo
 from faced.devices.demo_photo import DemoPhotoError
+from faced.vision import variants
 from faced.vision.models import ModelError, ModelStore, default_model_dir
 
 
@@ -26,8 +30,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fetch.add_argument("--dir", type=Path, help="model directory (default: see `models list`)")
     fetch.add_argument("--force", action="store_true", help="reinstall even if verified")
     fetch.set_defaults(func=_fetch)
+    build = actions.add_parser(
+        "build",
+        help="derive int8 LiteRT and ONNX fp32/int8 models from the verified bundle "
+        "(needs the build extra; skipped when up to date)",
+    )
+    build.add_argument("--dir", type=Path, help="model directory (default: see `models list`)")
+    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build.add_argument(
+        "--record",
+        action="store_true",
+        help="accept outputs that differ from the recorded ones and rewrite derived.toml",
+    )
+    build.set_defaults(func=_build)
     listing = actions.add_parser("list", help="show installed models and whether they verify")
     listing.add_argument("--dir", type=Path, help="model directory")
+    listing.add_argument("--config", type=Path, help="TOML config file (back end, precision)")
     listing.set_defaults(func=_list)
 
 
@@ -61,9 +79,69 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace) -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # The converters and quantizers iterate over sets of tensor names: with a random
+        # hash seed per process, node order (hence the bytes) would change run to run.
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "faced", *sys.argv[1:]],
+            {**os.environ, "PYTHONHASHSEED": "0"},
+        )
+    from faced.vision import build  # noqa: PLC0415  (imports the build tools lazily)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     try:
         store = ModelStore(_model_dir(args))
+        versions = build.tool_versions()
+        digest = build.input_hash(store, versions)
+        built = build.build(store, force=args.force, say=say)
+        if built is None:
+            print(f"derived models in {store.directory} up to date (inputs sha256 {digest})")
+            return 0
+        record = variants.record_path(store)
+        try:
+            recorded = variants.load_record(record)
+        except ModelError:
+            recorded = {}
+        differ = [
+            item.name
+            for item in built
+            if item.name in recorded
+            and (
+                recorded[item.name].available != item.available
+                or (item.available and recorded[item.name].sha256 != variants.sha256(item.data))
+            )
+        ]
+        if differ and not args.record:
+            print(
+                f"faced models build: {', '.join(differ)} differ from {record} (other tool "
+                "versions or machine kind than the recorded build?); nothing written. Run "
+                "`faced models build --record` to accept these bytes.",
+                file=sys.stderr,
+            )
+            return 1
+        build.write(store, built, digest, record)
+    except ConfigError as exc:
+        print(f"faced models build: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except (ModelError, OSError) as exc:
+        print(f"faced models build: {exc}", file=sys.stderr)
+        return 1
+    made = [item.name for item in built if item.available]
+    print(f"built {', '.join(made)} into {store.directory}; record {record}")
+    for item in built:
+        if not item.available:
+            print(f"not built: {item.name}: {item.method}; {item.check}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        vision = config.load(args.config).vision
+        store = ModelStore(Path(args.dir) if args.dir else default_model_dir(vision.model_dir))
     except ConfigError as exc:
         print(f"faced models list: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -85,4 +163,44 @@ def _list(args: argparse.Namespace) -> int:
     if not healthy:
         print("some models are missing or corrupt: run `faced models fetch`", file=sys.stderr)
         return 1
-    return 0
+    _list_derived(store)
+    return _list_in_use(store, vision)
+
+
+def _list_derived(store: ModelStore) -> None:
+    record = variants.record_path(store)
+    try:
+        entries = variants.load_record(record)
+    except ModelError:
+        print(f"derived: none recorded ({record}); `faced models build` makes them")
+        return
+    print(f"derived ({record}):")
+    for entry in entries.values():
+        path = store.directory / entry.name
+        state = "missing"
+        if not entry.available:
+            state = "not built"
+        elif path.is_file():
+            state = "ok" if variants.sha256(path.read_bytes()) == entry.sha256 else "wrong hash"
+        print(
+            f"  {state:<10} {entry.name:<48} {entry.backend}/{entry.precision}  "
+            f"sha256 {entry.sha256}"
+        )
+
+
+def _list_in_use(store: ModelStore, vision: config.VisionConfig) -> int:
+    from faced.vision.pipeline import model_files  # noqa: PLC0415
+
+    print(
+        f"in use (vision.backend = {vision.backend}, vision.precision = {vision.precision}, "
+        f"vision.detector = {vision.detector}):"
+    )
+    ok = True
+    for name in model_files(vision.detector):
+        try:
+            file, data = variants.read(store, name, vision.backend, vision.precision)
+            print(f"  {file:<48} sha256 {variants.sha256(data)}")
+        except ModelError as exc:
+            print(f"  {exc}")
+            ok = False
+    return 0 if ok else 1

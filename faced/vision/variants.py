@@ -5,7 +5,8 @@ the verified float bundle and records each one in ``models/derived.toml``: its s
 size, the sha256 of the file it was made from, the method, the tool versions and the exact
 command. At run time a derived file is only read and verified against that record: a
 missing, corrupt or stale one (built from another source file) is a ``ModelError`` naming
-the file and the command that rebuilds it.
+the file and the command that rebuilds it. An int8 file the build could not keep within
+the accuracy limits is recorded as unavailable; its back end then runs the float model.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class DerivedFile:
     tools: str
     command: str
     check: str = ""
+    available: bool = True
 
 
 def sha256(data: bytes) -> str:
@@ -81,6 +83,8 @@ def load_record(path: Path) -> dict[str, DerivedFile]:
 def _field(entry: dict[str, Any], key: str) -> Any:
     if key == "check":
         return str(entry.get("check", ""))
+    if key == "available":
+        return bool(entry.get("available", True))
     return entry[key]
 
 
@@ -94,6 +98,11 @@ def read(store: ModelStore, name: str, backend: str, precision: str) -> tuple[st
     path = store.directory / file
     if entry is None:
         raise ModelError(f"model {path}: not in {DERIVED_NAME}; {BUILD_HINT}")
+    if not entry.available:
+        # No int8 recipe kept this model within the accuracy limits (the record says by how
+        # much): the back end runs its float version instead, and reports that file as the
+        # one in use (`faced models list`, /health).
+        return read(store, name, backend, "fp32")
     source = store.manifest.file(entry.source)
     if entry.source_sha256 != source.sha256:
         raise ModelError(

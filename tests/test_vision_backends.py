@@ -1,0 +1,296 @@
+"""Back ends and precisions give the same faces; bad derived models and missing back ends
+stop startup with one clear line.
+
+Owner: tests (faced.vision.runtime, faced.vision.variants, faced.vision.build). The derived
+models are real: `make test` runs `faced models build` (cached by input hash) before pytest,
+so a missing one is a failure naming that command, never a skip. Bounds are the issue's:
+int8 vs fp32 blendshapes mean |d| <= 0.03 and max <= 0.15, landmarks within 3 % of the
+inter-ocular distance, head rotation within 4 degrees; ONNX fp32 vs LiteRT fp32 mean
+|d| <= 0.005.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from faced.vision import variants
+from faced.vision.models import ModelError, ModelStore, default_model_dir
+from faced.vision.pipeline import (
+    BLENDSHAPES_FILE,
+    DETECTOR_FILE,
+    GEOMETRY_FILE,
+    LANDMARKS_FILE,
+    FacePipeline,
+)
+from faced.vision.runtime import BackendUnavailable, Runtime
+from tests.data import FACE_PHOTOS, load_rgb
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = (DETECTOR_FILE, LANDMARKS_FILE, BLENDSHAPES_FILE)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    blend_mean: float
+    blend_max: float
+    landmarks_iod: float  # a face's mean landmark displacement, fraction of its IOD
+    rotation_deg: float
+
+
+INT8 = Bounds(blend_mean=0.03, blend_max=0.15, landmarks_iod=0.03, rotation_deg=4.0)
+ONNX_FP32 = Bounds(blend_mean=0.005, blend_max=0.05, landmarks_iod=0.005, rotation_deg=0.5)
+CASES = [
+    pytest.param("onnxruntime", "fp32", ONNX_FP32, id="onnxruntime-fp32"),
+    pytest.param("litert", "int8", INT8, id="litert-int8"),
+    pytest.param("onnxruntime", "int8", INT8, id="onnxruntime-int8"),
+]
+
+
+def _store() -> ModelStore:
+    store = ModelStore(default_model_dir())
+    record = variants.record_path(store)
+    assert record.is_file(), f"{record} missing: run `make models-build`"
+    return store
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray[Any, Any]]:
+    return [load_rgb(name) for name in FACE_PHOTOS]
+
+
+@pytest.fixture(scope="module")
+def reference(photos: list[np.ndarray[Any, Any]]) -> list[Any]:
+    pipeline = FacePipeline(_store(), num_faces=2, runtime=Runtime("litert", "fp32"))
+    return [pipeline.analyze(photo, landmarks=True) for photo in photos]
+
+
+@pytest.mark.parametrize(("backend", "precision", "bounds"), CASES)
+def test_back_end_gives_the_same_faces(
+    backend: str,
+    precision: str,
+    bounds: Bounds,
+    photos: list[np.ndarray[Any, Any]],
+    reference: list[Any],
+) -> None:
+    runtime = Runtime(backend, precision)  # type: ignore[arg-type]
+    pipeline = FacePipeline(_store(), num_faces=2, runtime=runtime)
+    assert {m.backend.split("/")[0] for m in runtime.loaded} == {backend}
+    deltas, displacement, rotation = [], [], []
+    for name, photo, expected in zip(FACE_PHOTOS, photos, reference, strict=True):
+        got = pipeline.analyze(photo, landmarks=True)
+        assert len(got.faces) == len(expected.faces), f"{name}: face count differs"
+        size = np.array([expected.image.width, expected.image.height], dtype=np.float64)
+        for want, face in zip(expected.faces, got.faces, strict=True):
+            a = np.array(list(want.blendshapes.values()))
+            b = np.array([face.blendshapes[k] for k in want.blendshapes])
+            deltas.append(np.abs(a - b))
+            p = np.array(want.landmarks)[:, :2] * size
+            q = np.array(face.landmarks)[:, :2] * size
+            iod = np.linalg.norm(p[468] - p[473])
+            displacement.append(float(np.linalg.norm(p - q, axis=1).mean() / iod))
+            rotation.append(
+                max(
+                    abs(want.head.yaw - face.head.yaw),
+                    abs(want.head.pitch - face.head.pitch),
+                    abs(want.head.roll - face.head.roll),
+                )
+            )
+    blend = np.concatenate(deltas)
+    figures = (
+        f"{backend}/{precision} vs litert/fp32 on {len(FACE_PHOTOS)} photos: blendshapes mean "
+        f"|d| {blend.mean():.4f} max {blend.max():.4f}; landmarks {max(displacement):.2%} IOD; "
+        f"rotation {max(rotation):.2f} deg; files {[m.file for m in runtime.loaded]}"
+    )
+    assert blend.mean() <= bounds.blend_mean, figures
+    assert blend.max() <= bounds.blend_max, figures
+    assert max(displacement) <= bounds.landmarks_iod, figures
+    assert max(rotation) <= bounds.rotation_deg, figures
+
+
+def test_int8_runs_the_recorded_files_and_only_falls_back_where_the_record_says() -> None:
+    """What int8 runs is what derived.toml says: the int8 file when the build kept one within
+    the limits, else (recorded as unavailable, with the check that failed) the float one."""
+    store = _store()
+    record = variants.load_record(variants.record_path(store))
+    for backend in ("litert", "onnxruntime"):
+        runtime = Runtime(backend, "int8")  # type: ignore[arg-type]
+        FacePipeline(store, runtime=runtime)
+        for name, loaded in zip(BUNDLE, runtime.loaded, strict=True):
+            entry = record[variants.variant_name(name, backend, "int8")]
+            if entry.available:
+                assert loaded.file == entry.name
+                assert loaded.sha256 == entry.sha256
+            else:
+                assert loaded.file == variants.variant_name(name, backend, "fp32")
+                assert entry.check, "an unavailable entry must say which check failed"
+
+
+def _copy_models(target: Path) -> Path:
+    source = default_model_dir()
+    target.mkdir()
+    for name in (*BUNDLE, GEOMETRY_FILE):
+        shutil.copy(source / name, target / name)
+    for entry in variants.load_record(variants.record_path(ModelStore(source))).values():
+        if entry.available:
+            shutil.copy(source / entry.name, target / entry.name)
+    return target
+
+
+def _first_available(backend: str) -> str:
+    record = variants.load_record(variants.record_path(_store()))
+    for entry in record.values():
+        if entry.backend == backend and entry.available and entry.precision == "fp32":
+            return entry.name
+    for entry in record.values():
+        if entry.backend == backend and entry.available:
+            return entry.name
+    raise AssertionError(f"no derived {backend} model recorded")
+
+
+def test_corrupt_derived_model_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    directory = _copy_models(tmp_path / "models")
+    name = _first_available("onnxruntime")
+    path = directory / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as caught:
+        FacePipeline(ModelStore(directory), runtime=Runtime("onnxruntime", "fp32"))
+    message = str(caught.value)
+    assert str(path) in message
+    assert "corrupt or mismatched" in message
+    assert "faced models build" in message
+
+
+def test_missing_derived_model_names_the_build_command(tmp_path: Path) -> None:
+    directory = _copy_models(tmp_path / "models")
+    (directory / "face_landmarks_detector.onnx").unlink()
+    with pytest.raises(ModelError, match=r"face_landmarks_detector\.onnx: missing.*faced models"):
+        FacePipeline(ModelStore(directory), runtime=Runtime("onnxruntime", "fp32"))
+
+
+async def test_corrupt_derived_model_stops_faced_serve_with_exit_78(
+    run_faced: Any, tmp_path: Path
+) -> None:
+    directory = await asyncio.to_thread(_copy_models, tmp_path / "models")
+    name = await asyncio.to_thread(_first_available, "onnxruntime")
+    await asyncio.to_thread((directory / name).write_bytes, b"not a model")
+    faced = await run_faced(
+        config_text=(
+            f'[vision]\nmodel_dir = "{directory}"\nbackend = "onnxruntime"\nprecision = "fp32"\n'
+        ),
+        wait=False,
+    )
+    assert await faced.wait_exit(60) == 78, faced.stderr
+    assert name in faced.stderr and "faced models build" in faced.stderr
+    assert "Traceback" not in faced.stderr
+
+
+async def test_missing_onnxruntime_is_one_line_saying_what_to_install(
+    run_faced: Any, tmp_path: Path
+) -> None:
+    # The packaging boundary: an interpreter on which `import onnxruntime` fails, as on an
+    # appliance installed without the `onnx` extra.
+    blocker = tmp_path / "no-onnxruntime" / "onnxruntime"
+    await asyncio.to_thread(blocker.mkdir, parents=True)
+    await asyncio.to_thread(
+        (blocker / "__init__.py").write_text, 'raise ImportError("No module named onnxruntime")\n'
+    )
+    faced = await run_faced(
+        config_text='[vision]\nbackend = "onnxruntime"\n',
+        env={"PYTHONPATH": f"{blocker.parent}:{REPO}"},
+        wait=False,
+    )
+    assert await faced.wait_exit(60) == 78, faced.stderr
+    errors = [line for line in faced.stderr_lines if "onnxruntime" in line]
+    assert len(errors) == 1, faced.stderr
+    assert "pip install 'faced[onnx]'" in errors[0]
+
+
+def test_gpu_provider_missing_here_is_a_clear_error() -> None:
+    import onnxruntime  # noqa: PLC0415
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.fail("this test expects a CPU-only onnxruntime (the CI machine's)")
+    with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
+        FacePipeline(_store(), runtime=Runtime("onnxruntime", "fp32", onnx_provider="cuda"))
+
+
+def test_unknown_back_end_is_refused_by_config(tmp_path: Path) -> None:
+    config = tmp_path / "faced.toml"
+    config.write_text('[vision]\nbackend = "tensorflow"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "faced", "config", "check", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 78, done.stderr
+    assert "vision.backend" in done.stderr
+
+
+async def test_health_reports_back_end_precision_and_hashes(faced_client: Any) -> None:
+    client = await faced_client(vision={"backend": "onnxruntime", "precision": "fp32"})
+    response = await client.get("/health")
+    assert response.status == 200
+    model = (await response.json())["model"]
+    assert model["backend"] == "onnxruntime"
+    assert model["precision"] == "fp32"
+    record = await asyncio.to_thread(lambda: variants.load_record(variants.record_path(_store())))
+    for name in BUNDLE:
+        file = variants.variant_name(name, "onnxruntime", "fp32")
+        assert model["files"][file]["sha256"] == record[file].sha256
+        assert model["files"][file]["runs_on"] == "onnxruntime/cpu"
+
+
+def test_models_list_reports_what_the_config_runs(tmp_path: Path) -> None:
+    config = tmp_path / "faced.toml"
+    config.write_text('[vision]\nbackend = "onnxruntime"\nprecision = "fp32"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "faced", "models", "list", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "vision.backend = onnxruntime, vision.precision = fp32" in done.stdout
+    record = variants.load_record(variants.record_path(_store()))
+    for name in BUNDLE:
+        file = variants.variant_name(name, "onnxruntime", "fp32")
+        assert f"{file}" in done.stdout and record[file].sha256 in done.stdout
+
+
+@pytest.mark.timeout(1200)
+def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
+    """A fresh `faced models build` into an empty directory makes exactly the bytes
+    models/derived.toml records (it exits 1 naming the files that differ otherwise)."""
+    directory = tmp_path / "models"
+    directory.mkdir()
+    source = default_model_dir()
+    for name in (*BUNDLE, GEOMETRY_FILE):
+        shutil.copy(source / name, directory / name)
+    done = subprocess.run(
+        [sys.executable, "-m", "faced", "models", "build", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = variants.load_record(variants.record_path(ModelStore(source)))
+    for entry in record.values():
+        if entry.available:
+            assert variants.sha256((directory / entry.name).read_bytes()) == entry.sha256
