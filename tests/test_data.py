@@ -8,12 +8,20 @@ from pathlib import Path
 import pytest
 
 import tests.data
-from tests.data import FACE_PHOTOS, MODEL_BUNDLE, NO_FACE_PHOTO, MissingTestData, path, paths
+from tests.data import (
+    FACE_PHOTOS,
+    FDLITE_SOURCES,
+    MODEL_BUNDLE,
+    NO_FACE_PHOTO,
+    MissingTestData,
+    path,
+    paths,
+)
 
 
 def test_every_file_is_present_and_verified() -> None:
     found = paths()
-    assert set(found) == {*FACE_PHOTOS, NO_FACE_PHOTO, MODEL_BUNDLE}
+    assert set(found) == {*FACE_PHOTOS, NO_FACE_PHOTO, MODEL_BUNDLE, *FDLITE_SOURCES}
     assert all(p.is_file() and p.parent == tests.data.DATA_DIR for p in found.values())
     assert tests.data.load_rgb("breakingbad.jpg").shape == (1080, 1920, 3)
 
