@@ -30,6 +30,7 @@ from faced.vision.pipeline import (
     GEOMETRY_FILE,
     LANDMARKS_FILE,
     FacePipeline,
+    model_files,
 )
 from faced.vision.runtime import BackendUnavailable, Runtime
 from tests.data import FACE_PHOTOS, load_rgb
@@ -139,7 +140,7 @@ def test_int8_runs_the_recorded_files_and_only_falls_back_where_the_record_says(
 def _copy_models(target: Path) -> Path:
     source = default_model_dir()
     target.mkdir()
-    for name in (*BUNDLE, GEOMETRY_FILE):
+    for name in (*model_files("auto"), GEOMETRY_FILE):
         shutil.copy(source / name, target / name)
     for entry in variants.load_record(variants.record_path(ModelStore(source))).values():
         if entry.available:
@@ -280,7 +281,7 @@ def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
     directory = tmp_path / "models"
     directory.mkdir()
     source = default_model_dir()
-    for name in (*BUNDLE, GEOMETRY_FILE):
+    for name in (*model_files("auto"), GEOMETRY_FILE):
         shutil.copy(source / name, directory / name)
     done = subprocess.run(
         [sys.executable, "-m", "faced", "models", "build", "--dir", str(directory)],

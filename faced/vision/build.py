@@ -56,7 +56,7 @@ from faced.vision.runtime import InferenceModel, LiteRtModel, Runtime, TensorInf
 log = logging.getLogger(__name__)
 
 # Bump when the recipe (code below) changes what is built: it is part of the input hash.
-RECIPE_VERSION: Final = "5"
+RECIPE_VERSION: Final = "6"
 BUILD_COMMAND: Final = "faced models build"
 BUILD_TOOLS: Final = (
     "ai-edge-quantizer",
@@ -159,6 +159,7 @@ class Target:
 
 TARGETS: Final = (
     Target("face_detector.tflite", "detector"),
+    Target("face_detection_full_range.tflite", "detector"),
     Target("face_landmarks_detector.tflite", "landmarks"),
     Target("face_blendshapes.tflite", "blendshapes"),
 )
@@ -318,9 +319,10 @@ class RecordingRuntime(Runtime):
     recorders: dict[str, RecordingModel] = field(default_factory=dict)
 
     def open(self, store: ModelStore, name: str) -> InferenceModel:
-        recorder = RecordingModel(super().open(store, name))
-        self.recorders[name] = recorder
-        return recorder
+        # One recorder per file, shared by the pipelines made here (they run one at a time).
+        if name not in self.recorders:
+            self.recorders[name] = RecordingModel(super().open(store, name))
+        return self.recorders[name]
 
 
 def calibration_inputs(
@@ -333,9 +335,12 @@ def calibration_inputs(
 
     runtime = RecordingRuntime(threads=1)
     pipeline = FacePipeline(store, runtime=runtime, num_faces=2)
+    # The full-range detector sees the same images (its own 192x192 letterbox).
+    full_range = FacePipeline(store, runtime=runtime, num_faces=2, detector="full")
     for index, (_name, photo) in enumerate(photos):
         for image in _variations(photo, index):
             pipeline.analyze(image)
+            full_range.detector.detect(image, 2)
             tracker = pipeline.tracker(smoothing=False)
             tracker.process(image, 0)
             tracker.process(image, 33)
