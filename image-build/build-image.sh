@@ -140,7 +140,34 @@ Name=en* eth*
 [Network]
 DHCP=yes
 EOF
-systemctl --root="$ROOTFS" enable systemd-networkd.service serial-getty@ttyAMA0.service >/dev/null
+# What systemd says about faced, once it is READY, on the serial console for boot_test.py
+# (systemd's own status lines stop once the console's getty runs): a line starting
+# "FACED-READY" with faced's state and its start/READY times on the guest's clock.
+cat > "$ROOTFS/usr/lib/faced/report-ready" <<'EOF'
+#!/bin/sh
+# Emulated test image only (image-build/build-image.sh): faced's state, once READY.
+echo "FACED-READY $(systemctl show faced.service -p ActiveState -p SubState \
+    -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p StatusText \
+    | tr '\n' ' ')"
+EOF
+chmod 0755 "$ROOTFS/usr/lib/faced/report-ready"
+cat > "$ROOTFS/etc/systemd/system/faced-report-ready.service" <<'EOF'
+[Unit]
+Description=Report faced's readiness on the serial console (emulated test image)
+# Type=notify: faced's start job (which this is ordered after) ends at READY=1.
+Requires=faced.service
+After=faced.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/faced/report-ready
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+EOF
+systemctl --root="$ROOTFS" enable systemd-networkd.service serial-getty@ttyAMA0.service \
+    faced-report-ready.service >/dev/null
 # The root password stays locked; nothing logs in on the console.
 rm -f "$ROOTFS/usr/sbin/policy-rc.d" "$ROOTFS/etc/resolv.conf"
 printf 'nameserver 10.0.2.3\n' > "$ROOTFS/etc/resolv.conf"
