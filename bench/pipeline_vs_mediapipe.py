@@ -236,18 +236,19 @@ def main(argv: list[str] | None = None) -> int:
         ("peak RSS, max (MiB)", peak, "{:.1f}"),
     ]
     names = [side.name for side in sides]
+    width = max(len(name) for name in names) + 2
     print()
-    print(f"{'':30s}" + "".join(f"{n:>22s}" for n in names))
+    print(f"{'':30s}" + "".join(f"{n:>{width}s}" for n in names))
     for label, value, fmt in metrics:
-        print(f"{label:30s}" + "".join(f"{fmt.format(value(n)):>22s}" for n in names))
+        print(f"{label:30s}" + "".join(f"{fmt.format(value(n)):>{width}s}" for n in names))
     print(f"{'wall / MediaPipe':30s}" + "".join(
-        f"{median_wall(n) / median_wall(baseline.name):>22.3f}" for n in names
+        f"{median_wall(n) / median_wall(baseline.name):>{width}.3f}" for n in names
     ))  # fmt: skip
     print(f"{'CPU / MediaPipe':30s}" + "".join(
-        f"{median_cpu(n) / median_cpu(baseline.name):>22.3f}" for n in names
+        f"{median_cpu(n) / median_cpu(baseline.name):>{width}.3f}" for n in names
     ))  # fmt: skip
     print(f"{'frames with a face':30s}" + "".join(
-        f"{runs[n][-1].frames_with_face:>22d}" for n in names
+        f"{runs[n][-1].frames_with_face:>{width}d}" for n in names
     ))  # fmt: skip
     for side in faced_sides:
         mean_delta, max_delta, compared = agreement[side.name]
