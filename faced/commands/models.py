@@ -184,7 +184,11 @@ def _list_derived(store: ModelStore) -> None:
             state = "ok" if variants.sha256(path.read_bytes()) == entry.sha256 else "wrong hash"
         print(
             f"  {state:<10} {entry.name:<48} {entry.backend}/{entry.precision}  "
-            f"sha256 {entry.sha256}"
+            + (
+                f"sha256 {entry.sha256}"
+                if entry.available
+                else "no recipe within the accuracy limits: the float model runs"
+            )
         )
 
 
