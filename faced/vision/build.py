@@ -9,15 +9,17 @@ here lazily; nothing at run time needs them. Steps, per bundle model:
    float16 is a float32), using LiteRT's own flatbuffer tools. A model without a
    SignatureDef gets one (the quantizer calibrates through signatures).
 2. Calibration inputs: real face photographs from a pinned PyPI sdist (face_recognition
-   1.3.0's test images, never used to judge accuracy) plus the demo photo, rotated,
-   mirrored and re-lit, run through the float pipeline itself; each model's inputs are
-   recorded exactly as the pipeline feeds them (detector letterbox, detection and tracking
-   crops, blendshape points).
-3. int8 LiteRT: ai-edge-quantizer static int8 (weights and activations); when a held-out
-   check loses too much (see ``LIMITS``), dynamic-range int8 instead.
-4. ONNX fp32: tf2onnx from the fp32 .tflite, batch fixed to 1.
-5. ONNX int8: onnxruntime.quantization static QDQ (same calibration inputs, same check and
-   fallback to dynamic int8).
+   1.3.0's test images, never used to judge accuracy), rotated, mirrored and re-lit, run
+   through the float pipeline itself; each model's inputs are recorded exactly as the
+   pipeline feeds them (detector letterboxes, detection and tracking crops, blendshape
+   points). Every 5th input is held out to check the quantized models.
+3. int8 LiteRT: ai-edge-quantizer recipes, fastest first (static int8, dynamic-range,
+   weight-only); the first whose held-out check stays within ``LIMITS`` is kept. When none
+   does, the file is recorded as not built and that model runs in float on the int8 path.
+4. ONNX fp32: tf2onnx from the fp32 .tflite, batch fixed to 1, generated names and
+   constant order canonicalised (tf2onnx's vary from run to run).
+5. ONNX int8: onnxruntime.quantization static QDQ, then dynamic, with the same calibration
+   inputs, check and rule.
 
 Outputs land next to the models; ``models/derived.toml`` records each file (sha256, size,
 source sha256, method, tool versions, command, held-out check). Cached by input hash: a
