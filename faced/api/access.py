@@ -62,6 +62,8 @@ class AccessPolicy:
         # (method, canonical path) of private routes: aiohttp adds a HEAD route beside every
         # GET one, and it must be as private as the GET it mirrors.
         self._private_paths: set[tuple[str, str]] = set()
+        self._by_route: dict[AbstractRoute, Access] = {}
+        """What ``classify`` worked out per route (cleared when a route is marked)."""
 
     def private(self, route: AbstractRoute) -> AbstractRoute:
         """Mark ``route`` camera-derived; returns it so registration reads as one line."""
@@ -72,11 +74,13 @@ class AccessPolicy:
             raise ValueError(f"{method} {path} is in PUBLIC_ROUTES; it cannot also be private")
         self._private.add(route)
         self._private_paths.add((method, path))
+        self._by_route.clear()
         return route
 
     def handshake(self, route: AbstractRoute) -> AbstractRoute:
         """Mark a socket route whose key may come in its first message (see HANDSHAKE)."""
         self._handshake.add(route)
+        self._by_route.clear()
         return route
 
     def declared(self, route: AbstractRoute) -> Access:
@@ -99,9 +103,26 @@ class AccessPolicy:
         if match_info.http_exception is not None:
             return Access.PUBLIC  # the router answers 404/405; nothing to protect
         route = match_info.route
-        method = "GET" if request.method == "HEAD" else request.method
+        # A route's class depends on the route alone (its method is the request's, but for
+        # "*" routes): worked out once per route, not per request.
+        access = self._by_route.get(route) if route.method != "*" else None
+        if access is None:
+            access = self._classify(route, request.method, request.path)
+            if route.method != "*" and route.resource is not None:
+                self._by_route[route] = access
+        if (
+            access is Access.KEY
+            and request.method in ("GET", "HEAD")
+            and request.path.startswith(PUBLIC_PREFIXES)
+        ):
+            return Access.PUBLIC  # static files are public by path, whichever route serves them
+        return access
+
+    def _classify(self, route: AbstractRoute, request_method: str, request_path: str) -> Access:
+        """The class of ``route`` for a request, leaving out the path rule for static files."""
+        method = "GET" if request_method == "HEAD" else request_method
         resource = route.resource
-        path = resource.canonical if resource is not None else request.path
+        path = resource.canonical if resource is not None else request_path
         if route in self._private or (method, path) in self._private_paths:
             return Access.PRIVATE
         if route in self._handshake:
@@ -109,8 +130,6 @@ class AccessPolicy:
         if method == "OPTIONS":
             return Access.PUBLIC
         if (method, path) in PUBLIC_ROUTES:
-            return Access.PUBLIC
-        if method == "GET" and request.path.startswith(PUBLIC_PREFIXES):
             return Access.PUBLIC
         return Access.KEY
 

@@ -20,8 +20,8 @@ import asyncio
 import hmac
 import logging
 import math
+import os
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from faced.api.access import Access, AccessPolicy
@@ -45,9 +46,54 @@ class Client:
     """The resolved client of a request (see ClientAddress): None for a Unix socket peer."""
 
     address: IPAddress | None
+    rate_key: str = field(init=False, compare=False)
+    """The client's rate-limit bucket (faced.api.ratelimit.rate_key), worked out once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_key", rate_key(self.address))
 
     def __str__(self) -> str:
         return str(self.address) if self.address is not None else "local"
+
+
+class _Clients:
+    """Request peer (and X-Forwarded-For) -> Client, remembered: a box has few clients, and
+    resolving and building one per request is a measurable share of a small request."""
+
+    def __init__(self, addresses: ClientAddress, max_entries: int = 1024) -> None:
+        self._resolve = addresses.resolve
+        self._max_entries = max_entries
+        self._known: dict[tuple[str | None, str | None], Client] = {}
+
+    def get(self, peer: str | None, forwarded_for: str | None) -> Client:
+        key = (peer, forwarded_for)
+        client = self._known.get(key)
+        if client is None:
+            client = Client(self._resolve(peer, forwarded_for))
+            if len(self._known) >= self._max_entries:
+                self._known.clear()  # bounded: whatever a client sends cannot grow it
+            self._known[key] = client
+        return client
+
+
+class _RequestIds:
+    """Made-up request ids: 16 hex digits as random as ``secrets.token_hex(8)``, cut from a
+    pool of ``os.urandom`` refilled every 256 ids (one system call per id cost more than the
+    rest of the request's bookkeeping)."""
+
+    _IDS_PER_FILL: Final = 256
+
+    def __init__(self) -> None:
+        self._pool = ""
+        self._next = 0
+
+    def new(self) -> str:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = os.urandom(8 * self._IDS_PER_FILL).hex()
+            start = 0
+        self._next = start + 16
+        return self._pool[start : start + 16]
 
 
 REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
@@ -175,19 +221,41 @@ def error_response(
 
 
 def make_middleware(guard: Guard) -> Middleware:
-    resolve = guard.clients.resolve
+    clients = _Clients(guard.clients)
+    request_ids = _RequestIds()
 
+    # One coroutine for both stages: every awaited frame costs, on every request.
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         headers = request.headers
-        incoming_id = headers.get("X-Request-ID", "")
-        request_id = incoming_id if _REQUEST_ID_RE.fullmatch(incoming_id) else secrets.token_hex(8)
+        incoming_id = headers.get("X-Request-ID")
+        request_id = (
+            incoming_id
+            if incoming_id is not None and _REQUEST_ID_RE.fullmatch(incoming_id)
+            else request_ids.new()
+        )
         request[REQUEST_ID_KEY] = request_id
-        request[CLIENT_KEY] = Client(resolve(request.remote, headers.get(hdrs.X_FORWARDED_FOR)))
+        client = clients.get(request.remote, headers.get(hdrs.X_FORWARDED_FOR))
+        request[CLIENT_KEY] = client
         status = 500
         try:
-            response = await _answer(guard, request, handler)
+            try:
+                if request.method == hdrs.METH_OPTIONS:
+                    response: web.StreamResponse = web.Response(status=204)  # CORS preflight
+                else:
+                    _check(guard, request, client)
+                    response = await handler(request)
+            except ApiError as exc:
+                response = error_response(request, exc.status, exc.body(), exc.headers)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise  # redirects are answers, not errors
+                response = _http_error_response(request, exc)
+            except (ConnectionResetError, ConnectionAbortedError):
+                raise  # the client left; there is no one to answer
+            except Exception:
+                response = _unexpected_error_response(request, request_id)
             status = response.status
             return response
         except asyncio.CancelledError:
@@ -199,40 +267,26 @@ def make_middleware(guard: Guard) -> Middleware:
     return request_context
 
 
-async def _answer(guard: Guard, request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        if request.method == hdrs.METH_OPTIONS:
-            return web.Response(status=204)  # CORS preflight; headers come from the hook
-        _check(guard, request)
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(request, exc.status, exc.body(), exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise  # redirects are answers, not errors
-        headers = {
-            k: v
-            for k, v in exc.headers.items()
-            if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)
-        }
-        return error_response(
-            request, exc.status, {"error": _http_error_message(request, exc)}, headers
-        )
-    except (ConnectionResetError, ConnectionAbortedError):
-        raise  # the client left; there is no one to answer
-    except Exception:
-        log.exception(
-            "unhandled error in %s %s",
-            request.method,
-            request.path,
-            extra={"request_id": request[REQUEST_ID_KEY]},
-        )
-        prepared = request.get(_PREPARED_KEY)
-        if prepared is not None:
-            return prepared  # headers already sent: nothing more can be said
-        return error_response(
-            request, 500, {"error": "internal error", "request_id": request[REQUEST_ID_KEY]}
-        )
+def _http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    headers = {
+        k: v for k, v in exc.headers.items() if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)
+    }
+    return error_response(
+        request, exc.status, {"error": _http_error_message(request, exc)}, headers
+    )
+
+
+def _unexpected_error_response(request: web.Request, request_id: str) -> web.StreamResponse:
+    log.exception(
+        "unhandled error in %s %s",
+        request.method,
+        request.path,
+        extra={"request_id": request_id},
+    )
+    prepared = request.get(_PREPARED_KEY)
+    if prepared is not None:
+        return prepared  # headers already sent: nothing more can be said
+    return error_response(request, 500, {"error": "internal error", "request_id": request_id})
 
 
 def _log_access(request: web.Request, status: int, started: float) -> None:
@@ -257,21 +311,22 @@ def _log_access(request: web.Request, status: int, started: float) -> None:
     )
 
 
-def _check(guard: Guard, request: web.Request) -> None:
+def _check(guard: Guard, request: web.Request, client: Client) -> None:
     """The guard stage: rate limit for writes, then the access policy (ApiError if refused)."""
     if request.method in WRITE_METHODS:
-        _rate_limit(guard, request)
+        _rate_limit(guard, client)
     access = guard.policy.classify(request)
+    if access is Access.PUBLIC:
+        return
     if access is Access.HANDSHAKE and guard.api_key is not None and not credential(request):
         # The socket's first message must carry the key; its handler checks it.
         request[PENDING_AUTH_KEY] = PendingAuth(guard.api_key)
-    elif access is not Access.PUBLIC:
-        _authorize(guard, request, access)
+    else:
+        _authorize(guard, request, access, client)
 
 
-def _rate_limit(guard: Guard, request: web.Request) -> None:
-    client = request[CLIENT_KEY]
-    wait = guard.limiter.hit(rate_key(client.address))
+def _rate_limit(guard: Guard, client: Client) -> None:
+    wait = guard.limiter.hit(client.rate_key)
     if wait > 0:
         retry_after = max(1, math.ceil(wait))
         raise ApiError(
@@ -282,9 +337,9 @@ def _rate_limit(guard: Guard, request: web.Request) -> None:
         )
 
 
-def _authorize(guard: Guard, request: web.Request, access: Access) -> None:
+def _authorize(guard: Guard, request: web.Request, access: Access, client: Client) -> None:
     if guard.api_key is None:
-        if access is Access.PRIVATE and not is_loopback(request[CLIENT_KEY].address):
+        if access is Access.PRIVATE and not is_loopback(client.address):
             raise ApiError(
                 403,
                 "camera-derived data is served to loopback clients only while no API key "
@@ -322,27 +377,32 @@ PENDING_AUTH_KEY: Final = web.RequestKey("pending_auth", PendingAuth)
 def make_response_hook(
     guard: Guard,
 ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    static_headers = {
-        hdrs.SERVER: "faced",  # no version banner for scanners
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: guard.cors_origin,
-        hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
-        hdrs.ACCESS_CONTROL_ALLOW_HEADERS: CORS_HEADERS,
-    }
+    # A CIMultiDict of istr names: merged without re-folding each name's case per response.
+    static_headers = CIMultiDict(
+        {
+            hdrs.SERVER: "faced",  # no version banner for scanners
+            istr("X-Frame-Options"): "DENY",
+            istr("X-Content-Type-Options"): "nosniff",
+            istr("Referrer-Policy"): "no-referrer",
+            hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: guard.cors_origin,
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: CORS_HEADERS,
+        }
+    )
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         request[_PREPARED_KEY] = response
         headers = response.headers
         headers.update(static_headers)
-        headers["Content-Security-Policy"] = guard.content_security_policy(
-            request.host, request.get(CONNECT_SOURCES_KEY, "")
-        )
+        headers[_CSP] = guard.content_security_policy(request.host)
         if request.method == hdrs.METH_OPTIONS:
             headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
         request_id = request.get(REQUEST_ID_KEY)
         if request_id is not None:
-            headers["X-Request-ID"] = request_id
+            headers[_X_REQUEST_ID] = request_id
 
     return add_headers
+
+
+_CSP: Final = istr("Content-Security-Policy")
+_X_REQUEST_ID: Final = istr("X-Request-ID")
