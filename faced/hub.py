@@ -171,6 +171,8 @@ class Hub:
                 observer(message)
             except Exception:
                 log.exception("a hub observer failed")
+        if not (self._groups["json"] or self._groups["msgpack"] or self._groups["sse"]):
+            return  # nobody reading: nothing to encode
         slow: list[Subscriber] = []
         json_data: bytes | None = None
         for encoding, group in self._groups.items():

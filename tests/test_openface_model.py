@@ -7,8 +7,16 @@ import math
 import msgspec
 import pytest
 
-from faced.face import FaceModel, InvalidUpdate
-from faced.schemas.face_state import CLAMPS, EMOTIONS, STATES, OutgoingMessage, StateUpdate
+from faced.face import FaceModel, InvalidUpdate, message_of
+from faced.schemas.face_state import (
+    CLAMPS,
+    EMOTIONS,
+    STATES,
+    OutgoingMessage,
+    SpeakRequest,
+    StateMessage,
+    StateUpdate,
+)
 
 
 class FakeClock:
@@ -135,6 +143,44 @@ def test_text_is_broadcast_once_and_recorded() -> None:
     kinds = [entry.__struct_config__.tag for entry in face.history()]
     assert kinds == ["text", "detail"]
     assert face.history()[0].ts == 1_700_000_000_000
+
+
+def test_the_broadcast_form_always_matches_the_state() -> None:
+    """The model keeps the broadcast message beside the state; whatever changes the face,
+    the message it hands out carries the state's fields (plus text/detail when shown)."""
+    clock = FakeClock()
+    face = model(clock)
+    # A subclass whose own field comes first in its layout (not kw_only).
+    SpeakBody = msgspec.defstruct("SpeakBody", [("expect_audio", bool, True)], bases=(StateUpdate,))
+    assert SpeakBody.__struct_fields__[0] == "expect_audio"
+
+    def check(message: StateMessage | None) -> None:
+        assert face.snapshot() == message_of(face.state)
+        if message is not None:
+            cleared = msgspec.structs.replace(message, text=None, detail=None)
+            assert cleared == face.snapshot()
+
+    check(face.apply(update(state="thinking", amplitude=2.0, lookAt={"x": 0.5})))
+    check(face.apply(update(text="hi", detail="d", textDuration=10, lookAt={"y": -3})))
+    check(face.apply(update()))
+    body = {"emotion": "sad", "amplitude": 0.25, "expectAudio": False}
+    check(face.speak(msgspec.convert(body, SpeakBody))[1])
+    assert (face.state.emotion, face.state.amplitude) == ("sad", 0.25)
+    check(face.speak(msgspec.convert(body, SpeakRequest))[1])
+    check(face.apply(update(type="reset")))
+    check(face.apply(update(color="#00ff00", progress=None, winkLeft=0.3)))
+    face.agent_connected()
+    face.agent_disconnected()
+    clock.now += 5
+    for message in face.tick():
+        check(message)
+    assert face.state.state == "sleeping"
+    check(face.agent_connected())
+    assert face.state.state == "idle"
+    check(face.apply(update(emotion="happy")))
+    clock.now += 60
+    (message,) = face.tick()
+    check(message)
 
 
 def test_the_declared_ranges_and_choices_drive_the_json_schema() -> None:

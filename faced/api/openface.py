@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
@@ -95,12 +94,9 @@ def setup(app: web.Application) -> None:
     face_sockets.add_routes(app)
 
 
-@contextlib.contextmanager
-def refused_as_400() -> Iterator[None]:
-    try:
-        yield
-    except InvalidUpdate as exc:
-        raise ApiError(400, exc.problem.message, extra=exc.problem.extra()) from None
+def refused(exc: InvalidUpdate) -> ApiError:
+    """The 400 for an update the model refused (raise it ``from None``)."""
+    return ApiError(400, exc.problem.message, extra=exc.problem.extra())
 
 
 def _openface(request: web.Request) -> OpenFace:
@@ -119,8 +115,10 @@ async def post_state(request: web.Request) -> web.StreamResponse:
     limit = openface.config.limits.agent_message_max_bytes
     update = await read_message(request, StateUpdate, max_bytes=limit)
     assert update is not None  # read_message refuses an empty body unless allow_empty
-    with refused_as_400():
+    try:
         openface.apply(update)
+    except InvalidUpdate as exc:
+        raise refused(exc) from None
     return respond(request, StateResponse(state=openface.model.state))
 
 
@@ -129,8 +127,10 @@ async def post_speak(request: web.Request) -> web.StreamResponse:
     limit = openface.config.limits.agent_message_max_bytes
     body = await read_message(request, SpeakRequest, max_bytes=limit, allow_empty=True)
     expect_audio = body.expect_audio if body is not None else True
-    with refused_as_400():
+    try:
         seq = openface.speak(body, expect_audio)
+    except InvalidUpdate as exc:
+        raise refused(exc) from None
     return respond(request, SpeakResponse(seq=seq, state=openface.model.state))
 
 

@@ -48,9 +48,27 @@ from faced.schemas.face_state import (
 # States the idle timeout leaves alone: the agent said it will be a while.
 IDLE_EXEMPT: Final = frozenset({"sleeping", "waiting"})
 
-# StateUpdate's value fields (not ``type``; not a subclass's extras such as expectAudio).
-_UPDATE_FIELDS: Final = tuple(f for f in StateUpdate.__struct_fields__ if f != "type")
-_WIRE_NAMES: Final = {f.name: f.encode_name for f in msgspec.structs.fields(StateUpdate)}
+# StateUpdate's value fields (not ``type``; not a subclass's extras such as expectAudio),
+# as (name, wire name, clamping range or None): an update is read in one pass over
+# ``astuple(update)`` (most values UNSET) instead of one getattr a field.
+_UPDATE_FIELDS: Final = tuple(
+    (field.name, field.encode_name, CLAMPS.get(field.name))
+    for field in msgspec.structs.fields(StateUpdate)
+    if field.name != "type"
+)
+_PLANS: Final[dict[type, tuple[tuple[int, str, str, Clamp | None], ...]]] = {}
+"""Update type -> _UPDATE_FIELDS with each field's position in that type's astuple (a
+subclass may order its fields differently). One entry per StateUpdate class."""
+
+
+def _plan(kind: type[StateUpdate]) -> tuple[tuple[int, str, str, Clamp | None], ...]:
+    plan = _PLANS.get(kind)
+    if plan is None:
+        position = {name: index for index, name in enumerate(kind.__struct_fields__)}
+        plan = _PLANS[kind] = tuple(
+            (position[name], name, wire_name, limits) for name, wire_name, limits in _UPDATE_FIELDS
+        )
+    return plan
 
 
 class InvalidUpdate(ValueError):
@@ -95,6 +113,10 @@ class FaceModel:
         self._idle_timeout_s = idle_timeout_s
         self._auto_sleep_s = auto_sleep_s
         self._state = FaceState()
+        # The state as broadcast ("type": "state"), kept in step with ``_state`` (the same
+        # changes go to both): building it from the state on every update cost as much as
+        # the merge itself.
+        self._message = StateMessage()
         self._history: deque[HistoryEntry] = deque(maxlen=history_size)
         self._last_update = clock()
         self._agents = 0
@@ -113,7 +135,8 @@ class FaceModel:
         return self._agents
 
     def snapshot(self) -> StateMessage:
-        return message_of(self._state)
+        """The current state as broadcast. Do not mutate."""
+        return self._message
 
     def history(self) -> list[HistoryEntry]:
         return list(self._history)
@@ -129,15 +152,20 @@ class FaceModel:
             return self.reset()
         changes = self._changes(update)
         previous = self._state
-        shown = msgspec.structs.replace(previous, **changes) if changes else previous
-        self._record(previous, shown, changes)
+        if changes:
+            shown = msgspec.structs.replace(previous, **changes)
+            message = msgspec.structs.replace(self._message, **changes)
+            self._record(previous, shown, changes)
+        else:
+            shown, message = previous, self._message
         if shown.text is not None or shown.detail is not None:
             self._state = msgspec.structs.replace(shown, text=None, detail=None)
+            self._message = msgspec.structs.replace(message, text=None, detail=None)
         else:
-            self._state = shown
+            self._state, self._message = shown, message
         if touch:
             self._last_update = self.clock()
-        return message_of(shown)
+        return message
 
     def speak(self, update: StateUpdate | None) -> tuple[int, StateMessage]:
         """Start a new audio sequence: merge ``update`` with ``state`` defaulting to
@@ -157,22 +185,22 @@ class FaceModel:
     def reset(self) -> StateMessage:
         previous = self._state
         self._state = FaceState()
+        self._message = StateMessage()
         self._record(previous, self._state, {"state": self._state.state})
         self._last_update = self.clock()
-        return message_of(self._state)
+        return self._message
 
     def _changes(self, update: StateUpdate) -> dict[str, Any]:
         changes: dict[str, Any] = {}
-        for name in _UPDATE_FIELDS:
-            value = getattr(update, name)
+        values = msgspec.structs.astuple(update)
+        for index, name, wire_name, limits in _plan(type(update)):
+            value = values[index]
             if value is UNSET:
                 continue
             if isinstance(value, LookAtUpdate):
                 value = self._look_at(value)
-            elif value is not None:
-                limits = CLAMPS.get(name)
-                if limits is not None:
-                    value = _clamp(_WIRE_NAMES[name], value, limits)
+            elif limits is not None and value is not None:
+                value = _clamp(wire_name, value, limits)
             changes[name] = value
         return changes
 
@@ -183,14 +211,18 @@ class FaceModel:
         return LookAt(x=x, y=y)
 
     def _record(self, previous: FaceState, shown: FaceState, changes: dict[str, Any]) -> None:
+        state_changed = "state" in changes and shown.state != previous.state
+        text, detail = changes.get("text"), changes.get("detail")
+        if not (state_changed or text or detail):
+            return  # most updates: nothing for the history (and no clock to read)
         ts = round(self._wall_clock() * 1000)
-        if "state" in changes and shown.state != previous.state:
+        if state_changed:
             change = StateChange(state=shown.state, prev=previous.state, emotion=shown.emotion)
             self._history.append(StateEntry(ts=ts, data=change))
-        if changes.get("text"):
-            text = TextShown(text=shown.text or "", state=shown.state, emotion=shown.emotion)
-            self._history.append(TextEntry(ts=ts, data=text))
-        if changes.get("detail"):
+        if text:
+            shown_text = TextShown(text=shown.text or "", state=shown.state, emotion=shown.emotion)
+            self._history.append(TextEntry(ts=ts, data=shown_text))
+        if detail:
             self._history.append(DetailEntry(ts=ts, data=DetailShown(detail=shown.detail or "")))
 
     def record_person(self, event: Literal["arrived", "left"], duration: float | None) -> None:
@@ -215,8 +247,10 @@ class FaceModel:
 
     def next_deadline(self) -> float | None:
         """When ``tick`` may next have something to do (clock seconds), or None."""
-        deadlines = [d for d in (self._sleep_at, self._idle_deadline()) if d is not None]
-        return min(deadlines) if deadlines else None
+        sleep_at, idle_at = self._sleep_at, self._idle_deadline()
+        if sleep_at is None or idle_at is None:
+            return idle_at if sleep_at is None else sleep_at
+        return min(sleep_at, idle_at)
 
     def tick(self) -> list[StateMessage]:
         """Apply whatever timed transition is due; the messages to broadcast."""
@@ -246,6 +280,7 @@ class FaceModel:
     def _transition(self, **changes: Any) -> StateMessage:
         previous = self._state
         self._state = msgspec.structs.replace(previous, **changes)
+        self._message = msgspec.structs.replace(self._message, **changes)
         self._record(previous, self._state, changes)
         self._last_update = self.clock()
-        return message_of(self._state)
+        return self._message
