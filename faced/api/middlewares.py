@@ -394,7 +394,9 @@ def make_response_hook(
         request[_PREPARED_KEY] = response
         headers = response.headers
         headers.update(static_headers)
-        headers[_CSP] = guard.content_security_policy(request.host)
+        headers[_CSP] = guard.content_security_policy(
+            request.host, request.get(CONNECT_SOURCES_KEY, "")
+        )
         if request.method == hdrs.METH_OPTIONS:
             headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
         request_id = request.get(REQUEST_ID_KEY)
