@@ -73,7 +73,8 @@ def _preferred_encoding(accept: str) -> Encoding:
 
 
 def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
-    if response_encoding(request) == "msgpack":
+    accept = request.headers.get(hdrs.ACCEPT)  # response_encoding, inline: every answer
+    if accept and accept != "*/*" and _preferred_encoding(accept) == "msgpack":
         body, content_type = msgpack_encoder.encode(data), MSGPACK_CONTENT_TYPE
     else:
         body, content_type = json_encoder.encode(data), "application/json"
@@ -120,13 +121,9 @@ async def read_bytes(
 ) -> tuple[bytes, Encoding] | None:
     """The raw body of a JSON or msgpack request and its encoding, checked for type and size
     (415, 413); None for an empty body when ``allow_empty``, else 400."""
-    content_type = request.content_type
-    if content_type in MSGPACK_TYPES:
-        encoding: Encoding = "msgpack"
-    elif content_type in _JSON_TYPES:
-        encoding = "json"
-    else:
-        raise ApiError(415, f"unsupported Content-Type {content_type!r}: send JSON or msgpack")
+    encoding = _ENCODING_BY_CONTENT_TYPE.get(request.headers.get(hdrs.CONTENT_TYPE))
+    if encoding is None:
+        encoding = _body_encoding(request)
     limit = max_bytes if max_bytes is not None else request.app[MAX_BODY_KEY]
     length = request.content_length
     if length is None:
@@ -136,17 +133,40 @@ async def read_bytes(
     elif length == 0:
         body = b""
     else:
-        # The parser hands over exactly Content-Length bytes: one read, usually already
-        # buffered, instead of reading on to EOF in pieces.
-        try:
-            body = await request.content.readexactly(length)
-        except asyncio.IncompleteReadError as exc:
-            body = exc.partial  # the client went quiet early: decode what came (400)
+        # The parser hands over exactly Content-Length bytes, and a small body usually came
+        # with the headers: take what is buffered, wait only for the rest.
+        content = request.content
+        body = content.read_nowait(length)
+        if len(body) < length:
+            try:
+                body += await content.readexactly(length - len(body))
+            except asyncio.IncompleteReadError as exc:
+                body += exc.partial  # the client went quiet early: decode what came (400)
     if not body.strip():
         if allow_empty:
             return None
         raise ApiError(400, "request body is empty: expected a JSON object")
     return body, encoding
+
+
+def _body_encoding(request: web.Request) -> Encoding:
+    """The encoding a request's Content-Type names (415 if neither), remembered per header
+    value: clients send the same few, and parsing one costs more than the lookup."""
+    content_type = request.content_type
+    if content_type in MSGPACK_TYPES:
+        encoding: Encoding = "msgpack"
+    elif content_type in _JSON_TYPES:
+        encoding = "json"
+    else:
+        raise ApiError(415, f"unsupported Content-Type {content_type!r}: send JSON or msgpack")
+    if len(_ENCODING_BY_CONTENT_TYPE) >= 64:
+        _ENCODING_BY_CONTENT_TYPE.clear()  # bounded, whatever clients send
+    _ENCODING_BY_CONTENT_TYPE[request.headers.get(hdrs.CONTENT_TYPE)] = encoding
+    return encoding
+
+
+_ENCODING_BY_CONTENT_TYPE: Final[dict[str | None, Encoding]] = {}
+"""Content-Type header as sent (None: absent) -> the body's encoding."""
 
 
 async def read_body(

@@ -111,7 +111,7 @@ async def get_state(request: web.Request) -> web.StreamResponse:
 
 
 async def post_state(request: web.Request) -> web.StreamResponse:
-    openface = _openface(request)
+    openface = request.app[OPENFACE_KEY]
     limit = openface.config.limits.agent_message_max_bytes
     update = await read_message(request, StateUpdate, max_bytes=limit)
     assert update is not None  # read_message refuses an empty body unless allow_empty

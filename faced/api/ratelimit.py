@@ -126,7 +126,8 @@ class RateLimiter:
     def hit(self, key: str) -> float:
         """Count one request; 0.0 when allowed, else the seconds to wait before retrying."""
         now = self._clock()
-        self._sweep(now)
+        if now >= self._next_sweep or len(self._tat) > self.max_keys:
+            self._sweep(now)
         tat = max(self._tat.get(key, now), now) + self.interval
         wait = tat - now - self.tolerance
         if wait > _EPSILON_S:  # sums of float intervals must not eat the last burst slot
@@ -140,9 +141,7 @@ class RateLimiter:
 
     def _sweep(self, now: float) -> None:
         # A key whose TAT has passed is indistinguishable from a new one: forget it. One
-        # pass per second at most keeps this O(1) amortised per request.
-        if now < self._next_sweep and len(self._tat) <= self.max_keys:
-            return
+        # pass per second at most (``hit`` checks when) keeps this O(1) amortised per request.
         self._next_sweep = now + 1.0
         stale = [key for key, tat in self._tat.items() if tat <= now]
         for key in stale:

@@ -193,7 +193,8 @@ class FaceModel:
     def _changes(self, update: StateUpdate) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         values = msgspec.structs.astuple(update)
-        for index, name, wire_name, limits in _plan(type(update)):
+        plan = _PLANS.get(type(update)) or _plan(type(update))
+        for index, name, wire_name, limits in plan:
             value = values[index]
             if value is UNSET:
                 continue
