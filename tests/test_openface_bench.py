@@ -34,7 +34,14 @@ async def test_bench_api_prints_faced_beside_bare_aiohttp() -> None:
     assert code == 0, err
     assert "faced" in out
     assert "bare aiohttp" in out
-    for row in ("POST /api/state  req/s", "ratio faced / bare", "p50 ms", "p99 ms"):
+    for row in (
+        "POST /api/state  req/s",
+        "ratio faced / bare",
+        "server CPU us/request",
+        "CPU ratio bare / faced",
+        "p50 ms",
+        "p99 ms",
+    ):
         assert row in out
     assert "goals" in out
 

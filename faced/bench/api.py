@@ -11,7 +11,10 @@ This process is the load generator (its own event loop, never the servers'). It 
 
 1. POST /api/state requests per second over ``--connections`` keep-alive connections
    (lean raw HTTP/1.1 clients, so the client costs little), in alternating rounds after
-   a warm-up, best round of each; the figure is the ratio faced / bare (goal ≥ 0.6);
+   a warm-up, best round of each; the figure is the ratio faced / bare (goal ≥ 0.6).
+   Beside it, each server's CPU time per request (user + system, from /proc over all its
+   rounds): on a shared machine req/s follow the neighbours' load, CPU per request much
+   less so;
 2. agent → viewer fan-out latency with ``--viewers`` viewer sockets while one agent sends
    ``--rate`` messages per second: each message carries its send time
    (CLOCK_MONOTONIC, shared by processes) and each viewer stamps arrival in its
@@ -28,6 +31,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import math
 import os
 import socket
 import statistics
@@ -126,8 +130,34 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc); NaN where there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class _Server:
+    url: str
+    pid: int
+    requests: int = 0
+    cpu_s: float = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / self.requests * 1e6 if self.requests else math.nan
+
+
 @contextlib.asynccontextmanager
-async def _server(command: list[str], port: int) -> AsyncIterator[str]:
+async def _server(command: list[str], port: int) -> AsyncIterator[_Server]:
     import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
 
     process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
@@ -147,7 +177,7 @@ async def _server(command: list[str], port: int) -> AsyncIterator[str]:
                 await asyncio.sleep(0.05)
             else:
                 raise RuntimeError(f"server on port {port} did not come up")
-        yield url
+        yield _Server(url, process.pid)
     finally:
         process.terminate()
         try:
@@ -206,11 +236,16 @@ async def _client(port: int, stop_at: float, counts: list[int]) -> None:
     counts[1] += failed
 
 
-async def _throughput(port: int, connections: int, seconds: float) -> float:
+async def _throughput(server: _Server, connections: int, seconds: float) -> float:
+    """Requests per second of one round; the server's CPU time and requests are added up."""
     counts = [0, 0]
+    port = server.port
+    cpu_before = _cpu_seconds(server.pid)
     started = time.monotonic()
     await asyncio.gather(*(_client(port, started + seconds, counts) for _ in range(connections)))
     elapsed = time.monotonic() - started
+    server.cpu_s += _cpu_seconds(server.pid) - cpu_before
+    server.requests += counts[0]
     if counts[1]:
         raise RuntimeError(f"{counts[1]} requests failed during the run on port {port}")
     return counts[0] / elapsed
@@ -336,7 +371,10 @@ async def _measure(args: argparse.Namespace) -> int:
     with _faced_config(args.viewers) as config:
         faced_command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
         faced_command += ["--port", str(faced_port), "--camera", "none", "--config", str(config)]
-        async with _server(bare_command, bare_port), _server(faced_command, faced_port):
+        async with (
+            _server(bare_command, bare_port) as bare,
+            _server(faced_command, faced_port) as faced,
+        ):
             load = os.getloadavg()[0]
             print(
                 f"faced bench api: loopback, {os.cpu_count()} CPUs (load {load:.1f} before), "
@@ -347,18 +385,15 @@ async def _measure(args: argparse.Namespace) -> int:
             )
             if load > (os.cpu_count() or 1) * 0.5:
                 print("note: the machine is busy; figures will be noisy", flush=True)
-            for port in (bare_port, faced_port):  # warm-up
-                await _throughput(port, args.connections, 0.3)
+            for server in (bare, faced):  # warm-up, not counted
+                await _throughput(server, args.connections, 0.3)
+                server.requests, server.cpu_s = 0, 0.0
             # Alternate short rounds and keep each server's best: on a shared machine the
             # load changes under a long run, and the best round is the least disturbed.
             bare_rps = faced_rps = 0.0
             for _ in range(args.rounds):
-                bare_rps = max(
-                    bare_rps, await _throughput(bare_port, args.connections, args.seconds)
-                )
-                faced_rps = max(
-                    faced_rps, await _throughput(faced_port, args.connections, args.seconds)
-                )
+                bare_rps = max(bare_rps, await _throughput(bare, args.connections, args.seconds))
+                faced_rps = max(faced_rps, await _throughput(faced, args.connections, args.seconds))
             bare_runs, faced_runs = [], []
             for _ in range(args.fanout_rounds):
                 bare_runs.append(
@@ -370,10 +405,18 @@ async def _measure(args: argparse.Namespace) -> int:
             bare_ms = min(bare_runs, key=lambda run: _percentile(run, 0.99))
             faced_ms = min(faced_runs, key=lambda run: _percentile(run, 0.99))
     ratio = faced_rps / bare_rps
+    faced_cpu, bare_cpu = faced.cpu_us_per_request, bare.cpu_us_per_request
     p99 = _percentile(faced_ms, 0.99)
     rows = [
         ("POST /api/state  req/s", f"{faced_rps:,.0f}", f"{bare_rps:,.0f}", ""),
         ("  ratio faced / bare", f"{ratio:.2f}", "", f">= {THROUGHPUT_GOAL}"),
+        ("  server CPU us/request", f"{faced_cpu:.0f}", f"{bare_cpu:.0f}", ""),
+        (
+            "  CPU ratio bare / faced",
+            f"{bare_cpu / faced_cpu if faced_cpu else math.nan:.2f}",
+            "",
+            "",
+        ),
         (
             "fan-out latency  p50 ms",
             f"{statistics.median(faced_ms):.2f}",
