@@ -100,13 +100,14 @@ class AccessPolicy:
 
     def classify(self, request: web.Request) -> Access:
         match_info = request.match_info
-        if match_info.http_exception is not None:
-            return Access.PUBLIC  # the router answers 404/405; nothing to protect
         route = match_info.route
         # A route's class depends on the route alone (its method is the request's, but for
-        # "*" routes): worked out once per route, not per request.
-        access = self._by_route.get(route) if route.method != "*" else None
+        # "*" routes): worked out once per route, not per request. Only routes the router
+        # matched are remembered (never the 404/405 stand-ins, nor "*" routes).
+        access = self._by_route.get(route)
         if access is None:
+            if match_info.http_exception is not None:
+                return Access.PUBLIC  # the router answers 404/405; nothing to protect
             access = self._classify(route, request.method, request.path)
             if route.method != "*" and route.resource is not None:
                 self._by_route[route] = access

@@ -416,12 +416,14 @@ def make_response_hook(
         request[_PREPARED_KEY] = response
         headers = response.headers
         headers.update(static_headers)
-        headers[_CSP] = guard.content_security_policy(
-            request.host, request.get(CONNECT_SOURCES_KEY, "")
-        )
+        try:  # set by the middleware on every request (not .get: two calls a key)
+            request_id: str | None = request[REQUEST_ID_KEY]
+            connect = request[CONNECT_SOURCES_KEY]
+        except KeyError:
+            request_id, connect = None, ""
+        headers[_CSP] = guard.content_security_policy(request.host, connect)
         if request.method == hdrs.METH_OPTIONS:
             headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
-        request_id = request.get(REQUEST_ID_KEY)
         if request_id is not None:
             headers[_X_REQUEST_ID] = request_id
 

@@ -155,7 +155,8 @@ class FaceModel:
         if changes:
             shown = msgspec.structs.replace(previous, **changes)
             message = msgspec.structs.replace(self._message, **changes)
-            self._record(previous, shown, changes)
+            if "state" in changes or "text" in changes or "detail" in changes:
+                self._record(previous, shown, changes)
         else:
             shown, message = previous, self._message
         if shown.text is not None or shown.detail is not None:
