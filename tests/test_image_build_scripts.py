@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 IMAGE_BUILD = REPO / "image-build"
 FIRSTBOOT = IMAGE_BUILD / "recipe" / "firstboot.sh"
 SCRIPTS = sorted(
-    [*IMAGE_BUILD.rglob("*.sh"), IMAGE_BUILD / "jetson" / "install.sh"],
+    [*IMAGE_BUILD.rglob("*.sh"), IMAGE_BUILD / "jetson" / "install.sh", REPO / ".ci" / "run"],
     key=str,
 )
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
