@@ -201,7 +201,16 @@ class FaceModel:
                 continue
             if isinstance(value, LookAtUpdate):
                 value = self._look_at(value)
-            elif limits is not None and value is not None:
+            elif (
+                limits is not None
+                and value is not None
+                # A float already in range stays as it is (NaN fails the test: refused).
+                and (
+                    limits.integer
+                    or type(value) is not float
+                    or not limits.low <= value <= limits.high
+                )
+            ):
                 value = _clamp(wire_name, value, limits)
             changes[name] = value
         return changes
