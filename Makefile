@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+BUILD_VENV := .venv-build
 HOST   ?= 0.0.0.0
 PORT   ?= 9999
 CAMERA ?= demo
@@ -39,15 +40,22 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 models: $(VENV)/.installed
 	$(BIN)/faced models fetch
 
-$(VENV)/.installed-build: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[build]'
+# The build tools live in a venv of their own: TensorFlow (for tf2onnx) must never be
+# importable where faced runs or is tested — MediaPipe, the parity and speed reference,
+# imports it when present (+5 s start-up, +500 MiB), which would skew every comparison.
+$(BUILD_VENV)/bin/python:
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+
+$(BUILD_VENV)/.installed: pyproject.toml | $(BUILD_VENV)/bin/python
+	$(BUILD_VENV)/bin/pip install --quiet -e '.[build]'
 	@touch $@
 
-# The derived models (int8 LiteRT, ONNX fp32/int8): the build extra brings TensorFlow (for
-# tf2onnx), so `make run` never needs it; `make test` does. Cached by input hash: a no-op
-# when models/derived.toml's files are present and the inputs unchanged.
-models-build: models $(VENV)/.installed-build
-	$(BIN)/faced models build
+# The derived models (int8 LiteRT, ONNX fp32/int8), so `make run` never needs the build
+# tools; `make test` does. Cached by input hash: a no-op when models/derived.toml's files
+# are present and the inputs unchanged.
+models-build: models $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/faced models build
 
 setup: $(VENV)/.installed models
 
@@ -102,4 +110,4 @@ hw-test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest hw-tests -rs -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
