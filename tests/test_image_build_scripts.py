@@ -225,3 +225,22 @@ def test_wifi_without_ssid_is_refused(card: Card) -> None:
     assert completed.returncode == 0
     assert "REFUSED" in completed.stdout and "no SSID" in completed.stdout
     assert not card.wpa.exists()
+
+
+def _package_list(path: Path) -> set[str]:
+    lines = (line.split("#")[0].split() for line in path.read_text().splitlines())
+    return {words[0] for words in lines if words}
+
+
+def test_rpi_image_gen_layer_installs_every_package_the_recipe_needs() -> None:
+    """The layer lists the recipe's packages so rpi-image-gen resolves them with the rest
+    (the recipe then finds them installed): a package added to one list only would be
+    fetched by the recipe's apt inside the image build, or missed."""
+    recipe = IMAGE_BUILD / "recipe"
+    wanted = set().union(
+        *(_package_list(recipe / name) for name in ("packages.txt", "kiosk-packages.txt"))
+    )
+    wanted |= _package_list(recipe / "camera-packages.txt")
+    layer = (IMAGE_BUILD / "rpi-image-gen" / "layer" / "faced.yaml").read_text()
+    listed = set(re.findall(r"^\s+- ([a-z0-9][a-z0-9.+-]+)\s*$", layer, flags=re.MULTILINE))
+    assert wanted - listed == set(), f"missing from the layer: {sorted(wanted - listed)}"
