@@ -23,6 +23,14 @@ fi
 in_root "$FACED_PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check \
     "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")"
 in_root "$FACED_PREFIX/venv/bin/faced" --help >/dev/null
+# The OS's modules must be importable from the venv (system site packages) when the venv's
+# interpreter is the OS's python3 (not on JetPack 6, where faced runs on python3.11).
+for module in systemd.journal:python3-systemd pyaudio:python3-pyaudio picamera2:python3-picamera2; do
+    if [ "${FACED_PYTHON:-python3}" = python3 ] && is_installed "${module#*:}"; then
+        in_root "$FACED_PREFIX/venv/bin/python" -c "import ${module%%:*}" \
+            || die "${module%%:*} (${module#*:}) is installed but faced's venv cannot import it"
+    fi
+done
 # The image is read-only to the service (ProtectSystem=strict): compile now, not at start.
 in_root "$FACED_PREFIX/venv/bin/python" -m compileall -q "$FACED_PREFIX/venv" >/dev/null || true
 install -D -m 0644 "$REPO_DIR/image-build/README.md" "$ROOT$FACED_PREFIX/README.md"
