@@ -27,13 +27,16 @@ from faced.vision.models import ModelError, ModelStore, default_model_dir
 from faced.vision.pipeline import (
     BLENDSHAPES_FILE,
     DETECTOR_FILE,
+    FULL_RANGE_FILE,
     GEOMETRY_FILE,
     LANDMARKS_FILE,
+    DetectorMode,
     FacePipeline,
     model_files,
 )
-from faced.vision.runtime import BackendUnavailable, Runtime
+from faced.vision.runtime import Backend, BackendUnavailable, Precision, Runtime
 from tests.data import FACE_PHOTOS, load_rgb
+from tests.data import path as data_path
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +138,70 @@ def test_int8_runs_the_recorded_files_and_only_falls_back_where_the_record_says(
             else:
                 assert loaded.file == variants.variant_name(name, backend, "fp32")
                 assert entry.check, "an unavailable entry must say which check failed"
+
+
+# Every derived combination the full-range detector can be asked for (fp32 LiteRT is the
+# bundle file itself). Before the build had a target for it, each of these stopped startup
+# with "face_detection_full_range.…: not in derived.toml; run faced models build".
+DERIVED = [
+    pytest.param("litert", "int8", id="litert-int8"),
+    pytest.param("onnxruntime", "fp32", id="onnxruntime-fp32"),
+    pytest.param("onnxruntime", "int8", id="onnxruntime-int8"),
+]
+
+
+@pytest.mark.parametrize("detector", ["full", "auto"])
+@pytest.mark.parametrize(("backend", "precision"), DERIVED)
+def test_full_range_detector_runs_on_every_derived_path(
+    backend: Backend,
+    precision: Precision,
+    detector: DetectorMode,
+    photos: list[np.ndarray[Any, Any]],
+) -> None:
+    """vision.detector = full/auto starts with int8 and on ONNX Runtime, runs the file the
+    record names for the full-range model, and finds the faces the fp32 pipeline finds."""
+    store = _store()
+    record = variants.load_record(variants.record_path(store))
+    runtime = Runtime(backend, precision)
+    pipeline = FacePipeline(store, num_faces=2, runtime=runtime, detector=detector)
+    loaded = {m.file: m for m in runtime.loaded}
+    entry = record[variants.variant_name(FULL_RANGE_FILE, backend, precision)]
+    name, sha256 = entry.name, entry.sha256
+    if not entry.available:  # int8 without a kept recipe: the float file runs
+        assert entry.check, "an unavailable entry must say which check failed"
+        name = variants.variant_name(FULL_RANGE_FILE, backend, "fp32")
+        # fp32 LiteRT is the verified bundle file (manifest.toml), the rest are derived.
+        sha256 = record[name].sha256 if name in record else store.manifest.file(name).sha256
+    assert name in loaded, sorted(loaded)
+    assert loaded[name].sha256 == sha256
+    reference = FacePipeline(
+        store, num_faces=2, runtime=Runtime("litert", "fp32"), detector=detector
+    )
+    found = [len(pipeline.analyze(photo).faces) for photo in photos]
+    expected = [len(reference.analyze(photo).faces) for photo in photos]
+    assert found == expected, dict(zip(FACE_PHOTOS, found, strict=True))
+    assert sum(found) >= 4, dict(zip(FACE_PHOTOS, found, strict=True))
+
+
+@pytest.mark.parametrize(("backend", "precision"), DERIVED)
+async def test_auto_detector_serves_faces_with_derived_models(
+    faced_client: Any, backend: str, precision: str
+) -> None:
+    """The real app with vision.detector = auto on each derived path starts, reports the
+    full-range file in /health and finds both faces in breakingbad.jpg through /v1/analyze."""
+    client = await faced_client(
+        vision={"backend": backend, "precision": precision, "detector": "auto", "num_faces": 2}
+    )
+    response = await client.get("/health")
+    assert response.status == 200, await response.text()
+    files = (await response.json())["model"]["files"]
+    assert any(name.startswith("face_detection_full_range.") for name in files), files
+    photo = await asyncio.to_thread(lambda: data_path("breakingbad.jpg").read_bytes())
+    response = await client.post("/v1/analyze", data=photo, headers={"Content-Type": "image/jpeg"})
+    assert response.status == 200, await response.text()
+    result = await response.json()
+    assert result["face_found"] is True, result
+    assert len(result["faces"]) == 2, result
 
 
 def _copy_models(target: Path) -> Path:
