@@ -23,15 +23,15 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Final
+
+from faced.bench.server import free_port, running_server
 
 API_KEY: Final = "bench-key"
 WIDTH, HEIGHT = 640, 480
@@ -109,13 +109,6 @@ def baseline(jpeg: bytes, count: int) -> list[float]:
 # --- the server -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _config(workers: int) -> Iterator[Path]:
     text = (
@@ -132,37 +125,12 @@ def _config(workers: int) -> Iterator[Path]:
 
 @contextlib.asynccontextmanager
 async def _faced(workers: int) -> AsyncIterator[int]:
-    import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
-
-    port = _free_port()
+    port = free_port()
     with _config(workers) as config:
         command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(port), "--camera", "none", "--config", str(config)]
-        process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            async with aiohttp.ClientSession() as session:
-                for _ in range(300):
-                    if process.poll() is not None:
-                        error = process.stderr.read().decode() if process.stderr else ""
-                        raise RuntimeError(f"faced exited early: {error.strip()[-500:]}")
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with session.get(f"http://127.0.0.1:{port}/health") as response:
-                            if response.status == 200:
-                                break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise RuntimeError(f"faced on port {port} did not come up")
+        async with running_server(command, port, attempts=300):
             yield port
-        finally:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            if process.stderr is not None:
-                process.stderr.close()
 
 
 # --- the load generator ---------------------------------------------------------------------

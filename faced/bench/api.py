@@ -33,9 +33,7 @@ import base64
 import contextlib
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from faced.bench.server import free_port, running_server
 
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
@@ -72,13 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- the servers ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def serve_bare(port: int) -> None:
@@ -158,34 +151,8 @@ class _Server:
 
 @contextlib.asynccontextmanager
 async def _server(command: list[str], port: int) -> AsyncIterator[_Server]:
-    import aiohttp  # noqa: PLC0415  (imported here so other faced commands skip it)
-
-    process = subprocess.Popen(  # noqa: ASYNC220  (started once, before any measuring)
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                if process.poll() is not None:
-                    error = process.stderr.read().decode() if process.stderr else ""
-                    raise RuntimeError(f"server exited early: {error.strip()[-500:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{url}/health") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"server on port {port} did not come up")
-        yield _Server(url, process.pid)
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.stderr is not None:
-            process.stderr.close()
+    async with running_server(command, port) as process:
+        yield _Server(f"http://127.0.0.1:{port}", process.pid)
 
 
 @contextlib.contextmanager
@@ -362,7 +329,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 async def _measure(args: argparse.Namespace) -> int:
-    bare_port, faced_port = _free_port(), _free_port()
+    bare_port, faced_port = free_port(), free_port()
     bare_command = [
         sys.executable,
         "-c",

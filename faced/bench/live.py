@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from faced.bench.server import free_port
 
 LAG_GOAL_MS: Final = 10.0
 PROBE_INTERVAL_S: Final = 0.005
@@ -79,13 +80,6 @@ class Phase:
     analyze_errors: int = 0
     socket_results: int = 0
     seconds: float = 0.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -186,7 +180,7 @@ async def _phase(
     from faced.config import validate  # noqa: PLC0415
     from faced.schemas.tracking import TrackingResult  # noqa: PLC0415
 
-    port = _free_port()
+    port = free_port()
     config = validate(
         {
             "server": {"host": "127.0.0.1", "port": port},
