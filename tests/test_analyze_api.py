@@ -313,6 +313,8 @@ async def test_bench_analyze_runs_end_to_end() -> None:
         "3",
         "--seconds",
         "0.3",
+        "--rounds",
+        "1",
         cwd=str(REPO_ROOT),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -324,6 +326,7 @@ async def test_bench_analyze_runs_end_to_end() -> None:
     for row in ("baseline: decode+analyze", "POST /v1/analyze, 1 worker", "2 workers"):
         assert row in text
     assert "goal <= 10 ms" in text and "goal >= 1.8x" in text
+    assert "server CPU ms/req" in text and "caps it near" in text
 
 
 async def test_sigterm_closes_streams_with_1001(run_faced: Any) -> None:

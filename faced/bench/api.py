@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from faced.bench.server import free_port, running_server
+from faced.bench.server import cpu_seconds, free_port, running_server
 
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
@@ -123,16 +123,6 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc); NaN where there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return math.nan
-    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class _Server:
     url: str
@@ -207,11 +197,11 @@ async def _throughput(server: _Server, connections: int, seconds: float) -> floa
     """Requests per second of one round; the server's CPU time and requests are added up."""
     counts = [0, 0]
     port = server.port
-    cpu_before = _cpu_seconds(server.pid)
+    cpu_before = cpu_seconds(server.pid)
     started = time.monotonic()
     await asyncio.gather(*(_client(port, started + seconds, counts) for _ in range(connections)))
     elapsed = time.monotonic() - started
-    server.cpu_s += _cpu_seconds(server.pid) - cpu_before
+    server.cpu_s += cpu_seconds(server.pid) - cpu_before
     server.requests += counts[0]
     if counts[1]:
         raise RuntimeError(f"{counts[1]} requests failed during the run on port {port}")

@@ -1,16 +1,21 @@
 """A server process for a benchmark to measure: a free loopback port, start, wait, stop.
 
 Owner: the benchmarks (faced/bench). Shared by `faced bench api` (faced and the bare
-aiohttp baseline), `faced bench analyze` and `faced bench live` (its port only).
+aiohttp baseline), `faced bench analyze` and `faced bench live` (its port only), with the
+CPU time a server process has used (on a shared machine req/s follow the neighbours' load,
+CPU per request much less so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -19,6 +24,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc); NaN where there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
