@@ -396,3 +396,41 @@ async def test_a_power_only_display_follows_the_policy_through_its_tool(
     assert (await (await client.get("/api/display")).json())["manual"] is False
     assert (await client.post("/api/state", json={"state": "listening"})).status == 200
     await until(lambda: last_call("--output HDMI-A-1 --on"), seconds=10)
+
+
+def _window_around_now(hours: int = 1) -> str:
+    """A night window (local time, HH:MM-HH:MM) that holds the present moment."""
+    import datetime  # noqa: PLC0415
+
+    now = datetime.datetime.now()
+    start, end = now - datetime.timedelta(hours=hours), now + datetime.timedelta(hours=hours)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+@pytest.mark.parametrize(
+    ("night_level", "bl_power", "brightness"), [("dim", "0", DIM_RAW), ("off", "4", FULL_RAW)]
+)
+async def test_the_night_window_holds_the_display_down_whatever_agents_do(
+    faced_client, backlight: Path, night_level: str, bl_power: str, brightness: str
+) -> None:
+    client = await faced_client(
+        display=display_config(
+            backlight,
+            idle_dim_after_s=0,
+            idle_off_after_s=0,
+            night=_window_around_now(),
+            night_level=night_level,
+        )
+    )
+    expect = panel(backlight)
+    # Idle steps are off and nobody is quiet long: only the night window lowers it.
+    await until(expect(bl_power, brightness))
+    assert (await (await client.get("/api/display")).json())["policy"] == night_level
+    assert (await client.post("/api/speak", json={"text": "hello"})).status == 200
+    assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
+    await asyncio.sleep(0.5)  # what an agent's activity would have done by now
+    assert await expect(bl_power, brightness)()
+    assert (await (await client.get("/api/display")).json())["policy"] == night_level
+    # A person may still switch it on by hand for now (the API is theirs).
+    assert (await client.put("/api/display", json={"power": True, "brightness": 100})).status == 200
+    await until(expect("0", FULL_RAW), seconds=10)
