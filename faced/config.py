@@ -181,22 +181,25 @@ class DisplayConfig(_Section, frozen=True):
     """The attached display (faced.devices.display) and the policy that drives it
     (faced.display)."""
 
-    driver: Literal["auto", "sysfs", "wlr-randr", "vcgencmd", "none"] = "auto"
-    """auto: a backlight under backlight_dir, else wlr-randr (a Wayland kiosk), else vcgencmd,
-    else none. sysfs: brightness and bl_power of the backlight; wlr-randr / vcgencmd: power
-    through the tool (brightness through the backlight when there is one); none: no display,
-    the state is only kept."""
+    driver: Literal["auto", "sysfs", "wayland", "wlr-randr", "vcgencmd", "none"] = "auto"
+    """auto: a backlight under backlight_dir, else wayland (a Wayland kiosk), else vcgencmd,
+    else none. sysfs: brightness and bl_power of the backlight; wayland: power through the
+    compositor's wlr-output-power-management; wlr-randr / vcgencmd: power through the tool
+    (brightness through the backlight when there is one); none: no display, the state is
+    only kept."""
     backlight_dir: str = "/sys/class/backlight"
     """Where backlight devices are (sysfs)."""
     backlight: str = ""
     """Backlight device name under backlight_dir; empty: the first one."""
     output: str = ""
-    """wlr-randr output (e.g. HDMI-A-1); empty: every output wlr-randr lists."""
+    """Wayland output (e.g. HDMI-A-1) for wayland / wlr-randr; empty: every output."""
     wayland_display: str = ""
-    """WAYLAND_DISPLAY for wlr-randr: a socket name or absolute path; empty: inherited, else
-    the first wayland-N socket under /run/user/*."""
+    """The compositor's socket for wayland / wlr-randr: a name under XDG_RUNTIME_DIR or an
+    absolute path; empty: the inherited WAYLAND_DISPLAY, else the first wayland-N socket
+    faced may open in /run/faced-kiosk (the kiosk's), then under /run/user/*."""
     tool_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
-    """How long wlr-randr / vcgencmd may take before the call counts as failed."""
+    """How long the compositor, wlr-randr or vcgencmd may take before a call counts as
+    failed."""
     brightness: Annotated[int, Meta(ge=0, le=100)] = 100
     """Brightness (percent) the policy turns the display on at."""
     dim_brightness: Annotated[int, Meta(ge=0, le=100)] = 20

@@ -128,7 +128,7 @@ chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
 recipe_started=$SECONDS
 FACED_KIOSK=${FACED_KIOSK:-0}
 if [ "$FACED_KIOSK" = 0 ]; then
-    log "NOTE: kiosk packages (cage, chromium) not installed in the emulated image" \
+    log "NOTE: kiosk packages (sway, chromium) not installed in the emulated image" \
         "(FACED_KIOSK=0: the virt machine has no display); FACED_KIOSK=1 make image adds them"
 fi
 FACED_KIOSK=$FACED_KIOSK "${NICE[@]}" "$HERE/recipe/install.sh" \

@@ -392,18 +392,24 @@ async def test_auto_takes_vcgencmd_without_backlight_or_wayland(
     assert (await (await client.get("/api/display")).json())["driver"] == "vcgencmd"
 
 
-async def test_auto_takes_wlr_randr_under_wayland(
-    faced_client, tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_auto_takes_wayland_under_wayland(
+    faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "wlr-randr.log"
-    await asyncio.to_thread(write_tool, tools, "wlr-randr", WLR_RANDR.format(log=log))
+    """An inherited WAYLAND_DISPLAY makes auto the compositor's own power control (against a
+    real compositor: tests/test_display_wayland.py); with no compositor behind it, a PUT
+    names the socket it could not open."""
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-3")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     client = await faced_client(
         display={"driver": "auto", "backlight_dir": str(tmp_path / "none"), "policy": False}
     )
-    assert (await (await client.get("/api/display")).json())["driver"] == "wlr-randr"
-    assert (await client.put("/api/display", json={"power": True})).status == 200
-    assert "WAYLAND_DISPLAY=wayland-3 --output DSI-1 --on" in await read(log)
+    assert (await (await client.get("/api/display")).json())["driver"] == "wayland"
+    response = await client.put("/api/display", json={"power": True})
+    assert response.status == 503
+    assert (await response.json())["error"] == (
+        f"the display did not change: cannot connect to {tmp_path / 'wayland-3'}: "
+        "No such file or directory"
+    )
 
 
 async def test_auto_without_anything_is_none(
@@ -461,7 +467,7 @@ def test_serve_refuses_a_bad_display_driver_with_78(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert result.stderr.strip().splitlines() == [
         "faced serve: config: display.driver = 'hdmi': expected one of auto, none, sysfs, "
-        "vcgencmd, wlr-randr"
+        "vcgencmd, wayland, wlr-randr"
     ]
 
 

@@ -4,8 +4,8 @@ Owner: the appliance (issue 8). `systemd-analyze verify` (Debian's `systemd` pac
 need not be systemd) loads each unit as the service manager would and must print nothing.
 It also checks that ExecStart's program exists and is executable, so each unit is verified
 as a temporary copy whose ExecStart points at this checkout's real program where the
-installed path (/opt/faced/venv, /usr/lib/faced) does not exist on the test machine; cage,
-which only the kiosk installs, is replaced by /bin/true (its command line is asserted below).
+installed path (/opt/faced/venv, /usr/lib/faced) does not exist on the test machine. The
+kiosk's command line, sway config and browser script are asserted below.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from faced.devices.display import KIOSK_RUNTIME_DIR
+
 REPO = Path(__file__).resolve().parent.parent
 UNITS = REPO / "systemd"
 SERVICES = ("faced.service", "faced-kiosk.service", "faced-firstboot.service")
@@ -29,8 +31,8 @@ FIRSTBOOT = REPO / "image-build" / "recipe" / "firstboot.sh"
 STAND_INS = {
     "/opt/faced/venv/bin/faced": str(FACED),
     "/usr/lib/faced/firstboot": str(FIRSTBOOT),
-    "/usr/bin/cage": "/usr/bin/cage" if Path("/usr/bin/cage").exists() else "/bin/true",
 }
+KIOSK = REPO / "image-build" / "recipe" / "kiosk"
 
 Unit = dict[str, dict[str, list[str]]]
 
@@ -177,11 +179,44 @@ def test_kiosk_follows_faced_and_restarts() -> None:
     assert "faced.service" in " ".join(kiosk["Unit"]["After"]).split()
     assert one(kiosk, "Service", "Restart") == "always"
     command = one(kiosk, "Service", "ExecStart").split()
-    assert command[0] == "/usr/bin/cage"
-    assert "--kiosk" in command
-    assert command[-1] == "http://127.0.0.1:9999/?audio=off"
+    assert command == [
+        "/usr/bin/env",
+        "XDG_RUNTIME_DIR=/run/faced-kiosk",
+        "/usr/bin/sway",
+        "--config",
+        "/usr/lib/faced/kiosk/sway.conf",
+    ]
+    # sway starts the browser; the browser's end ends sway, so Restart=always covers both.
+    assert "\nexec /usr/lib/faced/kiosk/browser\n" in (KIOSK / "sway.conf").read_text()
+    browser = (KIOSK / "browser.sh").read_text()
+    chromium = browser[browser.index("chromium --kiosk") :].split("\n\n")[0]
+    assert "'http://127.0.0.1:9999/?audio=off'\n" in chromium
+    assert browser.rstrip().endswith("exec swaymsg exit")
+    step = (REPO / "image-build" / "recipe" / "steps" / "40-units.sh").read_text()
+    assert '"$RECIPE_DIR/kiosk/sway.conf" /usr/lib/faced/kiosk/sway.conf' in step
+    assert '"$RECIPE_DIR/kiosk/browser.sh" /usr/lib/faced/kiosk/browser' in step
     pam = (UNITS / "pam.d" / "faced-kiosk").read_text()
-    assert "pam_systemd.so" in pam, "cage needs a logind seat session"
+    assert "pam_systemd.so" in pam, "sway needs a logind seat session"
+
+
+def test_faced_reaches_the_kiosk_compositor_and_nothing_more(faced_unit: Unit) -> None:
+    """The compositor's socket is where faced (ProtectHome=yes: no /run/user) can open it:
+    the kiosk's runtime directory, shared through the kiosk's group, which faced joins;
+    the directory faced's display driver looks in (display.driver auto) is that one."""
+    kiosk = parse_unit(UNITS / "faced-kiosk.service")
+    assert one(kiosk, "Service", "RuntimeDirectory") == "faced-kiosk"
+    assert one(kiosk, "Service", "RuntimeDirectoryMode") == "0750"
+    assert one(kiosk, "Service", "UMask") == "0077", "only the chmod'ed socket is shared"
+    assert one(kiosk, "Service", "Group") == "faced-kiosk"
+    assert f"XDG_RUNTIME_DIR={KIOSK_RUNTIME_DIR}" in one(kiosk, "Service", "ExecStart").split()
+    assert KIOSK_RUNTIME_DIR == "/run/faced-kiosk"
+    assert 'exec chmod 0660 "$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY"' in (
+        (KIOSK / "sway.conf").read_text().splitlines()
+    )
+    assert "faced-kiosk" in one(faced_unit, "Service", "SupplementaryGroups").split()
+    assert one(faced_unit, "Service", "ProtectHome") == "yes"
+    tmpfiles = (UNITS / "tmpfiles.d" / "faced-kiosk.conf").read_text().splitlines()
+    assert f"d {KIOSK_RUNTIME_DIR} 0750 faced-kiosk faced-kiosk -" in tmpfiles
 
 
 def test_firstboot_runs_before_faced() -> None:

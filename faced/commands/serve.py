@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--display",
         metavar="DRIVER",
-        help="display driver: auto (default), sysfs, wlr-randr, vcgencmd, none",
+        help="display driver: auto (default), sysfs, wayland, wlr-randr, vcgencmd, none",
     )
     parser.add_argument(
         "--audio",

@@ -6,16 +6,24 @@ Owner: the body (issue 7). A ``Display`` has a brightness path and a power path:
   DSI/DPI panels, laptops): ``brightness`` scaled to ``max_brightness``; power through
   ``bl_power`` (0 unblank, 4 powerdown — the kernel's FB_BLANK values), or brightness 0
   and back when a device has no ``bl_power``.
-* ``wlr-randr`` — power through ``wlr-randr --output NAME --on|--off`` (a wlroots Wayland
-  compositor with output management: cage >= 0.1.5, labwc, wayfire); the compositor owns
-  DRM master, so this is the DRM/KMS path a process outside it can take. Brightness
-  through the backlight when there is one.
+* ``wayland`` — power through the Wayland compositor's wlr-output-power-management
+  (faced.devices.wayland: DPMS off/on; sway — the appliance's kiosk —, labwc, wayfire); the
+  compositor owns DRM master, so this is the DRM/KMS path a process outside it can take.
+  Brightness through the backlight when there is one.
+* ``wlr-randr`` — power through ``wlr-randr --output NAME --on|--off`` (output management,
+  which takes the output out of the layout: for a compositor without power management,
+  e.g. cage >= 0.1.5). Brightness through the backlight when there is one.
 * ``vcgencmd`` — power through ``vcgencmd display_power 0|1`` (Raspberry Pi firmware
   display stack; KMS builds ignore it). Brightness through the backlight when there is one.
 * ``none`` — no display: the state is only kept, so the API and the policy still run.
 
-``open_display(config)`` resolves ``auto`` at startup: a backlight, else wlr-randr with a
-reachable Wayland socket, else vcgencmd, else none. File I/O runs in a worker thread and
+The compositor's socket is ``display.wayland_display`` (a name under XDG_RUNTIME_DIR or a
+path), else the inherited WAYLAND_DISPLAY, else the first ``wayland-N`` this process may
+open in the kiosk's runtime directory (``KIOSK_RUNTIME_DIR``, shared with faced's group),
+then under ``/run/user/*``; looked up on each call, because the kiosk starts after faced and
+may restart. ``open_display(config)`` resolves ``auto`` at startup: a backlight, else
+``wayland`` when a socket is reachable or the kiosk's runtime directory exists, else
+vcgencmd, else none. File I/O runs in a worker thread and
 tools run as asyncio subprocesses with a timeout, so nothing here blocks the event loop.
 A failure raises ``DisplayError`` (one line naming the tool or file) and is remembered for
 health (``report``) until a later call succeeds; the process carries on.
@@ -35,11 +43,16 @@ from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 from faced.config import DisplayConfig
+from faced.devices import wayland
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+KIOSK_RUNTIME_DIR: Final = "/run/faced-kiosk"
+"""The kiosk compositor's runtime directory (faced-kiosk.service, tmpfiles.d): its Wayland
+socket is group-accessible there, while /run/user stays hidden from faced (ProtectHome)."""
+WAYLAND_SEARCH: Final = (KIOSK_RUNTIME_DIR, "/run/user/*")
 BL_POWER_ON: Final = 0  # FB_BLANK_UNBLANK
 BL_POWER_OFF: Final = 4  # FB_BLANK_POWERDOWN
 _STDERR_QUOTE_CHARS: Final = 200
@@ -177,13 +190,49 @@ class PowerTool(Protocol):
     async def set_power(self, on: bool) -> None: ...
 
 
-def find_wayland_socket() -> str | None:
-    """The first wayland-N socket under /run/user/* this process may connect to (a kiosk
-    compositor running as another user shares it by ACL or group). Blocking."""
-    for path in sorted(glob.glob("/run/user/*/wayland-[0-9]*")):
-        if not path.endswith(".lock") and os.access(path, os.R_OK | os.W_OK):
-            return path
+def find_wayland_socket(directories: tuple[str, ...] = WAYLAND_SEARCH) -> str | None:
+    """The first wayland-N socket in ``directories`` (glob patterns) this process may connect
+    to (a kiosk compositor running as another user shares it by group). Blocking."""
+    for directory in directories:
+        for path in sorted(glob.glob(f"{directory}/wayland-[0-9]*")):
+            if not path.endswith(".lock") and os.access(path, os.R_OK | os.W_OK):
+                return path
     return None
+
+
+def wayland_socket(configured: str) -> str:
+    """The compositor socket to use now (see the module docstring); DisplayError when there
+    is none. Blocking."""
+    display = configured or os.environ.get("WAYLAND_DISPLAY", "")
+    if display:
+        try:
+            return wayland.socket_path(display, os.environ.get("XDG_RUNTIME_DIR"))
+        except wayland.WaylandError as exc:
+            raise DisplayError(str(exc)) from None
+    found = find_wayland_socket()
+    if found is None:
+        raise DisplayError(
+            "no Wayland socket faced may open in "
+            f"{' or '.join(WAYLAND_SEARCH)} (is the kiosk running?)"
+        )
+    return found
+
+
+class WaylandPower:
+    """Output power (DPMS) through the compositor's wlr-output-power-management."""
+
+    def __init__(self, output: str, wayland_display: str, timeout: float) -> None:
+        self.output = output
+        self.wayland_display = wayland_display
+        self.timeout = timeout
+        self.name = f"wayland:{output}" if output else "wayland"
+
+    async def set_power(self, on: bool) -> None:
+        path = await asyncio.to_thread(wayland_socket, self.wayland_display)
+        try:
+            await wayland.set_output_power(path, on, self.output, limit_s=self.timeout)
+        except wayland.WaylandError as exc:
+            raise DisplayError(str(exc)) from None
 
 
 class WlrRandr:
@@ -192,27 +241,34 @@ class WlrRandr:
     def __init__(self, output: str, wayland_display: str, timeout: float) -> None:
         self.output = output
         self.timeout = timeout
-        self._env = dict(os.environ)
-        if wayland_display:
-            self._env["WAYLAND_DISPLAY"] = wayland_display
+        self.wayland_display = wayland_display
         self.name = f"wlr-randr:{output}" if output else "wlr-randr"
 
-    async def outputs(self) -> list[str]:
+    async def _env(self) -> dict[str, str]:
+        # A configured or inherited name goes to wlr-randr as it is (libwayland resolves it
+        # under XDG_RUNTIME_DIR); otherwise the socket found in the kiosk's directory.
+        display = self.wayland_display or os.environ.get("WAYLAND_DISPLAY", "")
+        if not display:
+            display = await asyncio.to_thread(wayland_socket, "")
+        return {**os.environ, "WAYLAND_DISPLAY": display}
+
+    async def outputs(self, env: Mapping[str, str]) -> list[str]:
         """The compositor's outputs: wlr-randr prints each name at the start of a line and
         its properties indented below it."""
-        listing = await run_tool(["wlr-randr"], limit_s=self.timeout, env=self._env)
+        listing = await run_tool(["wlr-randr"], limit_s=self.timeout, env=env)
         names = [line.split()[0] for line in listing.splitlines() if line and not line[0].isspace()]
         if not names:
             raise DisplayError("wlr-randr lists no outputs")
         return names
 
     async def set_power(self, on: bool) -> None:
-        outputs = [self.output] if self.output else await self.outputs()
+        env = await self._env()
+        outputs = [self.output] if self.output else await self.outputs(env)
         for output in outputs:
             await run_tool(
                 ["wlr-randr", "--output", output, "--on" if on else "--off"],
                 limit_s=self.timeout,
-                env=self._env,
+                env=env,
             )
 
 
@@ -367,32 +423,36 @@ class Display:
         return report
 
 
-def _detect(config: DisplayConfig) -> tuple[str, Backlight | None, str]:
-    """(driver, backlight, wayland display) for ``config``, auto resolved. Blocking."""
+def _detect(config: DisplayConfig) -> tuple[str, Backlight | None]:
+    """(driver, backlight) for ``config``, auto resolved. Blocking."""
     backlight = locate_backlight(Path(config.backlight_dir), config.backlight)
-    wayland = config.wayland_display or os.environ.get("WAYLAND_DISPLAY", "")
     driver = config.driver
-    if driver == "wlr-randr" and not wayland:
-        wayland = find_wayland_socket() or ""
     if driver == "auto":
         if backlight is not None:
             driver = "sysfs"
-        elif shutil.which("wlr-randr") and (wayland := wayland or find_wayland_socket() or ""):
-            driver = "wlr-randr"
+        elif (
+            config.wayland_display
+            or os.environ.get("WAYLAND_DISPLAY")
+            or find_wayland_socket()
+            or os.path.isdir(KIOSK_RUNTIME_DIR)  # the kiosk starts after faced
+        ):
+            driver = "wayland"
         elif shutil.which("vcgencmd"):
             driver = "vcgencmd"
         else:
             driver = "none"
-    return driver, backlight, wayland
+    return driver, backlight
 
 
 async def open_display(config: DisplayConfig) -> Display:
     """The display ``config`` describes. A missing device or tool is not fatal: the display
     reports the problem in health and each later operation tries again."""
-    driver, backlight, wayland = await asyncio.to_thread(_detect, config)
+    driver, backlight = await asyncio.to_thread(_detect, config)
     tool: PowerTool | None = None
-    if driver == "wlr-randr":
-        tool = WlrRandr(config.output, wayland, config.tool_timeout_s)
+    if driver == "wayland":
+        tool = WaylandPower(config.output, config.wayland_display, config.tool_timeout_s)
+    elif driver == "wlr-randr":
+        tool = WlrRandr(config.output, config.wayland_display, config.tool_timeout_s)
     elif driver == "vcgencmd":
         tool = Vcgencmd(config.tool_timeout_s)
     awaited = None
@@ -415,9 +475,12 @@ __all__ = [
     "DisplayError",
     "Unsupported",
     "Vcgencmd",
+    "WaylandPower",
     "WlrRandr",
     "find_backlight",
+    "find_wayland_socket",
     "locate_backlight",
     "open_display",
     "run_tool",
+    "wayland_socket",
 ]

@@ -13,7 +13,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 Percent = Annotated[int, Meta(ge=0, le=100)]
 Level = Literal["on", "dim", "off"]
-Driver = Literal["sysfs", "wlr-randr", "vcgencmd", "none"]
+Driver = Literal["sysfs", "wayland", "wlr-randr", "vcgencmd", "none"]
 
 
 class DisplayUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -2,7 +2,7 @@
 # faced on a Jetson (JetPack 6 / L4T r36, Ubuntu 22.04 arm64), installed in place.
 # Owner: the appliance (issue 8). The same recipe as the images (image-build/recipe/install.sh,
 # with --root /); only the Jetson's differences live here:
-#   - no kiosk packages by default (FACED_KIOSK=1 to add cage + chromium);
+#   - no kiosk packages by default (FACED_KIOSK=1 to add sway + chromium);
 #   - no FAT boot partition: first boot keeps the generated API key in /etc/faced/api-key
 #     and this script prints where to read it;
 #   - the inference back end: LiteRT/XNNPACK on the CPU by default; FACED_BACKEND=onnxruntime

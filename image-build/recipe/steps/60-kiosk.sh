@@ -1,5 +1,5 @@
 # Step 60: the kiosk display. faced-kiosk.service (enabled in step 40 when FACED_KIOSK=1)
-# starts cage + chromium on tty1 when a display (/dev/dri/card*) exists; boot to the
+# starts sway + chromium on tty1 when a display (/dev/dri/card*) exists; boot to the
 # graphical target so it is pulled in, and keep chromium from nagging on a kiosk.
 # shellcheck shell=bash
 
