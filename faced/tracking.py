@@ -31,6 +31,9 @@ from faced.vision.tracker import Tracker
 log = logging.getLogger(__name__)
 
 WAIT_FRAME_S: Final = 0.25
+STEADY_SHARE: Final = 0.6
+"""A face counts when found on at least this share of the frames of the last ``arrive_s``."""
+_RECENT_MAX: Final = 512  # frames remembered for that share: ~4 s at 120 fps, a safe bound
 FPS_WINDOW: Final = 32
 _ANALYSIS_FIELDS: Final = Analysis.__struct_fields__
 
@@ -51,7 +54,7 @@ class Presence:
         self._move_interval_s = move_interval_s
         self._move_threshold = move_threshold
         self.present = False
-        self._seen_since: float | None = None
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=_RECENT_MAX)
         self._missing_since: float | None = None
         self._arrived_at: float | None = None
         self._left_at: float | None = None
@@ -66,40 +69,64 @@ class Presence:
         self, bbox: tuple[float, float, float, float] | None, now: float, wall_ms: int
     ) -> PresenceMessage | None:
         """Feed one frame's primary face box (None: no face); an event when one is due.
-        ``now`` is monotonic seconds, ``wall_ms`` the frame's wall-clock time."""
-        if bbox is not None:
-            x, y, w, h = bbox
-            position = Position(x=round(2 * (x + w / 2) - 1, 3), y=round(2 * (y + h / 2) - 1, 3))
-            self._missing_since = None
+        ``now`` is monotonic seconds, ``wall_ms`` the frame's wall-clock time.
+
+        A face counts once it is found steadily — on most frames of the last ``arrive_s``
+        (``STEADY_SHARE``) — whether it is arriving or coming back while the person is
+        about to be declared gone: a detector finds faces on single frames where there are
+        none (MediaPipe's does, on a cat's face), and such flickers must neither bring
+        someone in nor keep them from leaving (nor pull the position to where they
+        flicker), while a real face missed on a frame now and then still counts."""
+        steady = self._steady(bbox is not None, now)
+        if bbox is None:
             if not self.present:
-                if self._seen_since is None:
-                    self._seen_since = now
-                if now - self._seen_since < self._arrive_s:
-                    return None
-                self.present = True
-                self._arrived_at = now
-                absent = None if self._left_at is None else round(now - self._left_at, 3)
-                return self._moved_to(position, now, "arrived", wall_ms, absent)
-            last = self._position
-            moved = (
-                last is None
-                or max(abs(position.x - last.x), abs(position.y - last.y)) >= self._move_threshold
+                return None
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < self._leave_s:
+                return None
+            self.present = False
+            self._left_at = self._missing_since
+            stayed = self._missing_since - (self._arrived_at or self._missing_since)
+            self._position = None
+            return PresenceMessage(
+                event="left", present=False, ts=wall_ms, duration=round(stayed, 3)
             )
-            if moved and now - self._position_sent_at >= self._move_interval_s:
-                return self._moved_to(position, now, "moved", wall_ms, None)
-            return None
-        self._seen_since = None
+        x, y, w, h = bbox
+        position = Position(x=round(2 * (x + w / 2) - 1, 3), y=round(2 * (y + h / 2) - 1, 3))
         if not self.present:
-            return None
-        if self._missing_since is None:
-            self._missing_since = now
-        if now - self._missing_since < self._leave_s:
-            return None
-        self.present = False
-        self._left_at = self._missing_since
-        stayed = self._missing_since - (self._arrived_at or self._missing_since)
-        self._position = None
-        return PresenceMessage(event="left", present=False, ts=wall_ms, duration=round(stayed, 3))
+            if not steady:
+                return None
+            self.present = True
+            self._missing_since = None
+            self._arrived_at = now
+            absent = None if self._left_at is None else round(now - self._left_at, 3)
+            return self._moved_to(position, now, "arrived", wall_ms, absent)
+        if self._missing_since is not None:
+            if not steady:
+                return None  # a flicker while they may be leaving: the countdown goes on
+            self._missing_since = None
+        last = self._position
+        moved = (
+            last is None
+            or max(abs(position.x - last.x), abs(position.y - last.y)) >= self._move_threshold
+        )
+        if moved and now - self._position_sent_at >= self._move_interval_s:
+            return self._moved_to(position, now, "moved", wall_ms, None)
+        return None
+
+    def _steady(self, found: bool, now: float) -> bool:
+        """Remember this frame; True when a face is found now and on at least
+        ``STEADY_SHARE`` of the frames that span the last ``arrive_s`` (the frame at or
+        just before its start included, so a face seen only now does not count)."""
+        recent = self._recent
+        recent.append((now, found))
+        start = now - self._arrive_s
+        while len(recent) > 1 and recent[1][0] <= start:
+            recent.popleft()
+        if not found or recent[0][0] > start:
+            return False
+        return sum(seen for _, seen in recent) >= STEADY_SHARE * len(recent)
 
     def _moved_to(
         self, position: Position, now: float, event: str, wall_ms: int, duration: float | None

@@ -343,6 +343,43 @@ def test_presence_arrives_moves_and_leaves_debounced() -> None:
     assert back.duration == pytest.approx(3.4)  # nobody there from 3.0 to 6.4
 
 
+def test_presence_is_not_kept_alive_by_single_frame_flickers() -> None:
+    """A detector's one-frame false faces (MediaPipe finds them on a cat, every few frames)
+    neither keep a person who left from leaving nor move the position."""
+    presence = Presence(arrive_s=0.3, leave_s=2.0, move_interval_s=0.0, move_threshold=0.03)
+    box, elsewhere = (0.4, 0.4, 0.2, 0.2), (0.0, 0.0, 0.1, 0.1)
+    fps = 30
+    events = []
+    for frame in range(fps * 6):
+        now = frame / fps
+        person_there = now < 1.0
+        flicker = not person_there and frame % 7 == 0  # one frame in seven
+        found = box if person_there else elsewhere if flicker else None
+        event = presence.update(found, now, int(now * 1000))
+        if event is not None:
+            events.append((event.event, round(now, 2), event.position))
+    assert [name for name, _, _ in events] == ["arrived", "left"]
+    (_, arrived_at, position), (_, left_at, _) = events
+    assert position is not None and (position.x, position.y) == (0, 0)
+    assert arrived_at == pytest.approx(0.3, abs=0.04)
+    assert left_at == pytest.approx(1.0 + 2.0, abs=0.04)  # last real frame + leave_s
+
+
+def test_presence_survives_a_person_whose_face_drops_out_for_a_moment() -> None:
+    presence = Presence(arrive_s=0.3, leave_s=2.0, move_interval_s=0.0, move_threshold=0.03)
+    box = (0.4, 0.4, 0.2, 0.2)
+    fps = 30
+    events = []
+    for frame in range(fps * 10):
+        now = frame / fps
+        # Present all along, but missed on one frame in five and for a whole second at 4 s.
+        missed = frame % 5 == 0 or 4.0 <= now < 5.0
+        event = presence.update(None if missed else box, now, int(now * 1000))
+        if event is not None:
+            events.append(event.event)
+    assert events == ["arrived"]
+
+
 def _offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *wheels: str) -> None:
     """A wheel cache holding only ``wheels`` (copied from the one `make setup` filled),
     with pip unable to reach any index: the network boundary, closed."""
