@@ -122,6 +122,77 @@ def test_back_end_gives_the_same_faces(
     assert max(rotation) <= bounds.rotation_deg, figures
 
 
+def test_litert_int8_tracks_the_clip_like_fp32() -> None:
+    """VIDEO mode on the benchmark's kind of clip (a photo moving, zooming and turning;
+    tracking, smoothing): LiteRT int8 stays within the issue's bounds of fp32 frame by frame,
+    so the speed figures compare like with like."""
+    from faced.vision.synthetic import load_photo, synthetic_frames  # noqa: PLC0415
+
+    frames = list(synthetic_frames(load_photo(data_path("lenna.png")), 90))
+    store = _store()
+    trackers = [
+        FacePipeline(store, runtime=Runtime("litert", precision)).tracker()
+        for precision in ("fp32", "int8")
+    ]
+    deltas, displacement, rotation = [], [], []
+    for index, frame in enumerate(frames):
+        want, got = (t.process(frame, index * 33, landmarks=True) for t in trackers)
+        assert len(want.faces) == len(got.faces) == 1, f"frame {index}"
+        a = np.array(list(want.blendshapes.values()))
+        b = np.array([got.blendshapes[k] for k in want.blendshapes])
+        deltas.append(np.abs(a - b))
+        size = np.array([want.image.width, want.image.height], dtype=np.float64)
+        p = np.array(want.landmarks)[:, :2] * size
+        q = np.array(got.landmarks)[:, :2] * size
+        displacement.append(
+            float(np.linalg.norm(p - q, axis=1).mean() / np.linalg.norm(p[468] - p[473]))
+        )
+        rotation.append(
+            max(
+                abs(want.head.yaw - got.head.yaw),
+                abs(want.head.pitch - got.head.pitch),
+                abs(want.head.roll - got.head.roll),
+            )
+        )
+    blend = np.concatenate(deltas)
+    figures = (
+        f"litert/int8 vs fp32 on {len(frames)} clip frames: blendshapes mean |d| "
+        f"{blend.mean():.4f} max {blend.max():.4f}; landmarks {max(displacement):.2%} IOD; "
+        f"rotation {max(rotation):.2f} deg"
+    )
+    assert blend.mean() <= INT8.blend_mean, figures
+    assert blend.max() <= INT8.blend_max, figures
+    assert max(displacement) <= INT8.landmarks_iod, figures
+    assert max(rotation) <= INT8.rotation_deg, figures
+
+
+def test_mixed_recipe_refuses_a_model_without_its_float_ops() -> None:
+    """The blendshape model's mixed int8 recipe keeps its point-embedding conv in float by
+    name; on a model without that op (here the landmark model) the build stops rather than
+    quantizing everything, and on the blendshape model the float rule comes last (it wins)."""
+    build_python = REPO / ".venv-build" / "bin" / "python"
+    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+    script = """
+import sys
+from faced.vision import build
+from faced.vision.models import ModelStore, default_model_dir
+store = ModelStore(default_model_dir())
+name = "dynamic_wi8_afp32+float_point_embedding"
+rules = build.litert_recipe(build.float32_model(store.read("face_blendshapes.tflite")), name)
+print("last rule", rules[-1]["regex"], rules[-1]["algorithm_key"])
+try:
+    build.litert_recipe(build.float32_model(store.read("face_landmarks_detector.tflite")), name)
+except build.BuildError as exc:
+    print("refused:", exc)
+"""
+    done = subprocess.run(
+        [str(build_python), "-c", script], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "last rule MlpMixerGeneral/conv2d/ no_quantize" in done.stdout, done.stdout
+    assert "refused: recipe dynamic_wi8_afp32+float_point_embedding: no op matches" in done.stdout
+
+
 def test_int8_runs_the_recorded_files_and_only_falls_back_where_the_record_says() -> None:
     """What int8 runs is what derived.toml says: the int8 file when the build kept one within
     the limits, else (recorded as unavailable, with the check that failed) the float one."""

@@ -14,6 +14,7 @@ here lazily; nothing at run time needs them. Steps, per bundle model:
    pipeline feeds them (detector letterboxes, detection and tracking crops, blendshape
    points). Every 5th input is held out to check the quantized models.
 3. int8 LiteRT: ai-edge-quantizer recipes, fastest first (static int8, dynamic-range,
+   mixed precision where a model has one (``LITERT_MIXED``: sensitive ops left in float),
    weight-only); the first whose held-out check stays within ``LIMITS`` is kept. When none
    does, the file is recorded as not built and that model runs in float on the int8 path.
 4. ONNX fp32: tf2onnx from the fp32 .tflite, batch fixed to 1, generated names and
@@ -58,7 +59,7 @@ from faced.vision.runtime import InferenceModel, LiteRtModel, Runtime, TensorInf
 log = logging.getLogger(__name__)
 
 # Bump when the recipe (code below) changes what is built: it is part of the input hash.
-RECIPE_VERSION: Final = "6"
+RECIPE_VERSION: Final = "7"
 BUILD_COMMAND: Final = "faced models build"
 BUILD_TOOLS: Final = (
     "ai-edge-quantizer",
@@ -491,6 +492,78 @@ LITERT_RECIPES: Final = (
     ("dynamic_wi8_afp32", "dynamic-range int8 (int8 weights, activations quantized per run)"),
     ("weight_only_wi8_afp32", "weight-only int8 (int8 weights, float compute)"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MixedRecipe:
+    """One of ai-edge-quantizer's recipes with the ops whose scope (their output tensor
+    names, as the quantizer matches them) matches ``keep_float`` left in float."""
+
+    role: str
+    base: str
+    keep_float: str
+    description: str
+
+
+# Mixed precision, tried after the uniform recipes of the same kind (before weight-only).
+# Blendshapes: dynamic-range int8 runs XNNPACK's int8 kernels (0.28 ms against 0.68 ms
+# fp32, one core), but its first conv embeds the 146 raw point coordinates, and quantizing
+# those per run cost most of the error (held-out max 0.105 with it, 0.040 without; every
+# other conv alone <= 0.016). That conv is 28 k multiply-adds: float costs nothing.
+# Landmarks have none: per-op sensitivity (README) found no mix within the limits that is
+# faster than float on XNNPACK.
+LITERT_MIXED: Final = {
+    "dynamic_wi8_afp32+float_point_embedding": MixedRecipe(
+        role="blendshapes",
+        base="dynamic_wi8_afp32",
+        keep_float=r"MlpMixerGeneral/conv2d/",
+        description="dynamic-range int8 but the point-embedding conv in float",
+    ),
+}
+
+
+def litert_recipes(role: str) -> tuple[tuple[str, str], ...]:
+    """(recipe name, description) to try for a model of ``role``, fastest first."""
+    mixed = tuple((name, m.description) for name, m in LITERT_MIXED.items() if m.role == role)
+    return (*LITERT_RECIPES[:2], *mixed, *LITERT_RECIPES[2:])
+
+
+def litert_recipe(fp32: bytes, recipe_name: str) -> list[dict[str, Any]]:
+    """ai-edge-quantizer's recipe (a list of rules, the last matching one wins) for a
+    name from ``litert_recipes``; BuildError when a mixed recipe's float ops are not in
+    the model (the recipe would silently quantize everything)."""
+    from ai_edge_quantizer import recipe  # noqa: PLC0415
+
+    mixed = LITERT_MIXED.get(recipe_name)
+    if mixed is None:
+        return list(getattr(recipe, recipe_name)())
+    from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils  # noqa: PLC0415
+
+    tree = flatbuffer_utils.convert_bytearray_to_object(bytearray(fp32))
+    scopes = [
+        tfl_flatbuffer_utils.get_op_scope(op, subgraph.tensors)
+        for subgraph in tree.subgraphs
+        for op in subgraph.operators
+    ]
+    if not any(re.search(mixed.keep_float, scope) for scope in scopes):
+        raise BuildError(f"recipe {recipe_name}: no op matches {mixed.keep_float!r}")
+    rules = list(getattr(recipe, mixed.base)())
+    rules.append({"regex": mixed.keep_float, "operation": "*", "algorithm_key": "no_quantize"})
+    return rules
+
+
+def litert_method(recipe_name: str) -> str:
+    """How a recipe name is made, for the record."""
+    mixed = LITERT_MIXED.get(recipe_name)
+    if mixed is None:
+        return f"ai-edge-quantizer recipe.{recipe_name}()"
+    return (
+        f"ai-edge-quantizer recipe.{mixed.base}() with the ops matching "
+        f"{mixed.keep_float!r} left in float (no_quantize)"
+    )
+
+
 ONNX_RECIPES: Final = (
     ("static", "static int8 QDQ (int8 weights, uint8 activations)"),
     ("dynamic", "dynamic int8 (int8 weights, activations quantized per run)"),
@@ -498,12 +571,13 @@ ONNX_RECIPES: Final = (
 
 
 def litert_int8(fp32: bytes, samples: Sequence[npt.NDArray[np.float32]], recipe_name: str) -> bytes:
-    """ai-edge-quantizer's ``recipe.<recipe_name>()`` applied to a float32 model."""
+    """ai-edge-quantizer's recipe ``recipe_name`` (see ``litert_recipe``) applied to a
+    float32 model."""
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-    from ai_edge_quantizer import quantizer, recipe  # noqa: PLC0415
+    from ai_edge_quantizer import quantizer  # noqa: PLC0415
 
     worker = quantizer.Quantizer(bytearray(fp32))
-    worker.load_quantization_recipe(getattr(recipe, recipe_name)())
+    worker.load_quantization_recipe(litert_recipe(fp32, recipe_name))
     calibration = None
     if worker.need_calibration:
         # float32_model has given every model a signature: calibration goes through it.
@@ -768,12 +842,12 @@ def _build_target(
         target,
         reference=reference,
         holdout=holdout,
-        recipes=LITERT_RECIPES,
+        recipes=litert_recipes(target.role),
         make=functools.partial(litert_int8, fp32, calibrate),
         onnx=False,
         say=say,
     )
-    how = f"ai-edge-quantizer recipe.{recipe_name}()" if recipe_name else "ai-edge-quantizer"
+    how = litert_method(recipe_name) if recipe_name else "ai-edge-quantizer"
     out.append(
         Built(
             name=variants.variant_name(target.source, "litert", "int8"),
