@@ -12,6 +12,7 @@ inter-ocular distance, head rotation within 4 degrees; ONNX fp32 vs LiteRT fp32 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -437,3 +438,57 @@ def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
     for entry in record.values():
         if entry.available:
             assert variants.sha256((directory / entry.name).read_bytes()) == entry.sha256
+
+
+@pytest.mark.timeout(1800)
+def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    """When a built file's bytes differ from the record, `faced models build` builds once
+    more (a passing fluke must not fail it); when they differ again it refuses: exit 1, one
+    line naming the file and `faced models build --record`, nothing written. Here the record
+    gives face_blendshapes.onnx the sha256 of face_detector.onnx, so both builds differ.
+
+    The build runs from a copy of the faced package outside the checkout, as an installed
+    faced does: its record is then the model directory's own derived.toml, which this test
+    may edit (the checkout's is shared)."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "faced", site / "faced", ignore=shutil.ignore_patterns("__pycache__"))
+    directory = tmp_path / "models"
+    directory.mkdir()
+    source = default_model_dir()
+    for name in (*model_files("auto"), GEOMETRY_FILE, "manifest.toml"):
+        shutil.copy(source / name, directory / name)
+    checkout_record = variants.record_path(ModelStore(source))
+    entries = variants.load_record(checkout_record)
+    victim, other = entries["face_blendshapes.onnx"], entries["face_detector.onnx"]
+    text = checkout_record.read_text(encoding="utf-8")
+    wrong = text.replace(f'\nsha256 = "{victim.sha256}"', f'\nsha256 = "{other.sha256}"')
+    assert wrong.count(other.sha256) == text.count(other.sha256) + 1
+    record = directory / variants.DERIVED_NAME
+    record.write_text(wrong, encoding="utf-8")
+    build_python = REPO / ".venv-build" / "bin" / "python"
+    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+
+    done = subprocess.run(
+        [str(build_python), "-m", "faced", "models", "build", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stdout.count("calibration: ") == 2, "the build did not run a second time"
+    assert "face_blendshapes.onnx differ from the record; building once more" in done.stderr
+    refusal = done.stderr.strip().splitlines()[-1]
+    # Only the file the record misstates is named: every other one came out as recorded.
+    assert refusal.startswith(f"faced models build: face_blendshapes.onnx differ from {record} ")
+    assert "nothing written" in refusal and "`faced models build --record`" in refusal
+    assert record.read_text(encoding="utf-8") == wrong
+    written = sorted(
+        p.name for p in directory.iterdir() if p.name.endswith((".onnx", ".int8.tflite"))
+    )
+    assert written == []
+    assert not (directory / ".derived-build.json").exists()
