@@ -43,6 +43,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from faced.devices.wayland import WaylandError, set_output_power
+
 REPO = Path(__file__).resolve().parent.parent
 SWAY_CONFIG = REPO / "image-build" / "recipe" / "kiosk" / "sway.conf"
 BROWSER_LINE = "exec /usr/lib/faced/kiosk/browser"
@@ -112,6 +114,64 @@ def _version(as_user: list[str]) -> tuple[int, ...]:
     return tuple(int(part) for part in found.groups())
 
 
+def _workdir(root: Path) -> tuple[Path, Path]:
+    """(base, runtime): not under pytest's tmp_path, which is private to the test's user,
+    while the kiosk user (and in the group test a third one) must reach the runtime
+    directory; shaped like faced-kiosk.service's (0750, the kiosk's user and group)."""
+    base = Path(tempfile.mkdtemp(prefix="faced-wayland-", dir=root / "tmp"))
+    base.chmod(0o711)
+    runtime = base / "run"
+    runtime.mkdir(mode=0o750)
+    runtime.chmod(0o750)
+    if os.geteuid() == 0:
+        shutil.chown(runtime, KIOSK_USER, KIOSK_GROUP)
+    return base, runtime
+
+
+def _launch(root: Path, base: Path, script: str, *arguments: str) -> subprocess.Popen[bytes]:
+    """Run ``sh -c script`` as the kiosk user (inside ``root``) with a headless wlroots
+    environment, its output in base/compositor.log."""
+    inside = "/" + str(base.relative_to(root)) if root != Path("/") else str(base)
+    environment = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": f"{inside}/run",
+        "XDG_RUNTIME_DIR": f"{inside}/run",
+        "WLR_BACKENDS": "headless",
+        "WLR_LIBINPUT_NO_DEVICES": "1",
+        "WLR_RENDERER": "pixman",  # no GPU here
+    }
+    with (base / "compositor.log").open("wb") as sink:
+        return subprocess.Popen(
+            [
+                *_as_kiosk_user(root),
+                "env",
+                "-i",
+                *(f"{key}={value}" for key, value in environment.items()),
+                *("sh", "-c", script, "sh", *arguments),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes], base: Path) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _wayland_socket(runtime: Path) -> Path | None:
+    sockets = sorted(p for p in runtime.glob("wayland-[0-9]*") if not p.name.endswith(".lock"))
+    return sockets[0] if sockets else None
+
+
 @pytest.fixture
 def sway() -> Iterator[Sway]:
     root = Path(SWAY_ROOT or "/")
@@ -124,72 +184,58 @@ def sway() -> Iterator[Sway]:
             pytest.fail(f"FACED_TEST_SWAY_ROOT={SWAY_ROOT}: mount /dev, /dev/shm and /proc in it")
     elif shutil.which("sway") is None:
         pytest.skip("sway is not installed: Debian's sway package (.ci/debian-packages.txt)")
-    as_user = _as_kiosk_user(root)
-    # Not under pytest's tmp_path: that is private to the test's user, and the kiosk user
-    # (and in the group test a third one) must reach the runtime directory.
-    base = Path(tempfile.mkdtemp(prefix="faced-sway-", dir=root / "tmp"))
-    base.chmod(0o711)
-    runtime = base / "run"
-    runtime.mkdir(mode=0o750)
-    runtime.chmod(0o750)
-    if os.geteuid() == 0:
-        shutil.chown(runtime, KIOSK_USER, KIOSK_GROUP)
+    base, runtime = _workdir(root)
     config = base / "sway.conf"
     text = SWAY_CONFIG.read_text()
     assert BROWSER_LINE in text, "the kiosk config starts the browser"
     config.write_text(text.replace(BROWSER_LINE, "# (no browser in this test)"))
     config.chmod(0o644)
-    log = base / "sway.log"
-    inside = "/" + str(base.relative_to(root)) if root != Path("/") else str(base)
-    environment = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": f"{inside}/run",
-        "XDG_RUNTIME_DIR": f"{inside}/run",
-        "WLR_BACKENDS": "headless",
-        "WLR_LIBINPUT_NO_DEVICES": "1",
-        "WLR_RENDERER": "pixman",  # no GPU here
-    }
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *as_user,
-                "env",
-                "-i",
-                *(f"{key}={value}" for key, value in environment.items()),
-                "sh",
-                "-c",
-                'umask 077; exec sway --config "$1"',  # faced-kiosk.service's UMask=0077
-                "sh",
-                f"{inside}/sway.conf",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _launch(
+        root,
+        base,
+        'umask 077; exec sway --config "$1"',  # faced-kiosk.service's UMask=0077
+        "/" + str(config.relative_to(root)) if root != Path("/") else str(config),
+    )
+    log = base / "compositor.log"
     try:
         socket = ipc = None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and process.poll() is None:
-            sockets = [p for p in runtime.glob("wayland-[0-9]*") if not p.name.endswith(".lock")]
+            found = _wayland_socket(runtime)
             ipcs = list(runtime.glob("sway-ipc.*.sock"))
             # Ready once the config's chmod made the socket reachable for the group.
-            if sockets and ipcs and stat.S_IMODE(sockets[0].stat().st_mode) == 0o660:
-                socket, ipc = sockets[0], ipcs[0]
+            if found and ipcs and stat.S_IMODE(found.stat().st_mode) == 0o660:
+                socket, ipc = found, ipcs[0]
                 break
             time.sleep(0.05)
         if socket is None or ipc is None:
             pytest.fail(f"sway did not come up with a group-shared socket:\n{log.read_text()}")
+        as_user = _as_kiosk_user(root)
         yield Sway(process, root, runtime, socket, ipc, _version(as_user), as_user, log)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        shutil.rmtree(base, ignore_errors=True)
+        _stop(process, base)
+
+
+@pytest.fixture
+def cage_socket() -> Iterator[Path]:
+    """Debian bookworm's cage (0.1.4, the kiosk before sway) on its headless back end, with
+    a client that just waits; its Wayland socket."""
+    if shutil.which("cage") is None or shutil.which("Xwayland") is None:
+        pytest.skip("cage or Xwayland is not installed: Debian's cage and xwayland packages")
+    root = Path("/")
+    base, runtime = _workdir(root)
+    process = _launch(root, base, "exec cage -- sleep 600")  # cage 0.1.4 needs Xwayland
+    try:
+        deadline = time.monotonic() + 20
+        while (socket := _wayland_socket(runtime)) is None and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        if socket is None:
+            pytest.fail(f"cage did not come up:\n{(base / 'compositor.log').read_text()}")
+        yield socket
+    finally:
+        _stop(process, base)
 
 
 def _config(sway: Sway, **display: Any) -> str:
@@ -297,3 +343,63 @@ def test_the_socket_opens_to_the_kiosk_group_only(sway: Sway) -> None:
 
     assert as_other(f"--groups={group}") == "['HEADLESS-1']"
     assert as_other("--clear-groups") == f"cannot connect to {sway.socket}: Permission denied"
+
+
+async def test_a_compositor_without_power_management_is_named(run_faced, cage_socket: Path) -> None:
+    """cage 0.1.4 offers neither output management nor output power management: faced says
+    so instead of pretending (why the kiosk is sway)."""
+    faced = await run_faced(
+        "--display",
+        "wayland",
+        config_text="[display]\npolicy = false\n"
+        f"wayland_display = {json.dumps(str(cage_socket))}\n",
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(f"{faced.url}/api/display", json={"power": False}) as response,
+    ):
+        assert response.status == 503
+        assert (await response.json())["error"] == (
+            f"the display did not change: {cage_socket}: the compositor has no "
+            "zwlr_output_power_manager_v1 (wlr-output-power-management; sway, labwc and "
+            "wayfire have it, cage 0.1.4 does not)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "words"),
+    [
+        ("close", "the compositor closed the connection"),
+        ("silent", "the compositor did not answer in 0.5 s"),
+        ("garbage", "the compositor sent a message of 65535 bytes: not Wayland"),
+    ],
+)
+async def test_a_socket_that_is_no_compositor_is_named(
+    tmp_path: Path, behaviour: str, words: str
+) -> None:
+    """The OS boundary misbehaving (a socket that hangs up, says nothing, or speaks another
+    protocol): one line naming the socket and what went wrong, within the time limit."""
+
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(64)
+        if behaviour == "garbage":
+            writer.write(b"\x01\x00\x00\x00\x00\x00\xff\xff" + b"x" * 64)
+            await writer.drain()
+        if behaviour == "silent":
+            await done.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    path = tmp_path / "wayland-9"
+    server = await asyncio.start_unix_server(serve, path=str(path))
+    try:
+        with pytest.raises(WaylandError) as caught:
+            await set_output_power(str(path), False, limit_s=0.5)
+    finally:
+        done.set()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.05)  # the handler closes its side
+    assert str(caught.value) == f"{path}: {words}"

@@ -96,7 +96,10 @@ class _Output:
 class _Connection:
     """One client connection: object ids, requests out, events dispatched to handlers."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.path = path
         self.reader = reader
         self.writer = writer
         self.handlers: dict[int, Callable[[int, bytes], None]] = {}
@@ -118,13 +121,15 @@ class _Connection:
         object_id, word = struct.unpack("=II", await self.reader.readexactly(8))
         size, opcode = word >> 16, word & 0xFFFF
         if not 8 <= size <= MAX_MESSAGE:
-            raise WaylandError(f"the compositor sent a message of {size} bytes: not Wayland")
+            raise WaylandError(
+                f"{self.path}: the compositor sent a message of {size} bytes: not Wayland"
+            )
         body = await self.reader.readexactly(size - 8)
         if object_id == DISPLAY_ID and opcode == WL_DISPLAY_EVENT_ERROR:
             culprit, code = struct.unpack_from("=II", body)
             message, _ = _read_string(body, 8)
             raise WaylandError(
-                f"the compositor reports error {code} on object {culprit}: {message}"
+                f"{self.path}: the compositor reports error {code} on object {culprit}: {message}"
             )
         handler = self.handlers.get(object_id)
         if handler is not None:
@@ -165,7 +170,7 @@ async def _connect(path: str) -> _Connection:
         reader, writer = await asyncio.open_unix_connection(path)
     except OSError as exc:
         raise WaylandError(f"cannot connect to {path}: {exc.strerror or exc}") from None
-    return _Connection(reader, writer)
+    return _Connection(path, reader, writer)
 
 
 async def set_output_power(path: str, on: bool, output: str = "", *, limit_s: float) -> list[str]:
