@@ -372,13 +372,15 @@ async def test_a_compositor_without_power_management_is_named(run_faced, cage_so
         ("close", "the compositor closed the connection"),
         ("silent", "the compositor did not answer in 0.5 s"),
         ("garbage", "the compositor sent a message of 65535 bytes: not Wayland"),
+        ("short", "the compositor sent a malformed message"),
     ],
 )
 async def test_a_socket_that_is_no_compositor_is_named(
     tmp_path: Path, behaviour: str, words: str
 ) -> None:
-    """The OS boundary misbehaving (a socket that hangs up, says nothing, or speaks another
-    protocol): one line naming the socket and what went wrong, within the time limit."""
+    """The OS boundary misbehaving (a socket that hangs up, says nothing, speaks another
+    protocol, or sends a Wayland event too short for its arguments): one line naming the
+    socket and what went wrong, within the time limit."""
 
     done = asyncio.Event()
 
@@ -387,6 +389,10 @@ async def test_a_socket_that_is_no_compositor_is_named(
         if behaviour == "garbage":
             writer.write(b"\x01\x00\x00\x00\x00\x00\xff\xff" + b"x" * 64)
             await writer.drain()
+        elif behaviour == "short":  # a registry global (object 2, opcode 0) with no arguments
+            writer.write(b"\x02\x00\x00\x00\x00\x00\x08\x00")
+            await writer.drain()
+            await done.wait()
         if behaviour == "silent":
             await done.wait()
         writer.close()

@@ -184,6 +184,8 @@ async def set_output_power(path: str, on: bool, output: str = "", *, limit_s: fl
         raise WaylandError(f"{path}: the compositor did not answer in {limit_s:g} s") from None
     except (asyncio.IncompleteReadError, ConnectionError):
         raise WaylandError(f"{path}: the compositor closed the connection") from None
+    except struct.error:
+        raise WaylandError(f"{path}: the compositor sent a malformed message") from None
 
 
 async def _set_output_power(path: str, on: bool, output: str) -> list[str]:
@@ -260,6 +262,8 @@ async def _switch(connection: _Connection, path: str, on: bool, output: str) -> 
     for each in targets:
         if each.failed:
             raise WaylandError(f"{path}: the compositor could not switch {each.label} {state}")
+        if each.mode is None:
+            raise WaylandError(f"{path}: the compositor reports no power state for {each.label}")
         if each.mode != wanted:
             raise WaylandError(
                 f"{path}: the compositor did not switch {each.label} {state} "
