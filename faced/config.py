@@ -215,6 +215,10 @@ class DisplayConfig(_Section, frozen=True):
     night_level; empty: no night schedule."""
     night_level: Literal["dim", "off"] = "off"
     """The most the display shows during the night window."""
+    reapply_s: NonNegativeFloat = 60.0
+    """While the policy is in charge, apply its level again this often even when it has not
+    changed: something else may have changed the screen (a restarted kiosk compositor
+    comes back with its output on). 0: only on changes."""
 
 
 class TtsConfig(_Section, frozen=True):

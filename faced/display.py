@@ -22,7 +22,8 @@ level changes, from one named task. A manual change (PUT /api/display) holds unt
 policy's level next changes — a person arrives after the display dimmed, a timer step,
 the face falls asleep or wakes, the night window starts or ends — and then the policy
 applies its level again. A failed change is retried every ``RETRY_S`` while the policy is in
-charge.
+charge, and a level that held is applied again every ``display.reapply_s``: the display is
+not only faced's (a kiosk compositor that restarts turns its output back on).
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ class DisplayService:
         self.level: Level | None = None
         """The policy level last acted on (applied, or held back by a manual change)."""
         self._retry_at: float | None = None
+        self._reapply_at: float | None = None
         self._wake = asyncio.Event()
         # One change at a time, so a policy step decided before a client's change cannot
         # land after it.
@@ -221,8 +223,9 @@ class DisplayService:
             deadlines = [policy.clock() + MAX_WAIT_S]
             if (deadline := policy.next_deadline()) is not None:
                 deadlines.append(deadline)
-            if self._retry_at is not None:
-                deadlines.append(self._retry_at)
+            for at in (self._retry_at, self._reapply_at):
+                if at is not None:
+                    deadlines.append(at)
             self._planned_present = policy.present
             delay = max(0.0, min(deadlines) - policy.clock())
             with contextlib.suppress(TimeoutError):
@@ -231,8 +234,10 @@ class DisplayService:
 
     async def _follow(self, policy: DisplayPolicy, display: Display) -> None:
         level = policy.level()
-        retry = self._retry_at is not None and policy.clock() >= self._retry_at
-        if level == self.level and not retry:
+        now = policy.clock()
+        retry = self._retry_at is not None and now >= self._retry_at
+        reapply = self._reapply_at is not None and now >= self._reapply_at and not self.manual
+        if level == self.level and not (retry or reapply):
             return
         if level != self.level:
             if self.manual:
@@ -247,8 +252,11 @@ class DisplayService:
                 await self._apply(display, level)
             except DisplayError:
                 self._retry_at = policy.clock() + RETRY_S  # the display logged and reports it
+                self._reapply_at = None
             else:
                 self._retry_at = None
+                every = self.config.reapply_s
+                self._reapply_at = policy.clock() + every if every > 0 else None
 
     async def _apply(self, display: Display, level: Level) -> None:
         if level == "off":
@@ -264,7 +272,7 @@ class DisplayService:
         display.check(brightness=brightness)  # refused: nothing changes, not even manual
         if self.policy is not None:
             self.manual = True
-            self._retry_at = None
+            self._retry_at = self._reapply_at = None
         async with self._changing:
             await display.set(power=power, brightness=brightness)
 

@@ -434,3 +434,24 @@ async def test_the_night_window_holds_the_display_down_whatever_agents_do(
     # A person may still switch it on by hand for now (the API is theirs).
     assert (await client.put("/api/display", json={"power": True, "brightness": 100})).status == 200
     await until(expect("0", FULL_RAW), seconds=10)
+
+
+async def test_the_policy_applies_its_level_again_when_something_else_changed_the_screen(
+    faced_client, backlight: Path
+) -> None:
+    """A restarted kiosk compositor brings its output back on behind faced's back: the level
+    that held is applied again every display.reapply_s — but never over a manual change."""
+    client = await faced_client(
+        display=display_config(backlight, idle_dim_after_s=0, idle_off_after_s=0.2, reapply_s=0.5)
+    )
+    expect = panel(backlight)
+    await until(expect("4", FULL_RAW))
+    await asyncio.to_thread((backlight / "bl_power").write_text, "0\n")  # someone else
+    await until(expect("4", FULL_RAW), seconds=10)
+    assert (await (await client.get("/api/display")).json())["policy"] == "off"
+
+    assert (await client.put("/api/display", json={"power": True})).status == 200
+    await until(expect("0", FULL_RAW))
+    await asyncio.sleep(1.5)  # three reapply periods: a manual change is left alone
+    assert await expect("0", FULL_RAW)()
+    assert (await (await client.get("/api/display")).json())["manual"] is True
