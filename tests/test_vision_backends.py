@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,44 @@ class Bounds:
     blend_max: float
     landmarks_iod: float  # a face's mean landmark displacement, fraction of its IOD
     rotation_deg: float
+
+
+@dataclass
+class Differences:
+    """Face-by-face differences of one result from its reference, checked against Bounds."""
+
+    blendshapes: list[np.ndarray[Any, Any]] = field(default_factory=list)
+    displacement: list[float] = field(default_factory=list)  # per face, fraction of IOD
+    rotation: list[float] = field(default_factory=list)  # per face, largest angle, degrees
+
+    def add(self, want: Any, got: Any, size: np.ndarray[Any, Any]) -> None:
+        """``want``/``got``: two faces (or a tracker's results) with landmarks, in an image
+        of ``size`` (width, height) pixels."""
+        a = np.array(list(want.blendshapes.values()))
+        b = np.array([got.blendshapes[k] for k in want.blendshapes])
+        self.blendshapes.append(np.abs(a - b))
+        p = np.array(want.landmarks)[:, :2] * size
+        q = np.array(got.landmarks)[:, :2] * size
+        iod = np.linalg.norm(p[468] - p[473])
+        self.displacement.append(float(np.linalg.norm(p - q, axis=1).mean() / iod))
+        self.rotation.append(
+            max(
+                abs(want.head.yaw - got.head.yaw),
+                abs(want.head.pitch - got.head.pitch),
+                abs(want.head.roll - got.head.roll),
+            )
+        )
+
+    def check(self, bounds: Bounds, what: str) -> None:
+        blend = np.concatenate(self.blendshapes)
+        figures = (
+            f"{what}: blendshapes mean |d| {blend.mean():.4f} max {blend.max():.4f}; "
+            f"landmarks {max(self.displacement):.2%} IOD; rotation {max(self.rotation):.2f} deg"
+        )
+        assert blend.mean() <= bounds.blend_mean, figures
+        assert blend.max() <= bounds.blend_max, figures
+        assert max(self.displacement) <= bounds.landmarks_iod, figures
+        assert max(self.rotation) <= bounds.rotation_deg, figures
 
 
 INT8 = Bounds(blend_mean=0.03, blend_max=0.15, landmarks_iod=0.03, rotation_deg=4.0)
@@ -91,36 +129,18 @@ def test_back_end_gives_the_same_faces(
     runtime = Runtime(backend, precision)  # type: ignore[arg-type]
     pipeline = FacePipeline(_store(), num_faces=2, runtime=runtime)
     assert {m.backend.split("/")[0] for m in runtime.loaded} == {backend}
-    deltas, displacement, rotation = [], [], []
+    differences = Differences()
     for name, photo, expected in zip(FACE_PHOTOS, photos, reference, strict=True):
         got = pipeline.analyze(photo, landmarks=True)
         assert len(got.faces) == len(expected.faces), f"{name}: face count differs"
         size = np.array([expected.image.width, expected.image.height], dtype=np.float64)
         for want, face in zip(expected.faces, got.faces, strict=True):
-            a = np.array(list(want.blendshapes.values()))
-            b = np.array([face.blendshapes[k] for k in want.blendshapes])
-            deltas.append(np.abs(a - b))
-            p = np.array(want.landmarks)[:, :2] * size
-            q = np.array(face.landmarks)[:, :2] * size
-            iod = np.linalg.norm(p[468] - p[473])
-            displacement.append(float(np.linalg.norm(p - q, axis=1).mean() / iod))
-            rotation.append(
-                max(
-                    abs(want.head.yaw - face.head.yaw),
-                    abs(want.head.pitch - face.head.pitch),
-                    abs(want.head.roll - face.head.roll),
-                )
-            )
-    blend = np.concatenate(deltas)
-    figures = (
-        f"{backend}/{precision} vs litert/fp32 on {len(FACE_PHOTOS)} photos: blendshapes mean "
-        f"|d| {blend.mean():.4f} max {blend.max():.4f}; landmarks {max(displacement):.2%} IOD; "
-        f"rotation {max(rotation):.2f} deg; files {[m.file for m in runtime.loaded]}"
+            differences.add(want, face, size)
+    differences.check(
+        bounds,
+        f"{backend}/{precision} vs litert/fp32 on {len(FACE_PHOTOS)} photos "
+        f"(files {[m.file for m in runtime.loaded]})",
     )
-    assert blend.mean() <= bounds.blend_mean, figures
-    assert blend.max() <= bounds.blend_max, figures
-    assert max(displacement) <= bounds.landmarks_iod, figures
-    assert max(rotation) <= bounds.rotation_deg, figures
 
 
 def test_litert_int8_tracks_the_clip_like_fp32() -> None:
@@ -135,36 +155,13 @@ def test_litert_int8_tracks_the_clip_like_fp32() -> None:
         FacePipeline(store, runtime=Runtime("litert", precision)).tracker()
         for precision in ("fp32", "int8")
     ]
-    deltas, displacement, rotation = [], [], []
+    differences = Differences()
     for index, frame in enumerate(frames):
         want, got = (t.process(frame, index * 33, landmarks=True) for t in trackers)
         assert len(want.faces) == len(got.faces) == 1, f"frame {index}"
-        a = np.array(list(want.blendshapes.values()))
-        b = np.array([got.blendshapes[k] for k in want.blendshapes])
-        deltas.append(np.abs(a - b))
         size = np.array([want.image.width, want.image.height], dtype=np.float64)
-        p = np.array(want.landmarks)[:, :2] * size
-        q = np.array(got.landmarks)[:, :2] * size
-        displacement.append(
-            float(np.linalg.norm(p - q, axis=1).mean() / np.linalg.norm(p[468] - p[473]))
-        )
-        rotation.append(
-            max(
-                abs(want.head.yaw - got.head.yaw),
-                abs(want.head.pitch - got.head.pitch),
-                abs(want.head.roll - got.head.roll),
-            )
-        )
-    blend = np.concatenate(deltas)
-    figures = (
-        f"litert/int8 vs fp32 on {len(frames)} clip frames: blendshapes mean |d| "
-        f"{blend.mean():.4f} max {blend.max():.4f}; landmarks {max(displacement):.2%} IOD; "
-        f"rotation {max(rotation):.2f} deg"
-    )
-    assert blend.mean() <= INT8.blend_mean, figures
-    assert blend.max() <= INT8.blend_max, figures
-    assert max(displacement) <= INT8.landmarks_iod, figures
-    assert max(rotation) <= INT8.rotation_deg, figures
+        differences.add(want, got, size)
+    differences.check(INT8, f"litert/int8 vs fp32 on {len(frames)} clip frames")
 
 
 def test_mixed_recipe_refuses_a_model_without_its_float_ops() -> None:
