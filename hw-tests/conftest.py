@@ -16,10 +16,14 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib.util
+import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +35,37 @@ Frame = npt.NDArray[np.uint8]
 
 def pytest_report_header() -> list[str]:
     return ["faced hw-tests: hardware absent here means SKIPPED, with the reason"]
+
+
+def service_key() -> str | None:
+    """The running service's API key: FACED_HW_KEY, else the installed one when this user
+    may read it."""
+    if key := os.environ.get("FACED_HW_KEY"):
+        return key
+    try:
+        return Path("/etc/faced/api-key").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def call_service(method: str, path: str, key: str | None, body: Any = None) -> tuple[int, Any]:
+    """(status, JSON body or None) of one request to the running service (FACED_HW_URL);
+    OSError when nothing answers."""
+    url = os.environ.get("FACED_HW_URL", "http://127.0.0.1:9999") + path
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read() or b"null")
+        except ValueError:
+            return error.code, None
 
 
 @pytest.fixture(scope="session")

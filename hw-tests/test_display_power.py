@@ -15,39 +15,11 @@ Settings: FACED_HW_URL (default http://127.0.0.1:9999), FACED_HW_KEY (else
 from __future__ import annotations
 
 import glob
-import json
-import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-
-def _key() -> str | None:
-    if key := os.environ.get("FACED_HW_KEY"):
-        return key
-    try:
-        return Path("/etc/faced/api-key").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _call(method: str, path: str, key: str | None, body: Any = None) -> tuple[int, Any]:
-    url = os.environ.get("FACED_HW_URL", "http://127.0.0.1:9999") + path
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+from conftest import call_service, service_key
 
 
 def _connectors() -> dict[str, Path]:
@@ -74,9 +46,9 @@ def _settled(connectors: dict[str, Path], wanted: str) -> dict[str, str]:
 
 
 def test_the_service_switches_the_screen_off_and_on() -> None:
-    key = _key()
+    key = service_key()
     try:
-        status, display = _call("GET", "/api/display", key)
+        status, display = call_service("GET", "/api/display", key)
     except OSError as error:
         pytest.skip(f"faced is not running at FACED_HW_URL ({error})")
     if status in (401, 403):
@@ -88,13 +60,13 @@ def test_the_service_switches_the_screen_off_and_on() -> None:
     if display["driver"] != "sysfs" and not connectors:
         pytest.skip("no connected DRM connector with a dpms file (no screen plugged in?)")
     try:
-        status, body = _call("PUT", "/api/display", key, {"power": False})
+        status, body = call_service("PUT", "/api/display", key, {"power": False})
         assert status == 200, body
         assert body["power"] is False and body["error"] is None, body
         if display["driver"] != "sysfs":
             seen = _settled(connectors, "Off")
             assert set(seen.values()) == {"Off"}, f"faced said off, the kernel says {seen}"
-        status, body = _call("PUT", "/api/display", key, {"power": True})
+        status, body = call_service("PUT", "/api/display", key, {"power": True})
         assert status == 200, body
         assert body["power"] is True, body
         if display["driver"] != "sysfs":
@@ -102,4 +74,4 @@ def test_the_service_switches_the_screen_off_and_on() -> None:
             assert set(seen.values()) == {"On"}, f"faced said on, the kernel says {seen}"
         print(f"\n{display['driver']}: {', '.join(connectors) or 'backlight'} off and on again")
     finally:
-        _call("PUT", "/api/display", key, {"power": True})
+        call_service("PUT", "/api/display", key, {"power": True})

@@ -10,16 +10,12 @@ most frames and the gaze must move; otherwise only the loop's rate and stability
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Camera
+from conftest import Camera, call_service, service_key
 
 
 @pytest.mark.timeout(240)
@@ -47,50 +43,30 @@ def test_one_minute_full_loop(camera: Camera, pipeline: Any, configured_fps: flo
         assert spread > 2.0, "the head pose never changed: is the tracking live?"
 
 
-def _key() -> str | None:
-    """The API key: FACED_HW_KEY, else the installed one when this user may read it."""
-    if key := os.environ.get("FACED_HW_KEY"):
-        return key
-    try:
-        return Path("/etc/faced/api-key").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _get(path: str, key: str | None) -> tuple[int, Any]:
-    url = os.environ.get("FACED_HW_URL", "http://127.0.0.1:9999") + path
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as error:
-        return error.code, None
-
-
 @pytest.mark.timeout(240)
 def test_one_minute_loop_through_the_running_service(configured_fps: float) -> None:
     """The installed service's own loop (camera -> tracking -> the face's gaze), seen only
     through its HTTP API, so it checks what a person in front of the box gets."""
-    key = _key()
+    key = service_key()
     try:
-        status, health = _get("/health", key)
+        status, health = call_service("GET", "/health", key)
     except OSError as error:
         pytest.skip(f"faced is not running at FACED_HW_URL ({error})")
     assert status == 200, f"/health answered {status}"
     camera = health.get("components", {}).get("camera")
     if not camera or camera.get("status") != "ok":
         pytest.skip(f"the service has no working camera: {camera}")
-    status, _ = _get("/api/tracking", key)
+    status, _ = call_service("GET", "/api/tracking", key)
     if status in (401, 403):
         pytest.skip("the key is needed: set FACED_HW_KEY (or run as root)")
     samples: list[dict[str, Any]] = []
     looks: set[tuple[float, float]] = set()
     started = time.monotonic()
     while time.monotonic() - started < 60.0:
-        status, result = _get("/api/tracking", key)
+        status, result = call_service("GET", "/api/tracking", key)
         if status == 200:
             samples.append(result)
-        status, state = _get("/api/state", key)
+        status, state = call_service("GET", "/api/state", key)
         look = state.get("lookAt") if status == 200 else None
         if isinstance(look, dict):
             looks.add((round(look["x"], 2), round(look["y"], 2)))
