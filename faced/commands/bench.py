@@ -3,7 +3,9 @@
 Owner: the Open Face protocol (issue 3) for the command and `api`; `pipeline` belongs to
 faced.vision (faced/bench/pipeline.py). Each subject lives in faced/bench/ and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when its
-subcommand runs (or its parser is built), so `faced --help` stays fast.
+subcommand is parsed (``_SubjectParser`` adds its arguments then), so every other faced
+command — `faced analyze` timed against MediaPipe among them — starts without importing
+asyncio, aiohttp's helpers or the speaker for benchmarks it does not run (~0.13 s).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 SUBJECTS: dict[str, str] = {
@@ -32,18 +34,34 @@ def _subject(name: str) -> ModuleType | None:
         raise
 
 
+class _SubjectParser(argparse.ArgumentParser):
+    """A subject's parser that imports the subject and adds its arguments only when it is
+    used (argparse builds every parser up front, whichever command runs)."""
+
+    subject = ""
+    _loaded = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if not self._loaded and self.subject:
+            self._loaded = True
+            module = _subject(self.subject)
+            if module is not None:
+                module.add_arguments(self)
+        return super().parse_known_args(args, namespace)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark (figures side by side with a baseline)",
         description="Benchmarks measured on this machine, each beside a baseline in the same run.",
     )
-    subjects = parser.add_subparsers(dest="subject", metavar="SUBJECT")
+    subjects = parser.add_subparsers(dest="subject", metavar="SUBJECT", parser_class=_SubjectParser)
     for name, summary in SUBJECTS.items():
         sub = subjects.add_parser(name, help=summary, description=summary)
-        module = _subject(name)
-        if module is not None:
-            module.add_arguments(sub)
+        sub.subject = name
         sub.set_defaults(func=_runner(name))
     parser.set_defaults(func=lambda _args: _missing_subject(parser))
 
