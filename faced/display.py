@@ -21,9 +21,10 @@ follow (camera-caused updates) are no agent's word and keep nothing on.
 level changes, from one named task. A manual change (PUT /api/display) holds until the
 policy's level next changes — a person arrives after the display dimmed, a timer step,
 the face falls asleep or wakes, the night window starts or ends — and then the policy
-applies its level again. A failed change is retried every ``RETRY_S`` while the policy is in
-charge, and a level that held is applied again every ``display.reapply_s``: the display is
-not only faced's (a kiosk compositor that restarts turns its output back on).
+applies its level again. A failed change is retried while the policy is in charge (after
+``RETRY_FIRST_S``, doubling up to ``RETRY_MAX_S``), and a level that held is applied again
+every ``display.reapply_s``: the display is not only faced's (a kiosk compositor that
+restarts turns its output back on).
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ from faced.schemas.tracking import PresenceMessage
 log = logging.getLogger(__name__)
 
 DAY_S: Final = 24 * 3600
-RETRY_S: Final = 15.0
+RETRY_FIRST_S: Final = 1.0
+"""The first retry of a failed change comes soon: on the appliance faced is up before the
+kiosk compositor it switches the screen through, which follows within seconds."""
+RETRY_MAX_S: Final = 15.0
 # Re-evaluate at least this often: the night window follows the wall clock, which may jump
 # (NTP, daylight saving) while the monotonic deadline does not.
 MAX_WAIT_S: Final = 60.0
@@ -184,6 +188,7 @@ class DisplayService:
         self.level: Level | None = None
         """The policy level last acted on (applied, or held back by a manual change)."""
         self._retry_at: float | None = None
+        self._retry_s = RETRY_FIRST_S
         self._reapply_at: float | None = None
         self._wake = asyncio.Event()
         # One change at a time, so a policy step decided before a client's change cannot
@@ -251,10 +256,13 @@ class DisplayService:
             try:
                 await self._apply(display, level)
             except DisplayError:
-                self._retry_at = policy.clock() + RETRY_S  # the display logged and reports it
+                # The display logged the failure and reports it; try again, less and less often.
+                self._retry_at = policy.clock() + self._retry_s
+                self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
                 self._reapply_at = None
             else:
                 self._retry_at = None
+                self._retry_s = RETRY_FIRST_S
                 every = self.config.reapply_s
                 self._reapply_at = policy.clock() + every if every > 0 else None
 

@@ -455,3 +455,50 @@ async def test_the_policy_applies_its_level_again_when_something_else_changed_th
     await asyncio.sleep(1.5)  # three reapply periods: a manual change is left alone
     assert await expect("0", FULL_RAW)()
     assert (await (await client.get("/api/display")).json())["manual"] is True
+
+
+async def test_a_failed_change_is_retried_soon_then_less_often(
+    faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At boot faced is up before the kiosk compositor: its first change fails. The retry
+    comes after a second (then 2, 4, … up to 15 s), so the screen follows the policy soon
+    after the compositor appears instead of 15 s later."""
+    tools = tmp_path / "bin"
+    log = tmp_path / "wlr-randr.log"
+    ready = tmp_path / "compositor-up"
+    await asyncio.to_thread(tools.mkdir)
+    attempts = tmp_path / "attempts.log"
+    body = (
+        f'echo "$*" >> "{attempts}"\n'
+        f'[ -e "{ready}" ] || {{ echo "failed to connect to display" >&2; exit 1; }}\n'
+    )
+    await asyncio.to_thread(write_tool, tools, "wlr-randr", body + WLR_RANDR.format(log=log))
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    client = await faced_client(
+        display={
+            "driver": "wlr-randr",
+            "output": "HDMI-A-1",
+            "wayland_display": "wayland-1",
+            "backlight_dir": str(tmp_path / "none"),
+            "idle_dim_after_s": 0,
+            "idle_off_after_s": 0.2,
+        }
+    )
+
+    async def off_failed() -> bool:
+        component = (await (await client.get("/health")).json())["components"]["display"]
+        tried = await read(attempts) if await asyncio.to_thread(attempts.exists) else ""
+        return component["status"] == "error" and "--output HDMI-A-1 --off" in tried
+
+    await until(off_failed, seconds=10)  # the policy's change failed: no compositor yet
+    await asyncio.to_thread(ready.touch)  # the compositor is up
+    began = time.monotonic()
+
+    async def switched_off() -> bool:
+        calls = (await read(log)).splitlines() if await asyncio.to_thread(log.exists) else []
+        return any(call.endswith("--output HDMI-A-1 --off") for call in calls)
+
+    await until(switched_off, seconds=10)
+    # The first retries come 1, 2 and 4 s after the first failure: well before 15 s.
+    assert time.monotonic() - began < 8.0
+    assert (await (await client.get("/api/display")).json())["power"] is False
