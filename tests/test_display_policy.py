@@ -365,13 +365,20 @@ async def test_presence_keeps_the_display_on_and_a_return_wakes_it(
                 phase = "done"
 
 
-async def test_a_power_only_display_follows_the_policy_through_its_tool(
-    faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def power_only_display(
+    faced_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    preamble: str = "",
+    **timers: float,
+) -> tuple[Any, Path]:
+    """faced with the wlr-randr driver (no backlight) and a fake wlr-randr on PATH that
+    runs ``preamble`` first and logs each call it serves; (client, that log)."""
     tools = tmp_path / "bin"
     log = tmp_path / "wlr-randr.log"
     await asyncio.to_thread(tools.mkdir)
-    await asyncio.to_thread(write_tool, tools, "wlr-randr", WLR_RANDR.format(log=log))
+    await asyncio.to_thread(write_tool, tools, "wlr-randr", preamble + WLR_RANDR.format(log=log))
     monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
     client = await faced_client(
         display={
@@ -379,9 +386,17 @@ async def test_a_power_only_display_follows_the_policy_through_its_tool(
             "output": "HDMI-A-1",
             "wayland_display": "wayland-1",
             "backlight_dir": str(tmp_path / "none"),
-            "idle_dim_after_s": 1.0,
-            "idle_off_after_s": 3.0,
+            **timers,
         }
+    )
+    return client, log
+
+
+async def test_a_power_only_display_follows_the_policy_through_its_tool(
+    faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, log = await power_only_display(
+        faced_client, tmp_path, monkeypatch, idle_dim_after_s=1.0, idle_off_after_s=3.0
     )
 
     async def last_call(words: str) -> bool:
@@ -463,26 +478,18 @@ async def test_a_failed_change_is_retried_soon_then_less_often(
     """At boot faced is up before the kiosk compositor: its first change fails. The retry
     comes after a second (then 2, 4, … up to 15 s), so the screen follows the policy soon
     after the compositor appears instead of 15 s later."""
-    tools = tmp_path / "bin"
-    log = tmp_path / "wlr-randr.log"
     ready = tmp_path / "compositor-up"
-    await asyncio.to_thread(tools.mkdir)
     attempts = tmp_path / "attempts.log"
-    body = (
-        f'echo "$*" >> "{attempts}"\n'
-        f'[ -e "{ready}" ] || {{ echo "failed to connect to display" >&2; exit 1; }}\n'
-    )
-    await asyncio.to_thread(write_tool, tools, "wlr-randr", body + WLR_RANDR.format(log=log))
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
-    client = await faced_client(
-        display={
-            "driver": "wlr-randr",
-            "output": "HDMI-A-1",
-            "wayland_display": "wayland-1",
-            "backlight_dir": str(tmp_path / "none"),
-            "idle_dim_after_s": 0,
-            "idle_off_after_s": 0.2,
-        }
+    client, log = await power_only_display(
+        faced_client,
+        tmp_path,
+        monkeypatch,
+        preamble=(
+            f'echo "$*" >> "{attempts}"\n'
+            f'[ -e "{ready}" ] || {{ echo "failed to connect to display" >&2; exit 1; }}\n'
+        ),
+        idle_dim_after_s=0,
+        idle_off_after_s=0.2,
     )
 
     async def off_failed() -> bool:

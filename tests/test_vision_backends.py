@@ -100,6 +100,23 @@ CASES = [
 ]
 
 
+def _bundle_copy(directory: Path, *extra: str) -> Path:
+    """A model directory holding copies of the source models (and ``extra`` files)."""
+    directory.mkdir()
+    source = default_model_dir()
+    for name in (*model_files("auto"), GEOMETRY_FILE, *extra):
+        shutil.copy(source / name, directory / name)
+    return directory
+
+
+def _build_python() -> Path:
+    # The build tools have a venv of their own (the Makefile's BUILD_VENV): TensorFlow is
+    # kept out of the test venv, where MediaPipe would import it.
+    build_python = REPO / ".venv-build" / "bin" / "python"
+    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+    return build_python
+
+
 def _store() -> ModelStore:
     store = ModelStore(default_model_dir())
     record = variants.record_path(store)
@@ -168,8 +185,7 @@ def test_mixed_recipe_refuses_a_model_without_its_float_ops() -> None:
     """The blendshape model's mixed int8 recipe keeps its point-embedding conv in float by
     name; on a model without that op (here the landmark model) the build stops rather than
     quantizing everything, and on the blendshape model the float rule comes last (it wins)."""
-    build_python = REPO / ".venv-build" / "bin" / "python"
-    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+    build_python = _build_python()
     script = """
 import sys
 from faced.vision import build
@@ -414,15 +430,9 @@ def test_models_list_reports_what_the_config_runs(tmp_path: Path) -> None:
 def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
     """A fresh `faced models build` into an empty directory makes exactly the bytes
     models/derived.toml records (it exits 1 naming the files that differ otherwise)."""
-    directory = tmp_path / "models"
-    directory.mkdir()
+    directory = _bundle_copy(tmp_path / "models")
     source = default_model_dir()
-    for name in (*model_files("auto"), GEOMETRY_FILE):
-        shutil.copy(source / name, directory / name)
-    # The build tools have a venv of their own (the Makefile's BUILD_VENV): TensorFlow is
-    # kept out of the test venv, where MediaPipe would import it.
-    build_python = REPO / ".venv-build" / "bin" / "python"
-    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+    build_python = _build_python()
     done = subprocess.run(
         [str(build_python), "-m", "faced", "models", "build", "--dir", str(directory)],
         capture_output=True,
@@ -451,11 +461,8 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     may edit (the checkout's is shared)."""
     site = tmp_path / "site"
     shutil.copytree(REPO / "faced", site / "faced", ignore=shutil.ignore_patterns("__pycache__"))
-    directory = tmp_path / "models"
-    directory.mkdir()
+    directory = _bundle_copy(tmp_path / "models", "manifest.toml")
     source = default_model_dir()
-    for name in (*model_files("auto"), GEOMETRY_FILE, "manifest.toml"):
-        shutil.copy(source / name, directory / name)
     checkout_record = variants.record_path(ModelStore(source))
     entries = variants.load_record(checkout_record)
     victim, other = entries["face_blendshapes.onnx"], entries["face_detector.onnx"]
@@ -464,8 +471,7 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     assert wrong.count(other.sha256) == text.count(other.sha256) + 1
     record = directory / variants.DERIVED_NAME
     record.write_text(wrong, encoding="utf-8")
-    build_python = REPO / ".venv-build" / "bin" / "python"
-    assert build_python.is_file(), f"{build_python} missing: run `make models-build`"
+    build_python = _build_python()
 
     done = subprocess.run(
         [str(build_python), "-m", "faced", "models", "build", "--dir", str(directory)],
