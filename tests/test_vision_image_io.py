@@ -1,15 +1,24 @@
-"""decode_image: formats, EXIF orientation, and every way bytes can be wrong."""
+"""decode_image and decode_for_pipeline: formats, EXIF orientation, the two JPEG decoders
+agreeing, and every way bytes can be wrong."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from faced.vision.image_io import ImageError, decode_image, image_size
+from faced.vision.image_io import (
+    PIPELINE_RGBA_MAX_MEGAPIXELS,
+    ImageError,
+    decode_for_pipeline,
+    decode_image,
+    image_size,
+)
 
 
 def _test_image(width: int = 64, height: int = 48) -> np.ndarray:
@@ -61,6 +70,69 @@ def test_exif_orientation_is_applied() -> None:
     assert rotated.shape == (64, 48, 3)
     # The red top-left block is now at the top-right.
     assert rotated[2, 45, 0] > 200 and rotated[2, 2, 0] < 60
+
+
+def _opencv_rgb(data: bytes) -> np.ndarray:
+    return cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
+
+
+def _photo_like(width: int, height: int) -> np.ndarray:
+    """Smooth gradients and noise: every DCT coefficient and the chroma upsampling matter."""
+    rng = np.random.default_rng(7)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) % 256], axis=-1)
+    noise = rng.integers(0, 40, (height, width, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def _cmyk_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    rgb = _photo_like(64, 48)
+    Image.fromarray(np.concatenate([rgb, rgb[:, :, :1]], axis=2), "CMYK").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _encode(".jpg", _photo_like(640, 480)),  # 4:2:0, what cameras and agents send
+        _encode(".jpg", _photo_like(64, 48), [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x111111]),
+        _encode(".jpg", _photo_like(64, 48)[:, :, 0]),  # grey
+        _cmyk_jpeg(),  # Adobe CMYK
+        _encode(".png", _photo_like(64, 48)),
+        _encode(".webp", _photo_like(64, 48)),
+    ],
+    ids=["jpeg-420", "jpeg-444", "jpeg-grey", "jpeg-cmyk", "png", "webp"],
+)
+def test_pixels_are_opencvs_in_either_layout(data: bytes) -> None:
+    # JPEGs without EXIF go through simplejpeg: the same libjpeg-turbo, so the same pixels.
+    expected = _opencv_rgb(data)
+    assert np.array_equal(decode_image(data), expected)
+    rgba = decode_for_pipeline(data)
+    assert rgba.shape == (*expected.shape[:2], 4)
+    assert np.array_equal(rgba[:, :, :3], expected) and (rgba[:, :, 3] == 255).all()
+
+
+def test_pipeline_layout_is_rgb_for_big_photos() -> None:
+    side = int((PIPELINE_RGBA_MAX_MEGAPIXELS * 1e6) ** 0.5) + 8
+    data = _encode(".jpg", np.zeros((side, side, 3), np.uint8))
+    assert decode_for_pipeline(data).shape == (side, side, 3)
+
+
+def test_exif_orientation_is_applied_in_the_pipeline_layout_too() -> None:
+    jpeg = _encode(".jpg", _test_image(64, 48), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    rotated = decode_for_pipeline(_with_exif_orientation(jpeg, 6))
+    assert rotated.shape == (64, 48, 4)
+    assert rotated[2, 45, 0] > 200 and rotated[2, 2, 0] < 60
+
+
+def test_a_jpeg_cut_in_half_is_refused() -> None:
+    jpeg = _encode(".jpg", _photo_like(256, 256))
+    for decode in (decode_image, decode_for_pipeline):
+        with pytest.raises(ImageError, match="corrupt or truncated JPEG"):
+            decode(jpeg[: len(jpeg) // 2])
 
 
 def test_empty_bytes() -> None:

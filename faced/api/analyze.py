@@ -57,7 +57,7 @@ from faced.schemas.analyze_api import (
     StreamReady,
     StreamResult,
 )
-from faced.vision.image_io import ImageError, decode_image, image_size
+from faced.vision.image_io import ImageError, decode_for_pipeline, image_size
 from faced.vision.pipeline import MAX_FACES, FacePipeline
 from faced.vision.runtime import Runtime
 from faced.vision.tracker import Tracker
@@ -271,7 +271,7 @@ def _decode(source: bytes | str, api: AnalyzeApi) -> Any:
     data = from_base64(source, api) if isinstance(source, str) else source
     check_image(data, api)
     try:
-        return decode_image(data, max_megapixels=api.max_megapixels)
+        return decode_for_pipeline(data, max_megapixels=api.max_megapixels)
     except ImageError as exc:
         raise ApiError(422, str(exc)) from None
 

@@ -211,7 +211,7 @@ class _PathError(Exception):
 def _analyze_path(
     path: Path, pipeline: FacePipeline, output: _Output, args: argparse.Namespace, limit: float
 ) -> None:
-    from faced.vision.image_io import ImageError, decode_image, image_format  # noqa: PLC0415
+    from faced.vision.image_io import ImageError, decode_for_pipeline, image_format  # noqa: PLC0415
 
     try:
         with path.open("rb") as handle:
@@ -229,7 +229,7 @@ def _analyze_path(
         _analyze_video(path, pipeline, output, args)
         return
     try:
-        image = decode_image(data, max_megapixels=limit)
+        image = decode_for_pipeline(data, max_megapixels=limit)
     except ImageError as exc:
         raise _PathError(str(exc)) from None
     output.image(str(path), pipeline.analyze(image, landmarks=args.landmarks))
