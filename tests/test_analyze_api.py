@@ -323,10 +323,41 @@ async def test_bench_analyze_runs_end_to_end() -> None:
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     text = out.decode()
-    for row in ("baseline: decode+analyze", "POST /v1/analyze, 1 worker", "2 workers"):
+    for row in (
+        "baseline: decode+analyze",
+        "POST /v1/analyze, 1 worker ",
+        "2 workers",
+        "1 worker x 2 threads",
+    ):
         assert row in text
     assert "goal <= 10 ms" in text and "goal >= 1.8x" in text
     assert "server CPU ms/req" in text and "caps it near" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--latency-threads", "0"], "--latency-threads must be at least 1"),
+        (["--seconds", "-1"], "--seconds must be positive"),
+    ],
+)
+async def test_bench_analyze_refuses_bad_options(option: list[str], message: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "faced",
+        "bench",
+        "analyze",
+        *option,
+        cwd=str(REPO_ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 2 and out == b""
+    (line,) = err.decode().strip().splitlines()  # one clear line
+    assert line.startswith("faced bench analyze: ") and message in line
 
 
 async def test_sigterm_closes_streams_with_1001(run_faced: Any) -> None:

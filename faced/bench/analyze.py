@@ -4,12 +4,15 @@ Owner: the analyze API (issue 5). One run measures, on a 640x480 JPEG of a face:
 
 * **baseline** — the same decode + ``FacePipeline.analyze`` in this process, no HTTP: the
   floor any server pays per image;
-* **faced, N workers** (N = 1 and 2, both running at once) — the real daemon
+* **faced, N workers** (N = 1 and 2, all daemons running at once) — the real daemon
   (``python -m faced serve`` with ``vision.analyze_workers = N``, API key set, rate limits
   out of the way) in its own process; this process is the load generator (raw keep-alive
-  HTTP/1.1 clients posting the image as ``image/jpeg``):
+  HTTP/1.1 clients posting the image as ``image/jpeg``, on uvloop):
   - latency: one request at a time, p50 / p99 (goal p50 ≤ 10 ms; Eyeconic advertises
-    p50 14.8 ms);
+    p50 14.8 ms), in ``--rounds`` rounds that alternate with the baseline's, so the HTTP
+    overhead printed is measured against a floor taken in the same minutes; also for a
+    1-worker daemon with ``vision.threads = --latency-threads`` (default 2: one request
+    may use two cores, the setting for a box that answers one agent at a time);
   - throughput: ``--connections`` (default 2 x N) concurrent clients, ``--rounds``
     rounds of ``--seconds`` alternating between the servers, best round of each;
     requests/s; the figure is the 2-worker / 1-worker ratio (goal ≥ 1.8x). Beside it,
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from faced.bench.server import cpu_seconds, free_port, running_server
+from faced.bench.server import client_loop_factory, cpu_seconds, free_port, running_server
 
 API_KEY: Final = "bench-key"
 WIDTH, HEIGHT = 640, 480
@@ -65,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare (1 2)"
+    )
+    parser.add_argument(
+        "--latency-threads",
+        type=int,
+        default=2,
+        help="vision.threads of an extra 1-worker daemon measured for latency (2; 1: none)",
     )
     parser.add_argument(
         "--photo", type=Path, default=None, help="face photo (default tests/.data/lenna.png)"
@@ -99,31 +108,36 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def baseline(jpeg: bytes, count: int) -> list[float]:
+class Baseline:
     """In-process decode + analyze times (ms): the floor under the HTTP figures."""
-    from faced.vision.image_io import decode_image  # noqa: PLC0415
-    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
 
-    pipeline = FacePipeline.load()
-    times = []
-    for _ in range(count + 10):
-        began = time.perf_counter()
-        result = pipeline.analyze(decode_image(jpeg))
-        times.append((time.perf_counter() - began) * 1000)
-        if not result.face_found:
-            raise RuntimeError("the benchmark image has no face the pipeline finds")
-    return times[10:]
+    def __init__(self) -> None:
+        from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+
+        self.pipeline = FacePipeline.load()
+        self.times_ms: list[float] = []
+
+    def measure(self, jpeg: bytes, count: int) -> None:
+        from faced.vision.image_io import decode_for_pipeline  # noqa: PLC0415
+
+        for index in range(count + 10):
+            began = time.perf_counter()
+            result = self.pipeline.analyze(decode_for_pipeline(jpeg))
+            if index >= 10:  # warm-up, as for the servers
+                self.times_ms.append((time.perf_counter() - began) * 1000)
+            if not result.face_found:
+                raise RuntimeError("the benchmark image has no face the pipeline finds")
 
 
 # --- the server -----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _config(workers: int) -> Iterator[Path]:
+def _config(workers: int, threads: int) -> Iterator[Path]:
     text = (
         f'[auth]\napi_key = "{API_KEY}"\n'
         "[limits]\nrequests_per_s = 1000000.0\nrequest_burst = 1000000\n"
-        f"[vision]\nanalyze_workers = {workers}\n"
+        f"[vision]\nanalyze_workers = {workers}\nthreads = {threads}\n"
         '[logging]\nlevel = "warning"\n'
     )
     with tempfile.TemporaryDirectory(prefix="faced-bench-") as directory:
@@ -133,9 +147,11 @@ def _config(workers: int) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def _faced(workers: int) -> AsyncIterator[tuple[subprocess.Popen[bytes], int]]:
+async def _faced(
+    workers: int, threads: int = 1
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
-    with _config(workers) as config:
+    with _config(workers, threads) as config:
         command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(port), "--camera", "none", "--config", str(config)]
         async with running_server(command, port, attempts=300) as process:
@@ -197,12 +213,21 @@ class _Server:
     workers: int
     port: int
     pid: int
+    threads: int = 1
+    """vision.threads; the throughput comparison uses only 1-thread daemons."""
     latency_ms: list[float] = field(default_factory=list)
     best_rate: float = 0.0
     requests: int = 0
     busy: int = 0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        workers = f"{self.workers} worker{'s' if self.workers > 1 else ''}"
+        return f"POST /v1/analyze, {workers}" + (
+            f" x {self.threads} threads" if self.threads > 1 else ""
+        )
 
     def cpu_ms_per_request(self, which: str) -> float:
         cpu = self.server_cpu_s if which == "server" else self.client_cpu_s
@@ -241,21 +266,30 @@ async def throughput(
     return rate
 
 
-async def _measure(args: argparse.Namespace, jpeg: bytes) -> list[_Server]:
-    """Every server runs for the whole measurement (an idle daemon costs no CPU) and the
-    throughput rounds alternate between them, keeping each one's best: on a shared
-    machine the neighbours' load drifts under a long run, and alternating short rounds
-    lets every worker count meet the same drift."""
+async def _measure(args: argparse.Namespace, jpeg: bytes, floor: Baseline) -> list[_Server]:
+    """Every server runs for the whole measurement (an idle daemon costs no CPU), and the
+    latency rounds (with the in-process floor's) and the throughput rounds alternate
+    between them, keeping each one's best throughput round: on a shared machine the
+    neighbours' load drifts under a long run, and alternating short rounds lets every
+    side meet the same drift."""
     async with contextlib.AsyncExitStack() as stack:
         servers = []
-        for workers in args.workers:
-            process, port = await stack.enter_async_context(_faced(workers))
-            servers.append(_Server(workers, port, process.pid))
-        for server in servers:
-            server.latency_ms = await latency(server.port, jpeg, args.requests)
+        plan = [(workers, 1) for workers in args.workers]
+        if args.latency_threads > 1:
+            plan.append((1, args.latency_threads))
+        for workers, threads in plan:
+            process, port = await stack.enter_async_context(_faced(workers, threads))
+            servers.append(_Server(workers, port, process.pid, threads))
+        per_round = math.ceil(args.requests / args.rounds)
+        for _ in range(args.rounds):
+            floor.measure(jpeg, per_round)
+            for server in servers:
+                server.latency_ms += await latency(server.port, jpeg, per_round)
+        scaling = [server for server in servers if server.threads == 1]
+        for server in scaling:
             await throughput(server, jpeg, _connections(args, server), 0.5, counted=False)
         for _ in range(args.rounds):
-            for server in servers:
+            for server in scaling:
                 await throughput(server, jpeg, _connections(args, server), args.seconds)
         return servers
 
@@ -265,6 +299,18 @@ def _connections(args: argparse.Namespace, server: _Server) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    for name in ("requests", "rounds", "latency_threads"):
+        if getattr(args, name) < 1:
+            option = name.replace("_", "-")
+            print(f"faced bench analyze: --{option} must be at least 1", file=sys.stderr)
+            return 2
+    if not args.seconds > 0 or min(args.workers) < 1 or args.connections < 0:
+        print(
+            "faced bench analyze: --seconds must be positive, --workers at least 1, "
+            "--connections at least 0",
+            file=sys.stderr,
+        )
+        return 2
     try:
         jpeg = make_jpeg(args.photo)
     except FileNotFoundError as exc:
@@ -274,39 +320,47 @@ def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0]
     print(f"faced bench analyze: 640x480 JPEG ({len(jpeg)} bytes), {cores} CPU cores, ", end="")
     print(f"load average {load:.2f} before the run")
-    # The in-process floor is measured before and after the servers and the faster run
-    # kept: on a shared machine, other work landing on one of them must not set the floor.
-    floor = baseline(jpeg, args.requests)
     try:
-        servers = asyncio.run(_measure(args, jpeg))
+        floor = Baseline()
+        with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
+            servers = runner.run(_measure(args, jpeg, floor))
     except RuntimeError as exc:
         print(f"faced bench analyze: {exc}", file=sys.stderr)
         return 1
-    floor = min(floor, baseline(jpeg, args.requests), key=statistics.median)
     print()
-    header = f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'503s':>7}"
+    header = f"{'':42}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'503s':>7}"
     print(f"{header}{'server CPU ms/req':>19}{'client CPU ms/req':>19}")
+    floor_p50 = statistics.median(floor.times_ms)
     print(
-        f"{'baseline: decode+analyze, no HTTP':34}{statistics.median(floor):9.2f}"
-        f"{_percentile(floor, 0.99):9.2f}{1000 / statistics.median(floor):9.1f}"
+        f"{'baseline: decode+analyze, no HTTP':42}{floor_p50:9.2f}"
+        f"{_percentile(floor.times_ms, 0.99):9.2f}{1000 / floor_p50:9.1f}"
     )
     for server in servers:
-        label = f"POST /v1/analyze, {server.workers} worker{'s' if server.workers > 1 else ''}"
-        print(
-            f"{label:34}{statistics.median(server.latency_ms):9.2f}"
-            f"{_percentile(server.latency_ms, 0.99):9.2f}{server.best_rate:9.1f}"
-            f"{server.busy:7d}{server.cpu_ms_per_request('server'):19.2f}"
-            f"{server.cpu_ms_per_request('client'):19.2f}"
-        )
-    p50 = statistics.median(servers[0].latency_ms)
+        row = f"{server.label:42}{statistics.median(server.latency_ms):9.2f}"
+        row += f"{_percentile(server.latency_ms, 0.99):9.2f}"
+        if server.threads == 1:
+            row += f"{server.best_rate:9.1f}{server.busy:7d}"
+            row += f"{server.cpu_ms_per_request('server'):19.2f}"
+            row += f"{server.cpu_ms_per_request('client'):19.2f}"
+        print(row)
     print()
-    print(
-        f"p50 latency, 1 request at a time: {p50:.2f} ms (goal <= {P50_GOAL_MS:g} ms; "
-        f"HTTP + queueing over the in-process floor: {p50 - statistics.median(floor):+.2f} ms)"
-    )
-    if len(servers) > 1:
-        low = min(servers, key=lambda server: server.workers)
-        high = max(servers, key=lambda server: server.workers)
+    for server in servers:
+        if server.workers > 1:
+            continue
+        p50 = statistics.median(server.latency_ms)
+        print(
+            f"p50 latency, 1 request at a time, {server.label.split(', ', 1)[1]}: "
+            f"{p50:.2f} ms (goal <= {P50_GOAL_MS:g} ms)"
+            + (
+                f"; HTTP + queueing over the in-process floor: {p50 - floor_p50:+.2f} ms"
+                if server.threads == 1
+                else ""
+            )
+        )
+    scaling = [server for server in servers if server.threads == 1]
+    if len(scaling) > 1:
+        low = min(scaling, key=lambda server: server.workers)
+        high = max(scaling, key=lambda server: server.workers)
         ratio = high.best_rate / low.best_rate if low.best_rate else 0.0
         # With every core busy, req/s cannot pass cores / (CPU per request, server and
         # load generator together): the ceiling this machine puts on the ratio.

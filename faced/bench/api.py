@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from faced.bench.server import cpu_seconds, free_port, running_server
+from faced.bench.server import client_loop_factory, cpu_seconds, free_port, running_server
 
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
@@ -406,12 +406,7 @@ def run(args: argparse.Namespace) -> int:
             option = name.replace("_", "-")
             print(f"faced bench api: --{option} must be at least 1", file=sys.stderr)
             return 2
-    try:
-        import uvloop  # noqa: PLC0415
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
+    loop_factory = client_loop_factory()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_measure(args))

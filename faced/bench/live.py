@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from faced.bench.server import free_port
+from faced.bench.server import client_loop_factory, free_port
 
 LAG_GOAL_MS: Final = 10.0
 PROBE_INTERVAL_S: Final = 0.005
@@ -279,12 +279,7 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("faced").setLevel(logging.WARNING)
-    try:
-        import uvloop  # noqa: PLC0415
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
+    loop_factory = client_loop_factory()
     with tempfile.TemporaryDirectory(prefix="faced-bench-live-") as scratch:
         clip, jpeg = _inputs(Path(scratch))
         camera = {"source": f"file:{clip}"}

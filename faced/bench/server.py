@@ -3,7 +3,7 @@
 Owner: the benchmarks (faced/bench). Shared by `faced bench api` (faced and the bare
 aiohttp baseline), `faced bench analyze` and `faced bench live` (its port only), with the
 CPU time a server process has used (on a shared machine req/s follow the neighbours' load,
-CPU per request much less so).
+CPU per request much less so), and the event loop the load generators run on.
 """
 
 from __future__ import annotations
@@ -14,8 +14,19 @@ import math
 import os
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+
+def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for a load generator where it is installed (as faced's own): the
+    client shares the machine with the server it measures, and every microsecond of CPU
+    it spends per request is one the server does not get."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def free_port() -> int:
