@@ -16,12 +16,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
     from faced.schemas.analysis import Analysis
     from faced.vision.pipeline import FacePipeline
 
@@ -238,31 +235,24 @@ def _analyze_path(
 def _analyze_video(
     path: Path, pipeline: FacePipeline, output: _Output, args: argparse.Namespace
 ) -> None:
-    import cv2  # noqa: PLC0415
+    from faced.vision.video import VideoError, VideoReader  # noqa: PLC0415
 
-    capture = cv2.VideoCapture(str(path))
     try:
-        if not capture.isOpened():
-            raise _PathError("cannot be opened as a video")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        if not 0 < fps < 1000:
-            fps = 30.0
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        video = VideoReader(path, "rgba")  # the pipeline's working layout: no conversion
+    except VideoError:
+        raise _PathError("cannot be opened as a video") from None
+    with video:
+        fps = video.fps or 30.0
         tracker = pipeline.tracker(smoothing=not args.no_smoothing)
-        progress = _Progress(str(path), total)
+        progress = _Progress(str(path), video.frame_count)
         stats: dict[str, Any] = {"frames": 0, "with_face": 0, "ms": 0.0}
         source = str(path)
         index = 0
         frame = None
-        while True:
-            # Decoding into the previous frame's array spares a 1 MB allocation per frame.
-            ok, frame = capture.read(frame)
-            if not ok:
-                break
+        # Decoding into the previous frame's array spares a 1 MB allocation per frame.
+        while (frame := video.read(frame)) is not None:
             timestamp = math.floor(index * 1000 / fps)  # as a MediaPipe VIDEO-mode user does
-            result = tracker.process(
-                cast("npt.NDArray[np.uint8]", frame), timestamp, args.landmarks, bgr=True
-            )
+            result = tracker.process(frame, timestamp, args.landmarks)
             if output.jsonl:
                 output.frame(source, index, result)
             stats["frames"] += 1
@@ -279,8 +269,6 @@ def _analyze_video(
                 f"detector ran on {tracker.detections}, "
                 f"{stats['ms'] / index:.2f} ms/frame in the pipeline"
             )
-    finally:
-        capture.release()
 
 
 class _Progress:

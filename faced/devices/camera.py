@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.config import CameraConfig
+from faced.vision.video import VideoError, VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class FileSource:
         self.path = path
         self.name = f"file:{path}"
         self._default_fps = fps
-        self._capture: cv2.VideoCapture | None = None
+        self._video: VideoReader | None = None
         self._still: Image | None = None
         self._fps: float | None = None
 
@@ -112,36 +113,36 @@ class FileSource:
             self._still = _bgr_to_rgb(still, self.name)
             self._fps = self._default_fps
             return
-        capture = cv2.VideoCapture(str(self.path))
-        if not capture.isOpened():
-            capture.release()
-            raise CameraError(f"{self.path}: cannot open the video")
-        fps = float(capture.get(cv2.CAP_PROP_FPS))
-        self._fps = fps if math.isfinite(fps) and 0 < fps <= 240 else self._default_fps
-        self._capture = capture
+        try:
+            video = VideoReader(self.path)
+        except VideoError as exc:
+            raise CameraError(str(exc)) from None
+        fps = video.fps
+        self._fps = fps if fps is not None and fps <= 240 else self._default_fps
+        self._video = video
 
     def read(self) -> Image:
         if self._still is not None:
             return self._still.copy()
-        capture = self._capture
-        if capture is None:
+        video = self._video
+        if video is None:
             raise CameraError("not open")
-        ok, frame = capture.read()
-        if not ok:
+        frame = video.read()
+        if frame is None:
             # End of the clip: loop. A file that vanished or was truncated fails here too,
             # and then reopening it (by the capture loop) says what is wrong.
             if not self.path.is_file():
                 raise CameraError(f"{self.path}: the file vanished")
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = capture.read()
-            if not ok:
+            video.rewind()
+            frame = video.read()
+            if frame is None:
                 raise CameraError(f"{self.path}: no frame could be decoded")
-        return _bgr_to_rgb(frame, self.name)
+        return frame
 
     def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-        self._capture = None
+        if self._video is not None:
+            self._video.close()
+        self._video = None
         self._still = None
 
 
