@@ -33,6 +33,7 @@ from faced.vision.pipeline import (
     LANDMARKS_FILE,
     DetectorMode,
     FacePipeline,
+    StageTimes,
     model_files,
 )
 from faced.vision.runtime import Backend, BackendUnavailable, Precision, Runtime
@@ -205,6 +206,46 @@ except build.BuildError as exc:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "last rule MlpMixerGeneral/conv2d/ no_quantize" in done.stdout, done.stdout
     assert "refused: recipe dynamic_wi8_afp32+float_point_embedding: no op matches" in done.stdout
+
+
+class _TongueDrift:
+    """The landmark model with its tongueOut score moved by ``by``: a test back end of the
+    runtime port (faced.vision.runtime.InferenceModel), everything else the real model's."""
+
+    def __init__(self, model: Any, by: float) -> None:
+        self._model, self._by = model, by
+        self.inputs, self.outputs = model.inputs, model.outputs
+
+    def run(self, inputs: Any) -> list[Any]:
+        outputs = [np.array(o, copy=True) for o in self._model.run(inputs)]
+        tongue = next(o for o in outputs if o.size == 1 and o.ndim == 2)
+        tongue += np.float32(self._by)
+        return outputs
+
+
+def test_the_landmark_check_covers_presence_and_tongue(photos: list[Any]) -> None:
+    """The build's held-out check of a landmark model weighs its presence and tongueOut
+    scores besides its points: a candidate whose tongue score alone drifts is refused."""
+    from faced.vision import build  # noqa: PLC0415
+
+    store = _store()
+    pipeline = FacePipeline(store, num_faces=2, runtime=Runtime("litert", "fp32"))
+    crops = []
+    for photo in photos:
+        frame = np.ascontiguousarray(photo)
+        for roi in pipeline.detect_rois(frame, 2, StageTimes()):
+            crops.append(pipeline.landmark_model.crop(frame, roi).copy())
+    assert len(crops) >= len(photos)
+    reference = pipeline.landmark_model.model
+    onnx = Runtime("onnxruntime", "fp32").open(store, LANDMARKS_FILE)
+    faithful = build.check("landmarks", reference, onnx, crops)
+    assert faithful.scores is not None and faithful.scores[1] < 1e-3, faithful.describe()
+    assert faithful.within(build.LIMITS["landmarks"])
+    assert "presence, tongueOut: mean |d|" in faithful.describe()
+    drifted = build.check("landmarks", reference, _TongueDrift(reference, 0.2), crops)
+    assert drifted.mean == 0.0 and drifted.scores is not None
+    assert drifted.scores[1] == pytest.approx(0.2, abs=1e-6)
+    assert not drifted.within(build.LIMITS["landmarks"])
 
 
 def test_int8_runs_the_recorded_files_and_only_falls_back_where_the_record_says() -> None:
