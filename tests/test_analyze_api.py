@@ -300,29 +300,29 @@ async def test_missing_model_stops_startup(run_faced: Any, tmp_path: Path) -> No
     assert "face_detector.tflite: missing" in process.stderr
 
 
-@pytest.mark.slow
-async def test_bench_analyze_runs_end_to_end() -> None:
-    """`faced bench analyze` with tiny durations: it works, not how fast."""
+async def _bench_analyze(*options: str) -> tuple[int | None, str, str]:
+    """`faced bench analyze OPTIONS` from the repository: exit status, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "faced",
         "bench",
         "analyze",
-        "--requests",
-        "3",
-        "--seconds",
-        "0.3",
-        "--rounds",
-        "1",
+        *options,
         cwd=str(REPO_ROOT),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(90):
         out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    text = out.decode()
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.slow
+async def test_bench_analyze_runs_end_to_end() -> None:
+    """`faced bench analyze` with tiny durations: it works, not how fast."""
+    status, text, err = await _bench_analyze("--requests", "3", "--seconds", "0.3", "--rounds", "1")
+    assert status == 0, err
     for row in (
         "baseline: decode+analyze",
         "POST /v1/analyze, 1 worker ",
@@ -343,20 +343,9 @@ async def test_bench_analyze_runs_end_to_end() -> None:
     ],
 )
 async def test_bench_analyze_refuses_bad_options(option: list[str], message: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "faced",
-        "bench",
-        "analyze",
-        *option,
-        cwd=str(REPO_ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 2 and out == b""
-    (line,) = err.decode().strip().splitlines()  # one clear line
+    status, out, err = await _bench_analyze(*option)
+    assert status == 2 and out == ""
+    (line,) = err.strip().splitlines()  # one clear line
     assert line.startswith("faced bench analyze: ") and message in line
 
 
