@@ -93,17 +93,21 @@ def test_other_codecs_are_decoded_by_opencv(tmp_path: Path) -> None:
         assert np.array_equal(ours[:, :, :3], theirs) and (ours[:, :, 3] == 255).all()
 
 
-def test_a_packet_libjpeg_turbo_refuses_switches_to_opencv(tmp_path: Path) -> None:
-    clip = _write(tmp_path / "clip.avi", "MJPG")
+def _with_bad_frame(clip: Path, index: int) -> None:
+    """An end-of-image marker in the middle of frame ``index``'s entropy-coded data:
+    libjpeg-turbo calls that corrupt, FFmpeg conceals it and still returns a frame."""
     data = bytearray(clip.read_bytes())
     starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
     assert len(starts) == FRAMES
-    # An end-of-image marker in the middle of frame 3's entropy-coded data: libjpeg-turbo
-    # calls that corrupt, FFmpeg conceals it and still returns a frame.
-    scan = data.index(b"\xff\xda", starts[3])
-    middle = (scan + starts[4]) // 2
+    scan = data.index(b"\xff\xda", starts[index])
+    middle = (scan + starts[index + 1]) // 2
     data[middle : middle + 2] = b"\xff\xd9"
     clip.write_bytes(bytes(data))
+
+
+def test_a_packet_libjpeg_turbo_refuses_switches_to_opencv(tmp_path: Path) -> None:
+    clip = _write(tmp_path / "clip.avi", "MJPG")
+    _with_bad_frame(clip, 3)
     expected = _opencv_frames(clip)
     assert len(expected) == FRAMES
     with VideoReader(clip) as reader:
@@ -115,6 +119,18 @@ def test_a_packet_libjpeg_turbo_refuses_switches_to_opencv(tmp_path: Path) -> No
         assert _close_to(ours, theirs)
     for ours, theirs in zip(frames[3:], expected[3:], strict=True):
         assert np.array_equal(ours, theirs)  # OpenCV's own pixels from the bad frame on
+
+
+def test_a_bad_frame_in_a_file_gone_meanwhile_just_ends_it(tmp_path: Path) -> None:
+    # The switch to OpenCV reopens the file; when it has been removed (or cut short) since,
+    # the video simply has no further frame.
+    clip = _write(tmp_path / "clip.avi", "MJPG")
+    _with_bad_frame(clip, 3)
+    with VideoReader(clip) as reader:
+        assert all(reader.read() is not None for _ in range(3))
+        clip.unlink()
+        assert reader.read() is None and reader.decoder == "opencv"
+        assert reader.read() is None and not reader.rewind()
 
 
 def test_unreadable_files_are_refused_naming_them(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ class VideoReader:
             if frame is not None:
                 self._index += 1
                 return frame
-            self._fall_back_to_opencv()
+            if not self._fall_back_to_opencv():
+                return None
         ok, bgr = self._capture.read()
         if not ok or bgr is None or bgr.size == 0:
             return None
@@ -100,12 +101,19 @@ class VideoReader:
         except ValueError:
             return None
 
-    def _fall_back_to_opencv(self) -> None:
+    def _fall_back_to_opencv(self) -> bool:
+        """Reopen the file for OpenCV's decoding at the current frame; False when it can no
+        longer be opened (it was truncated or removed under us): no further frame."""
         self._capture.release()
-        self._capture = self._open(raw=False)
         self.decoder = "opencv"
+        try:
+            self._capture = self._open(raw=False)
+        except VideoError:
+            self._capture = cv2.VideoCapture()  # closed: reads fail, rewind says False
+            return False
         if self._index:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, self._index)
+        return True
 
     def _convert(self, bgr: npt.NDArray[Any], out: Image | None) -> Image:
         if bgr.ndim == 2:
