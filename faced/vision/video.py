@@ -42,7 +42,7 @@ class VideoReader:
         self.layout = layout
         self._channels = 4 if layout == "rgba" else 3
         self._index = 0
-        self._capture = self._open(raw=False)
+        self._capture = self._open()
         fourcc = int(self._capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         self.codec = fourcc.to_bytes(4, "little").decode("latin-1")
         fps = float(self._capture.get(cv2.CAP_PROP_FPS))
@@ -50,22 +50,14 @@ class VideoReader:
         self.frame_count = max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self.decoder = "opencv"
         """Who decodes the frames: libjpeg-turbo (Motion-JPEG packets) or opencv."""
-        if self.codec in _MOTION_JPEG:
-            raw = self._open(raw=True)
-            if raw.get(cv2.CAP_PROP_FORMAT) == _RAW_PACKETS:
-                self._capture.release()
-                self._capture = raw
-                self.decoder = "libjpeg-turbo"
-            else:
-                raw.release()
+        if self.codec in _MOTION_JPEG and self._capture.set(cv2.CAP_PROP_FORMAT, _RAW_PACKETS):
+            self.decoder = "libjpeg-turbo"
 
-    def _open(self, *, raw: bool) -> cv2.VideoCapture:
+    def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(self.path)
         if not capture.isOpened():
             capture.release()
             raise VideoError(f"{self.path}: cannot open the video")
-        if raw:
-            capture.set(cv2.CAP_PROP_FORMAT, _RAW_PACKETS)
         return capture
 
     def read(self, out: Image | None = None) -> Image | None:
@@ -107,7 +99,7 @@ class VideoReader:
         self._capture.release()
         self.decoder = "opencv"
         try:
-            self._capture = self._open(raw=False)
+            self._capture = self._open()
         except VideoError:
             self._capture = cv2.VideoCapture()  # closed: reads fail, rewind says False
             return False
