@@ -118,6 +118,20 @@ def _build_python() -> Path:
     return build_python
 
 
+def _models_build(
+    directory: Path, *, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`faced models build --dir DIRECTORY` in the build venv."""
+    return subprocess.run(
+        [str(_build_python()), "-m", "faced", "models", "build", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
+
+
 def _store() -> ModelStore:
     store = ModelStore(default_model_dir())
     record = variants.record_path(store)
@@ -473,14 +487,7 @@ def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
     models/derived.toml records (it exits 1 naming the files that differ otherwise)."""
     directory = _bundle_copy(tmp_path / "models")
     source = default_model_dir()
-    build_python = _build_python()
-    done = subprocess.run(
-        [str(build_python), "-m", "faced", "models", "build", "--dir", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-    )
+    done = _models_build(directory)
     assert done.returncode == 0, done.stderr[-2000:]
     record = variants.load_record(variants.record_path(ModelStore(source)))
     for entry in record.values():
@@ -512,16 +519,8 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     assert wrong.count(other.sha256) == text.count(other.sha256) + 1
     record = directory / variants.DERIVED_NAME
     record.write_text(wrong, encoding="utf-8")
-    build_python = _build_python()
 
-    done = subprocess.run(
-        [str(build_python), "-m", "faced", "models", "build", "--dir", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=site,
-        env={**os.environ, "PYTHONPATH": str(site)},
-    )
+    done = _models_build(directory, cwd=site, env={**os.environ, "PYTHONPATH": str(site)})
 
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.count("calibration: ") == 2, "the build did not run a second time"
