@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.config import CameraConfig
+from faced.vision.image_io import from_opencv
 from faced.vision.video import VideoError, VideoReader
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,10 @@ class Source(Protocol):
 def _bgr_to_rgb(frame: Any, what: str) -> Image:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.size == 0:
         raise CameraError(f"{what} returned no usable frame")
-    if frame.ndim == 2:
-        return cast(Image, cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB))
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cast(Image, cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB))
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return cast(Image, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    raise CameraError(f"{what} returned frames of shape {frame.shape}")
+    try:
+        return from_opencv(frame)
+    except ValueError as exc:
+        raise CameraError(f"{what} returned {exc}") from None
 
 
 class FileSource:

@@ -13,7 +13,7 @@ file that inflates to gigabytes (a decompression bomb) costs nothing. Every fail
 from __future__ import annotations
 
 import struct
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import cv2
 import numpy as np
@@ -120,6 +120,24 @@ def _header(data: bytes) -> tuple[str, int, int, bool]:
     return kind, width, height, exif
 
 
+def from_opencv(
+    frame: npt.NDArray[Any], *, rgba: bool = False, out: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.uint8]:
+    """An OpenCV frame (grey, BGR or BGRA) as RGB, or RGBA with ``rgba``; written into
+    ``out`` when it has the right shape. ValueError for any other shape."""
+    if frame.ndim == 2:
+        code = cv2.COLOR_GRAY2RGBA if rgba else cv2.COLOR_GRAY2RGB
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        code = cv2.COLOR_BGRA2RGBA if rgba else cv2.COLOR_BGRA2RGB
+    elif frame.ndim == 3 and frame.shape[2] == 3:
+        code = cv2.COLOR_BGR2RGBA if rgba else cv2.COLOR_BGR2RGB
+    else:
+        raise ValueError(f"frames of shape {frame.shape}")
+    if out is not None and out.shape == (*frame.shape[:2], 4 if rgba else 3):
+        return cast(npt.NDArray[np.uint8], cv2.cvtColor(frame, code, dst=out))
+    return cast(npt.NDArray[np.uint8], cv2.cvtColor(frame, code))
+
+
 def decode_image(
     data: bytes | bytearray | memoryview, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 ) -> npt.NDArray[np.uint8]:
@@ -160,5 +178,4 @@ def _decode(
     decoded = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     if decoded is None or decoded.size == 0:
         raise ImageError(f"corrupt or truncated {kind.upper()}: cannot decode")
-    code = cv2.COLOR_BGR2RGBA if rgba else cv2.COLOR_BGR2RGB
-    return cast(npt.NDArray[np.uint8], cv2.cvtColor(decoded, code))
+    return from_opencv(decoded, rgba=rgba)

@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
+from faced.vision.image_io import from_opencv
+
 Image = npt.NDArray[np.uint8]
 Layout = Literal["rgb", "rgba"]
 
@@ -78,7 +80,7 @@ class VideoReader:
         if not ok or bgr is None or bgr.size == 0:
             return None
         self._index += 1
-        return self._convert(bgr, out)
+        return from_opencv(bgr, rgba=self._channels == 4, out=out)
 
     def _decode_packet(self, packet: npt.NDArray[Any], out: Image | None) -> Image | None:
         data = packet.tobytes()
@@ -106,17 +108,6 @@ class VideoReader:
         if self._index:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, self._index)
         return True
-
-    def _convert(self, bgr: npt.NDArray[Any], out: Image | None) -> Image:
-        if bgr.ndim == 2:
-            code = cv2.COLOR_GRAY2RGBA if self._channels == 4 else cv2.COLOR_GRAY2RGB
-        elif bgr.shape[2] == 4:
-            code = cv2.COLOR_BGRA2RGBA if self._channels == 4 else cv2.COLOR_BGRA2RGB
-        else:
-            code = cv2.COLOR_BGR2RGBA if self._channels == 4 else cv2.COLOR_BGR2RGB
-        if out is not None and out.shape == (*bgr.shape[:2], self._channels):
-            return cast(Image, cv2.cvtColor(bgr, code, dst=out))
-        return cast(Image, cv2.cvtColor(bgr, code))
 
     def rewind(self) -> bool:
         """Back to the first frame (for looping); False when the file cannot seek."""
