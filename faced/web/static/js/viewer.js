@@ -6,7 +6,7 @@
 
 import { AudioPlayer } from "./audio.js";
 import { FaceAnimator } from "./animator.js";
-import { ViewerSocket, httpOrigin, viewerUrl } from "./connection.js";
+import { ReconnectingSocket, httpOrigin, viewerUrl } from "./connection.js";
 import { loadPack, normalizePack } from "./facepack.js";
 import { drawFace } from "./renderer.js";
 import { SpeechFallback } from "./tts.js";
@@ -103,7 +103,8 @@ export function startViewer(canvas, options = {}) {
     onMessage(message);
   }
 
-  const socket = new ViewerSocket(socketUrl, {
+  const socket = new ReconnectingSocket(socketUrl, {
+    name: "viewer socket",
     onMessage: handle,
     onStatus(status) {
       document.documentElement.dataset.connection = status;
