@@ -72,13 +72,18 @@ export class TrackingPanel {
    * The socket URL, once a plain GET (no upgrade) says the socket is there for us: it
    * tells what a failed handshake would not — 404 no tracking at all, 401/403 not
    * allowed, 503 no camera or tracking off (the daemon says which); 400 means "upgrade
-   * required". Null (ask again later) while refused; no more tries without tracking.
+   * required". Null (ask again later) while refused or unreachable (a daemon restarting);
+   * no more tries from a daemon without tracking.
    */
   async _socketUrl() {
     const reply = await this.api.request("GET", "/ws/tracking", { cache: "no-store" });
-    if (reply.status === 404 || reply.status === 0) {
+    if (reply.status === 404) {
       this._off("no camera");
       this.socket.stop();
+      return null;
+    }
+    if (reply.status === 0) {
+      this._off("unreachable");
       return null;
     }
     if (reply.status in REFUSED || reply.status === 503) {
