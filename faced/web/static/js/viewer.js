@@ -1,4 +1,4 @@
-// The viewer page (/): a full-screen face driven by /ws/viewer. Owner: the viewer (issue 6).
+// The viewer page (/): a full-screen face driven by /ws/viewer. Owner: the viewer.
 // URL parameters: ?server=ws://host:port/ws/viewer (another daemon), ?face=SLUG (pin a face
 // pack; otherwise the daemon's /api/config choice, switched live), ?audio=off (do not play
 // /api/audio chunks — the kiosk, where the daemon drives the speaker), ?tts=1 (speak text
