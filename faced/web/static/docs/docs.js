@@ -1,4 +1,4 @@
-// The API browser of /docs: renders /openapi.json (owner: the analyze API, issue 5).
+// The API browser of /docs: renders /openapi.json (owner: the analyze API).
 // No dependencies and no inline script, so the daemon's Content-Security-Policy holds.
 "use strict";
 

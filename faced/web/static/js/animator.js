@@ -1,6 +1,6 @@
 // The face's motion: turns the protocol state (target) plus a face pack into the smoothly
 // interpolated drawing parameters (current), with blinking, breathing, saccades and idle
-// micro-motion. Owner: the viewer (issue 6). Pure computation, no DOM; every per-frame
+// micro-motion. Owner: the viewer. Pure computation, no DOM; every per-frame
 // value lives in preallocated fields so a frame allocates nothing.
 
 import { clamp, defaultState, hexToRgb, mergeState } from "./protocol.js";

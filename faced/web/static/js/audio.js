@@ -1,5 +1,5 @@
 // Plays the daemon's /api/audio chunks in order and measures their loudness for the mouth.
-// Owner: the viewer (issue 6). Chunks of one utterance share a sequence number: a new
+// Owner: the viewer. Chunks of one utterance share a sequence number: a new
 // ``audio-seq`` (or a chunk with a newer seq) flushes everything queued or playing from the
 // old one; ``audio-done`` lets the queue finish. Decoding is chained so chunks play in the
 // order they arrived even though decodeAudioData is asynchronous.

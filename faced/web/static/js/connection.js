@@ -1,14 +1,23 @@
-// The viewer socket: connects to /ws/viewer, hands each decoded message to ``onMessage``,
-// and reconnects with exponential backoff (0.5 s doubling to 10 s, with jitter) whenever
-// the connection drops. Owner: the viewer (issue 6).
+// The page's sockets to the daemon. Owns: one reconnecting WebSocket client (JSON text
+// frames in and out, a ping every 20 s, exponential backoff 0.5 s doubling to 10 s with
+// jitter whenever a connection drops or cannot be made), and the viewer socket's URL.
+// Does not own: what the messages mean (the viewer, the dashboard panels do). Why one
+// client: the viewer socket and the dashboard's tracking socket must recover the same way.
 
 const PING_INTERVAL_MS = 20000;
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 
-export class ViewerSocket {
-  constructor(url, { onMessage, onStatus }) {
+export class ReconnectingSocket {
+  /**
+   * ``url`` is the socket's URL, or a function (may be async) asked before every attempt:
+   * it returns the URL to open, or null for "not now" (back off and ask again). A caller
+   * that knows there will never be a socket calls ``stop()``.
+   * ``onStatus`` hears "open" and "closed".
+   */
+  constructor(url, { name = "socket", onMessage, onStatus = () => {} }) {
     this.url = url;
+    this.name = name;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.connects = 0;
@@ -16,18 +25,39 @@ export class ViewerSocket {
     this._socket = null;
     this._ping = 0;
     this._retry = 0;
+    this._stopped = false;
   }
 
   start() {
+    this._stopped = false;
     this._open();
   }
 
-  _open() {
+  /** Closes the socket, if open, and makes no more attempts. */
+  stop() {
+    this._stopped = true;
+    clearTimeout(this._retry);
+    this._socket?.close();
+  }
+
+  async _open() {
+    let url;
+    try {
+      url = typeof this.url === "function" ? await this.url() : this.url;
+    } catch (error) {
+      console.error(`${this.name}:`, error);
+      url = null;
+    }
+    if (this._stopped) return;
+    if (!url) {
+      this._schedule();
+      return;
+    }
     let socket;
     try {
-      socket = new WebSocket(this.url);
+      socket = new WebSocket(url);
     } catch (error) {
-      console.error("viewer socket:", error);
+      console.error(`${this.name}:`, error);
       this._schedule();
       return;
     }
@@ -44,7 +74,7 @@ export class ViewerSocket {
       try {
         message = JSON.parse(event.data);
       } catch {
-        return;
+        return; // ignore a malformed frame
       }
       if (message !== null && typeof message === "object") this.onMessage(message);
     });
@@ -52,7 +82,7 @@ export class ViewerSocket {
       clearInterval(this._ping);
       this._socket = null;
       this.onStatus("closed");
-      this._schedule();
+      if (!this._stopped) this._schedule();
     });
   }
 
@@ -70,12 +100,17 @@ export class ViewerSocket {
   }
 }
 
+/** A ws(s):// URL for ``path`` on this page's host. */
+export function sameHostSocketUrl(path, location) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
+}
+
 /** The viewer socket URL: ``?server=`` if given, else this page's host. */
 export function viewerUrl(params, location) {
   const override = params.get("server");
   if (override && /^wss?:\/\//.test(override)) return override;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws/viewer`;
+  return sameHostSocketUrl("/ws/viewer", location);
 }
 
 /** The http(s) origin of the daemon a socket URL points at. */

@@ -1,5 +1,5 @@
 // Reads an Open Face `.face.json` face pack into the flat, fully-defaulted geometry the
-// animator and renderer use. Owner: the viewer (issue 6). Every value is checked and
+// animator and renderer use. Owner: the viewer. Every value is checked and
 // clamped; unknown sections and values (accessories, bodies, exotic eye styles …) are
 // ignored or mapped to the nearest supported look — a pack can never break the viewer.
 

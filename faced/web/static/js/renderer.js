@@ -1,5 +1,5 @@
 // Draws one frame of the face on a 2D canvas from the animator's current parameters.
-// Owner: the viewer (issue 6). Geometry is in units of min(width, height) around the
+// Owner: the viewer. Geometry is in units of min(width, height) around the
 // centre; every element is one path and one fill or stroke; nothing here allocates
 // beyond a colour string or two per frame, and nothing touches the DOM.
 

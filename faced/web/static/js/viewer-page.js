@@ -1,4 +1,4 @@
-// Entry point of the viewer page (/). Owner: the viewer (issue 6).
+// Entry point of the viewer page (/). Owner: the viewer.
 import { startViewer } from "./viewer.js";
 
 window.faced = startViewer(document.getElementById("face"), {

@@ -1,4 +1,4 @@
-// The viewer page (/): a full-screen face driven by /ws/viewer. Owner: the viewer (issue 6).
+// The viewer page (/): a full-screen face driven by /ws/viewer. Owner: the viewer.
 // URL parameters: ?server=ws://host:port/ws/viewer (another daemon), ?face=SLUG (pin a face
 // pack; otherwise the daemon's /api/config choice, switched live), ?audio=off (do not play
 // /api/audio chunks — the kiosk, where the daemon drives the speaker), ?tts=1 (speak text
@@ -6,7 +6,7 @@
 
 import { AudioPlayer } from "./audio.js";
 import { FaceAnimator } from "./animator.js";
-import { ViewerSocket, httpOrigin, viewerUrl } from "./connection.js";
+import { ReconnectingSocket, httpOrigin, viewerUrl } from "./connection.js";
 import { loadPack, normalizePack } from "./facepack.js";
 import { drawFace } from "./renderer.js";
 import { SpeechFallback } from "./tts.js";
@@ -103,7 +103,8 @@ export function startViewer(canvas, options = {}) {
     onMessage(message);
   }
 
-  const socket = new ViewerSocket(socketUrl, {
+  const socket = new ReconnectingSocket(socketUrl, {
+    name: "viewer socket",
     onMessage: handle,
     onStatus(status) {
       document.documentElement.dataset.connection = status;
