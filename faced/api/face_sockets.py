@@ -36,11 +36,12 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from faced.api.errors import ApiError
-from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.messages import problem_of
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
 from faced.hub import Encoding, Subscriber, encode
+from faced.keys import OPENFACE_KEY
+from faced.openface import OpenFace, close_socket
 from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
 
 log = logging.getLogger(__name__)
