@@ -141,7 +141,13 @@ def create_app(config: Config) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
-    # The components, built with what each needs.
+    _add_components(app, config, health)
+    _add_routes(app, config)
+    return app
+
+
+def _add_components(app: web.Application, config: Config, health: Health) -> None:
+    """Build each component with what it needs, and start them in the order data flows."""
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
@@ -185,13 +191,16 @@ def create_app(config: Config) -> web.Application:
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
 
-    # The routes of each component, described where they are added (faced.api.openapi).
+
+def _add_routes(app: web.Application, config: Config) -> None:
+    """The routes of each component (described where they are added, faced.api.openapi),
+    then the daemon's own: health and the pages."""
     face_routes.add_routes(app)
     tracking.add_routes(app)
     follow.add_routes(app)
     presets.add_routes(app)
     openapi.setup(app)  # /openapi.json and /docs
-    analyze.setup(app, vision)
+    analyze.setup(app, config.vision)
     display.add_routes(app)
     speaker.add_routes(app)
 
@@ -200,7 +209,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/", viewer_page)
     app.router.add_get("/dashboard", _page("dashboard.html"))
     app.router.add_get("/static/{name:.+}", static_file)
-    return app
 
 
 async def health_handler(request: web.Request) -> web.StreamResponse:

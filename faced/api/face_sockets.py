@@ -19,7 +19,7 @@ loopback (the appliance's own screen).
 
 ``?encoding=msgpack`` makes a socket speak binary msgpack frames both ways (text frames
 are still read as JSON). Over the limits on concurrent viewers/agents: 503 before the
-handshake. All sockets close with 1001 on shutdown (faced.api.face_service).
+handshake. All sockets close with 1001 on shutdown (faced.openface).
 """
 
 from __future__ import annotations
