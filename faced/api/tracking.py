@@ -177,17 +177,35 @@ async def _send_loop(
     hub: Hub, subscriber: LatestSubscriber, socket: web.WebSocketResponse, request: web.Request
 ) -> None:
     opcode = WSMsgType.BINARY if subscriber.encoding == "msgpack" else WSMsgType.TEXT
-    while (data := await subscriber.next()) is not None:
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                await socket.send_frame(data, opcode)
-        except TimeoutError:
-            log.warning("tracking client too slow: disconnected")
-            hub.disconnect(subscriber, WSCloseCode.POLICY_VIOLATION, "too slow", slow=True)
-            await close_socket(socket, WSCloseCode.POLICY_VIOLATION, "too slow", request)
-            return
-        except ConnectionError:
-            return
+    sending = False
+    task = asyncio.current_task()
+
+    def interrupt() -> None:
+        # Shutdown while a send is stuck on a client that does not read: the close must
+        # not wait behind it (close_socket drops a peer that does not answer in time).
+        if sending and task is not None:
+            task.cancel()
+
+    subscriber.on_close = interrupt
+    try:
+        while (data := await subscriber.next()) is not None:
+            sending = True
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await socket.send_frame(data, opcode)
+            except TimeoutError:
+                sending = False
+                log.warning("tracking client too slow: disconnected")
+                hub.disconnect(subscriber, WSCloseCode.POLICY_VIOLATION, "too slow", slow=True)
+                await close_socket(socket, WSCloseCode.POLICY_VIOLATION, "too slow", request)
+                return
+            except ConnectionError:
+                return
+            sending = False
+    except asyncio.CancelledError:
+        if not subscriber.closed or task is None:
+            raise
+        task.uncancel()
     # The hub closed the subscription (shutdown): the socket closes with its code.
     await close_socket(socket, subscriber.close_code, subscriber.close_reason, request)
 
