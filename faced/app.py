@@ -1,16 +1,18 @@
 """The composition root: builds the aiohttp application and runs the daemon.
 
-Owner: the daemon core (issue 3). The only module that imports all the others.
+Owns: which components the daemon has, the ONE ordered list in which they start (cleanup
+runs in reverse), handing each its configuration and the others it needs, and the
+middlewares, health and page routes. Does not own: any component's work — each is a
+cleanup context in its own module (faced.openface, faced.live, faced.gaze_follow, …) —
+nor any route of theirs (faced.api.*, which find their component under its typed key,
+faced.keys). Why: the order that matters (follow after tracking, the speaker after the
+Open Face service) is written down in one place, where it reads as the data flow. Only the
+command line (and the tests) import this module.
 
-``create_app(config)`` puts the shared objects under typed ``web.AppKey``s, installs the
-middlewares (faced.api.middlewares), registers each long-lived component as a
-``cleanup_ctx`` in flow order (camera → pipeline → hub → api; cleanup runs in reverse),
-and adds the routes: the Open Face protocol (faced.api.openface), health, the pages.
-
-``run(config)`` serves it with uvloop: bind, then ``READY=1`` to systemd; on SIGTERM or
-SIGINT ``STOPPING=1``, stop listening, run ``on_shutdown`` (sockets close with 1001), let
-in-flight requests finish for ``server.shutdown_timeout_s``, clean up, exit 0 — all within
-``shutdown_timeout_s + 0.4`` seconds.
+``run(config)`` serves the app with uvloop: bind, then ``READY=1`` to systemd; on SIGTERM
+or SIGINT ``STOPPING=1``, stop listening, run ``on_shutdown`` (sockets close with 1001),
+let in-flight requests finish for ``server.shutdown_timeout_s``, clean up, exit 0 — all
+within ``shutdown_timeout_s + 0.4`` seconds.
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import analyze, display, follow, openface, presets, speaker, tracking
-from faced.api.access import ACCESS_KEY, AccessPolicy
-from faced.api.codec import MAX_BODY_KEY, respond
-from faced.api.health import HEALTH_KEY, Health
+from faced.api import (
+    analyze,
+    display,
+    face_routes,
+    follow,
+    openapi,
+    presets,
+    speaker,
+    tracking,
+)
+from faced.api.access import AccessPolicy
+from faced.api.chat import Chat
+from faced.api.codec import respond
+from faced.api.health import Health
 from faced.api.middlewares import (
     CONNECT_SOURCES_KEY,
     Guard,
@@ -44,7 +56,31 @@ from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
-from faced.system import NOTIFIER_KEY, setup_logging, watchdog_ctx
+from faced.display_policy import DisplayService
+from faced.face_packs import Presets
+from faced.gaze_follow import FollowService
+from faced.keys import (
+    ACCESS_KEY,
+    CHAT_KEY,
+    CONFIG_KEY,
+    DISPLAY_KEY,
+    FOLLOW_KEY,
+    GUARD_KEY,
+    HEALTH_KEY,
+    LIVE_KEY,
+    MAX_BODY_KEY,
+    NOTIFIER_KEY,
+    OPENFACE_KEY,
+    PRESETS_KEY,
+    SPEAKER_KEY,
+    STARTED_KEY,
+)
+from faced.live import LiveService
+from faced.openface import OpenFace
+from faced.system import setup_logging, watchdog_ctx
+from faced.vision.runtime import Runtime
+from faced.vision.workers import analyze_pool_ctx
+from faced.voice import SpeakerService
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +88,6 @@ WEB_DIR: Final = Path(__file__).resolve().parent / "web"
 STATIC_DIR: Final = WEB_DIR / "static"
 # Slack for the JSON around a base64 audio chunk ({"data": "…", "seq": N}).
 _JSON_ENVELOPE_BYTES: Final = 64 * 1024
-
-CONFIG_KEY: Final = web.AppKey("config", Config)
-STARTED_KEY: Final = web.AppKey("started_monotonic", float)
-GUARD_KEY: Final = web.AppKey("guard", Guard)
 
 
 def check_supported(config: Config) -> None:
@@ -101,9 +133,6 @@ def create_app(config: Config) -> web.Application:
     app[MAX_BODY_KEY] = config.server.max_body_bytes
     health = app[HEALTH_KEY] = Health()
     app.on_response_prepare.append(make_response_hook(guard))
-
-    # Components in flow order; aiohttp tears them down in reverse.
-    app.cleanup_ctx.append(watchdog_ctx)
     health.add_component(
         "api",
         lambda: {
@@ -112,20 +141,74 @@ def create_app(config: Config) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
-    openface.setup(app)
-    tracking.setup(app)  # camera → tracking → presence on the Open Face hub
-    follow.setup(app)  # tracking → gaze follow / mirror → the face state
-    presets.setup(app)
-    analyze.setup(app)
-    display.setup(app)  # hub → display policy → the attached display
-    speaker.setup(app)  # /api/audio and the hub → the speaker → amplitude on the hub
+    _add_components(app, config, health)
+    _add_routes(app, config)
+    return app
+
+
+def _add_components(app: web.Application, config: Config, health: Health) -> None:
+    """Build each component with what it needs, and start them in the order data flows."""
+    vision = config.vision
+    openface = app[OPENFACE_KEY] = OpenFace(config)
+    chat = app[CHAT_KEY] = Chat(config)
+    live = app[LIVE_KEY] = LiveService(config, on_presence=openface.presence)
+    gaze_follow = app[FOLLOW_KEY] = FollowService(config, openface, live)
+    face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
+    screen = app[DISPLAY_KEY] = DisplayService.from_config(config.display, openface)
+    voice = app[SPEAKER_KEY] = SpeakerService(config, openface)
+    analyze_pool = analyze_pool_ctx(
+        vision.analyze_workers,
+        model_dir=vision.model_dir,
+        threads=vision.threads,
+        runtime=Runtime.from_config(vision),
+        num_faces=vision.num_faces,
+        detector=vision.detector,
+    )
+
+    # The order the data flows in: each starts after what it reads from, and aiohttp
+    # cleans them up in reverse. This list is the only place that knows the order.
+    app.cleanup_ctx.extend(
+        [
+            watchdog_ctx,  # systemd: READY=1 once serving, WATCHDOG=1 while alive
+            openface.lifetime,  # the face model and the viewers' hub: the single writer
+            chat.lifetime,  # POST /api/chat → the OpenClaw gateway
+            live.lifetime,  # camera → tracking → results hub; presence → the face
+            gaze_follow.lifetime,  # tracking results → gaze follow → the face state
+            face_packs.lifetime,  # the face pack every viewer shows → the viewers' hub
+            analyze_pool,  # frames from /v1/analyze* → the analyze workers
+            screen.lifetime,  # the viewers' hub → the display policy → the display
+            voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
+        ]
+    )
+    # Sockets and streams close with 1001 before cleanup starts.
+    app.on_shutdown.extend([openface.shutdown, live.shutdown])
+
+    health.add_summary(openface.summary)
+    health.add_component("camera", live.camera_report)
+    health.add_component("tracking", live.tracking_report)
+    health.add_component("follow", gaze_follow.report)
+    health.add_component("display", screen.report)
+    health.add_component("speaker", voice.speaker_report)
+    health.add_component("tts", voice.tts_report)
+
+
+def _add_routes(app: web.Application, config: Config) -> None:
+    """The routes of each component (described where they are added, faced.api.openapi),
+    then the daemon's own: health and the pages."""
+    face_routes.add_routes(app)
+    tracking.add_routes(app)
+    follow.add_routes(app)
+    presets.add_routes(app)
+    openapi.setup(app)  # /openapi.json and /docs
+    analyze.setup(app, config.vision)
+    display.add_routes(app)
+    speaker.add_routes(app)
 
     app.router.add_get("/health", health_handler)
     app.router.add_get("/api/health", health_handler)
     app.router.add_get("/", viewer_page)
     app.router.add_get("/dashboard", _page("dashboard.html"))
     app.router.add_get("/static/{name:.+}", static_file)
-    return app
 
 
 async def health_handler(request: web.Request) -> web.StreamResponse:
@@ -275,9 +358,6 @@ async def serve(config: Config) -> int:
 
 
 __all__ = [
-    "CONFIG_KEY",
-    "GUARD_KEY",
-    "STARTED_KEY",
     "check_supported",
     "client_max_size",
     "create_app",

@@ -179,7 +179,7 @@ class VisionConfig(_Section, frozen=True):
 
 class DisplayConfig(_Section, frozen=True):
     """The attached display (faced.devices.display) and the policy that drives it
-    (faced.display)."""
+    (faced.display_policy)."""
 
     driver: Literal["auto", "sysfs", "wayland", "wlr-randr", "vcgencmd", "none"] = "auto"
     """auto: a backlight under backlight_dir, else wayland (a Wayland kiosk), else vcgencmd,

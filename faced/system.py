@@ -31,6 +31,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from faced.config import LoggingConfig
+from faced.keys import NOTIFIER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,6 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
     if pid and pid != str(os.getpid()):
         return None  # meant for another process (e.g. a wrapper that exec'd us)
     return int(usec) / 2 / 1_000_000
-
-
-NOTIFIER_KEY: Final = web.AppKey("notifier", Notifier)
 
 
 async def _ping_watchdog(notifier: Notifier, interval: float) -> None:

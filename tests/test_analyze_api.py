@@ -267,7 +267,7 @@ async def test_stream_burst_drops_stale_frames(client: Client) -> None:
 
 
 def _analyze_api_key() -> Any:
-    from faced.api.analyze import ANALYZE_API_KEY  # noqa: PLC0415
+    from faced.keys import ANALYZE_API_KEY  # noqa: PLC0415
 
     return ANALYZE_API_KEY
 

@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
-from faced.api.tracking import CAMERA_KEY
 from faced.cli import main
 from faced.config import ConfigError, validate
 from faced.devices import demo_photo
 from faced.devices.camera import Camera, FileSource, check_source, gstreamer_available, open_source
-from faced.tracking import Presence
+from faced.keys import LIVE_KEY
+from faced.live import Presence
 from faced.vision.models import default_cache_dir, default_model_dir, load_manifest
 from faced.vision.synthetic import write_clip
 from tests import data
@@ -188,7 +188,7 @@ async def test_failed_file_is_reported_and_recovered(
     await asyncio.to_thread(shutil.copyfile, short_clip, clip)
     spare = short_clip
     client = await faced_client(camera={"source": f"file:{clip}"})
-    service = client.app[CAMERA_KEY]
+    service = client.app[LIVE_KEY]
     camera, live = service.camera, service.live
     assert camera is not None and live is not None
     await _until(lambda: live.presence.present)
@@ -226,7 +226,7 @@ async def test_garbage_file_is_an_error_not_a_crash(faced_client, tmp_path: Path
     clip = tmp_path / "broken.avi"
     await asyncio.to_thread(clip.write_bytes, b"RIFF" + b"\0" * 100)
     client = await faced_client(camera={"source": f"file:{clip}", "tracking": False})
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     await _until(lambda: camera.status == "error")
     assert camera.error == f"{clip}: cannot open the video"
@@ -237,7 +237,7 @@ async def test_missing_webcam_is_retried_while_serving(faced_client) -> None:
     client = await faced_client(
         camera={"source": "v4l2:/dev/video-faced-absent", "tracking": False}
     )
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     await _until(lambda: camera.status == "error")
     body = await (await client.get("/health")).json()
@@ -249,7 +249,7 @@ async def test_gstreamer_source_needs_gstreamer_in_opencv(faced_client) -> None:
     client = await faced_client(
         camera={"source": "gstreamer:videotestsrc ! videoconvert ! appsink", "tracking": False}
     )
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     if gstreamer_available():
         await _until(lambda: camera.frames > 0)
@@ -262,7 +262,7 @@ async def test_picamera2_missing_is_a_clear_error(faced_client) -> None:
     if importlib.util.find_spec("picamera2") is not None:
         pytest.skip("picamera2 is installed here: hw-tests cover a real camera module")
     client = await faced_client(camera={"source": "picamera2", "tracking": False})
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     await _until(lambda: camera.status == "error")
     assert camera.error == "picamera2 is not installed (apt install python3-picamera2)"
@@ -302,7 +302,7 @@ async def test_demo_without_its_photo_reports_the_fix(
     client = await faced_client(
         camera={"source": "demo", "tracking": False}, vision={"model_dir": str(tmp_path)}
     )
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     await _until(lambda: camera.status == "error")
     assert camera.error is not None

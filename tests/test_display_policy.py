@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from aiohttp import WSMsgType
 
-from faced.display import DisplayPolicy, parse_window
+from faced.display_policy import DisplayPolicy, parse_window
 from faced.schemas.face_state import AudioMessage, AudioSeqMessage, StateMessage
 from faced.schemas.tracking import PresenceMessage
 from faced.vision.synthetic import DEFAULT_FPS, DEFAULT_SIZE, synthetic_frames

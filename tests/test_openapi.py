@@ -17,8 +17,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from faced.api.access import ACCESS_KEY
 from faced.api.openapi import _route_path
+from faced.keys import ACCESS_KEY
 from faced.schemas.analysis import Analysis
 from faced.schemas.analyze_api import Base64Request
 from tests.browser import Browser, find_chromium, launched

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from faced.api.face_service import OPENFACE_KEY
+from faced.keys import OPENFACE_KEY
 
 FAST = {"requests_per_s": 10_000, "request_burst": 10_000}
 
@@ -373,7 +373,7 @@ async def test_one_lan_host_cannot_lock_out_the_kiosk(faced_client: Any) -> None
 
 
 async def test_viewer_places_per_client_and_loopback_reserve(faced_client: Any) -> None:
-    from faced.api.face_service import loopback_reserve  # noqa: PLC0415
+    from faced.openface import loopback_reserve  # noqa: PLC0415
 
     client = await faced_client(
         limits={**FAST, "max_viewers": 10, "viewers_per_client": 3},

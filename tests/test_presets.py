@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from faced.api.presets import FACES_DIR, PRESETS_KEY, scan_packs
 from faced.config import ConfigError
+from faced.face_packs import FACES_DIR, scan_packs
+from faced.keys import PRESETS_KEY
 
 KEY = "presets-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

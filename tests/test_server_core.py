@@ -12,12 +12,12 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from faced.api.access import ACCESS_KEY, PUBLIC_PREFIXES, PUBLIC_ROUTES, Access
+from faced.api.access import PUBLIC_PREFIXES, PUBLIC_ROUTES, Access
 from faced.api.codec import MSGPACK_CONTENT_TYPE, read_body
 from faced.api.errors import ApiError
-from faced.api.health import HEALTH_KEY
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks, rate_key
-from faced.app import CONFIG_KEY, client_max_size, create_app
+from faced.app import client_max_size, create_app
+from faced.keys import ACCESS_KEY, CONFIG_KEY, HEALTH_KEY
 
 KEY = "s3cret-key"
 SECURITY_HEADERS = {

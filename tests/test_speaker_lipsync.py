@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from faced.api.face_service import OPENFACE_KEY
+from faced.keys import OPENFACE_KEY
 from tests.speaker_helpers import (
     audio_config,
     make_wav,

@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
-from faced.api.tracking import CAMERA_KEY, TrackingClient
+from faced.hub import Hub
+from faced.keys import LIVE_KEY
 from faced.vision.blendshapes import ARKIT_NAMES
 from faced.vision.synthetic import write_clip
 from tests import data
@@ -131,12 +132,12 @@ async def test_bad_socket_parameters_are_400(faced_client, face_clip, query, fie
     body = await response.json()
     assert body["field"] == field
     assert field in body["error"]
-    assert not client.app[CAMERA_KEY].clients
+    assert not client.app[LIVE_KEY].clients
 
 
 async def test_latest_result_and_emotion_state(faced_client, face_clip) -> None:
     client = await faced_client(camera={"source": f"file:{face_clip}"})
-    live = client.app[CAMERA_KEY].live
+    live = client.app[LIVE_KEY].live
     assert live is not None
     await _until(lambda: live.latest is not None and live.latest.face_found)
     response = await client.get("/api/tracking")
@@ -152,7 +153,7 @@ async def test_latest_result_and_emotion_state(faced_client, face_clip) -> None:
 
 async def test_health_reports_camera_and_tracking(faced_client, face_clip) -> None:
     client = await faced_client(camera={"source": f"file:{face_clip}"})
-    live = client.app[CAMERA_KEY].live
+    live = client.app[LIVE_KEY].live
     assert live is not None
     await _until(lambda: live.processed >= 10)
     body = await (await client.get("/health")).json()
@@ -179,7 +180,7 @@ async def test_tracking_off_keeps_the_camera(faced_client, face_clip) -> None:
     response = await client.get("/api/tracking")
     assert response.status == 503
     assert "camera.tracking is false" in (await response.json())["error"]
-    camera = client.app[CAMERA_KEY].camera
+    camera = client.app[LIVE_KEY].camera
     assert camera is not None
     await _until(lambda: camera.frames > 3)
 
@@ -240,7 +241,7 @@ async def test_viewer_gets_presence_but_never_face_data(faced_client, face_clip)
 
 async def test_nobody_in_front_of_the_camera_means_no_presence(faced_client, empty_clip) -> None:
     client = await faced_client(camera={"source": f"file:{empty_clip}"})
-    live = client.app[CAMERA_KEY].live
+    live = client.app[LIVE_KEY].live
     assert live is not None
     async with client.ws_connect("/ws/viewer") as ws:
         await _until(lambda: live.processed >= 15)
@@ -295,7 +296,7 @@ async def test_preview_streams_jpeg_frames_when_enabled(faced_client, face_clip)
 
 
 def test_a_slow_client_holds_one_result_at_most() -> None:
-    client = TrackingClient(web.WebSocketResponse(), "json", None, min_interval_s=0.1)
+    client = Hub(max_messages=1, max_bytes=1).subscribe_latest("json", max_rate_hz=10.0)
     client.offer(b"first", now=10.0)
     client.offer(b"too soon", now=10.05)  # over the rate cap: not taken
     assert client.pending == b"first" and client.skipped == 0
@@ -303,7 +304,7 @@ def test_a_slow_client_holds_one_result_at_most() -> None:
         client.offer(f"result {step}".encode(), now=10.0 + step * 0.1)
     assert client.pending == b"result 49"  # only the newest, never a backlog
     assert client.skipped == 49
-    assert client.wake.is_set()
+    assert len(client) == 1  # the sender has one result waiting for it
 
 
 async def test_shutdown_closes_tracking_sockets_with_1001(run_faced, face_clip) -> None:

@@ -28,8 +28,8 @@ import numpy.typing as npt
 import pytest
 
 from faced import config
-from faced.api.tracking import CAMERA_KEY
 from faced.cli import main
+from faced.keys import LIVE_KEY
 from faced.vision import synthetic
 from faced.vision.detector import FULL_RANGE, SHORT_RANGE, FaceDetector, Letterbox, tiles
 from faced.vision.models import ModelStore
@@ -393,7 +393,7 @@ async def test_live_tracking_finds_a_small_face_and_health_names_the_detector(
 ) -> None:
     clip = far_clip
     client = await faced_client(camera={"source": f"file:{clip}"}, vision={"detector": "auto"})
-    live = client.app[CAMERA_KEY].live
+    live = client.app[LIVE_KEY].live
     assert live is not None
     deadline = time.monotonic() + 60
     while not (live.latest is not None and live.latest.face_found):

@@ -133,6 +133,3 @@ class AccessPolicy:
         if (method, path) in PUBLIC_ROUTES:
             return Access.PUBLIC
         return Access.KEY
-
-
-ACCESS_KEY: Final = web.AppKey("access_policy", AccessPolicy)

@@ -1,8 +1,8 @@
 """The Eyeconic-style analyze API: frames in, faces out (same schema as `faced analyze`).
 
-Owner: the analyze API (issue 5). ``setup(app)`` registers the worker pool
-(faced.vision.workers, a ``cleanup_ctx``: models verified at startup), its /health report
-and the model's name/version, and the routes:
+Owner: the analyze API (issue 5). ``setup(app, vision)`` adds the worker pool's /health
+report and the model's name/version, and the routes below; the pool itself
+(faced.vision.workers: models verified at startup) is a component of faced.app:
 
 * ``POST /v1/analyze`` — one image (multipart field ``image``, or a raw ``image/*`` body),
   read as a stream with a size limit; ``?landmarks=true``, ``?num_faces=N`` (or form
@@ -41,12 +41,12 @@ import msgspec
 from aiohttp import BodyPartReader, StreamReader, WSMsgType, hdrs, web
 
 from faced.api import openapi
-from faced.api.access import ACCESS_KEY
 from faced.api.codec import Encoding, encode, read_body, respond
 from faced.api.errors import ApiError
-from faced.api.health import HEALTH_KEY
 from faced.api.middlewares import CLIENT_KEY, PENDING_AUTH_KEY, PendingAuth
 from faced.api.ratelimit import rate_key
+from faced.config import VisionConfig
+from faced.keys import ACCESS_KEY, ANALYZE_API_KEY, ANALYZE_POOL_KEY, HEALTH_KEY
 from faced.schemas.analysis import Analysis
 from faced.schemas.analyze_api import (
     Base64Request,
@@ -59,9 +59,8 @@ from faced.schemas.analyze_api import (
 )
 from faced.vision.image_io import ImageError, decode_for_pipeline, image_size
 from faced.vision.pipeline import MAX_FACES, FacePipeline
-from faced.vision.runtime import Runtime
 from faced.vision.tracker import Tracker
-from faced.vision.workers import ANALYZE_POOL_KEY, AnalyzePool, PoolBusy, analyze_pool_ctx
+from faced.vision.workers import AnalyzePool, PoolBusy
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +103,16 @@ class AnalyzeApi:
         return 4 * math.ceil(self.max_image_bytes / 3)
 
 
-ANALYZE_API_KEY: Final = web.AppKey("analyze_api", AnalyzeApi)
-
-
-def setup(app: web.Application) -> None:
-    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
-
-    vision = app[CONFIG_KEY].vision
+def setup(app: web.Application, vision: VisionConfig) -> None:
+    """Add the analyze routes, their /health entries and their shutdown (the worker pool
+    itself is a component of the composition root, faced.vision.workers)."""
     app[ANALYZE_API_KEY] = AnalyzeApi(vision.max_image_bytes, vision.max_megapixels)
-    app.cleanup_ctx.append(
-        analyze_pool_ctx(
-            vision.analyze_workers,
-            model_dir=vision.model_dir,
-            threads=vision.threads,
-            runtime=Runtime.from_config(vision),
-            num_faces=vision.num_faces,
-            detector=vision.detector,
-        )
-    )
     health = app[HEALTH_KEY]
     health.add_component("analyze", lambda: _pool_report(app))
     health.add_summary(lambda: _model_summary(app))
     app.on_shutdown.append(_close_streams)
 
     router = app.router
-    openapi.setup(app)  # the document of every route; this module describes its own
     tags = ("analyze",)
     image_errors = (400, 413, 415, 422, 503)
     upload_schema = {

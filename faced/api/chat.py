@@ -10,6 +10,7 @@ slower than ``openclaw.timeout_s``: 502. The answer is read up to ``MAX_REPLY_BY
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import aiohttp
@@ -20,6 +21,7 @@ from faced.api.codec import respond
 from faced.api.errors import ApiError
 from faced.api.messages import read_message
 from faced.config import Config, OpenClawConfig
+from faced.keys import CHAT_KEY
 from faced.schemas.face_state import ChatRequest
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,17 @@ class Chat:
         self.config = config
         self.gateway = Gateway(config.openclaw) if config.openclaw.gateway_url else None
 
-
-CHAT_KEY: Final = web.AppKey("chat", Chat)
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """Cleanup context: the gateway client's connection pool, open while faced runs."""
+        del app
+        gateway = self.gateway
+        if gateway is not None:
+            gateway.start()
+        try:
+            yield
+        finally:
+            if gateway is not None:
+                await gateway.close()
 
 
 async def post_chat(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import hdrs, web
 
 from faced.api.errors import ApiError
+from faced.keys import MAX_BODY_KEY
 
 T = TypeVar("T")
 
@@ -207,5 +208,3 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes:
 
 
 _JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream", "text/plain", ""})
-
-MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)

@@ -1,10 +1,8 @@
-"""The display on the API: GET/PUT /api/display, the display component, its health entry.
+"""The display on the API: GET/PUT /api/display.
 
-Owner: the body (issue 7). ``setup(app)`` registers ``DisplayService`` (faced.display) under
-``DISPLAY_KEY``, a ``cleanup_ctx`` that opens the display (faced.devices.display; ``auto``
-resolved then), hands the policy the hub's messages (a faced.hub observer) and the agents'
-updates (OpenFace.agent_listeners) and runs it as one named, supervised task; the
-``display`` health entry; and the routes:
+Owns: the routes. Does not own: the display policy and the component that applies it
+(faced.display_policy's ``DisplayService`` under ``DISPLAY_KEY``), or the device
+(faced.devices.display).
 
 * ``GET /api/display`` — driver, power, brightness, what the policy calls for, whether a
   manual change holds, the last failure.
@@ -18,9 +16,7 @@ Both need the API key when one is set (the default ``key`` access, faced.api.acc
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
@@ -29,29 +25,18 @@ from msgspec import UNSET
 from faced.api import openapi
 from faced.api.codec import respond
 from faced.api.errors import ApiError
-from faced.api.face_service import OPENFACE_KEY, supervised
-from faced.api.health import HEALTH_KEY
 from faced.api.messages import read_message
-from faced.devices.display import DisplayError, Unsupported, open_display
-from faced.display import DisplayPolicy, DisplayService
+from faced.devices.display import DisplayError, Unsupported
+from faced.display_policy import DisplayService
+from faced.keys import DISPLAY_KEY
 from faced.schemas.display import DisplayStatus, DisplayUpdate
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1024
 
-DISPLAY_KEY: Final = web.AppKey("display", DisplayService)
 
-
-def setup(app: web.Application) -> None:
-    """Register the display component, its routes and its health entry."""
-    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
-
-    config = app[CONFIG_KEY].display
-    policy = DisplayPolicy.from_config(config) if config.policy else None
-    service = app[DISPLAY_KEY] = DisplayService(config, policy)
-    app[HEALTH_KEY].add_component("display", service.report)
-    app.cleanup_ctx.append(_component)
+def add_routes(app: web.Application) -> None:
     tags = ("display",)
     router = app.router
     openapi.describe(
@@ -78,25 +63,6 @@ def setup(app: web.Application) -> None:
             errors=(400, 409, 503),
         ),
     )
-
-
-async def _component(app: web.Application) -> AsyncIterator[None]:
-    service = app[DISPLAY_KEY]
-    service.display = await open_display(service.config)
-    openface = app[OPENFACE_KEY]
-    task: asyncio.Task[None] | None = None
-    if service.policy is not None:
-        openface.hub.observers.append(service.observe)
-        openface.agent_listeners.append(service.agent_wrote)
-        task = asyncio.create_task(supervised("display policy", service.run), name="display")
-    try:
-        yield
-    finally:
-        if task is not None:
-            openface.hub.observers.remove(service.observe)
-            openface.agent_listeners.remove(service.agent_wrote)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
 
 def _service(request: web.Request) -> DisplayService:
@@ -132,4 +98,4 @@ async def put_display(request: web.Request) -> web.StreamResponse:
     return respond(request, service.status())
 
 
-__all__ = ["DISPLAY_KEY", "setup"]
+__all__ = ["add_routes"]

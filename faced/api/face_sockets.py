@@ -19,7 +19,7 @@ loopback (the appliance's own screen).
 
 ``?encoding=msgpack`` makes a socket speak binary msgpack frames both ways (text frames
 are still read as JSON). Over the limits on concurrent viewers/agents: 503 before the
-handshake. All sockets close with 1001 on shutdown (faced.api.face_service).
+handshake. All sockets close with 1001 on shutdown (faced.openface).
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from faced.api.errors import ApiError
-from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.messages import problem_of
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
 from faced.hub import Encoding, Subscriber, encode
+from faced.keys import OPENFACE_KEY
+from faced.openface import OpenFace, close_socket
 from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
 
 log = logging.getLogger(__name__)

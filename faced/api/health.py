@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
-
-from aiohttp import web
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +50,3 @@ class Health:
             except Exception:
                 log.exception("health summary %r failed", report)
         return merged
-
-
-HEALTH_KEY: Final = web.AppKey("health", Health)

@@ -37,8 +37,9 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from faced import __version__
-from faced.api.access import ACCESS_KEY, Access
+from faced.api.access import Access
 from faced.api.codec import MSGPACK_CONTENT_TYPE
+from faced.keys import ACCESS_KEY, OPENAPI_KEY
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,6 @@ class ApiDocs:
 
     operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
     document: bytes | None = None
-
-
-OPENAPI_KEY: Final = web.AppKey("openapi", ApiDocs)
 
 
 def docs_of(app: web.Application) -> ApiDocs:
@@ -506,7 +504,6 @@ def _core_operations() -> dict[tuple[str, str], Operation]:
 
 
 __all__ = [
-    "OPENAPI_KEY",
     "ApiDocs",
     "ErrorBody",
     "Operation",

@@ -1,10 +1,8 @@
-"""The box's own camera on the API: live tracking results, emotion state, preview, health.
+"""The box's own camera on the API: live tracking results, emotion state, preview.
 
-Owner: live tracking (issue 5). ``setup(app)`` registers the camera and tracking component
-(a ``cleanup_ctx``: models loaded off the loop, then the capture thread
-(faced.devices.camera) and the tracking thread (faced.tracking); both stopped at cleanup),
-the routes below, the health entries ``camera`` and ``tracking``, and presence events to
-the Open Face hub (faced.api.face_service) — which is all a viewer ever sees of a person.
+Owns: the routes below. Does not own: the camera, the tracking or the fan-out of results
+(faced.live's ``LiveService`` under ``LIVE_KEY``: each /ws/tracking client is a latest-wins
+subscriber of its results hub, faced.hub), or presence (faced.openface).
 
 Every route here is camera-derived, hence PRIVATE (faced.api.access): the key when one is
 set, loopback clients only when none is.
@@ -27,26 +25,20 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import cv2
 import msgspec
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from faced.api.access import ACCESS_KEY
 from faced.api.codec import respond
 from faced.api.errors import ApiError
-from faced.api.face_service import OPENFACE_KEY, close_socket
-from faced.api.health import HEALTH_KEY
-from faced.config import CameraConfig, Config, ConfigError, VisionConfig
-from faced.devices.camera import Camera, open_source
-from faced.schemas.tracking import PresenceMessage, TrackingResult
-from faced.tracking import LiveTracking
-from faced.vision.models import ModelError, default_model_dir
+from faced.hub import Encoding, Hub, LatestSubscriber
+from faced.keys import ACCESS_KEY, LIVE_KEY
+from faced.live import LiveTracking
+from faced.openface import close_socket
+from faced.schemas.tracking import TrackingResult
 
 log = logging.getLogger(__name__)
 
@@ -62,112 +54,11 @@ TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - {
     *STREAM_FIELDS,
     "landmarks",
 }
-GOING_AWAY: Final = 1001
-TOO_SLOW: Final = 1008
 
-_json: Final = msgspec.json.Encoder()
-_msgpack: Final = msgspec.msgpack.Encoder()
 _client_ids = itertools.count(1)
 
-GroupKey = tuple[str, frozenset[str] | None]
 
-
-@dataclass(eq=False)
-class TrackingClient:
-    """One /ws/tracking socket: its encoding, fields, rate cap and one-slot buffer."""
-
-    socket: web.WebSocketResponse
-    encoding: str
-    fields: frozenset[str] | None
-    min_interval_s: float
-    pending: bytes | None = None
-    next_due: float = -float("inf")
-    skipped: int = 0
-    sent: int = 0
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def offer(self, data: bytes, now: float) -> None:
-        interval = self.min_interval_s
-        # Over this client's rate cap: it gets a later result instead. A tenth of an
-        # interval of slack keeps capture jitter from dropping results at an exact match
-        # (camera 30 fps, cap 30/s); the schedule advances by whole intervals, so the
-        # average rate never exceeds the cap.
-        if now < self.next_due - 0.1 * interval:
-            return
-        self.next_due = max(self.next_due + interval, now + 0.9 * interval)
-        if self.pending is not None:
-            self.skipped += 1  # the client is behind: the newer result replaces the old
-        self.pending = data
-        self.wake.set()
-
-
-class CameraService:
-    """The camera, the tracking, and the tracking sockets of one app."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.camera: Camera | None = None
-        self.live: LiveTracking | None = None
-        self.clients: set[TrackingClient] = set()
-        self.closing = asyncio.Event()
-        self.slow_disconnects = 0
-        self.has_camera = config.camera.source != "none"
-
-    # --- publishing ----------------------------------------------------------------------
-
-    def broadcast(self, result: TrackingResult) -> None:
-        """Offer ``result`` to every client, encoded once per (encoding, fields)."""
-        if not self.clients:
-            return
-        now = time.monotonic()
-        encoded: dict[GroupKey, bytes] = {}
-        builtins: dict[str, Any] | None = None
-        for client in self.clients:
-            key: GroupKey = (client.encoding, client.fields)
-            data = encoded.get(key)
-            if data is None:
-                message: Any = result
-                if client.fields is not None:
-                    if builtins is None:
-                        builtins = cast(dict[str, Any], msgspec.to_builtins(result))
-                    wanted = client.fields.union(STREAM_FIELDS)
-                    message = {k: v for k, v in builtins.items() if k in wanted}
-                encoder = _msgpack if client.encoding == "msgpack" else _json
-                data = encoded[key] = encoder.encode(message)
-            client.offer(data, now)
-
-    # --- health --------------------------------------------------------------------------
-
-    def camera_report(self) -> dict[str, Any]:
-        if self.camera is None:
-            return {"status": "off", "source": self.config.camera.source}
-        return self.camera.report()
-
-    def tracking_report(self) -> dict[str, Any]:
-        if self.live is None:
-            reason = "camera.tracking is false" if self.has_camera else "no camera"
-            return {"status": "off", "reason": reason}
-        report = self.live.report()
-        report["clients"] = len(self.clients)
-        report["slow_clients_disconnected"] = self.slow_disconnects
-        return report
-
-
-CAMERA_KEY: Final = web.AppKey("camera_service", CameraService)
-
-
-def setup(app: web.Application) -> None:
-    """Register the camera/tracking component, its routes and health entries."""
-    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
-
-    config = app[CONFIG_KEY]
-    service = app[CAMERA_KEY] = CameraService(config)
-    health = app[HEALTH_KEY]
-    health.add_component("camera", service.camera_report)
-    health.add_component("tracking", service.tracking_report)
-
-    app.cleanup_ctx.append(_component)
-    app.on_shutdown.append(_shutdown)
+def add_routes(app: web.Application) -> None:
     access = app[ACCESS_KEY]
     router = app.router
     access.private(router.add_get("/ws/tracking", tracking_socket, allow_head=False))
@@ -176,79 +67,8 @@ def setup(app: web.Application) -> None:
     access.private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False))
 
 
-def _load_tracker(camera: CameraConfig, vision: VisionConfig) -> Any:
-    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (loads the runtime)
-    from faced.vision.runtime import Runtime  # noqa: PLC0415
-
-    del camera
-    pipeline = FacePipeline.load(
-        vision.model_dir or None,
-        num_faces=1,
-        runtime=Runtime.from_config(vision),
-        detector=vision.detector,
-    )
-    return pipeline.tracker(smoothing=True)
-
-
-async def _component(app: web.Application) -> AsyncIterator[None]:
-    service = app[CAMERA_KEY]
-    config = service.config
-    if not service.has_camera:
-        yield
-        return
-    model_dir = await asyncio.to_thread(default_model_dir, config.vision.model_dir or None)
-    try:
-        source = open_source(config.camera, model_dir)
-    except ValueError as exc:
-        raise ConfigError(f"camera.source = {config.camera.source!r}: {exc}") from None
-    assert source is not None  # only "none" has no source
-    tracker = None
-    if config.camera.tracking:
-        try:
-            tracker = await asyncio.to_thread(_load_tracker, config.camera, config.vision)
-        except ModelError as exc:
-            raise ConfigError(f"camera.tracking needs the face models: {exc}") from None
-    camera = service.camera = Camera(
-        source, fps=config.camera.fps, rotation=config.camera.rotation, mirror=config.camera.mirror
-    )
-    if tracker is not None:
-        openface = app[OPENFACE_KEY]
-
-        def on_presence(message: PresenceMessage) -> None:
-            # Viewers get presence and position only; arrivals and departures are history.
-            if message.event != "moved":
-                openface.model.record_person(message.event, message.duration)
-            openface.hub.publish(message)
-
-        live = service.live = LiveTracking(
-            camera, tracker, asyncio.get_running_loop(), on_presence=on_presence
-        )
-        live.listeners.append(service.broadcast)
-        live.start()
-    camera.start()
-    log.info("camera %s started", source.name, extra={"tracking": tracker is not None})
-    try:
-        yield
-    finally:
-        if service.live is not None:
-            await asyncio.to_thread(service.live.stop)
-        await asyncio.to_thread(camera.stop)
-
-
-async def _shutdown(app: web.Application) -> None:
-    service = app[CAMERA_KEY]
-    service.closing.set()
-    await asyncio.gather(
-        *(close_socket(c.socket, GOING_AWAY, "server shutting down") for c in service.clients),
-        return_exceptions=True,
-    )
-
-
-# --- routes ----------------------------------------------------------------------------------
-
-
 def _live(request: web.Request) -> LiveTracking:
-    service = request.app[CAMERA_KEY]
+    service = request.app[LIVE_KEY]
     if service.live is None:
         if not service.has_camera:
             raise ApiError(503, "no camera: camera.source is none")
@@ -287,7 +107,7 @@ def _parse_fps(raw: str | None, cap: float) -> float:
     return min(fps, cap)
 
 
-def _parse_encoding(raw: str | None) -> str:
+def _parse_encoding(raw: str | None) -> Encoding:
     encoding = raw or "json"
     if encoding not in ("json", "msgpack"):
         raise ApiError(
@@ -295,29 +115,32 @@ def _parse_encoding(raw: str | None) -> str:
             f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
             extra={"field": "encoding", "allowed": ["json", "msgpack"]},
         )
-    return encoding
+    return "msgpack" if encoding == "msgpack" else "json"
 
 
 async def tracking_socket(request: web.Request) -> web.StreamResponse:
-    service = request.app[CAMERA_KEY]
+    service = request.app[LIVE_KEY]
     _live(request)
     encoding = _parse_encoding(request.query.get("encoding"))
     fields = _parse_fields(request.query.get("fields"))
-    fps = _parse_fps(request.query.get("fps"), service.config.camera.client_fps)
+    fps = _parse_fps(request.query.get("fps"), service.config.client_fps)
     if service.closing.is_set():
         raise ApiError(503, "server shutting down")
-    if len(service.clients) >= MAX_CLIENTS:
+    if service.clients >= MAX_CLIENTS:
         raise ApiError(
             503,
-            f"too many tracking clients: {len(service.clients)} connected, limit {MAX_CLIENTS}",
+            f"too many tracking clients: {service.clients} connected, limit {MAX_CLIENTS}",
             headers={"Retry-After": "5"},
         )
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=1024)
     await socket.prepare(request)
-    client = TrackingClient(socket, encoding, fields, 1.0 / fps)
+    hub = service.results
+    kept = None if fields is None else fields.union(STREAM_FIELDS)
+    subscriber = hub.subscribe_latest(encoding, fields=kept, max_rate_hz=fps)
     number = next(_client_ids)
-    service.clients.add(client)
-    sender = asyncio.create_task(_send_loop(service, client, request), name=f"tracking-{number}")
+    sender = asyncio.create_task(
+        _send_loop(service.results, subscriber, socket, request), name=f"tracking-{number}"
+    )
     log.info("tracking client %d connected", number, extra={"encoding": encoding})
     try:
         async for message in socket:
@@ -327,13 +150,13 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
             if _is_ping(message.data):
                 await socket.send_str('{"type":"pong"}')
     finally:
-        service.clients.discard(client)
+        hub.unsubscribe(subscriber)
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
         log.info(
             "tracking client %d disconnected",
             number,
-            extra={"sent": client.sent, "skipped": client.skipped},
+            extra={"sent": subscriber.sent, "skipped": subscriber.skipped},
         )
     return socket
 
@@ -350,26 +173,41 @@ def _unpack(data: bytes) -> Any:
     return msgspec.msgpack.decode(data)
 
 
-async def _send_loop(service: CameraService, client: TrackingClient, request: web.Request) -> None:
-    socket = client.socket
-    opcode = WSMsgType.BINARY if client.encoding == "msgpack" else WSMsgType.TEXT
-    while not socket.closed:
-        await client.wake.wait()
-        client.wake.clear()
-        data, client.pending = client.pending, None
-        if data is None:
-            continue
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                await socket.send_frame(data, opcode)
-        except TimeoutError:
-            service.slow_disconnects += 1
-            log.warning("tracking client too slow: disconnected")
-            await close_socket(socket, TOO_SLOW, "too slow", request)
-            return
-        except ConnectionError:
-            return
-        client.sent += 1
+async def _send_loop(
+    hub: Hub, subscriber: LatestSubscriber, socket: web.WebSocketResponse, request: web.Request
+) -> None:
+    opcode = WSMsgType.BINARY if subscriber.encoding == "msgpack" else WSMsgType.TEXT
+    sending = False
+    task = asyncio.current_task()
+
+    def interrupt() -> None:
+        # Shutdown while a send is stuck on a client that does not read: the close must
+        # not wait behind it (close_socket drops a peer that does not answer in time).
+        if sending and task is not None:
+            task.cancel()
+
+    subscriber.on_close = interrupt
+    try:
+        while (data := await subscriber.next()) is not None:
+            sending = True
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await socket.send_frame(data, opcode)
+            except TimeoutError:
+                sending = False
+                log.warning("tracking client too slow: disconnected")
+                hub.disconnect(subscriber, WSCloseCode.POLICY_VIOLATION, "too slow", slow=True)
+                await close_socket(socket, WSCloseCode.POLICY_VIOLATION, "too slow", request)
+                return
+            except ConnectionError:
+                return
+            sending = False
+    except asyncio.CancelledError:
+        if not subscriber.closed or task is None:
+            raise
+        task.uncancel()
+    # The hub closed the subscription (shutdown): the socket closes with its code.
+    await close_socket(socket, subscriber.close_code, subscriber.close_reason, request)
 
 
 async def latest_result(request: web.Request) -> web.StreamResponse:
@@ -396,8 +234,8 @@ def _jpeg(image: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
 
 
 async def preview(request: web.Request) -> web.StreamResponse:
-    service = request.app[CAMERA_KEY]
-    if not service.config.camera.preview:
+    service = request.app[LIVE_KEY]
+    if not service.config.preview:
         raise ApiError(404, "camera preview is off; set camera.preview = true to enable it")
     camera = service.camera
     if camera is None:
@@ -429,4 +267,4 @@ async def preview(request: web.Request) -> web.StreamResponse:
     return response
 
 
-__all__ = ["CAMERA_KEY", "CameraService", "TrackingClient", "setup"]
+__all__ = ["add_routes"]

@@ -175,9 +175,9 @@ async def _phase(
 ) -> Phase:
     from aiohttp import web  # noqa: PLC0415
 
-    from faced.api.tracking import CAMERA_KEY  # noqa: PLC0415
     from faced.app import create_app  # noqa: PLC0415
     from faced.config import validate  # noqa: PLC0415
+    from faced.keys import LIVE_KEY  # noqa: PLC0415
     from faced.schemas.tracking import TrackingResult  # noqa: PLC0415
 
     port = free_port()
@@ -194,7 +194,7 @@ async def _phase(
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    service = runner.app[CAMERA_KEY]
+    service = runner.app[LIVE_KEY]
     measuring = False
 
     def on_result(result: TrackingResult) -> None:

@@ -1,9 +1,9 @@
 """Gaze follow and mirror: the tracked person, turned into ordinary face-state updates.
 
 Owner: gaze follow (issue 6). Pure: no I/O, no event loop, an injectable clock. The
-``Follower`` is fed every live tracking result (faced.tracking) with ``observe`` and every
+``Follower`` is fed every live tracking result (faced.live) with ``observe`` and every
 agent update with ``agent_wrote``; ``step(state)``, called at most ``follow.rate_hz`` times
-a second (faced.api.follow), answers the ``StateUpdate`` that brings the face closer to
+a second (faced.gaze_follow), answers the ``StateUpdate`` that brings the face closer to
 the person — or None when nothing moved past the deadband. The update goes through the
 face model like an agent's, so every viewer (Open Face's page too) follows and mirrors
 without ever receiving face data.

@@ -9,7 +9,7 @@ sleeping and waiting are exempt) and auto-sleep (``auto_sleep_s`` after the last
 disconnects → sleeping; the first agent to connect wakes the face to idle).
 
 Every method that changes the face returns the ``StateMessage`` to broadcast; the caller
-(faced.api.openface) publishes it. Invalid input raises ``InvalidUpdate`` before anything
+(faced.openface) publishes it. Invalid input raises ``InvalidUpdate`` before anything
 changes.
 """
 
@@ -237,7 +237,7 @@ class FaceModel:
             self._history.append(DetailEntry(ts=ts, data=DetailShown(detail=shown.detail or "")))
 
     def record_person(self, event: Literal["arrived", "left"], duration: float | None) -> None:
-        """Note a presence event (faced.tracking) in the history ring."""
+        """Note a presence event (faced.live) in the history ring."""
         ts = round(self._wall_clock() * 1000)
         self._history.append(PersonEntry(ts=ts, data=PersonSeen(event=event, duration=duration)))
 

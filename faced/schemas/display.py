@@ -1,7 +1,7 @@
 """The display's schemas: GET/PUT /api/display.
 
 Owner: the body (issue 7). ``DisplayUpdate`` is what a client may change; ``DisplayStatus``
-what the display is doing and why (faced.display, faced.devices.display).
+what the display is doing and why (faced.display_policy, faced.devices.display).
 """
 
 from __future__ import annotations

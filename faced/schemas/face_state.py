@@ -196,7 +196,7 @@ class DetailEntry(_HistoryEntry, kw_only=True, tag="detail"):
 
 
 class PersonSeen(_Message, kw_only=True):
-    """Someone arrived in front of the camera or left (faced.tracking's presence)."""
+    """Someone arrived in front of the camera or left (faced.live's presence)."""
 
     event: Literal["arrived", "left"]
     duration: float | None = None

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from faced.state import write_atomically as durably_write
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME: Final = "manifest.toml"
@@ -186,17 +188,9 @@ def _sha256_file(path: Path) -> str:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0644) so a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` (mode 0644) so a reader sees the old file or the new one
+    (faced.state owns how)."""
+    durably_write(path, data, 0o644)
 
 
 def default_cache_dir() -> Path:

@@ -29,6 +29,7 @@ from typing import Final, TypeVar
 
 from aiohttp import web
 
+from faced.keys import ANALYZE_POOL_KEY
 from faced.vision.pipeline import DetectorMode, FacePipeline
 from faced.vision.runtime import Runtime
 
@@ -204,9 +205,6 @@ def _native_stderr_logged() -> Iterator[None]:
                     log.debug("litert: %s", line.strip())
 
 
-ANALYZE_POOL_KEY: Final = web.AppKey("analyze_pool", AnalyzePool)
-
-
 async def start_pool(
     size: int,
     *,
@@ -272,7 +270,6 @@ def analyze_pool_ctx(
 
 
 __all__ = [
-    "ANALYZE_POOL_KEY",
     "DEFAULT_BACKLOG",
     "AnalyzePool",
     "PoolBusy",

@@ -1,25 +1,17 @@
-"""The Open Face v1 protocol: its HTTP routes, and the component that runs it.
+"""The Open Face v1 protocol's HTTP routes.
 
-Owner: the Open Face protocol (issue 3). ``setup(app)`` registers:
-
-* ``OpenFace`` (faced.api.face_service) under ``OPENFACE_KEY`` — the single writer — and
-  its idle/auto-sleep timer as one named, supervised task (a ``cleanup_ctx``);
-* the HTTP routes below, and the socket and event-stream routes of faced.api.face_sockets;
-* an ``on_shutdown`` handler: viewer and agent sockets close with 1001, event streams end;
-* health summaries: viewers, agents, state, slow viewers disconnected.
-
-Routes: POST/GET /api/state, POST /api/speak, POST /api/audio, POST /api/audio-done,
-POST /api/chat (faced.api.chat), GET /api/history. Bodies are JSON or msgpack
-(faced.api.codec); every client mistake is an ``ApiError`` naming the field.
+Owns: POST/GET /api/state, POST /api/speak, POST /api/audio, POST /api/audio-done,
+POST /api/chat (faced.api.chat), GET /api/history, and adding the sockets and event stream
+(faced.api.face_sockets). Does not own: the face, the hub or the timers — every handler
+hands its request to the Open Face service (faced.openface) under ``OPENFACE_KEY``. Bodies
+are JSON or msgpack (faced.api.codec); every client mistake is an ``ApiError`` naming the
+field.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import math
-from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
@@ -27,14 +19,12 @@ from aiohttp import web
 from faced.api import chat, face_sockets
 from faced.api.codec import respond
 from faced.api.errors import ApiError
-from faced.api.face_service import AUDIO_ENVELOPE_BYTES, OPENFACE_KEY, OpenFace, supervised
-from faced.api.health import HEALTH_KEY
 from faced.api.messages import read_message
 from faced.face import InvalidUpdate
+from faced.keys import OPENFACE_KEY
+from faced.openface import AUDIO_ENVELOPE_BYTES, OpenFace
 from faced.schemas.face_state import (
-    AudioDoneMessage,
     AudioDoneRequest,
-    AudioMessage,
     AudioRequest,
     AudioResponse,
     HistoryResponse,
@@ -47,42 +37,9 @@ from faced.schemas.face_state import (
 log = logging.getLogger(__name__)
 
 
-def setup(app: web.Application) -> None:
-    """Register the Open Face routes and their component on ``app``."""
-    from faced.app import CONFIG_KEY  # noqa: PLC0415  (faced.app imports this module)
-
-    config = app[CONFIG_KEY]
-
-    openface = app[OPENFACE_KEY] = OpenFace(config)
-    app[chat.CHAT_KEY] = chat_route = chat.Chat(config)
-    gateway = chat_route.gateway
-    app[HEALTH_KEY].add_summary(
-        lambda: {
-            "viewers": openface.viewers,
-            "agents": openface.agents,
-            "state": openface.model.state.state,
-            "slow_viewers_disconnected": openface.hub.slow_disconnects,
-        }
-    )
-
-    async def component(app: web.Application) -> AsyncIterator[None]:
-        if gateway is not None:
-            gateway.start()
-        timers = openface.spawn(supervised("face timers", openface.run_timers), "face-timers")
-        yield
-        openface.closing = True
-        openface.hub.close_all()
-        for task in list(openface.tasks):
-            task.cancel()
-        await asyncio.gather(timers, *openface.tasks, return_exceptions=True)
-        if gateway is not None:
-            await gateway.close()
-
-    async def on_shutdown(app: web.Application) -> None:
-        await openface.shutdown()
-
-    app.cleanup_ctx.append(component)
-    app.on_shutdown.append(on_shutdown)
+def add_routes(app: web.Application) -> None:
+    """Add the Open Face routes: these HTTP routes, and the sockets and event stream of
+    faced.api.face_sockets."""
     router = app.router
     router.add_get("/api/state", get_state)
     router.add_post("/api/state", post_state)
@@ -167,11 +124,7 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
         raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
     if not audio:
         raise ApiError(400, "missing audio: 'data' is empty", extra={"field": "data"})
-    if openface.audio_intake is not None:
-        openface.audio_intake(seq, audio)
-    encoded = base64.b64encode(audio).decode("ascii")
-    openface.audio_chunk()
-    openface.hub.publish(AudioMessage(data=encoded, seq=seq))
+    openface.relay_audio(seq, audio)
     return respond(request, AudioResponse(seq=seq))
 
 
@@ -181,8 +134,7 @@ async def post_audio_done(request: web.Request) -> web.StreamResponse:
     seq = openface.model.audio_seq
     if body is not None and body.seq is not msgspec.UNSET:
         seq = body.seq
-    openface.audio_done()
-    openface.hub.publish(AudioDoneMessage(seq=seq))
+    openface.end_audio(seq)
     return respond(request, AudioResponse(seq=seq))
 
 

@@ -1,15 +1,19 @@
-"""Live tracking: every camera frame through the face pipeline, results published on the loop.
+"""Live tracking: the box's camera, every frame through the face pipeline, results and presence.
 
-Owner: live tracking (issue 5). ``LiveTracking`` runs one thread that takes the camera's
-latest frame (faced.devices.camera), runs the pipeline in tracking mode (VIDEO mode:
-faced.vision.tracker) and hands the result to the event loop with
-``call_soon_threadsafe``. When the pipeline is slower than the camera, frames in between
-are skipped, never queued: the thread always takes the newest frame. On the loop each
-result gets ``frame``, ``ts``, ``fps`` and ``latency_ms`` (capture → publish), becomes
-``latest`` and goes to every listener (faced.api.tracking's sockets) and to ``Presence``.
+Owns: the camera and tracking component (``LiveService``: the capture thread,
+faced.devices.camera, and the tracking thread started at startup and stopped at cleanup);
+the hub of tracking results (``results``: latest-wins subscribers, one per /ws/tracking
+client); ``LiveTracking``, the thread that takes the camera's latest frame, runs the
+pipeline in tracking mode (VIDEO mode: faced.vision.tracker) and hands the result to the
+event loop; ``Presence``, which debounces face found / not found into ``arrived`` /
+``left`` events (with how long) and rate-limited ``moved`` updates carrying only the face's
+position. Does not own: the routes (faced.api.tracking), or what viewers see of a person —
+presence goes to the Open Face service (faced.openface), never face data.
 
-``Presence`` debounces face found / not found into ``arrived`` / ``left`` events (with
-how long) and rate-limited ``moved`` updates carrying only the face's position.
+When the pipeline is slower than the camera, frames in between are skipped, never queued:
+the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,
+``fps`` and ``latency_ms`` (capture → publish), becomes ``latest`` and goes to every
+listener (the results hub first, then gaze follow) and to ``Presence``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Final
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
-from faced.devices.camera import Camera, Frame
+from aiohttp import web
+
+from faced.config import CameraConfig, Config, ConfigError, VisionConfig
+from faced.devices.camera import Camera, Frame, open_source
+from faced.hub import GOING_AWAY, Hub
+from faced.listeners import Listeners
 from faced.schemas.analysis import Analysis
 from faced.schemas.tracking import EmotionState, Position, PresenceMessage, TrackingResult
+from faced.vision.models import ModelError, default_model_dir
 from faced.vision.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -159,7 +169,7 @@ class LiveTracking:
         self._loop = loop
         self.presence = presence or Presence()
         self._on_presence = on_presence
-        self.listeners: list[Callable[[TrackingResult], None]] = []
+        self.listeners: Listeners[TrackingResult] = Listeners("tracking")
         self.latest: TrackingResult | None = None
         self.processed = 0
         self.skipped = 0
@@ -271,11 +281,7 @@ class LiveTracking:
             latency_ms=round((now - frame.captured) * 1000, 3),
         )
         self.latest = result
-        for listener in self.listeners:
-            try:
-                listener(result)
-            except Exception:
-                log.exception("a tracking listener failed")
+        self.listeners(result)
         self._announce(self.presence.update(result.bbox, now, wall_ms))
 
     def _announce(self, event: PresenceMessage | None) -> None:
@@ -287,4 +293,98 @@ class LiveTracking:
             self._on_presence(event)
 
 
-__all__ = ["LiveTracking", "Presence"]
+# --- the component -------------------------------------------------------------------------
+
+
+def _load_tracker(vision: VisionConfig) -> Tracker:
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (loads the runtime)
+    from faced.vision.runtime import Runtime  # noqa: PLC0415
+
+    pipeline = FacePipeline.load(
+        vision.model_dir or None,
+        num_faces=1,
+        runtime=Runtime.from_config(vision),
+        detector=vision.detector,
+    )
+    return pipeline.tracker(smoothing=True)
+
+
+class LiveService:
+    """The camera, the tracking and the tracking results' hub of one daemon."""
+
+    def __init__(self, config: Config, on_presence: Callable[[PresenceMessage], None]) -> None:
+        self.config: CameraConfig = config.camera
+        self._vision = config.vision
+        self._on_presence = on_presence
+        self.camera: Camera | None = None
+        self.live: LiveTracking | None = None
+        """Set at startup when ``camera.tracking`` is on."""
+        self.results = Hub(max_messages=1, max_bytes=1)  # latest-wins subscribers only
+        self.closing = asyncio.Event()
+        self.has_camera = config.camera.source != "none"
+
+    @property
+    def clients(self) -> int:
+        """Tracking result subscribers (/ws/tracking clients)."""
+        return len(self.results)
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """Cleanup context: models loaded off the loop, then the capture and tracking
+        threads; both stopped at cleanup."""
+        del app
+        config = self.config
+        if not self.has_camera:
+            yield
+            return
+        model_dir = await asyncio.to_thread(default_model_dir, self._vision.model_dir or None)
+        try:
+            source = open_source(config, model_dir)
+        except ValueError as exc:
+            raise ConfigError(f"camera.source = {config.source!r}: {exc}") from None
+        assert source is not None  # only "none" has no source
+        tracker = None
+        if config.tracking:
+            try:
+                tracker = await asyncio.to_thread(_load_tracker, self._vision)
+            except ModelError as exc:
+                raise ConfigError(f"camera.tracking needs the face models: {exc}") from None
+        camera = self.camera = Camera(
+            source, fps=config.fps, rotation=config.rotation, mirror=config.mirror
+        )
+        if tracker is not None:
+            live = self.live = LiveTracking(
+                camera, tracker, asyncio.get_running_loop(), on_presence=self._on_presence
+            )
+            live.listeners.append(self.results.publish)
+            live.start()
+        camera.start()
+        log.info("camera %s started", source.name, extra={"tracking": tracker is not None})
+        try:
+            yield
+        finally:
+            if self.live is not None:
+                await asyncio.to_thread(self.live.stop)
+            await asyncio.to_thread(camera.stop)
+
+    async def shutdown(self, app: web.Application) -> None:
+        """On shutdown: end the preview streams and every tracking socket (1001)."""
+        del app
+        self.closing.set()
+        self.results.close_all(GOING_AWAY, "server shutting down")
+
+    def camera_report(self) -> dict[str, Any]:
+        if self.camera is None:
+            return {"status": "off", "source": self.config.source}
+        return self.camera.report()
+
+    def tracking_report(self) -> dict[str, Any]:
+        if self.live is None:
+            reason = "camera.tracking is false" if self.has_camera else "no camera"
+            return {"status": "off", "reason": reason}
+        report = self.live.report()
+        report["clients"] = self.clients
+        report["slow_clients_disconnected"] = self.results.slow_disconnects
+        return report
+
+
+__all__ = ["LiveService", "LiveTracking", "Presence"]

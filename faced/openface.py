@@ -1,21 +1,24 @@
-"""The Open Face component: the single writer between clients and viewers.
+"""The Open Face service: the single writer between the clients and the viewers.
 
-Owner: the Open Face protocol (issue 3). ``OpenFace`` (under ``OPENFACE_KEY``) changes the
-face model (faced.face) and publishes every change to the hub (faced.hub); it admits
-viewers and agents within their limits (503 beyond), rate-limits agent messages, runs the
-idle/auto-sleep timer, and closes everything with 1001 on shutdown. The HTTP routes
-(faced.api.openface) and the sockets (faced.api.face_sockets) call it; nothing else
-writes to the hub.
+Owns: the face model (faced.face) and the hub every viewer reads (faced.hub): every change
+to the face, presence, audio, the viewer config — whoever causes it — goes through here to
+the hub; the admission of viewers and agents within their limits (503 beyond); the agents'
+rate limit; the idle/auto-sleep timer; closing everything with 1001 on shutdown. Does not
+own: the routes and sockets (faced.api.face_routes, faced.api.face_sockets), nor the
+readers that react to the stream (gaze follow, the display policy, the speaker: hub
+observers and ``agent_listeners``). Why: one writer keeps every viewer's view the same
+and ordered, and the face's history whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -25,7 +28,17 @@ from faced.api.ratelimit import IPAddress, RateLimiter, is_loopback, rate_key
 from faced.config import Config
 from faced.face import FaceModel
 from faced.hub import GOING_AWAY, Hub
-from faced.schemas.face_state import AudioSeqMessage, HistoryMessage, StateMessage, StateUpdate
+from faced.listeners import Listeners
+from faced.schemas.face_state import (
+    AudioDoneMessage,
+    AudioMessage,
+    AudioSeqMessage,
+    HistoryMessage,
+    StateMessage,
+    StateUpdate,
+)
+from faced.schemas.presets import ConfigMessage
+from faced.schemas.tracking import PresenceMessage
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +109,12 @@ class OpenFace:
         self._agent_slots = 0
         self._wake = asyncio.Event()
         self._timer_deadline = math.inf
-        self.agent_listeners: list[Callable[[StateUpdate], None]] = []
-        """Told of every agent update (HTTP, sockets, speak): gaze follow's hold time."""
+        self.agent_listeners: Listeners[StateUpdate] = Listeners("agent-update")
+        """Told of every agent update (HTTP, sockets, speak): gaze follow's hold time, the
+        display policy's activity."""
         self._audio_until = -math.inf
         self.audio_intake: Callable[[int, bytes], None] | None = None
-        """The box's speaker (faced.api.speaker), when faced owns one: takes each
+        """The box's speaker (faced.voice), when faced owns one: takes each
         /api/audio chunk before the viewers get it, and raises ApiError for one it refuses
         (not a playable WAV, queue full) — then the viewers do not get it either."""
 
@@ -200,7 +214,7 @@ class OpenFace:
         return message
 
     def apply_camera(self, update: StateUpdate) -> StateMessage:
-        """Merge an update the camera caused (gaze follow, faced.api.follow) and broadcast
+        """Merge an update the camera caused (gaze follow, faced.gaze_follow) and broadcast
         it like any other; it is no agent's word: it neither restarts the idle timer nor
         reaches ``agent_listeners``."""
         message = self.model.apply(update, touch=False)
@@ -230,11 +244,31 @@ class OpenFace:
         return seq
 
     def _agent_wrote(self, update: StateUpdate) -> None:
-        for listener in self.agent_listeners:
-            try:
-                listener(update)
-            except Exception:
-                log.exception("an agent-update listener failed")
+        self.agent_listeners(update)
+
+    def presence(self, message: PresenceMessage) -> None:
+        """Live tracking saw a person arrive, move or leave (faced.live)."""
+        # Viewers get presence and position only; arrivals and departures are history.
+        if message.event != "moved":
+            self.model.record_person(message.event, message.duration)
+        self.hub.publish(message)
+
+    def viewer_config(self, message: ConfigMessage) -> None:
+        """Every viewer switches to another face pack (faced.face_packs)."""
+        self.hub.publish(message)
+
+    def relay_audio(self, seq: int, audio: bytes) -> None:
+        """An agent's audio chunk: the box's speaker first (it may refuse it with an
+        ApiError, and then the viewers do not get it either), then every viewer."""
+        if self.audio_intake is not None:
+            self.audio_intake(seq, audio)
+        self.audio_chunk()
+        self.hub.publish(AudioMessage(data=base64.b64encode(audio).decode("ascii"), seq=seq))
+
+    def end_audio(self, seq: int) -> None:
+        """An agent's audio sequence is complete (audio-done)."""
+        self.audio_done()
+        self.hub.publish(AudioDoneMessage(seq=seq))
 
     # --- audio activity (for gaze follow's mirror: the speaker owns the mouth) -----------
 
@@ -293,10 +327,31 @@ class OpenFace:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    # --- shutdown -----------------------------------------------------------------------
+    # --- lifetime -----------------------------------------------------------------------
 
-    async def shutdown(self) -> None:
-        """Close viewer and agent sockets with 1001 and end event streams."""
+    def summary(self) -> dict[str, Any]:
+        """The top-level /health facts."""
+        return {
+            "viewers": self.viewers,
+            "agents": self.agents,
+            "state": self.model.state.state,
+            "slow_viewers_disconnected": self.hub.slow_disconnects,
+        }
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """Cleanup context: the idle/auto-sleep timer as one named, supervised task; at
+        cleanup every subscriber is closed and every task it keeps is cancelled."""
+        del app
+        timers = self.spawn(supervised("face timers", self.run_timers), "face-timers")
+        yield
+        self.closing = True
+        self.hub.close_all()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(timers, *self.tasks, return_exceptions=True)
+
+    async def shutdown(self, app: web.Application | None = None) -> None:
+        """On shutdown: close viewer and agent sockets with 1001 and end event streams."""
         self.closing = True
         self.hub.close_all(GOING_AWAY, "server shutting down")
         closing = [
@@ -307,9 +362,6 @@ class OpenFace:
         await asyncio.gather(*closing, *pending, return_exceptions=True)
 
 
-OPENFACE_KEY: Final = web.AppKey("openface", OpenFace)
-
-
 async def supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
     """Run ``run`` forever: an unexpected failure is logged and the loop restarted."""
     while True:
@@ -318,3 +370,6 @@ async def supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("%s failed; restarting in %.0f s", name, _RESTART_DELAY_S)
             await asyncio.sleep(_RESTART_DELAY_S)
+
+
+__all__ = ["OpenFace", "close_socket", "loopback_reserve", "supervised"]

@@ -1,9 +1,14 @@
 """The display policy: presence and agent activity decide whether the display is on, dim or off.
 
-Owner: the body (issue 7). ``DisplayPolicy`` is pure (injectable clocks, no I/O): it reads
-what the Open Face hub publishes (faced.hub observers) — presence events from live tracking
-(faced.tracking), the face's state, audio sequences and chunks — and every agent update
-(OpenFace.agent_listeners, faced.api.face_service), and says which level the display should
+Owns: ``DisplayPolicy`` and ``DisplayService``, the component that applies it to the
+display. Does not own: the display device and its drivers (faced.devices.display), or the
+routes (faced.api.display). Why apart from the device: when to dim is the face's business
+(who is there, what the agents do), how to dim is the hardware's.
+
+``DisplayPolicy`` is pure (injectable clocks, no I/O): it reads what the Open Face hub
+publishes (faced.hub observers) — presence events from live tracking (faced.live), the
+face's state, audio sequences and chunks — and every agent update
+(``OpenFace.agent_listeners``, faced.openface), and says which level the display should
 be at:
 
 * quiet time: 0 while a person is present, else the time since the last presence event
@@ -34,11 +39,14 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, cast
 
+from aiohttp import web
+
 from faced.config import DisplayConfig
-from faced.devices.display import Display, DisplayError
+from faced.devices.display import Display, DisplayError, open_display
+from faced.openface import OpenFace, supervised
 from faced.schemas.display import DisplayStatus, Driver, Level
 from faced.schemas.face_state import (
     AudioDoneMessage,
@@ -179,11 +187,14 @@ class DisplayPolicy:
 class DisplayService:
     """The policy applied to a display, and the manual changes of the API."""
 
-    def __init__(self, config: DisplayConfig, policy: DisplayPolicy | None) -> None:
+    def __init__(
+        self, config: DisplayConfig, policy: DisplayPolicy | None, openface: OpenFace
+    ) -> None:
         self.config = config
         self.policy = policy
+        self._openface = openface
         self.display: Display | None = None
-        """Set once the component has started (faced.api.display)."""
+        """Set once the component has started (``lifetime``)."""
         self.manual = False
         self.level: Level | None = None
         """The policy level last acted on (applied, or held back by a manual change)."""
@@ -195,6 +206,32 @@ class DisplayService:
         # land after it.
         self._changing = asyncio.Lock()
         self._planned_present = False
+
+    @classmethod
+    def from_config(cls, config: DisplayConfig, openface: OpenFace) -> DisplayService:
+        policy = DisplayPolicy.from_config(config) if config.policy else None
+        return cls(config, policy, openface)
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """Cleanup context: opens the display (``auto`` resolved then), hands the policy
+        the hub's messages and the agents' updates, and follows it from one named,
+        supervised task."""
+        del app
+        self.display = await open_display(self.config)
+        openface = self._openface
+        task: asyncio.Task[None] | None = None
+        if self.policy is not None:
+            openface.hub.observers.append(self.observe)
+            openface.agent_listeners.append(self.agent_wrote)
+            task = asyncio.create_task(supervised("display policy", self.run), name="display")
+        try:
+            yield
+        finally:
+            if task is not None:
+                openface.hub.observers.remove(self.observe)
+                openface.agent_listeners.remove(self.agent_wrote)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     def observe(self, message: object) -> None:
         """Hub observer: note the message; wake the task when the level changes."""
