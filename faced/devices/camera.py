@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.config import CameraConfig
+from faced.devices.retry import Backoff, Health
 from faced.vision.image_io import from_opencv
 from faced.vision.video import VideoError, VideoReader
 
@@ -386,11 +387,22 @@ class Camera:
         self._new_frame = threading.Condition()
         self._thread: threading.Thread | None = None
         self.latest: Frame | None = None
-        self.status = "starting"
-        self.error: str | None = None
+        self.health = Health()
         self.frames = 0
-        self.reopens = 0
         self._stream = 0
+
+    @property
+    def status(self) -> str:
+        return self.health.status
+
+    @property
+    def error(self) -> str | None:
+        return self.health.error
+
+    @property
+    def reopens(self) -> int:
+        """Recoveries: opens that followed a failure."""
+        return self.health.reopens
 
     # --- the consumer's side -------------------------------------------------------------
 
@@ -430,24 +442,23 @@ class Camera:
             self._new_frame.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.status = "off"
+        self.health.status = "off"
 
     # --- the capture thread --------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = BACKOFF_FIRST_S
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         failed_since: float | None = None
         while not self._stop.is_set():
             try:
                 self.source.open()
             except CameraError as exc:
                 failed_since = self._failed(str(exc), failed_since)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                self._stop.wait(backoff.next())
                 continue
             self._stream += 1
             if failed_since is not None:
-                self.reopens += 1
+                self.health.reopens += 1
                 log.info(
                     "camera %s recovered after %.1f s",
                     self.source.name,
@@ -459,22 +470,21 @@ class Camera:
             try:
                 self._capture()
             except CameraError as exc:
+                # It delivered frames: the source worked, so the first retry comes soon.
                 failed_since = self._failed(str(exc), None)
-                backoff = BACKOFF_FIRST_S
+                backoff.reset()
             except Exception as exc:  # a driver bug must not kill the thread for good
                 log.exception("camera %s: unexpected failure", self.source.name)
                 failed_since = self._failed(f"{type(exc).__name__}: {exc}", None)
             finally:
                 self._close_source()
             if failed_since is not None and not self._stop.is_set():
-                self._stop.wait(backoff)
+                self._stop.wait(backoff.delay_s)
         self._close_source()
 
     def _failed(self, reason: str, since: float | None) -> float:
-        if self.error != reason:
+        if self.health.failed(reason):
             log.warning("camera %s: %s; retrying", self.source.name, reason)
-        self.status = "error"
-        self.error = reason
         return since if since is not None else self._clock()
 
     def _close_source(self) -> None:
@@ -499,8 +509,7 @@ class Camera:
                 next_due = max(next_due + interval, self._clock() - interval)
             image = self.source.read()
             now = self._clock()
-            self.status = "ok"
-            self.error = None
+            self.health.working()
             if not pace and now - last_kept < self._min_interval * 0.9:
                 continue
             last_kept = now

@@ -44,6 +44,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 from faced.config import DisplayConfig
 from faced.devices import wayland
+from faced.devices.retry import Health
 
 log = logging.getLogger(__name__)
 
@@ -314,12 +315,16 @@ class Display:
         """Last known power state (None until read or set)."""
         self.brightness: int | None = None
         """Last known brightness percent (None: unknown, or no brightness control)."""
-        self.error: str | None = None
-        """The last failure, until an operation succeeds."""
+        self.health = Health()
         self.failures = 0
         self._lock = asyncio.Lock()  # the API and the policy take turns
         if driver == "none":
             self.power, self.brightness = True, 100
+
+    @property
+    def error(self) -> str | None:
+        """The last failure, until an operation succeeds."""
+        return self.health.error
 
     @property
     def has_brightness(self) -> bool:
@@ -396,16 +401,14 @@ class Display:
             result = await operation
         except DisplayError as exc:
             self._failed(exc)
-        if self.error is not None:
+        if self.health.working():
             log.info("display: working again", extra={"driver": self.driver})
-        self.error = None
         return result
 
     def _failed(self, exc: DisplayError) -> NoReturn:
         self.failures += 1
-        if self.error != str(exc):
+        if self.health.failed(str(exc)):
             log.warning("display: %s", exc)  # once per distinct problem, not per retry
-        self.error = str(exc)
         raise exc
 
     def report(self) -> dict[str, Any]:
