@@ -21,7 +21,7 @@ tile), then short range again, round and round until a face is found.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,11 +29,8 @@ import numpy.typing as npt
 from faced.schemas.analysis import Analysis, Face
 from faced.vision.detector import tiles
 from faced.vision.landmarks import Roi, roi_from_landmarks
-from faced.vision.pipeline import StageTimes, prepare
 from faced.vision.smoothing import LandmarkSmoother
-
-if TYPE_CHECKING:
-    from faced.vision.pipeline import FacePipeline
+from faced.vision.stages import Stages, StageTimes, prepare
 
 ASSOCIATION_IOU: Final = 0.5
 # Below this face width, as a share of the frame's long side (= of the detector's letterboxed
@@ -115,7 +112,7 @@ def associate(tracked: list[Roi], detected: list[Roi], limit: int) -> list[Roi]:
 
 
 class Tracker:
-    def __init__(self, pipeline: FacePipeline, *, smoothing: bool = True) -> None:
+    def __init__(self, pipeline: Stages, *, smoothing: bool = True) -> None:
         self._pipeline = pipeline
         self._rois: list[Roi] = []
         self._smoother = LandmarkSmoother() if smoothing and pipeline.num_faces == 1 else None
