@@ -119,10 +119,11 @@ class MixedRecipe:
 
 
 # Mixed precision, tried after the uniform recipes of the same kind (before weight-only).
-# Blendshapes: dynamic-range int8 runs XNNPACK's int8 kernels (0.28 ms against 0.68 ms
-# fp32, one core), but its first conv embeds the 146 raw point coordinates, and quantizing
-# those per run cost most of the error (held-out max 0.105 with it, 0.040 without; every
-# other conv alone <= 0.016). That conv is 28 k multiply-adds: float costs nothing.
+# Blendshapes: dynamic-range int8 runs XNNPACK's int8 kernels, faster than fp32 (`faced
+# bench pipeline --backend litert`), but its first conv embeds the 146 raw point
+# coordinates, and quantizing those per run cost most of the error (held-out max 0.105
+# with it, 0.040 without; every other conv alone <= 0.016). That conv is 28 k
+# multiply-adds: float costs nothing.
 # Landmarks have none: per-op sensitivity (README) found no mix within the limits that is
 # faster than float on XNNPACK.
 LITERT_MIXED: Final = {

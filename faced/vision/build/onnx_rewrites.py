@@ -25,12 +25,12 @@ def prelu_as_convs(graph: Any) -> int:
     a·x + (1 - a)·max(x, 0) is x for x > 0 and a·x below); returns how many.
 
     Why: ONNX Runtime's CPU PRelu is a scalar broadcast loop with no blocked-layout (NCHWc)
-    kernel, so each one also costs two layout reorders; in the landmark model its 69 PRelus
-    took 58 % of the time. Relu, 1x1 depthwise Conv and the Add (fused into the second
-    Conv as its sum) all stay in ONNX Runtime's blocked layout; where no slope exceeds 1
-    the Relu moves after its Conv and fuses into it (26 of the 69: landmarks 5.8 -> 5.5 ms
-    here). XNNPACK runs PReLU as its own vectorised NHWC operator (about 1 ms of the
-    landmark model's 5 ms), so the LiteRT models keep it."""
+    kernel, so each one also costs two layout reorders; the landmark model has 69 of them,
+    most of its time. Relu, 1x1 depthwise Conv and the Add (fused into the second Conv as
+    its sum) all stay in ONNX Runtime's blocked layout; where no slope exceeds 1 the Relu
+    moves after its Conv and fuses into it (26 of the 69). XNNPACK runs PReLU as its own
+    vectorised NHWC operator, so the LiteRT models keep it. The gain: `faced bench pipeline
+    --backend onnxruntime --precision fp32`, with and without this rewrite."""
     from onnx import helper, numpy_helper  # noqa: PLC0415
 
     constants = {t.name: t for t in graph.initializer}
@@ -113,10 +113,9 @@ def channels_padded(graph: Any, block: int) -> int:
 
     Why: the landmark model's four 8-channel bottlenecks at 128x128 and the full-range
     detector's narrow convolutions ran in NCHW with layout reorders around them; padded,
-    they took 5.06 instead of 5.46 ms and 3.65 instead of 3.96 ms here (AVX-512; one
-    thread). Only on x86 (see the caller): where ONNX Runtime has no blocked layout (the
-    PyPI aarch64 wheel) the extra channels are pure cost (landmarks 10.2 -> 11.7 ms here
-    with the blocked layout turned off)."""
+    they run faster on AVX-512 (`faced bench pipeline --backend onnxruntime --precision
+    fp32`, with and without). Only on x86 (see the caller): where ONNX Runtime has no
+    blocked layout (the PyPI aarch64 wheel) the extra channels are pure cost."""
     from onnx import helper, numpy_helper  # noqa: PLC0415
 
     constants = {t.name: t for t in graph.initializer}
@@ -210,7 +209,8 @@ def layer_norms_fused(graph: Any) -> int:
     same axis (moved last by a Transpose when it is not); returns how many.
 
     Why: ONNX Runtime's fusion only knows other spellings, so the blendshape model ran its 8
-    layer norms as ~100 small kernels (~0.3 ms of 1.5). Same ε and γ, no β (there was none)."""
+    layer norms as ~100 small kernels (`faced bench pipeline --backend onnxruntime` shows
+    the difference). Same ε and γ, no β (there was none)."""
     from onnx import helper, numpy_helper  # noqa: PLC0415
 
     constants = {t.name: t for t in graph.initializer}
