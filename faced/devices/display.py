@@ -1,6 +1,11 @@
 """The display port: backlight brightness and panel power, through sysfs or the platform's tools.
 
-Owner: the body (issue 7). A ``Display`` has a brightness path and a power path:
+Owns a display's brightness and power paths, their detection, and their failures' report.
+Does not own when to change them (faced.display, the policy) or the Wayland protocol
+(faced.devices.wayland).
+Why: each panel and compositor switches differently; the policy and the API see one port.
+
+A ``Display`` has a brightness path and a power path:
 
 * ``sysfs`` — a backlight under ``/sys/class/backlight/<name>/`` (official Pi touchscreens,
   DSI/DPI panels, laptops): ``brightness`` scaled to ``max_brightness``; power through

@@ -1,6 +1,11 @@
 """The speaker: one queue of WAV chunks, played gaplessly by a writer thread, with lip sync.
 
-Owner: the speaker (issue 7). ``Speaker`` owns the playback queue, the writer thread, the
+Owns playback: the queue, the writer thread, conversion, volume, the mouth's envelope and
+the device's health (retried with faced.devices.retry).
+Does not own the sinks (faced.devices.audio), parsing (faced.devices.wav) or the API.
+Why: audio must play without gaps while the event loop never waits for it.
+
+``Speaker`` owns the playback queue, the writer thread, the
 conversion to the device format, the volume, the mouth's envelope and the device's
 health. Its caller (faced.api.speaker) feeds it parsed chunks (faced.devices.wav) on the
 event loop; everything slow happens in the writer thread, which is paced by the sink

@@ -126,9 +126,9 @@ class Stages:
             raise ValueError(f"threads must be >= 1, got {threads}")
         # Each pipeline is driven by one thread (a worker or a tracker), and N of them are
         # meant to use N cores; OpenCV's own thread pool would add a second thread to the
-        # same small images and take the core another worker or the event loop needs. On
-        # this 2-core VM it burned 0.6-1.7 ms more CPU per /v1/analyze request and saved
-        # the worker nothing. Process-wide, and every pipeline wants the same.
+        # same small images and take the core another worker or the event loop needs (it
+        # costs CPU per /v1/analyze request and saves the worker nothing: `faced bench
+        # analyze`). Process-wide, and every pipeline wants the same.
         cv2.setNumThreads(1)
         # The back end and precision (vision.backend/precision); LiteRT fp32 by default.
         runtime = runtime if runtime is not None else Runtime(threads=threads)
@@ -138,7 +138,7 @@ class Stages:
         self.threads = runtime.threads
         self.store = store
         # One frame at a time per pipeline: the models and their reused buffers are
-        # shared by analyze() and every tracker made here (uncontended: ~0.1 us).
+        # shared by analyze() and every tracker made here (uncontended: negligible).
         self.lock = threading.Lock()
         self.detector_mode: DetectorMode = detector
         # Only the models the mode can use are loaded (the full-range one is 1 MB more).

@@ -1,6 +1,10 @@
 """Per-stream face tracking (MediaPipe's VIDEO / LIVE_STREAM behaviour).
 
-Owner: faced.vision (face pipeline). A ``Tracker`` holds one stream's state: the next
+Owns one stream's state: the next frame's regions, the smoother, the range chooser.
+Does not own the models or the per-image steps (faced.vision.stages).
+Why: MediaPipe's VIDEO mode runs the detector only when tracking has lost a face.
+
+A ``Tracker`` holds one stream's state: the next
 frame's regions of interest (from this frame's raw landmarks, squared, 1.5x) and the
 One-Euro smoother. The detector only runs while fewer faces are tracked than wanted (first
 frame, after a loss); a new detection replaces a tracked region it overlaps by IoU > 0.5.

@@ -32,10 +32,10 @@ class Limit:
 
 # Detector: sigmoid scores of anchors the float model scores > 0.1 (box offsets follow the
 # scores closely); tight, because a face scored near the 0.5 threshold must not flip.
-# Landmarks: a face's mean point displacement in % of its inter-ocular distance; the issue's
+# Landmarks: a face's mean point displacement in % of its inter-ocular distance; the required
 # bound is 3 %, but the blendshape model amplifies small shifts of the eye and iris points
 # (a weight-only int8 landmark model at 1.4 % moved blendshapes by up to 0.2), so the limit
-# is a third of it. Blendshapes: the scores themselves (the issue's bounds are 0.03 mean,
+# is a third of it. Blendshapes: the scores themselves (the required bounds are 0.03 mean,
 # 0.15 max; about half of each leaves room for the landmark error).
 LIMITS: Final = {
     "detector": Limit(mean=0.01, max=0.05, unit="score"),
@@ -67,7 +67,7 @@ def errors(
         ref = reference[big].reshape(-1, 3)[:, :2].astype(np.float64)
         out = other[big].reshape(-1, 3)[:, :2].astype(np.float64)
         # The face's mean displacement in % of its inter-ocular distance (iris centres
-        # 468, 473), as the issue states the bound.
+        # 468, 473), as the bound is stated.
         iod = float(np.hypot(*(ref[468] - ref[473])))
         return np.array([100.0 * np.hypot(*(ref - out).T).mean() / max(iod, 1e-6)])
     return np.abs(reference[0].astype(np.float64) - other[0].astype(np.float64)).ravel()
