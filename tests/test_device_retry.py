@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from faced.devices.retry import Backoff, Health
+from faced.devices.retry import Backoff, Health, Reporting
 
 
 class FakeClock:
@@ -79,3 +79,15 @@ def test_opened_reports_ok_but_the_failure_lasts_until_the_device_works() -> Non
     assert not health.failed("no device")
     health.opened()
     assert health.working() and not health.failing
+
+
+def test_a_device_reports_what_its_health_says() -> None:
+    class Device(Reporting):
+        def __init__(self) -> None:
+            self.health = Health()
+
+    device = Device()
+    assert (device.status, device.error, device.reopens) == ("starting", None, 0)
+    device.health.failed("gone")
+    device.health.reopens += 1
+    assert (device.status, device.error, device.reopens) == ("error", "gone", 1)

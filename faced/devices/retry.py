@@ -71,4 +71,23 @@ class Health:
         return ended
 
 
-__all__ = ["Backoff", "Health"]
+class Reporting:
+    """A device's ``status``, ``error`` and ``reopens``, read from its ``health`` (plain
+    attribute reads: safe from the event loop while the device's thread writes them)."""
+
+    health: Health
+
+    @property
+    def status(self) -> str:
+        return self.health.status
+
+    @property
+    def error(self) -> str | None:
+        return self.health.error
+
+    @property
+    def reopens(self) -> int:
+        return self.health.reopens
+
+
+__all__ = ["Backoff", "Health", "Reporting"]

@@ -49,7 +49,7 @@ import numpy as np
 import soxr
 
 from faced.devices.audio import DeviceFormat, Sink
-from faced.devices.retry import Backoff, Health
+from faced.devices.retry import Backoff, Health, Reporting
 from faced.devices.wav import Floats, Pcm
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ AmplitudeCallback = Callable[[float, float], None]  # (amplitude 0..1, heard at)
 DrainedCallback = Callable[[Drained], None]
 
 
-class Speaker:
+class Speaker(Reporting):
     def __init__(
         self,
         sink: Sink,
@@ -171,6 +171,7 @@ class Speaker:
         self._open_failed = False
         # Health (plain attributes: read from the event loop without the lock).
         self.health = Health()
+        """Its ``reopens`` count failures: each one closes the sink, to be opened again."""
         self.chunks = 0
         self.played_s = 0.0
         self.dropped_chunks = 0
@@ -193,19 +194,6 @@ class Speaker:
     def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
-
-    @property
-    def status(self) -> str:
-        return self.health.status
-
-    @property
-    def error(self) -> str | None:
-        return self.health.error
-
-    @property
-    def reopens(self) -> int:
-        """Failures: each one closes the sink, to be opened again."""
-        return self.health.reopens
 
     @property
     def seq(self) -> int:

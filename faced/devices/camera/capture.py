@@ -23,7 +23,7 @@ from typing import Any, Final, cast
 import cv2
 
 from faced.devices.camera.source import CameraError, Image, Source
-from faced.devices.retry import Backoff, Health
+from faced.devices.retry import Backoff, Health, Reporting
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _ROTATIONS: Final = {
 }
 
 
-class Camera:
+class Camera(Reporting):
     """Runs one source in a daemon thread; the latest frame and a status for /health."""
 
     def __init__(
@@ -72,21 +72,9 @@ class Camera:
         self._thread: threading.Thread | None = None
         self.latest: Frame | None = None
         self.health = Health()
+        """Its ``reopens`` count recoveries: opens that followed a failure."""
         self.frames = 0
         self._stream = 0
-
-    @property
-    def status(self) -> str:
-        return self.health.status
-
-    @property
-    def error(self) -> str | None:
-        return self.health.error
-
-    @property
-    def reopens(self) -> int:
-        """Recoveries: opens that followed a failure."""
-        return self.health.reopens
 
     # --- the consumer's side -------------------------------------------------------------
 
