@@ -46,6 +46,7 @@ from aiohttp import web
 
 from faced.config import DisplayConfig
 from faced.devices.display import Display, DisplayError, open_display
+from faced.devices.retry import Backoff
 from faced.openface import OpenFace, supervised
 from faced.schemas.display import DisplayStatus, Driver, Level
 from faced.schemas.face_state import (
@@ -199,7 +200,7 @@ class DisplayService:
         self.level: Level | None = None
         """The policy level last acted on (applied, or held back by a manual change)."""
         self._retry_at: float | None = None
-        self._retry_s = RETRY_FIRST_S
+        self._retry = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         self._reapply_at: float | None = None
         self._wake = asyncio.Event()
         # One change at a time, so a policy step decided before a client's change cannot
@@ -294,12 +295,11 @@ class DisplayService:
                 await self._apply(display, level)
             except DisplayError:
                 # The display logged the failure and reports it; try again, less and less often.
-                self._retry_at = policy.clock() + self._retry_s
-                self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+                self._retry_at = policy.clock() + self._retry.next()
                 self._reapply_at = None
             else:
                 self._retry_at = None
-                self._retry_s = RETRY_FIRST_S
+                self._retry.reset()
                 every = self.config.reapply_s
                 self._reapply_at = policy.clock() + every if every > 0 else None
 

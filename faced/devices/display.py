@@ -1,6 +1,11 @@
 """The display port: backlight brightness and panel power, through sysfs or the platform's tools.
 
-Owner: the body (issue 7). A ``Display`` has a brightness path and a power path:
+Owns a display's brightness and power paths, their detection, and their failures' report.
+Does not own when to change them (faced.display, the policy) or the Wayland protocol
+(faced.devices.wayland).
+Why: each panel and compositor switches differently; the policy and the API see one port.
+
+A ``Display`` has a brightness path and a power path:
 
 * ``sysfs`` — a backlight under ``/sys/class/backlight/<name>/`` (official Pi touchscreens,
   DSI/DPI panels, laptops): ``brightness`` scaled to ``max_brightness``; power through
@@ -44,6 +49,7 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 from faced.config import DisplayConfig
 from faced.devices import wayland
+from faced.devices.retry import Health
 
 log = logging.getLogger(__name__)
 
@@ -314,12 +320,16 @@ class Display:
         """Last known power state (None until read or set)."""
         self.brightness: int | None = None
         """Last known brightness percent (None: unknown, or no brightness control)."""
-        self.error: str | None = None
-        """The last failure, until an operation succeeds."""
+        self.health = Health()
         self.failures = 0
         self._lock = asyncio.Lock()  # the API and the policy take turns
         if driver == "none":
             self.power, self.brightness = True, 100
+
+    @property
+    def error(self) -> str | None:
+        """The last failure, until an operation succeeds."""
+        return self.health.error
 
     @property
     def has_brightness(self) -> bool:
@@ -396,16 +406,14 @@ class Display:
             result = await operation
         except DisplayError as exc:
             self._failed(exc)
-        if self.error is not None:
+        if self.health.working():
             log.info("display: working again", extra={"driver": self.driver})
-        self.error = None
         return result
 
     def _failed(self, exc: DisplayError) -> NoReturn:
         self.failures += 1
-        if self.error != str(exc):
+        if self.health.failed(str(exc)):
             log.warning("display: %s", exc)  # once per distinct problem, not per retry
-        self.error = str(exc)
         raise exc
 
     def report(self) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """The speaker: one queue of WAV chunks, played gaplessly by a writer thread, with lip sync.
 
-Owner: the speaker (issue 7). ``Speaker`` owns the playback queue, the writer thread, the
+Owns playback: the queue, the writer thread, conversion, volume, the mouth's envelope and
+the device's health (retried with faced.devices.retry).
+Does not own the sinks (faced.devices.audio), parsing (faced.devices.wav) or the API.
+Why: audio must play without gaps while the event loop never waits for it.
+
+``Speaker`` owns the playback queue, the writer thread, the
 conversion to the device format, the volume, the mouth's envelope and the device's
 health. Its caller (faced.api.speaker) feeds it parsed chunks (faced.devices.wav) on the
 event loop; everything slow happens in the writer thread, which is paced by the sink
@@ -44,6 +49,7 @@ import numpy as np
 import soxr
 
 from faced.devices.audio import DeviceFormat, Sink
+from faced.devices.retry import Backoff, Health, Reporting
 from faced.devices.wav import Floats, Pcm
 
 log = logging.getLogger(__name__)
@@ -120,7 +126,7 @@ AmplitudeCallback = Callable[[float, float], None]  # (amplitude 0..1, heard at)
 DrainedCallback = Callable[[Drained], None]
 
 
-class Speaker:
+class Speaker(Reporting):
     def __init__(
         self,
         sink: Sink,
@@ -162,12 +168,10 @@ class Speaker:
         self._playing_tts = False
         self._heard_end = 0.0
         self._latency_s = 0.0
-        self._last_error: str | None = None
         self._open_failed = False
         # Health (plain attributes: read from the event loop without the lock).
-        self.status = "starting"
-        self.error: str | None = None
-        self.reopens = 0
+        self.health = Health()
+        """Its ``reopens`` count failures: each one closes the sink, to be opened again."""
         self.chunks = 0
         self.played_s = 0.0
         self.dropped_chunks = 0
@@ -328,7 +332,7 @@ class Speaker:
             loop.call_soon_threadsafe(callback, *args)
 
     def _run(self) -> None:
-        backoff = BACKOFF_FIRST_S
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         try:
             while not self._stopping:
                 if not self._device_ok:
@@ -336,26 +340,25 @@ class Speaker:
                         self.sink.open(self.format)
                     except Exception as exc:  # devices fail in many ways
                         self._failed(exc, "cannot open")
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, BACKOFF_MAX_S)
+                        self._stop.wait(backoff.next())
                         continue
                     if self._open_failed:
                         self._recovered()
-                    backoff = BACKOFF_FIRST_S
+                    backoff.reset()
                     self._latency_s = self._sink_latency()
-                    self.status, self.error, self._device_ok = "ok", None, True
+                    self.health.opened()
+                    self._device_ok = True
                 try:
                     self._step()
                 except Exception as exc:
                     self._failed(exc, "failed")
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    self._stop.wait(backoff.next())
         finally:
             self.sink.close()
 
     def _recovered(self) -> None:
+        self.health.working()
         log.info("speaker %s recovered", self.sink.name)
-        self._last_error = None
         self._open_failed = False
 
     def _sink_latency(self) -> float:
@@ -367,19 +370,18 @@ class Speaker:
     def _failed(self, exc: Exception, what: str) -> None:
         """Log (once per reason until the device works again), report, close, flush."""
         reason = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-        if reason != self._last_error:
-            log.error("speaker %s %s: %s; retrying", self.sink.name, what, reason)
-        else:
-            log.debug("speaker %s still failing: %s", self.sink.name, reason)
-        self._last_error = reason
         self._open_failed = what == "cannot open"
         with self._lock:
             self._device_ok = False
-            self.status, self.error = "error", reason
+            news = self.health.failed(reason)
             self._flush_locked()
             self._lock.notify_all()
+        if news:
+            log.error("speaker %s %s: %s; retrying", self.sink.name, what, reason)
+        else:
+            log.debug("speaker %s still failing: %s", self.sink.name, reason)
         self.sink.close()
-        self.reopens += 1
+        self.health.reopens += 1
         self._reset_stream()
         self._went_quiet()
 
@@ -485,7 +487,7 @@ class Speaker:
         scaled = samples * np.float32(32768.0 * gain) if gain != 1.0 else samples * 32768.0
         pcm = np.clip(np.rint(scaled), -32768, 32767).astype("<i2").tobytes()
         self.sink.write(pcm)
-        if self._last_error is not None:
+        if self.health.failing:
             self._recovered()  # it opened before; now it also plays
         heard_at = time.monotonic() + self._latency_s
         self._latency_s = self._sink_latency()

@@ -1,6 +1,10 @@
 """Text to speech on the box: espeak-ng, run as a subprocess, answering a WAV.
 
-Owner: the speaker (issue 7). ``Espeak.find()`` looks the program up (off the event loop);
+Owns running espeak-ng safely (bounded output, timeout, cancellation) for one text.
+Does not own playing its WAV (faced.devices.speaker).
+Why: the box speaks on its own when an agent sends text, not audio.
+
+``Espeak.find()`` looks the program up (off the event loop);
 ``Espeak.synthesize(text)`` runs ``espeak-ng --stdout --stdin -v VOICE -s RATE -p PITCH``
 with the text on stdin (never on the command line, so no text is read as an option) and
 answers the WAV it writes — at most ``max_bytes`` of it (the process is killed beyond) and

@@ -1,6 +1,10 @@
 """WAV chunks: parse what an agent posts, and turn its samples into floats.
 
-Owner: the speaker (issue 7). Pure: no I/O. ``parse_wav(data)`` reads the RIFF header of
+Owns parsing WAV chunks and decoding their samples to floats (pure: no I/O).
+Does not own conversion to the device's format or playing (faced.devices.speaker).
+Why: agents send WAV; a malformed one must be refused with a reason, not played as noise.
+
+Pure: no I/O. ``parse_wav(data)`` reads the RIFF header of
 one ``/api/audio`` chunk (or of espeak-ng's output) without copying the samples and
 raises ``WavError`` naming the problem when it is not a WAV faced can play: 8-bit
 unsigned, 16/24/32-bit signed integer or 32/64-bit float PCM (plain or

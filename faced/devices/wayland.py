@@ -1,6 +1,8 @@
 """Output power through a Wayland compositor: a minimal client of wlr-output-power-management.
 
-Owner: the body (issue 7). The kiosk compositor (sway on the appliance) holds DRM master, so
+Owns switching outputs' power through the compositor's wlr-output-power-management.
+Does not own finding the compositor's socket or deciding when (faced.devices.display).
+Why: the kiosk compositor (sway on the appliance) holds DRM master, so
 a process outside it switches the screen through it: ``zwlr_output_power_v1.set_mode`` is
 DPMS (the panel blanks and sleeps, the layout and the browser stay as they are), unlike
 wlr-randr's ``--off``, which removes the output from the layout. Debian bookworm has no

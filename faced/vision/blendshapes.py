@@ -1,6 +1,10 @@
 """The 52 ARKit blendshapes: face_blendshapes.tflite for 51, the landmark model for tongueOut.
 
-Owner: faced.vision (face pipeline). The blendshape model takes 146 of the 478 landmarks in
+Owns running face_blendshapes.tflite and naming its scores as ARKit's 52 shapes.
+Does not own the landmarks it reads (faced.vision.landmarks) or smoothing.
+Why: agents and viewers speak ARKit's names; MediaPipe's model speaks indices.
+
+The blendshape model takes 146 of the 478 landmarks in
 full-image pixels (aspect ratio matters) and returns 52 sigmoided scores, the first being
 MediaPipe's ``_neutral``, which is not an ARKit name and is dropped. ARKit's 52nd shape,
 ``tongueOut``, comes from the landmark model's third output (MediaPipe discards it).

@@ -1,6 +1,10 @@
 """BlazeFace face detection (short and full range), exactly as MediaPipe's graphs do it.
 
-Owner: faced.vision (face pipeline). Letterbox the whole image to a centred square
+Owns BlazeFace's pre- and post-processing and running its two models.
+Does not own regions of interest or the choice of model per frame (faced.vision.tracker).
+Why: the detector's numbers must match MediaPipe's to the pixel, so they are in one place.
+
+Letterbox the whole image to a centred square
 (padding black), the model's input size, [-1, 1]; decode its SSD anchors; clipped sigmoid
 scores; weighted non-maximum suppression; project back through the letterbox. The two
 models differ only in the numbers of their ``DetectorSpec`` (SHORT_RANGE, FULL_RANGE);

@@ -1,7 +1,10 @@
 """Per-eye gaze and openness from the iris and eye-contour landmarks.
 
-Owner: faced.vision (face pipeline). MediaPipe publishes no gaze, so it is derived here:
-the iris centre's offset from the midpoint of the lids, in the eye's own frame (x along the
+Owns gaze and openness per eye, from landmarks alone (pure).
+Does not own the landmarks or the blendshapes' own eye scores.
+Why: MediaPipe publishes no gaze, and a face that looks back needs one.
+
+Gaze is the iris centre's offset from the midpoint of the lids, in the eye's own frame (x along the
 line through the corners, y perpendicular to it), divided by half the eye's width and
 scaled so that a strong look (eyeLook* about 0.9) reads about 0.9.
 Conventions of the public result: ``left`` is the subject's left eye (on the image's right

@@ -1,6 +1,10 @@
 """Head pose: MediaPipe's face geometry pipeline (weighted Procrustes on a canonical face).
 
-Owner: faced.vision (face pipeline). The canonical face and the solver's landmark weights
+Owns the head pose (yaw, pitch, roll and the 4x4 matrix) from landmarks (pure numpy).
+Does not own the landmarks, or reading the model files (faced.vision.models).
+Why: MediaPipe's pose without MediaPipe's C++ graph.
+
+The canonical face and the solver's landmark weights
 come from ``geometry_pipeline_metadata_landmarks.binarypb`` (a GeometryPipelineMetadata
 protobuf, read here with a tiny wire-format reader). Screen landmarks are lifted into a
 metric 3-D space through a perspective camera (vertical FOV 63 deg, near 1) in two scale

@@ -1,6 +1,10 @@
 """The 478-point face landmark model: regions of interest, the rotated crop, projection back.
 
-Owner: faced.vision (face pipeline). A region of interest (``Roi``) is a rotated rectangle
+Owns the landmark model's crop, its run and the projection of its points back to the image.
+Does not own where regions come from per frame (faced.vision.tracker, faced.vision.stages).
+Why: the crop decides the landmarks' accuracy; it follows MediaPipe's exactly.
+
+A region of interest (``Roi``) is a rotated rectangle
 in image pixels. From a detection it is the detector's box scaled 1.5x, rotated so the eyes
 are level, not squared; from the previous frame's landmarks (tracking) it is their
 bounding box, squared on the long side, scaled 1.5x. The crop stretches the rectangle onto

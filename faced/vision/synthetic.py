@@ -1,10 +1,13 @@
 """Synthetic moving-face clips: a photograph drifting, scaling and turning in a video frame.
 
-Owner: faced.vision (face pipeline, reference side). Benchmarks (``faced bench pipeline``,
-``bench/pipeline_vs_mediapipe.py``), the parity tests and the demo camera need a face that
-moves like a person in front of a camera without a camera or a recorded video. A clip is a
-pure function of the photograph and the frame index: the same arguments give the same
-frames on every machine, so two programs fed the same clip see the same pixels.
+Owns drawing the frames of a moving-face clip from one photograph (pure, deterministic).
+Does not own the photographs (tests.data, faced.devices.demo_photo) or pacing (the demo
+camera).
+Why: benchmarks (``faced bench pipeline``, ``bench/pipeline_vs_mediapipe.py``), the parity
+tests and the demo camera need a face that moves like a person in front of a camera without
+a camera or a recorded video. A clip is a pure function of the photograph and the frame
+index: the same arguments give the same frames on every machine, so two programs fed the
+same clip see the same pixels.
 
 The motion is smooth and periodic (sums of slow sines, every period a divisor of
 ``Motion.period``): a drift of a few pixels per frame, a gentle zoom and an in-plane tilt of

@@ -1,6 +1,10 @@
 """Per-stream face tracking (MediaPipe's VIDEO / LIVE_STREAM behaviour).
 
-Owner: faced.vision (face pipeline). A ``Tracker`` holds one stream's state: the next
+Owns one stream's state: the next frame's regions, the smoother, the range chooser.
+Does not own the models or the per-image steps (faced.vision.stages).
+Why: MediaPipe's VIDEO mode runs the detector only when tracking has lost a face.
+
+A ``Tracker`` holds one stream's state: the next
 frame's regions of interest (from this frame's raw landmarks, squared, 1.5x) and the
 One-Euro smoother. The detector only runs while fewer faces are tracked than wanted (first
 frame, after a loss); a new detection replaces a tracked region it overlaps by IoU > 0.5.
@@ -21,7 +25,7 @@ tile), then short range again, round and round until a face is found.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,11 +33,8 @@ import numpy.typing as npt
 from faced.schemas.analysis import Analysis, Face
 from faced.vision.detector import tiles
 from faced.vision.landmarks import Roi, roi_from_landmarks
-from faced.vision.pipeline import StageTimes, prepare
 from faced.vision.smoothing import LandmarkSmoother
-
-if TYPE_CHECKING:
-    from faced.vision.pipeline import FacePipeline
+from faced.vision.stages import Stages, StageTimes, prepare
 
 ASSOCIATION_IOU: Final = 0.5
 # Below this face width, as a share of the frame's long side (= of the detector's letterboxed
@@ -115,7 +116,7 @@ def associate(tracked: list[Roi], detected: list[Roi], limit: int) -> list[Roi]:
 
 
 class Tracker:
-    def __init__(self, pipeline: FacePipeline, *, smoothing: bool = True) -> None:
+    def __init__(self, pipeline: Stages, *, smoothing: bool = True) -> None:
         self._pipeline = pipeline
         self._rois: list[Roi] = []
         self._smoother = LandmarkSmoother() if smoothing and pipeline.num_faces == 1 else None

@@ -1,6 +1,10 @@
 """Derived model files (int8 LiteRT, ONNX fp32/int8): their names, record and verification.
 
-Owner: faced.vision (models). ``faced models build`` (faced.vision.build) derives them from
+Owns the derived files' names, their record and their verification at run time.
+Does not own making them (faced.vision.build) or the bundle's files (faced.vision.models).
+Why: a derived file is trusted like the bundle's only because it matches its record.
+
+``faced models build`` (faced.vision.build) derives them from
 the verified float bundle and records each one in ``models/derived.toml``: its sha256 and
 size, the sha256 of the file it was made from, the method, the tool versions and the exact
 command. At run time a derived file is only read and verified against that record: a

@@ -1,13 +1,19 @@
 """Video files, frame by frame, for `faced analyze` and the file: camera source.
 
-Owner: faced.vision (face pipeline). OpenCV (FFmpeg) opens and demuxes every format. A
-Motion-JPEG stream (the .avi of webcams, and faced's own synthetic clips) is read as its
-JPEG packets and decoded by libjpeg-turbo (simplejpeg) straight into the layout the caller
-wants: 0.6 ms a 640x480 frame here, against 0.9-1.0 ms for FFmpeg's decoder plus a colour
-conversion. libjpeg-turbo's pixels are the ones faced gets from the same JPEG as a still
-image; FFmpeg's differ from them by about one grey level (its own IDCT and chroma
-upsampling). A packet libjpeg-turbo will not decode switches the reader to OpenCV's
-decoding from that frame on, so no file reads worse than with OpenCV alone.
+Owns reading a video file frame by frame as RGB(A), rewinding it, and its frame rate.
+Does not own looping or pacing (faced.devices.camera.file) or analysis
+(faced.commands.analyze).
+Why: a file is the camera of tests, demos and benchmarks; its frames must be the pixels
+a still image of the same JPEG gives, and cheap.
+
+OpenCV (FFmpeg) opens and demuxes every format. A Motion-JPEG stream (the .avi of webcams,
+and faced's own synthetic clips) is read as its JPEG packets and decoded by libjpeg-turbo
+(simplejpeg) straight into the layout the caller wants, faster than FFmpeg's decoder plus a
+colour conversion (`faced bench live`: capture -> publish). libjpeg-turbo's pixels are the
+ones faced gets from the same JPEG as a still image; FFmpeg's differ from them by about one
+grey level (its own IDCT and chroma upsampling). A packet libjpeg-turbo will not decode
+switches the reader to OpenCV's decoding from that frame on, so no file reads worse than
+with OpenCV alone.
 """
 
 from __future__ import annotations

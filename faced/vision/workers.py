@@ -1,6 +1,10 @@
 """The analyze worker pool: N face pipelines, each on its own thread, bounded admission.
 
-Owner: the analyze API (issue 5). ``AnalyzePool`` owns ``vision.analyze_workers`` pipelines;
+Owns the pipelines that serve /v1/analyze and /v1/stream, their threads and admission.
+Does not own HTTP (faced.api.analyze) or the live camera's pipeline (faced.tracking).
+Why: inference must never run on the event loop, and a burst must be refused, not queued.
+
+``AnalyzePool`` owns ``vision.analyze_workers`` pipelines;
 each lives on one dedicated thread (a single-thread executor) with its own interpreters, so
 no interpreter is ever touched by two threads and N workers use N cores. Jobs (decode +
 inference, never on the event loop) go to the least-loaded worker. Admission is bounded:
@@ -38,8 +42,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BACKLOG: Final = 4
-"""Jobs that may wait per worker before new ones are refused (a request takes ~10 ms, so
-four queued ones cost a client at most ~50 ms before it would rather hear 503)."""
+"""Jobs that may wait per worker before new ones are refused: a request takes one frame's
+inference (`faced bench analyze`), so four queued ones cost a client a few of those at most
+before it would rather hear 503."""
 
 
 class PoolBusy(Exception):
