@@ -1,7 +1,7 @@
 """The display port: backlight brightness and panel power, through sysfs or the platform's tools.
 
 Owns a display's brightness and power paths, their detection, and their failures' report.
-Does not own when to change them (faced.display, the policy) or the Wayland protocol
+Does not own when to change them (faced.display_policy) or the Wayland protocol
 (faced.devices.wayland).
 Why: each panel and compositor switches differently; the policy and the API see one port.
 

@@ -7,7 +7,7 @@ Why: audio must play without gaps while the event loop never waits for it.
 
 ``Speaker`` owns the playback queue, the writer thread, the
 conversion to the device format, the volume, the mouth's envelope and the device's
-health. Its caller (faced.api.speaker) feeds it parsed chunks (faced.devices.wav) on the
+health. Its caller (faced.voice) feeds it parsed chunks (faced.devices.wav) on the
 event loop; everything slow happens in the writer thread, which is paced by the sink
 (faced.devices.audio) — the event loop never waits for audio.
 

@@ -9,7 +9,7 @@ Why: the box speaks on its own when an agent sends text, not audio.
 with the text on stdin (never on the command line, so no text is read as an option) and
 answers the WAV it writes — at most ``max_bytes`` of it (the process is killed beyond) and
 within a timeout. Cancelling the call kills the process. The WAV then goes through the
-speaker's ordinary playback path (faced.api.speaker), so lip sync works for it too.
+speaker's ordinary playback path (faced.voice), so lip sync works for it too.
 """
 
 from __future__ import annotations

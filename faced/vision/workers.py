@@ -1,7 +1,7 @@
 """The analyze worker pool: N face pipelines, each on its own thread, bounded admission.
 
 Owns the pipelines that serve /v1/analyze and /v1/stream, their threads and admission.
-Does not own HTTP (faced.api.analyze) or the live camera's pipeline (faced.tracking).
+Does not own HTTP (faced.api.analyze) or the live camera's pipeline (faced.live).
 Why: inference must never run on the event loop, and a burst must be refused, not queued.
 
 ``AnalyzePool`` owns ``vision.analyze_workers`` pipelines;

@@ -6,7 +6,7 @@ read at their own rate), and the source's health: when it fails or vanishes the 
 reports ``error (reason)``, closes it and reopens it with backoff (faced.devices.retry)
 while the rest of the daemon keeps serving; recovery is logged. Frames are RGB ``uint8``
 arrays owned by the ``Frame`` (copied out of any driver buffer), never written to disk.
-Does not own any back end, nor what is done with the frames (faced.tracking).
+Does not own any back end, nor what is done with the frames (faced.live).
 Why: a camera blocks and fails in ways the event loop must never feel.
 """
 
