@@ -9,7 +9,7 @@ A subscriber may offer a synchronous fast path (``write_now``) used while its qu
 empty, which spares a task wake-up per message and viewer.
 
 A subscriber whose queue is full (messages or bytes) is too slow: it is closed with
-``TOO_SLOW`` (1008), its queue is dropped at once (so it holds no memory), and
+``POLICY_VIOLATION`` (1008), its queue is dropped at once (so it holds no memory), and
 ``slow_disconnects`` counts it. Its owner's ``on_close`` callback interrupts a send that
 is stuck on a full socket.
 
@@ -24,27 +24,16 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-import msgspec
+from aiohttp import WSCloseCode
+
+from faced.api.codec import StreamEncoding, encode, json_encoder, msgpack_encoder, sse_event
 
 log = logging.getLogger(__name__)
 
-Encoding = Literal["json", "msgpack", "sse"]
+Encoding = StreamEncoding
 ENCODINGS: Final[tuple[Encoding, ...]] = ("json", "msgpack", "sse")
-
-GOING_AWAY: Final = 1001
-TOO_SLOW: Final = 1008
-
-_json: Final = msgspec.json.Encoder()
-_msgpack: Final = msgspec.msgpack.Encoder()
-
-
-def encode(message: Any, encoding: Encoding) -> bytes:
-    if encoding == "msgpack":
-        return _msgpack.encode(message)
-    data = _json.encode(message)
-    return b"data: " + data + b"\n\n" if encoding == "sse" else data
 
 
 class Subscriber:
@@ -72,7 +61,7 @@ class Subscriber:
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
-        self.close_code = GOING_AWAY
+        self.close_code: int = WSCloseCode.GOING_AWAY
         self.close_reason = ""
         self.on_close: Callable[[], object] | None = None
         self.write_now: Callable[[bytes], bool] | None = None
@@ -179,11 +168,11 @@ class Hub:
             if not group:
                 continue
             if encoding == "msgpack":
-                data = _msgpack.encode(message)
+                data = msgpack_encoder.encode(message)
             else:
                 if json_data is None:
-                    json_data = _json.encode(message)
-                data = b"data: " + json_data + b"\n\n" if encoding == "sse" else json_data
+                    json_data = json_encoder.encode(message)
+                data = sse_event(json_data) if encoding == "sse" else json_data
             for subscriber in group:
                 if not subscriber.offer(data):
                     slow.append(subscriber)
@@ -199,9 +188,11 @@ class Hub:
                 len(subscriber),
                 extra={"encoding": subscriber.encoding},
             )
-            subscriber.close(TOO_SLOW, "too slow: messages were piling up")
+            subscriber.close(WSCloseCode.POLICY_VIOLATION, "too slow: messages were piling up")
 
-    def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+    def close_all(
+        self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
         for group in self._groups.values():
             subscribers = list(group)
             group.clear()

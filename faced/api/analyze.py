@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-from aiohttp import BodyPartReader, StreamReader, WSMsgType, hdrs, web
+from aiohttp import BodyPartReader, StreamReader, WSCloseCode, WSMsgType, hdrs, web
 
 from faced.api import openapi
 from faced.api.access import ACCESS_KEY
@@ -77,8 +77,6 @@ HANDSHAKES_PER_CLIENT: Final = 2
 """Sockets one client address (IPv6: its /64) may have waiting for their handshake."""
 CLOSE_TIMEOUT_S: Final = 2.0
 """How long a closing stream waits for the client's close frame."""
-_POLICY_VIOLATION: Final = 1008
-_TRY_AGAIN_LATER: Final = 1013
 _FIELD_MAX_BYTES: Final = 64  # a form field such as num_faces=2
 _BASE64_SLACK: Final = 4096  # the JSON around image_base64
 _DATA_URL_PREFIX: Final = "data:"
@@ -477,7 +475,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
             _check_stream_place(api, slots)
         except ApiError as exc:  # authenticated, but every stream place is taken
             await _send(socket, StreamError(error=exc.message), encoding)
-            await socket.close(code=_TRY_AGAIN_LATER, message=b"too many analyze streams")
+            await socket.close(
+                code=WSCloseCode.TRY_AGAIN_LATER, message=b"too many analyze streams"
+            )
             return socket
         await _send(socket, StreamReady(workers=pool.size), encoding)
     await _serve_stream(socket, api, pool, encoding)
@@ -557,7 +557,7 @@ async def _refuse(
     socket: web.WebSocketResponse, error: str, encoding: Encoding, *, reason: str
 ) -> None:
     await _send(socket, StreamError(error=error), encoding)
-    await socket.close(code=_POLICY_VIOLATION, message=reason.encode()[:120])
+    await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
 
 
 async def _serve_stream(
@@ -712,7 +712,7 @@ def _track_job(
 async def _close_streams(app: web.Application) -> None:
     api = app[ANALYZE_API_KEY]
     for socket in [*api.handshakes, *api.streams]:
-        await socket.close(code=1001, message=b"server shutting down")
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 __all__ = ["ANALYZE_API_KEY", "AnalyzeApi", "check_image", "from_base64", "setup"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
@@ -18,6 +19,8 @@ from faced.api.errors import ApiError
 T = TypeVar("T")
 
 Encoding = Literal["json", "msgpack"]
+StreamEncoding = Literal["json", "msgpack", "sse"]
+"""What a subscriber of a stream reads: a socket's JSON or msgpack, or Server-Sent Events."""
 MSGPACK_TYPES: Final = frozenset({"application/msgpack", "application/x-msgpack"})
 MSGPACK_CONTENT_TYPE: Final = "application/msgpack"
 
@@ -25,10 +28,17 @@ json_encoder: Final = msgspec.json.Encoder()
 msgpack_encoder: Final = msgspec.msgpack.Encoder()
 
 
-def encode(data: Any, encoding: Encoding) -> bytes:
+def encode(data: Any, encoding: StreamEncoding) -> bytes:
+    """``data`` as one message in ``encoding`` (SSE: the JSON as one ``data:`` event)."""
     if encoding == "msgpack":
         return msgpack_encoder.encode(data)
-    return json_encoder.encode(data)
+    encoded = json_encoder.encode(data)
+    return sse_event(encoded) if encoding == "sse" else encoded
+
+
+def sse_event(json_data: bytes) -> bytes:
+    """One Server-Sent Event carrying an encoded JSON message."""
+    return b"data: " + json_data + b"\n\n"
 
 
 def request_encoding(request: web.Request) -> Encoding:
@@ -209,3 +219,115 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes:
 _JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream", "text/plain", ""})
 
 MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+
+class Query(msgspec.Struct, frozen=True):
+    """Base of a route's query parameters: typed fields with defaults, converted from the
+    query string (``strict=False``: "4" is a number, "true" a bool); the same Struct gives
+    the route's OpenAPI ``parameters``. A blank value (``?fps=``) counts as absent.
+
+    Subclasses may override ``prepare`` (normalise raw strings before conversion) and
+    ``invalid`` (their own wording of a bad value)."""
+
+    @classmethod
+    def prepare(cls, params: dict[str, str]) -> dict[str, str]:
+        return params
+
+    @classmethod
+    def invalid(cls, name: str, raw: str) -> ApiError:
+        """The 400 for a bad ``?name=raw``: what is allowed (a choice) or expected."""
+        kind = _field_type(cls, name)
+        allowed = _choices(kind)
+        if allowed is not None:
+            return ApiError(
+                400,
+                f"invalid value for {name!r}: {raw!r}; allowed: {', '.join(allowed)}",
+                extra={"field": name, "allowed": allowed},
+            )
+        expected = _expected(kind)
+        return ApiError(
+            400,
+            f"invalid value for {name!r}: {raw!r}; expected a {expected}",
+            extra={"field": name, "expected": expected},
+        )
+
+
+Q = TypeVar("Q", bound=Query)
+
+
+def parse_query(request: web.Request, schema: type[Q]) -> Q:
+    """``request``'s query string as ``schema``; a bad value is the 400 ``schema`` words."""
+    return parse_params(request.rel_url.query, schema)
+
+
+def parse_params(params: Mapping[str, str], schema: type[Q]) -> Q:
+    """``params`` (a query string, form fields) as ``schema``; unknown names are ignored."""
+    raw = {name: params[name] for name in schema.__struct_fields__ if params.get(name)}
+    values = schema.prepare(dict(raw))
+    try:
+        return msgspec.convert(values, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        name = _failed_field(exc, schema)
+        raise schema.invalid(name, raw.get(name, "")) from None
+
+
+def _failed_field(exc: msgspec.ValidationError, schema: type[Query]) -> str:
+    path = str(exc).rpartition("- at `$.")[2].rstrip("`")
+    return path if path in schema.__struct_fields__ else schema.__struct_fields__[0]
+
+
+def _field_type(schema: type[Query], name: str) -> msgspec.inspect.Type:
+    info = msgspec.inspect.type_info(schema)
+    assert isinstance(info, msgspec.inspect.StructType)
+    kind = next(f.type for f in info.fields if f.name == name)
+    if isinstance(kind, msgspec.inspect.UnionType):  # T | None: T says what is wanted
+        kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    return kind
+
+
+def _choices(kind: msgspec.inspect.Type) -> list[str] | None:
+    if isinstance(kind, msgspec.inspect.Metadata):
+        kind = kind.type
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return [str(value) for value in kind.values]
+    return None
+
+
+def _expected(kind: msgspec.inspect.Type) -> str:
+    """A field's ``Meta(extra={"expected": …})``, else its type's name."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        expected = (kind.extra or {}).get("expected")
+        if expected is not None:
+            return str(expected)
+        kind = kind.type
+    return type(kind).__name__.removesuffix("Type").lower()
+
+
+def query_parameters(schema: type[Query]) -> tuple[dict[str, Any], ...]:
+    """The OpenAPI ``parameters`` (``in: query``) of ``schema``'s fields."""
+    (ref,), components = msgspec.json.schema_components([schema])
+    del ref
+    properties = components[schema.__name__].get("properties", {})
+    parameters = []
+    for name, described in properties.items():
+        field_schema = {k: v for k, v in described.items() if k != "anyOf"}
+        options = described.get("anyOf")
+        if options is not None:  # T | None: absent is how a client says None
+            rest = [o for o in options if o.get("type") != "null"]
+            field_schema.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if field_schema.get("default", ...) is None:
+            del field_schema["default"]
+        parameters.append({"name": name, "in": "query", "schema": field_schema})
+    return tuple(parameters)
+
+
+# --- the encoding of a socket ----------------------------------------------------------------
+
+
+class EncodingQuery(Query, frozen=True):
+    """``?encoding=``: how a socket frames its messages (msgpack: binary frames)."""
+
+    encoding: Encoding = "json"

@@ -35,12 +35,12 @@ from typing import Any, Final, Literal
 import msgspec
 from aiohttp import WSMsgType, web
 
-from faced.api.errors import ApiError
+from faced.api.codec import Encoding, EncodingQuery, encode, parse_query
 from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.messages import problem_of
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
-from faced.hub import Encoding, Subscriber, encode
+from faced.hub import Subscriber
 from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def socket_encoding(request: web.Request) -> Encoding:
-    encoding = request.query.get("encoding", "json")
-    if encoding not in ("json", "msgpack"):
-        raise ApiError(
-            400,
-            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
-            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
-        )
-    return "msgpack" if encoding == "msgpack" else "json"
+    return parse_query(request, EncodingQuery).encoding
 
 
 def _error(problem: Problem) -> ErrorMessage:

@@ -30,15 +30,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Annotated, Any, Final, cast
 
 import cv2
 import msgspec
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
+from msgspec import Meta
 
 from faced.api.access import ACCESS_KEY
-from faced.api.codec import respond
+from faced.api.codec import Encoding, EncodingQuery, encode, parse_query, respond
 from faced.api.errors import ApiError
 from faced.api.face_service import OPENFACE_KEY, close_socket
 from faced.api.health import HEALTH_KEY
@@ -62,14 +63,9 @@ TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - {
     *STREAM_FIELDS,
     "landmarks",
 }
-GOING_AWAY: Final = 1001
-TOO_SLOW: Final = 1008
-
-_json: Final = msgspec.json.Encoder()
-_msgpack: Final = msgspec.msgpack.Encoder()
 _client_ids = itertools.count(1)
 
-GroupKey = tuple[str, frozenset[str] | None]
+GroupKey = tuple[Encoding, frozenset[str] | None]
 
 
 @dataclass(eq=False)
@@ -77,7 +73,7 @@ class TrackingClient:
     """One /ws/tracking socket: its encoding, fields, rate cap and one-slot buffer."""
 
     socket: web.WebSocketResponse
-    encoding: str
+    encoding: Encoding
     fields: frozenset[str] | None
     min_interval_s: float
     pending: bytes | None = None
@@ -132,8 +128,7 @@ class CameraService:
                         builtins = cast(dict[str, Any], msgspec.to_builtins(result))
                     wanted = client.fields.union(STREAM_FIELDS)
                     message = {k: v for k, v in builtins.items() if k in wanted}
-                encoder = _msgpack if client.encoding == "msgpack" else _json
-                data = encoded[key] = encoder.encode(message)
+                data = encoded[key] = encode(message, client.encoding)
             client.offer(data, now)
 
     # --- health --------------------------------------------------------------------------
@@ -239,7 +234,10 @@ async def _shutdown(app: web.Application) -> None:
     service = app[CAMERA_KEY]
     service.closing.set()
     await asyncio.gather(
-        *(close_socket(c.socket, GOING_AWAY, "server shutting down") for c in service.clients),
+        *(
+            close_socket(c.socket, WSCloseCode.GOING_AWAY, "server shutting down")
+            for c in service.clients
+        ),
         return_exceptions=True,
     )
 
@@ -256,54 +254,50 @@ def _live(request: web.Request) -> LiveTracking:
     return service.live
 
 
-def _parse_fields(raw: str | None) -> frozenset[str] | None:
-    if raw is None or raw == "":
-        return None
-    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
-    unknown = sorted(names - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
-    if unknown:
-        raise ApiError(
-            400,
-            f"invalid value for 'fields': unknown {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
-            extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
-        )
-    return names
+class TrackingQuery(EncodingQuery, frozen=True):
+    """``/ws/tracking``'s parameters: ``?encoding=``, ``?fields=a,b``, ``?fps=N``."""
 
+    fields: Annotated[
+        str | None,
+        Meta(description="Comma-separated result fields to keep (the stream fields stay)"),
+    ] = None
+    fps: (
+        Annotated[
+            float,
+            Meta(
+                gt=0,
+                le=1000,
+                description="Lower this client's rate cap (camera.client_fps)",
+                extra={"expected": "number > 0"},
+            ),
+        ]
+        | None
+    ) = None
 
-def _parse_fps(raw: str | None, cap: float) -> float:
-    if raw is None:
-        return cap
-    try:
-        fps = float(raw)
-    except ValueError:
-        fps = float("nan")
-    if not 0 < fps <= 1000:  # NaN fails too
-        raise ApiError(
-            400,
-            f"invalid value for 'fps': {raw!r}; expected a number > 0",
-            extra={"field": "fps", "expected": "number > 0"},
-        )
-    return min(fps, cap)
-
-
-def _parse_encoding(raw: str | None) -> str:
-    encoding = raw or "json"
-    if encoding not in ("json", "msgpack"):
-        raise ApiError(
-            400,
-            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
-            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
-        )
-    return encoding
+    def wanted_fields(self) -> frozenset[str] | None:
+        """The named result fields (None: all); 400 naming any unknown one."""
+        if self.fields is None:
+            return None
+        names = frozenset(name.strip() for name in self.fields.split(",") if name.strip())
+        unknown = sorted(names - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
+        if unknown:
+            raise ApiError(
+                400,
+                f"invalid value for 'fields': unknown {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
+                extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
+            )
+        return names
 
 
 async def tracking_socket(request: web.Request) -> web.StreamResponse:
     service = request.app[CAMERA_KEY]
     _live(request)
-    encoding = _parse_encoding(request.query.get("encoding"))
-    fields = _parse_fields(request.query.get("fields"))
-    fps = _parse_fps(request.query.get("fps"), service.config.camera.client_fps)
+    query = parse_query(request, TrackingQuery)
+    encoding = query.encoding
+    fields = query.wanted_fields()
+    cap = service.config.camera.client_fps
+    fps = cap if query.fps is None else min(query.fps, cap)
     if service.closing.is_set():
         raise ApiError(503, "server shutting down")
     if len(service.clients) >= MAX_CLIENTS:
@@ -365,7 +359,7 @@ async def _send_loop(service: CameraService, client: TrackingClient, request: we
         except TimeoutError:
             service.slow_disconnects += 1
             log.warning("tracking client too slow: disconnected")
-            await close_socket(socket, TOO_SLOW, "too slow", request)
+            await close_socket(socket, WSCloseCode.POLICY_VIOLATION, "too slow", request)
             return
         except ConnectionError:
             return
