@@ -29,7 +29,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from faced import __version__
-from faced.api import analyze, display, follow, openface, presets, speaker, tracking
+from faced.api import (
+    analyze,
+    analyze_stream,
+    display,
+    follow,
+    openapi,
+    openface,
+    presets,
+    speaker,
+    tracking,
+)
 from faced.api.access import ACCESS_KEY, AccessPolicy
 from faced.api.codec import MAX_BODY_KEY, respond
 from faced.api.health import HEALTH_KEY, Health
@@ -44,6 +54,7 @@ from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
+from faced.schemas.health import Health as HealthReport
 from faced.system import NOTIFIER_KEY, setup_logging, watchdog_ctx
 
 log = logging.getLogger(__name__)
@@ -117,15 +128,67 @@ def create_app(config: Config) -> web.Application:
     follow.setup(app)  # tracking → gaze follow / mirror → the face state
     presets.setup(app)
     analyze.setup(app)
+    analyze_stream.setup(app)
     display.setup(app)  # hub → display policy → the attached display
     speaker.setup(app)  # /api/audio and the hub → the speaker → amplitude on the hub
 
-    app.router.add_get("/health", health_handler)
-    app.router.add_get("/api/health", health_handler)
-    app.router.add_get("/", viewer_page)
-    app.router.add_get("/dashboard", _page("dashboard.html"))
-    app.router.add_get("/static/{name:.+}", static_file)
+    add_routes(app)
+    openapi.setup(app)  # the document of every route above, and the API browser
     return app
+
+
+def add_routes(app: web.Application) -> None:
+    """Health and the pages, each described where it is added."""
+    router = app.router
+    openapi.describe(
+        app,
+        router.add_get("/health", health_handler),
+        openapi.Operation(
+            summary="Health: status, version, uptime, model, components",
+            tags=("meta",),
+            response=HealthReport,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/health", health_handler),
+        openapi.Operation(
+            summary="Health (alias of /health)", tags=("meta",), response=HealthReport
+        ),
+    )
+    html = {"text/html": {"type": "string"}}
+    pages = ("pages",)
+    openapi.describe(
+        app,
+        router.add_get("/", viewer_page),
+        openapi.Operation(
+            summary="The viewer page (the face)",
+            tags=pages,
+            parameters=(
+                {
+                    "name": "server",
+                    "in": "query",
+                    "description": "Another daemon's viewer socket (ws://host:port/ws/viewer)",
+                    "schema": {"type": "string"},
+                },
+            ),
+            response_content=html,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/dashboard", _page("dashboard.html")),
+        openapi.Operation(summary="The dashboard page", tags=pages, response_content=html),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/static/{name:.+}", static_file),
+        openapi.Operation(
+            summary="Static files of the viewer, dashboard and API browser",
+            tags=pages,
+            errors=(404,),
+        ),
+    )
 
 
 async def health_handler(request: web.Request) -> web.StreamResponse:

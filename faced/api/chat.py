@@ -16,7 +16,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from faced.api.codec import respond
+from faced.api.codec import read_limited, respond
 from faced.api.errors import ApiError
 from faced.api.messages import read_message
 from faced.config import Config, OpenClawConfig
@@ -60,7 +60,11 @@ class Gateway:
         body = msgspec.json.encode({"message": message, "sessionKey": self._session_key})
         try:
             async with self._session.post(self.url, data=body, headers=self._headers) as reply:
-                data = await _read_limited(reply)
+                data = await read_limited(
+                    reply.content.read,
+                    MAX_REPLY_BYTES,
+                    lambda: GatewayError(f"gateway answer larger than {MAX_REPLY_BYTES} bytes"),
+                )
                 status = reply.status
         except TimeoutError:
             raise GatewayError(f"gateway did not answer within {self._timeout.total:g} s") from None
@@ -75,15 +79,6 @@ class Gateway:
         if status >= 400:
             raise GatewayError(f"gateway answered {status}: {_excerpt(answer)}")
         return answer
-
-
-async def _read_limited(reply: aiohttp.ClientResponse) -> bytes:
-    buffer = bytearray()
-    async for chunk in reply.content.iter_chunked(64 * 1024):
-        buffer += chunk
-        if len(buffer) > MAX_REPLY_BYTES:
-            raise GatewayError(f"gateway answer larger than {MAX_REPLY_BYTES} bytes")
-    return bytes(buffer)
 
 
 def _excerpt(answer: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
@@ -201,21 +201,35 @@ async def read_body(
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it passes ``limit``.
+    """The whole body of unknown length, or 413 as soon as it passes ``limit``."""
+    return await read_limited(
+        request.content.read,
+        limit,
+        lambda: ApiError(413, f"request body too large: limit {limit} bytes"),
+    )
 
-    ``StreamReader.read(n)`` returns what has arrived so far, not ``n`` bytes: a body sent
-    in pieces (chunked, or a slow link) must be read until EOF.
+
+async def read_limited(
+    read: Callable[[int], Awaitable[bytes]], limit: int, too_large: Callable[[], Exception]
+) -> bytes:
+    """Read a stream to its end (``read(n)``: a request's or a reply's ``content.read``, a
+    multipart part's ``read_chunk``); raise ``too_large()`` as soon as it passes ``limit``.
+
+    Never holds more than ``limit`` bytes plus the one that proves the excess. ``read(n)``
+    returns what has arrived so far, not ``n`` bytes: a body sent in pieces (chunked, a
+    slow link) is read until EOF. Callers word the error: each limit names its setting.
     """
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
+    while chunk := await read(min(_READ_CHUNK, limit + 1 - size)):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"request body too large: limit {limit} bytes")
+            raise too_large()
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
+_READ_CHUNK: Final = 64 * 1024
 _JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream", "text/plain", ""})
 
 MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)
@@ -227,14 +241,21 @@ MAX_BODY_KEY: Final = web.AppKey("max_body_bytes", int)
 class Query(msgspec.Struct, frozen=True):
     """Base of a route's query parameters: typed fields with defaults, converted from the
     query string (``strict=False``: "4" is a number, "true" a bool); the same Struct gives
-    the route's OpenAPI ``parameters``. A blank value (``?fps=``) counts as absent.
+    the route's OpenAPI ``parameters``.
 
-    Subclasses may override ``prepare`` (normalise raw strings before conversion) and
-    ``invalid`` (their own wording of a bad value)."""
+    Subclasses may override ``prepare`` (normalise raw strings before conversion, e.g. a
+    blank value that means the default), ``problem`` (a check the type cannot express) and
+    ``invalid`` (their own wording of a bad value). Values are checked in the order the
+    fields are declared: the first bad one is the one reported."""
 
     @classmethod
-    def prepare(cls, params: dict[str, str]) -> dict[str, str]:
+    def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
         return params
+
+    @classmethod
+    def problem(cls, name: str, raw: str) -> ApiError | None:
+        """A problem with ``?name=raw`` that its type does not catch (default: none)."""
+        return None
 
     @classmethod
     def invalid(cls, name: str, raw: str) -> ApiError:
@@ -265,18 +286,26 @@ def parse_query(request: web.Request, schema: type[Q]) -> Q:
 
 def parse_params(params: Mapping[str, str], schema: type[Q]) -> Q:
     """``params`` (a query string, form fields) as ``schema``; unknown names are ignored."""
-    raw = {name: params[name] for name in schema.__struct_fields__ if params.get(name)}
+    raw = {name: params[name] for name in schema.__struct_fields__ if name in params}
     values = schema.prepare(dict(raw))
+    failed: str | None = None
     try:
-        return msgspec.convert(values, schema, strict=False)
+        query = msgspec.convert(values, schema, strict=False)
     except msgspec.ValidationError as exc:
-        name = _failed_field(exc, schema)
-        raise schema.invalid(name, raw.get(name, "")) from None
+        failed = _failed_field(exc, schema)
+    for name in schema.__struct_fields__:
+        problem = schema.problem(name, raw[name]) if name in raw else None
+        if problem is None and name == failed:
+            problem = schema.invalid(name, raw.get(name, ""))
+        if problem is not None:
+            raise problem
+    assert failed is None  # the failed field raised above
+    return query
 
 
 def _failed_field(exc: msgspec.ValidationError, schema: type[Query]) -> str:
     path = str(exc).rpartition("- at `$.")[2].rstrip("`")
-    return path if path in schema.__struct_fields__ else schema.__struct_fields__[0]
+    return path if path in schema.__struct_fields__ else schema.__struct_fields__[-1]
 
 
 def _field_type(schema: type[Query], name: str) -> msgspec.inspect.Type:

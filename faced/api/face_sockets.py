@@ -35,13 +35,20 @@ from typing import Any, Final, Literal
 import msgspec
 from aiohttp import WSMsgType, web
 
+from faced.api import openapi
 from faced.api.codec import Encoding, EncodingQuery, encode, parse_query
 from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.messages import problem_of
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
 from faced.hub import Subscriber
-from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
+from faced.schemas.face_state import (
+    ErrorMessage,
+    FaceState,
+    PongMessage,
+    Problem,
+    StateUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +68,42 @@ _connection_ids = itertools.count(1)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ws/viewer", viewer_socket, allow_head=False)
-    app.router.add_get("/ws/agent", agent_socket, allow_head=False)
-    app.router.add_get("/api/events", event_stream, allow_head=False)
+    """The viewer and agent sockets and the event stream, each described where it is added."""
+    router = app.router
+    tags = ("open face",)
+    openapi.describe(
+        app,
+        router.add_get("/ws/viewer", viewer_socket, allow_head=False),
+        openapi.Operation(
+            summary="Viewer socket: state, history, audio; ping -> pong",
+            tags=tags,
+            query=EncodingQuery,
+            websocket_sends=FaceState,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/ws/agent", agent_socket, allow_head=False),
+        openapi.Operation(
+            summary="Agent socket: every text message is a state update",
+            tags=tags,
+            query=EncodingQuery,
+            websocket_receives=StateUpdate,
+            websocket_sends=FaceState,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/events", event_stream, allow_head=False),
+        openapi.Operation(
+            summary="Server-Sent Events: what viewers receive",
+            tags=tags,
+            response_content={"text/event-stream": {"type": "string"}},
+            errors=(503,),
+        ),
+    )
 
 
 def socket_encoding(request: web.Request) -> Encoding:

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator
 import msgspec
 from aiohttp import web
 
-from faced.api import chat, face_sockets
-from faced.api.codec import respond
+from faced.api import chat, face_sockets, openapi
+from faced.api.codec import read_limited, respond
 from faced.api.errors import ApiError
 from faced.api.face_service import AUDIO_ENVELOPE_BYTES, OPENFACE_KEY, OpenFace, supervised
 from faced.api.health import HEALTH_KEY
@@ -37,6 +37,8 @@ from faced.schemas.face_state import (
     AudioMessage,
     AudioRequest,
     AudioResponse,
+    ChatRequest,
+    FaceState,
     HistoryResponse,
     SpeakRequest,
     SpeakResponse,
@@ -83,15 +85,89 @@ def setup(app: web.Application) -> None:
 
     app.cleanup_ctx.append(component)
     app.on_shutdown.append(on_shutdown)
-    router = app.router
-    router.add_get("/api/state", get_state)
-    router.add_post("/api/state", post_state)
-    router.add_post("/api/speak", post_speak)
-    router.add_post("/api/audio", post_audio)
-    router.add_post("/api/audio-done", post_audio_done)
-    router.add_post("/api/chat", chat.post_chat)
-    router.add_get("/api/history", get_history)
+    add_routes(app)
     face_sockets.add_routes(app)
+
+
+def add_routes(app: web.Application) -> None:
+    """The HTTP routes of Open Face, each described where it is added."""
+    router = app.router
+    tags = ("open face",)
+    body_errors = (400, 413, 415)
+    openapi.describe(
+        app,
+        router.add_get("/api/state", get_state),
+        openapi.Operation(summary="The merged face state", tags=tags, response=FaceState),
+    )
+    openapi.describe(
+        app,
+        router.add_post("/api/state", post_state),
+        openapi.Operation(
+            summary="Merge a partial state update and broadcast it",
+            tags=tags,
+            request=StateUpdate,
+            response=StateResponse,
+            errors=body_errors,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_post("/api/speak", post_speak),
+        openapi.Operation(
+            summary="Next audio sequence number; state speaking (or the body's)",
+            tags=tags,
+            request=SpeakRequest,
+            request_optional=True,
+            response=SpeakResponse,
+            errors=body_errors,
+        ),
+    )
+    wav = {"type": "string", "contentMediaType": "audio/wav"}
+    openapi.describe(
+        app,
+        router.add_post("/api/audio", post_audio),
+        openapi.Operation(
+            summary="Broadcast a WAV chunk to viewers (raw audio/* or JSON base64)",
+            description="With a speaker (audio.sink) faced also plays it: a chunk that is "
+            "not a playable WAV is 400, one longer than the whole queue 413, one that does not "
+            "fit in the queue yet 429 with Retry-After; refused chunks reach no viewer.",
+            tags=tags,
+            request=AudioRequest,
+            request_content={"audio/wav": wav, "application/octet-stream": wav},
+            response=AudioResponse,
+            errors=(*body_errors, 429),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_post("/api/audio-done", post_audio_done),
+        openapi.Operation(
+            summary="Tell viewers an audio sequence finished",
+            tags=tags,
+            request=AudioDoneRequest,
+            request_optional=True,
+            response=AudioResponse,
+            errors=(400,),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_post("/api/chat", chat.post_chat),
+        openapi.Operation(
+            summary="Proxy a message to the OpenClaw gateway",
+            tags=tags,
+            request=ChatRequest,
+            response_content={"application/json": {}},
+            errors=(400, 413, 502, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/history", get_history),
+        openapi.Operation(
+            summary="The last state changes, texts and details", tags=tags, response=HistoryResponse
+        ),
+    )
 
 
 def refused(exc: InvalidUpdate) -> ApiError:
@@ -144,12 +220,7 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
     if _is_raw_audio(request.content_type):
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"audio too large: {request.content_length} bytes, limit {limit}")
-        buffer = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            buffer += chunk
-            if len(buffer) > limit:
-                raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
-        audio = bytes(buffer)
+        audio = await read_limited(request.content.read, limit, lambda: _audio_too_large(limit))
         seq = openface.model.audio_seq
     else:
         envelope = 4 * math.ceil(limit / 3) + AUDIO_ENVELOPE_BYTES
@@ -164,7 +235,7 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
         audio = body.data
         seq = openface.model.audio_seq if body.seq is msgspec.UNSET else body.seq
     if len(audio) > limit:
-        raise ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
+        raise _audio_too_large(limit)
     if not audio:
         raise ApiError(400, "missing audio: 'data' is empty", extra={"field": "data"})
     if openface.audio_intake is not None:
@@ -173,6 +244,10 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
     openface.audio_chunk()
     openface.hub.publish(AudioMessage(data=encoded, seq=seq))
     return respond(request, AudioResponse(seq=seq))
+
+
+def _audio_too_large(limit: int) -> ApiError:
+    return ApiError(413, f"audio too large: over {limit} bytes (limits.audio_max_bytes)")
 
 
 async def post_audio_done(request: web.Request) -> web.StreamResponse:

@@ -38,6 +38,7 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 from msgspec import Meta
 
+from faced.api import openapi
 from faced.api.access import ACCESS_KEY
 from faced.api.codec import Encoding, EncodingQuery, encode, parse_query, respond
 from faced.api.errors import ApiError
@@ -45,7 +46,7 @@ from faced.api.face_service import OPENFACE_KEY, close_socket
 from faced.api.health import HEALTH_KEY
 from faced.config import CameraConfig, Config, ConfigError, VisionConfig
 from faced.devices.camera import Camera, open_source
-from faced.schemas.tracking import PresenceMessage, TrackingResult
+from faced.schemas.tracking import EmotionState, PresenceMessage, TrackingResult
 from faced.tracking import LiveTracking
 from faced.vision.models import ModelError, default_model_dir
 
@@ -163,12 +164,55 @@ def setup(app: web.Application) -> None:
 
     app.cleanup_ctx.append(_component)
     app.on_shutdown.append(_shutdown)
-    access = app[ACCESS_KEY]
+    add_routes(app)
+
+
+def add_routes(app: web.Application) -> None:
+    """The tracking routes (all camera-derived: PRIVATE), each described where it is added."""
+    private = app[ACCESS_KEY].private
     router = app.router
-    access.private(router.add_get("/ws/tracking", tracking_socket, allow_head=False))
-    access.private(router.add_get("/api/tracking", latest_result))
-    access.private(router.add_get("/api/emotion_state", emotion_state))
-    access.private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False))
+    tags = ("tracking",)
+    openapi.describe(
+        app,
+        private(router.add_get("/ws/tracking", tracking_socket, allow_head=False)),
+        openapi.Operation(
+            summary="Live tracking results (?encoding=msgpack, ?fields=, ?fps=)",
+            tags=tags,
+            query=TrackingQuery,
+            websocket_sends=TrackingResult,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/tracking", latest_result)),
+        openapi.Operation(
+            summary="The latest live tracking result of the box's camera",
+            tags=tags,
+            response=TrackingResult,
+            errors=(503,),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/emotion_state", emotion_state)),
+        openapi.Operation(
+            summary="Current blendshape intensities of the person in front of the camera",
+            tags=tags,
+            response=EmotionState,
+            errors=(503,),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False)),
+        openapi.Operation(
+            summary="Camera preview (MJPEG) for aiming the camera; off unless camera.preview",
+            tags=tags,
+            response_content={"multipart/x-mixed-replace": {"type": "string"}},
+            errors=(404, 503),
+        ),
+    )
 
 
 def _load_tracker(camera: CameraConfig, vision: VisionConfig) -> Any:
@@ -274,20 +318,38 @@ class TrackingQuery(EncodingQuery, frozen=True):
         | None
     ) = None
 
-    def wanted_fields(self) -> frozenset[str] | None:
-        """The named result fields (None: all); 400 naming any unknown one."""
-        if self.fields is None:
+    @classmethod
+    def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for name in ("encoding", "fields"):  # blank: the default
+            if params.get(name) == "":
+                del params[name]
+        fps = params.get("fps")
+        if fps is not None:
+            with contextlib.suppress(ValueError):  # else the conversion names it
+                params["fps"] = float(fps)
+        return params
+
+    @classmethod
+    def problem(cls, name: str, raw: str) -> ApiError | None:
+        if name != "fields":
             return None
-        names = frozenset(name.strip() for name in self.fields.split(",") if name.strip())
-        unknown = sorted(names - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
-        if unknown:
-            raise ApiError(
-                400,
-                f"invalid value for 'fields': unknown {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
-                extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
-            )
-        return names
+        unknown = sorted(_field_names(raw) - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
+        if not unknown:
+            return None
+        return ApiError(
+            400,
+            f"invalid value for 'fields': unknown {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
+            extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
+        )
+
+    def wanted_fields(self) -> frozenset[str] | None:
+        """The named result fields; None: all of them."""
+        return None if self.fields is None else _field_names(self.fields)
+
+
+def _field_names(raw: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
 
 
 async def tracking_socket(request: web.Request) -> web.StreamResponse:
