@@ -16,9 +16,8 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from faced.api.codec import read_limited, respond
+from faced.api.codec import read_body, read_limited, respond
 from faced.api.errors import ApiError
-from faced.api.messages import read_message
 from faced.config import Config, OpenClawConfig
 from faced.schemas.face_state import ChatRequest
 
@@ -104,7 +103,9 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             503, "chat is not configured: set openclaw.gateway_url (OPENCLAW_GATEWAY_URL)"
         )
-    body = await read_message(request, ChatRequest, max_bytes=config.server.max_body_bytes)
+    body = await read_body(
+        request, ChatRequest, max_bytes=config.server.max_body_bytes, name_the_field=True
+    )
     if body is None or not body.message.strip():
         raise ApiError(
             400, "missing field 'message': a non-empty string", extra={"field": "message"}

@@ -1,7 +1,10 @@
-"""Content negotiation: JSON by default, msgpack when the client asks, one schema for both.
+"""The wire: JSON by default, msgpack when the client asks, one schema for both.
 
-Owns: decoding request bodies (by Content-Type) into msgspec types with clear 400/413/415
-errors, and encoding responses (by Accept). Socket framing uses the same encoders.
+Owns: encoding (one encoder pair; responses by Accept, socket and SSE messages by the
+subscriber's encoding), reading request bodies (by Content-Type, size-limited as a stream,
+decoded into msgspec types with clear 400/413/415 errors), and query parameters (msgspec
+Structs converted from the query string, which also give the OpenAPI parameters). Does not
+own: what a route does with them, or the error middleware (faced.api.middlewares).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import msgspec
 from aiohttp import hdrs, web
 
 from faced.api.errors import ApiError
+from faced.schemas.face_state import Problem, describe_problem
 
 T = TypeVar("T")
 
@@ -185,19 +189,50 @@ async def read_body(
     *,
     max_bytes: int | None = None,
     allow_empty: bool = False,
+    name_the_field: bool = False,
 ) -> T | None:
     """Read, size-check and decode a JSON or msgpack request body into ``schema``.
 
-    Returns None for an empty body when ``allow_empty`` (e.g. POST /api/speak).
+    Returns None for an empty body when ``allow_empty`` (e.g. POST /api/speak). A body that
+    does not fit ``schema`` is a 400 in msgspec's own words (``"invalid request: …"``), or,
+    with ``name_the_field`` (the Open Face protocol's routes), one that names the field,
+    the value and what is allowed, with ``field``/``allowed``/``expected`` in the body.
     """
     read = await read_bytes(request, max_bytes=max_bytes, allow_empty=allow_empty)
     if read is None:
         return None
     body, encoding = read
     try:
-        return decoder(schema, encoding).decode(body)
+        return decoder(schema, encoding).decode(body)  # one pass when all is well
     except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    if not name_the_field:
         return decode(body, encoding, schema)  # again, to word the mistake (400)
+    # A body that does not parse at all is "not valid JSON" (even if the schema noticed a
+    # wrong field first); else name the field, the value and what is allowed.
+    check_syntax(body, encoding)
+    try:
+        return decoder(schema, encoding).decode(body)
+    except msgspec.ValidationError as exc:
+        problem = problem_of(exc, schema, body, encoding)
+        raise ApiError(400, problem.message, extra=problem.extra()) from None
+
+
+def problem_of(
+    exc: msgspec.ValidationError, schema: type, data: bytes, encoding: Encoding
+) -> Problem:
+    """msgspec's complaint about ``data`` as ``schema``, worded for a client."""
+    return describe_problem(exc, schema, _loose_decode(data, encoding))
+
+
+def _loose_decode(data: bytes, encoding: Encoding) -> Any:
+    """Decode without a schema (to quote a bad value); None if even that fails."""
+    try:
+        if encoding == "msgpack":
+            return msgspec.msgpack.decode(data)
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:

@@ -27,11 +27,10 @@ from aiohttp import web
 from msgspec import UNSET
 
 from faced.api import openapi
-from faced.api.codec import respond
+from faced.api.codec import read_body, respond
 from faced.api.errors import ApiError
 from faced.api.face_service import OPENFACE_KEY, supervised
 from faced.api.health import HEALTH_KEY
-from faced.api.messages import read_message
 from faced.devices.display import DisplayError, Unsupported, open_display
 from faced.display import DisplayPolicy, DisplayService
 from faced.schemas.display import DisplayStatus, DisplayUpdate
@@ -112,8 +111,8 @@ async def get_display(request: web.Request) -> web.StreamResponse:
 
 async def put_display(request: web.Request) -> web.StreamResponse:
     service = _service(request)
-    update = await read_message(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES)
-    assert update is not None  # read_message refuses an empty body unless allow_empty
+    update = await read_body(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES, name_the_field=True)
+    assert update is not None  # read_body refuses an empty body unless allow_empty
     power = None if update.power is UNSET else update.power
     brightness = None if update.brightness is UNSET else update.brightness
     if power is None and brightness is None:

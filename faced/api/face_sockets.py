@@ -36,9 +36,8 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from faced.api import openapi
-from faced.api.codec import Encoding, EncodingQuery, encode, parse_query
+from faced.api.codec import Encoding, EncodingQuery, encode, parse_query, problem_of
 from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
-from faced.api.messages import problem_of
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
 from faced.hub import Subscriber

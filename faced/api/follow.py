@@ -25,10 +25,9 @@ import msgspec
 from aiohttp import web
 
 from faced.api import openapi
-from faced.api.codec import respond
+from faced.api.codec import read_body, respond
 from faced.api.face_service import OPENFACE_KEY, OpenFace, supervised
 from faced.api.health import HEALTH_KEY
-from faced.api.messages import read_message
 from faced.api.tracking import CAMERA_KEY
 from faced.config import Config
 from faced.face import InvalidUpdate
@@ -132,8 +131,8 @@ async def get_follow(request: web.Request) -> web.StreamResponse:
 
 async def put_follow(request: web.Request) -> web.StreamResponse:
     service = request.app[FOLLOW_KEY]
-    update = await read_message(request, FollowUpdate, max_bytes=_MAX_BODY_BYTES)
-    assert update is not None  # read_message refuses an empty body unless allow_empty
+    update = await read_body(request, FollowUpdate, max_bytes=_MAX_BODY_BYTES, name_the_field=True)
+    assert update is not None  # read_body refuses an empty body unless allow_empty
     service.change(update)
     return respond(request, service.status())
 

@@ -25,11 +25,10 @@ import msgspec
 from aiohttp import web
 
 from faced.api import chat, face_sockets, openapi
-from faced.api.codec import read_limited, respond
+from faced.api.codec import read_body, read_limited, respond
 from faced.api.errors import ApiError
 from faced.api.face_service import AUDIO_ENVELOPE_BYTES, OPENFACE_KEY, OpenFace, supervised
 from faced.api.health import HEALTH_KEY
-from faced.api.messages import read_message
 from faced.face import InvalidUpdate
 from faced.schemas.face_state import (
     AudioDoneMessage,
@@ -189,8 +188,8 @@ async def get_state(request: web.Request) -> web.StreamResponse:
 async def post_state(request: web.Request) -> web.StreamResponse:
     openface = request.app[OPENFACE_KEY]
     limit = openface.config.limits.agent_message_max_bytes
-    update = await read_message(request, StateUpdate, max_bytes=limit)
-    assert update is not None  # read_message refuses an empty body unless allow_empty
+    update = await read_body(request, StateUpdate, max_bytes=limit, name_the_field=True)
+    assert update is not None  # read_body refuses an empty body unless allow_empty
     try:
         openface.apply(update)
     except InvalidUpdate as exc:
@@ -201,7 +200,9 @@ async def post_state(request: web.Request) -> web.StreamResponse:
 async def post_speak(request: web.Request) -> web.StreamResponse:
     openface = _openface(request)
     limit = openface.config.limits.agent_message_max_bytes
-    body = await read_message(request, SpeakRequest, max_bytes=limit, allow_empty=True)
+    body = await read_body(
+        request, SpeakRequest, max_bytes=limit, allow_empty=True, name_the_field=True
+    )
     expect_audio = body.expect_audio if body is not None else True
     try:
         seq = openface.speak(body, expect_audio)
@@ -224,7 +225,9 @@ async def post_audio(request: web.Request) -> web.StreamResponse:
         seq = openface.model.audio_seq
     else:
         envelope = 4 * math.ceil(limit / 3) + AUDIO_ENVELOPE_BYTES
-        body = await read_message(request, AudioRequest, max_bytes=envelope, allow_empty=True)
+        body = await read_body(
+            request, AudioRequest, max_bytes=envelope, allow_empty=True, name_the_field=True
+        )
         if body is None:
             raise ApiError(
                 400,
@@ -252,7 +255,9 @@ def _audio_too_large(limit: int) -> ApiError:
 
 async def post_audio_done(request: web.Request) -> web.StreamResponse:
     openface = _openface(request)
-    body = await read_message(request, AudioDoneRequest, max_bytes=1024, allow_empty=True)
+    body = await read_body(
+        request, AudioDoneRequest, max_bytes=1024, allow_empty=True, name_the_field=True
+    )
     seq = openface.model.audio_seq
     if body is not None and body.seq is not msgspec.UNSET:
         seq = body.seq
