@@ -35,7 +35,14 @@ from faced.api.analyze import (
     AnalyzeApi,
     decode_source,
 )
-from faced.api.codec import Encoding, EncodingQuery, encode, parse_query
+from faced.api.codec import (
+    Encoding,
+    EncodingQuery,
+    decode_frame,
+    encode,
+    frame_type,
+    parse_query,
+)
 from faced.api.errors import ApiError
 from faced.api.middlewares import CLIENT_KEY, PENDING_AUTH_KEY, PendingAuth
 from faced.api.ratelimit import rate_key
@@ -276,7 +283,7 @@ def _parse_message(
     if isinstance(data, bytes) and (encoding == "json" or looks_like_image(data)):
         return _Pending(data, None, False, received)
     try:
-        raw = msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
+        raw = decode_frame(data)
     except msgspec.DecodeError as exc:
         raise ApiError(
             400, f"message is not valid {'JSON' if isinstance(data, str) else 'msgpack'}: {exc}"
@@ -304,10 +311,7 @@ async def _send(socket: web.WebSocketResponse, message: msgspec.Struct, encoding
         return
     payload = encode(message, encoding)
     with contextlib.suppress(ConnectionResetError):
-        if encoding == "msgpack":
-            await socket.send_bytes(payload)
-        else:
-            await socket.send_str(payload.decode())
+        await socket.send_frame(payload, frame_type(encoding))
 
 
 async def _analyze_frames(

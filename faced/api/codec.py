@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
-from aiohttp import hdrs, web
+from aiohttp import WSMsgType, hdrs, web
 
 from faced.api.errors import ApiError
 from faced.schemas.face_state import Problem, describe_problem
@@ -38,6 +38,26 @@ def encode(data: Any, encoding: StreamEncoding) -> bytes:
         return msgpack_encoder.encode(data)
     encoded = json_encoder.encode(data)
     return sse_event(encoded) if encoding == "sse" else encoded
+
+
+def frame_type(encoding: Encoding) -> WSMsgType:
+    """The WebSocket frame that carries a message in ``encoding``: JSON text, msgpack binary."""
+    return WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+
+
+def decode_frame(data: str | bytes) -> Any:
+    """A socket message without a schema: a text frame as JSON, a binary one as msgpack
+    (msgspec.DecodeError if it is not)."""
+    return msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
+
+
+def is_ping(data: str | bytes) -> bool:
+    """Whether a socket message is ``{"type": "ping"}`` (in either encoding)."""
+    try:
+        message = decode_frame(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
 
 
 def sse_event(json_data: bytes) -> bytes:

@@ -25,7 +25,6 @@ handshake. All sockets close with 1001 on shutdown (faced.api.face_service).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import struct
@@ -36,7 +35,16 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from faced.api import openapi
-from faced.api.codec import Encoding, EncodingQuery, encode, parse_query, problem_of
+from faced.api.codec import (
+    Encoding,
+    EncodingQuery,
+    decoder,
+    encode,
+    frame_type,
+    is_ping,
+    parse_query,
+    problem_of,
+)
 from faced.api.face_service import OPENFACE_KEY, OpenFace, close_socket
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
@@ -61,8 +69,6 @@ _AGENT_FRAME_CAP_FACTOR: Final = 16
 
 _PONG: Final = PongMessage()
 _KEEPALIVE: Final = b": keepalive\n\n"
-_json_update: Final = msgspec.json.Decoder(StateUpdate)
-_msgpack_update: Final = msgspec.msgpack.Decoder(StateUpdate)
 _connection_ids = itertools.count(1)
 
 
@@ -232,7 +238,7 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         connection = next(_connection_ids)
         subscriber = openface.hub.subscribe(encoding, openface.greeting())
-        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+        opcode = frame_type(encoding)
 
         async def send(data: bytes) -> None:
             await socket.send_frame(data, opcode)
@@ -259,12 +265,7 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
 
 
 def _viewer_reply(data: str | bytes) -> Any:
-    document = None
-    with contextlib.suppress(msgspec.DecodeError):
-        document = (
-            msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
-        )
-    if isinstance(document, dict) and document.get("type") == "ping":
+    if is_ping(data):
         return _PONG
     return ErrorMessage(message='viewer sockets are read-only: the only message is {"type":"ping"}')
 
@@ -284,7 +285,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         connection = next(_connection_ids)
         key = f"agent-{connection}"
-        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+        opcode = frame_type(encoding)
         openface.agent_connected(socket)
         log.info("agent %d connected", connection, extra={"agents": openface.agents})
         try:
@@ -312,7 +313,7 @@ def agent_message(openface: OpenFace, key: str, data: str | bytes) -> Any:
         return ErrorMessage(message=f"message too large: {len(raw)} bytes, limit {limit}")
     encoding: Literal["json", "msgpack"] = "json" if isinstance(data, str) else "msgpack"
     try:
-        update = _json_update.decode(raw) if encoding == "json" else _msgpack_update.decode(raw)
+        update = decoder(StateUpdate, encoding).decode(raw)
     except msgspec.ValidationError as exc:
         return _error(problem_of(exc, StateUpdate, raw, encoding))
     except msgspec.DecodeError as exc:

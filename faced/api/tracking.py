@@ -40,7 +40,15 @@ from msgspec import Meta
 
 from faced.api import openapi
 from faced.api.access import ACCESS_KEY
-from faced.api.codec import Encoding, EncodingQuery, encode, parse_query, respond
+from faced.api.codec import (
+    Encoding,
+    EncodingQuery,
+    encode,
+    frame_type,
+    is_ping,
+    parse_query,
+    respond,
+)
 from faced.api.errors import ApiError
 from faced.api.face_service import OPENFACE_KEY, close_socket
 from faced.api.health import HEALTH_KEY
@@ -380,7 +388,7 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
             # Results flow one way; the only request is a ping.
-            if _is_ping(message.data):
+            if is_ping(message.data):
                 await socket.send_str('{"type":"pong"}')
     finally:
         service.clients.discard(client)
@@ -394,21 +402,9 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
     return socket
 
 
-def _is_ping(data: str | bytes) -> bool:
-    try:
-        decoded = msgspec.json.decode(data) if isinstance(data, str) else _unpack(data)
-    except msgspec.DecodeError:
-        return False
-    return isinstance(decoded, dict) and decoded.get("type") == "ping"
-
-
-def _unpack(data: bytes) -> Any:
-    return msgspec.msgpack.decode(data)
-
-
 async def _send_loop(service: CameraService, client: TrackingClient, request: web.Request) -> None:
     socket = client.socket
-    opcode = WSMsgType.BINARY if client.encoding == "msgpack" else WSMsgType.TEXT
+    opcode = frame_type(client.encoding)
     while not socket.closed:
         await client.wake.wait()
         client.wake.clear()
