@@ -23,10 +23,11 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from msgspec import Meta
 
 from faced import __version__
 from faced.api import (
@@ -41,7 +42,7 @@ from faced.api import (
     tracking,
 )
 from faced.api.access import ACCESS_KEY, AccessPolicy
-from faced.api.codec import MAX_BODY_KEY, respond
+from faced.api.codec import MAX_BODY_KEY, Query, parse_query, respond
 from faced.api.health import HEALTH_KEY, Health
 from faced.api.middlewares import (
     CONNECT_SOURCES_KEY,
@@ -164,14 +165,7 @@ def add_routes(app: web.Application) -> None:
         openapi.Operation(
             summary="The viewer page (the face)",
             tags=pages,
-            parameters=(
-                {
-                    "name": "server",
-                    "in": "query",
-                    "description": "Another daemon's viewer socket (ws://host:port/ws/viewer)",
-                    "schema": {"type": "string"},
-                },
-            ),
+            query=ViewerPageQuery,
             response_content=html,
         ),
     )
@@ -221,10 +215,16 @@ def _page(name: str) -> Handler:
 _viewer_file = _page("index.html")
 
 
+class ViewerPageQuery(Query, frozen=True):
+    server: Annotated[
+        str | None, Meta(description="Another daemon's viewer socket: ws://host:port/ws/viewer")
+    ] = None
+
+
 async def viewer_page(request: web.Request) -> web.StreamResponse:
     """The viewer; ``?server=ws://host:port/ws/viewer`` makes this one response's CSP allow
     that daemon's socket and origin (faced.api.middlewares.remote_viewer_sources)."""
-    server = request.query.get("server")
+    server = parse_query(request, ViewerPageQuery).server
     if server:
         sources = remote_viewer_sources(server)
         if sources is not None:

@@ -66,8 +66,6 @@ class Operation:
     """Statuses this operation answers with ErrorBody besides the generic ones."""
     query: type[Query] | None = None
     """The route's query parameters (``parameters``, ``in: query``)."""
-    parameters: tuple[Mapping[str, Any], ...] = ()
-    """Parameters no Query Struct describes (headers, say)."""
     websocket_receives: Any = None
     """Socket: the type (or a tuple of alternative types) of messages the server accepts."""
     websocket_sends: Any = None
@@ -263,7 +261,6 @@ def _operation_doc(
     ]
     if operation.query is not None:
         parameters += query_parameters(operation.query)
-    parameters += [dict(p) for p in operation.parameters]
     if parameters:
         doc["parameters"] = parameters
     request_content: dict[str, Any] = {}
