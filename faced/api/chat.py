@@ -1,6 +1,6 @@
 """POST /api/chat: a user's message, forwarded to the OpenClaw gateway.
 
-Owner: the Open Face protocol (issue 3). The message goes to
+Owns: the chat route and its gateway client. The message goes to
 ``openclaw.gateway_url + "/api/message"`` as ``{"message", "sessionKey"}`` with the gateway
 token as a Bearer credential; the gateway's JSON answer comes back as is. Not configured:
 503. The gateway down, answering with an error status or something other than JSON, or

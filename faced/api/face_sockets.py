@@ -1,6 +1,8 @@
 """The streaming side of Open Face: viewer and agent WebSockets, and the event stream.
 
-Owner: the Open Face protocol (issue 3).
+Owns: the viewer and agent sockets, the event stream, and the pump that drains a hub
+subscriber into one connection. Does not own: the fan-out (faced.hub), the face model
+(faced.api.face_service), framing and query parsing (faced.api.codec).
 
 * ``GET /ws/viewer`` (public, read-only) — the current state, the history if any, then
   every broadcast; ``{"type":"ping"}`` → ``{"type":"pong"}``. Each viewer is a hub

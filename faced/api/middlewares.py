@@ -1,7 +1,9 @@
 """Cross-cutting HTTP concerns, applied to every request before any route sees it.
 
-Owner: the daemon core (issue 3). One middleware (two stages, one aiohttp layer: each
-layer costs a coroutine frame per request) and one response hook:
+Owns: what happens to every request around its handler. Does not own: the error body's shape
+(faced.schemas.errors.ErrorBody) or which route needs what (faced.api.access). One middleware
+(two stages, one aiohttp layer: each layer costs a coroutine frame per request) and one
+response hook:
 
 1. ``request_context`` — names the request (``X-Request-ID``), resolves the real client
    address (``faced.api.ratelimit.ClientAddress``), turns every failure into
