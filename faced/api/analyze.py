@@ -33,13 +33,18 @@ from aiohttp import BodyPartReader, hdrs, web
 from msgspec import Meta
 
 from faced.api import openapi
-from faced.api.codec import Query, parse_params, read_body, read_limited, respond
+from faced.api.codec import (
+    Query,
+    parse_params,
+    query_parameters,
+    read_body,
+    read_limited,
+    respond,
+)
 from faced.api.errors import ApiError
 from faced.api.health import HEALTH_KEY
 from faced.schemas.analysis import Analysis
-from faced.schemas.analyze_api import (
-    Base64Request,
-)
+from faced.schemas.analyze_api import Base64Request
 from faced.vision import image_io
 from faced.vision.image_io import ImageError
 from faced.vision.pipeline import MAX_FACES, FacePipeline
@@ -103,8 +108,8 @@ def setup(app: web.Application) -> None:
         "type": "object",
         "properties": {
             "image": {"type": "string", "contentMediaType": "application/octet-stream"},
-            "landmarks": {"type": "boolean"},
-            "num_faces": {"type": "integer", "minimum": 1, "maximum": MAX_FACES},
+            # The form may carry the query's options as fields of the same names.
+            **{p["name"]: p["schema"] for p in query_parameters(AnalyzeOptions)},
         },
         "required": ["image"],
     }
@@ -167,7 +172,7 @@ def _model_summary(app: web.Application) -> dict[str, Any]:
     }
 
 
-# --- the image checks, shared by every route ---------------------------------------------
+# --- images, for every route: the statuses of image_io's refusals, base64, decoding ------
 
 
 def check_image(data: bytes, api: AnalyzeApi) -> None:
@@ -185,11 +190,11 @@ def check_image(data: bytes, api: AnalyzeApi) -> None:
 
 
 def refused_image(exc: ImageError) -> ApiError:
-    """The client's view of an image faced refuses: what the status says of the reason."""
-    status = next(
-        (status for kind, status in _IMAGE_STATUS if isinstance(exc, kind)), 422
-    )  # a corrupt image decodes to nothing: 422
-    return ApiError(status, str(exc))
+    """The status of each reason image_io gives; a corrupt image (no subclass) is 422."""
+    for kind, status in _IMAGE_STATUS:
+        if isinstance(exc, kind):
+            return ApiError(status, str(exc))
+    return ApiError(422, str(exc))
 
 
 _IMAGE_STATUS: Final = (
@@ -329,7 +334,7 @@ async def analyze_upload(request: web.Request) -> web.StreamResponse:
             data = await _read_multipart(request, api, fields)
         elif content_type.startswith("image/") or content_type == "application/octet-stream":
             data = await read_limited(
-                request.content.read, api.max_image_bytes, _too_large("image", api)
+                request.content.read, api.max_image_bytes, _too_large("image", api.max_image_bytes)
             )
         else:
             raise ApiError(
@@ -355,13 +360,13 @@ async def _read_multipart(request: web.Request, api: AnalyzeApi, fields: dict[st
                 if image is not None:
                     raise ApiError(400, "send one `image` field per request")
                 image = await read_limited(
-                    part.read_chunk, api.max_image_bytes, _too_large("image", api)
+                    part.read_chunk, api.max_image_bytes, _too_large("image", api.max_image_bytes)
                 )
             elif part.name in AnalyzeOptions.__struct_fields__:
                 raw = await read_limited(
                     part.read_chunk,
                     _FIELD_MAX_BYTES,
-                    _too_large(f"field {part.name}", api, _FIELD_MAX_BYTES),
+                    _too_large(f"field {part.name}", _FIELD_MAX_BYTES),
                 )
                 fields[part.name] = raw.decode("utf-8", errors="replace")
             else:
@@ -373,8 +378,7 @@ async def _read_multipart(request: web.Request, api: AnalyzeApi, fields: dict[st
     return image
 
 
-def _too_large(what: str, api: AnalyzeApi, limit: int | None = None) -> Callable[[], ApiError]:
-    limit = api.max_image_bytes if limit is None else limit
+def _too_large(what: str, limit: int) -> Callable[[], ApiError]:
     return lambda: ApiError(413, f"{what} too large: limit {limit} bytes (vision.max_image_bytes)")
 
 

@@ -392,8 +392,7 @@ def _expected(kind: msgspec.inspect.Type) -> str:
 
 def query_parameters(schema: type[Query]) -> tuple[dict[str, Any], ...]:
     """The OpenAPI ``parameters`` (``in: query``) of ``schema``'s fields."""
-    (ref,), components = msgspec.json.schema_components([schema])
-    del ref
+    _, components = msgspec.json.schema_components([schema])
     properties = components[schema.__name__].get("properties", {})
     parameters = []
     for name, described in properties.items():
