@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from faced.config import DisplayConfig
-from faced.display import DisplayPolicy, DisplayService
+from faced.display_policy import DisplayPolicy, DisplayService
 from faced.hub import Hub
 from faced.schemas.face_state import StateMessage
 from faced.schemas.tracking import Position, PresenceMessage

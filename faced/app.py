@@ -25,14 +25,16 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from msgspec import Meta
 
 from faced import __version__
 from faced.api import (
     analyze,
+    analyze_stream,
     display,
     face_routes,
     follow,
@@ -43,7 +45,7 @@ from faced.api import (
 )
 from faced.api.access import AccessPolicy
 from faced.api.chat import Chat
-from faced.api.codec import respond
+from faced.api.codec import Query, parse_query, respond
 from faced.api.health import Health
 from faced.api.middlewares import (
     CONNECT_SOURCES_KEY,
@@ -77,6 +79,7 @@ from faced.keys import (
 )
 from faced.live import LiveService
 from faced.openface import OpenFace
+from faced.schemas.health import Health as HealthReport
 from faced.system import setup_logging, watchdog_ctx
 from faced.vision.runtime import Runtime
 from faced.vision.workers import analyze_pool_ctx
@@ -199,16 +202,59 @@ def _add_routes(app: web.Application, config: Config) -> None:
     tracking.add_routes(app)
     follow.add_routes(app)
     presets.add_routes(app)
-    openapi.setup(app)  # /openapi.json and /docs
     analyze.setup(app, config.vision)
+    analyze_stream.setup(app)
     display.add_routes(app)
     speaker.add_routes(app)
+    _add_own_routes(app)
+    openapi.setup(app)  # the document of every route above, and the API browser
 
-    app.router.add_get("/health", health_handler)
-    app.router.add_get("/api/health", health_handler)
-    app.router.add_get("/", viewer_page)
-    app.router.add_get("/dashboard", _page("dashboard.html"))
-    app.router.add_get("/static/{name:.+}", static_file)
+
+def _add_own_routes(app: web.Application) -> None:
+    """Health and the pages, each described where it is added."""
+    router = app.router
+    openapi.describe(
+        app,
+        router.add_get("/health", health_handler),
+        openapi.Operation(
+            summary="Health: status, version, uptime, model, components",
+            tags=("meta",),
+            response=HealthReport,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/health", health_handler),
+        openapi.Operation(
+            summary="Health (alias of /health)", tags=("meta",), response=HealthReport
+        ),
+    )
+    html = {"text/html": {"type": "string"}}
+    pages = ("pages",)
+    openapi.describe(
+        app,
+        router.add_get("/", viewer_page),
+        openapi.Operation(
+            summary="The viewer page (the face)",
+            tags=pages,
+            query=ViewerPageQuery,
+            response_content=html,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/dashboard", _page("dashboard.html")),
+        openapi.Operation(summary="The dashboard page", tags=pages, response_content=html),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/static/{name:.+}", static_file),
+        openapi.Operation(
+            summary="Static files of the viewer, dashboard and API browser",
+            tags=pages,
+            errors=(404,),
+        ),
+    )
 
 
 async def health_handler(request: web.Request) -> web.StreamResponse:
@@ -241,10 +287,16 @@ def _page(name: str) -> Handler:
 _viewer_file = _page("index.html")
 
 
+class ViewerPageQuery(Query, frozen=True):
+    server: Annotated[
+        str | None, Meta(description="Another daemon's viewer socket: ws://host:port/ws/viewer")
+    ] = None
+
+
 async def viewer_page(request: web.Request) -> web.StreamResponse:
     """The viewer; ``?server=ws://host:port/ws/viewer`` makes this one response's CSP allow
     that daemon's socket and origin (faced.api.middlewares.remote_viewer_sources)."""
-    server = request.query.get("server")
+    server = parse_query(request, ViewerPageQuery).server
     if server:
         sources = remote_viewer_sources(server)
         if sources is not None:

@@ -13,7 +13,7 @@ Two policies, chosen per subscriber:
 
 * ``Subscriber`` (every message, in order): a bounded queue (messages and bytes) drained
   from its reader's own task. A subscriber whose queue is full is too slow: it is closed
-  with ``TOO_SLOW`` (1008), its queue dropped at once, and ``slow_disconnects`` counts it;
+  with ``POLICY_VIOLATION`` (1008), its queue dropped at once, and ``slow_disconnects`` counts it;
   its owner's ``on_close`` interrupts a send stuck on a full socket. It may offer a
   synchronous fast path (``write_now``) used while its queue is empty, which spares a task
   wake-up per message and viewer.
@@ -34,33 +34,21 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import msgspec
 from aiohttp import WSCloseCode
 
+from faced.api.codec import StreamEncoding, encode, json_encoder, msgpack_encoder, sse_event
 from faced.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
-Encoding = Literal["json", "msgpack", "sse"]
+Encoding = StreamEncoding
 ENCODINGS: Final[tuple[Encoding, ...]] = ("json", "msgpack", "sse")
 Fields = frozenset[str] | None
 """The keys a subscriber keeps of each message (None: the whole message)."""
 GroupKey = tuple[Encoding, Fields]
-
-GOING_AWAY: Final = WSCloseCode.GOING_AWAY
-TOO_SLOW: Final = WSCloseCode.POLICY_VIOLATION
-
-_json: Final = msgspec.json.Encoder()
-_msgpack: Final = msgspec.msgpack.Encoder()
-
-
-def encode(message: Any, encoding: Encoding) -> bytes:
-    if encoding == "msgpack":
-        return _msgpack.encode(message)
-    data = _json.encode(message)
-    return b"data: " + data + b"\n\n" if encoding == "sse" else data
 
 
 class Subscriber:
@@ -92,7 +80,7 @@ class Subscriber:
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
-        self.close_code: int = GOING_AWAY
+        self.close_code: int = WSCloseCode.GOING_AWAY
         self.close_reason = ""
         self.on_close: Callable[[], object] | None = None
         self.write_now: Callable[[bytes], bool] | None = None
@@ -178,7 +166,7 @@ class LatestSubscriber:
         """Messages the reader took (``next``)."""
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
-        self.close_code: int = GOING_AWAY
+        self.close_code: int = WSCloseCode.GOING_AWAY
         self.close_reason = ""
         self.on_close: Callable[[], object] | None = None
 
@@ -310,12 +298,12 @@ class Hub:
                     builtins = cast(dict[str, Any], msgspec.to_builtins(message))
                 part = trimmed[fields] = {k: v for k, v in builtins.items() if k in fields}
             if encoding == "msgpack":
-                data = _msgpack.encode(part)
+                data = msgpack_encoder.encode(part)
             else:
                 json_part = json_data.get(fields)
                 if json_part is None:
-                    json_part = json_data[fields] = _json.encode(part)
-                data = b"data: " + json_part + b"\n\n" if encoding == "sse" else json_part
+                    json_part = json_data[fields] = json_encoder.encode(part)
+                data = sse_event(json_part) if encoding == "sse" else json_part
             for subscriber in group:
                 if not subscriber.offer(data, now):
                     slow.append(subscriber)
@@ -336,9 +324,16 @@ class Hub:
                 len(subscriber),
                 extra={"encoding": subscriber.encoding},
             )
-            self.disconnect(subscriber, TOO_SLOW, "too slow: messages were piling up", slow=True)
+            self.disconnect(
+                subscriber,
+                WSCloseCode.POLICY_VIOLATION,
+                "too slow: messages were piling up",
+                slow=True,
+            )
 
-    def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+    def close_all(
+        self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
         groups = list(self._groups.values())
         self._groups.clear()
         for group in groups:
@@ -356,12 +351,9 @@ def _only(message: Any, fields: Fields) -> Any:
 
 __all__ = [
     "ENCODINGS",
-    "GOING_AWAY",
-    "TOO_SLOW",
     "Encoding",
     "Fields",
     "Hub",
     "LatestSubscriber",
     "Subscriber",
-    "encode",
 ]

@@ -27,11 +27,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from faced.config import CameraConfig, Config, ConfigError, VisionConfig
 from faced.devices.camera import Camera, Frame, open_source
-from faced.hub import GOING_AWAY, Hub
+from faced.hub import Hub
 from faced.listeners import Listeners
 from faced.schemas.analysis import Analysis
 from faced.schemas.tracking import EmotionState, Position, PresenceMessage, TrackingResult
@@ -370,7 +370,7 @@ class LiveService:
         """On shutdown: end the preview streams and every tracking socket (1001)."""
         del app
         self.closing.set()
-        self.results.close_all(GOING_AWAY, "server shutting down")
+        self.results.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
 
     def camera_report(self) -> dict[str, Any]:
         if self.camera is None:

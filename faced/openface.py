@@ -21,13 +21,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from faced.api.errors import ApiError
 from faced.api.ratelimit import IPAddress, RateLimiter, is_loopback, rate_key
 from faced.config import Config
 from faced.face import FaceModel
-from faced.hub import GOING_AWAY, Hub
+from faced.hub import Hub
 from faced.listeners import Listeners
 from faced.schemas.face_state import (
     AudioDoneMessage,
@@ -353,9 +353,9 @@ class OpenFace:
     async def shutdown(self, app: web.Application | None = None) -> None:
         """On shutdown: close viewer and agent sockets with 1001 and end event streams."""
         self.closing = True
-        self.hub.close_all(GOING_AWAY, "server shutting down")
+        self.hub.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
         closing = [
-            close_socket(socket, GOING_AWAY, "server shutting down")
+            close_socket(socket, WSCloseCode.GOING_AWAY, "server shutting down")
             for socket in list(self.agent_sockets)
         ]
         pending = [task for task in self.tasks if task.get_name().startswith("face-pump")]

@@ -394,7 +394,7 @@ async def _waiting_settles(client: Client, expected: int) -> None:
 async def test_stream_silent_sockets_do_not_lock_out_the_key(
     faced_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    from faced.api.analyze import HANDSHAKES_PER_CLIENT, STREAMS_PER_WORKER  # noqa: PLC0415
+    from faced.api.analyze_stream import HANDSHAKES_PER_CLIENT, STREAMS_PER_WORKER  # noqa: PLC0415
 
     client = await _keyed_client(faced_client)
     data = await _read("tongue.jpg")
@@ -425,7 +425,7 @@ async def test_stream_silent_sockets_do_not_lock_out_the_key(
 async def test_stream_handshake_has_a_deadline(
     faced_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    from faced.api.analyze import HANDSHAKE_TIMEOUT_S  # noqa: PLC0415
+    from faced.api.analyze_stream import HANDSHAKE_TIMEOUT_S  # noqa: PLC0415
 
     client = await _keyed_client(faced_client)
     async with client.ws_connect("/v1/stream", headers=_lan("192.0.2.1")) as ws:
@@ -441,7 +441,7 @@ async def test_stream_handshake_has_a_deadline(
 async def test_stream_waiting_handshakes_are_bounded(
     faced_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    from faced.api.analyze import (  # noqa: PLC0415
+    from faced.api.analyze_stream import (  # noqa: PLC0415
         HANDSHAKES_PER_CLIENT,
         HANDSHAKES_PER_STREAM_PLACE,
         STREAMS_PER_WORKER,
@@ -493,7 +493,7 @@ async def test_stream_waiting_handshakes_are_bounded(
 async def test_stream_handshake_when_every_stream_place_is_taken(
     faced_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    from faced.api.analyze import STREAMS_PER_WORKER  # noqa: PLC0415
+    from faced.api.analyze_stream import STREAMS_PER_WORKER  # noqa: PLC0415
 
     client = await _keyed_client(faced_client)
     places = client.app[_pool_key()].size * STREAMS_PER_WORKER

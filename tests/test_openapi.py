@@ -1,8 +1,8 @@
 """GET /openapi.json and GET /docs: every route documented, valid OpenAPI 3.1, the browser.
 
-Owner: the analyze API (issue 5). The real app on loopback; the document is checked with
-openapi-spec-validator and against the app's own router, so a route added without a
-description still shows up (and one that is removed disappears).
+The real app on loopback; the document is checked with openapi-spec-validator and against the
+app's own router: a route added without a description fails (its summary is empty), one that
+is removed disappears, and /health and error bodies decode strictly as their schemas.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from faced.api.openapi import _route_path
 from faced.keys import ACCESS_KEY
 from faced.schemas.analysis import Analysis
 from faced.schemas.analyze_api import Base64Request
+from faced.schemas.errors import ErrorBody
+from faced.schemas.health import Health
 from tests.browser import Browser, find_chromium, launched
 
 Client = TestClient[Any, Any]
@@ -130,3 +132,35 @@ async def test_docs_renders_in_chromium_under_the_csp(client: Client, browser: B
     assert 0 < visible < operations
     await page.screenshot("docs")
     assert page.errors == []  # CSP violations and script errors land here
+
+
+async def test_health_and_error_bodies_are_exactly_what_the_document_says(client: Client) -> None:
+    document = await _document(client)
+    paths = document["paths"]
+    health = paths["/health"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert health["schema"] == {"$ref": "#/components/schemas/Health"}
+    # The schemas forbid unknown fields: a field the document does not name fails here.
+    response = await client.get("/health")
+    report = msgspec.json.decode(await response.read(), type=Health)
+    assert report.ok is True and report.components
+    error = paths["/v1/analyze"]["post"]["responses"]["401"]["content"]["application/json"]
+    assert error["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    refused = [
+        await client.get("/no/such/route"),  # aiohttp's 404
+        await client.post("/v1/analyze"),  # 401: no key
+        await client.get("/ws/viewer?encoding=xml"),  # 400 with field and allowed
+    ]
+    for response in refused:
+        assert response.status >= 400
+        msgspec.json.decode(await response.read(), type=ErrorBody)
+
+
+async def test_query_parameters_come_from_the_query_structs(client: Client) -> None:
+    document = await _document(client)
+    parameters = {p["name"]: p for p in document["paths"]["/ws/tracking"]["get"]["parameters"]}
+    assert set(parameters) == {"encoding", "fields", "fps"}
+    assert parameters["encoding"]["in"] == "query"
+    assert parameters["encoding"]["schema"]["enum"] == ["json", "msgpack"]
+    assert parameters["fps"]["schema"]["exclusiveMinimum"] == 0
+    analyze = {p["name"] for p in document["paths"]["/v1/analyze"]["post"]["parameters"]}
+    assert analyze == {"landmarks", "num_faces"}

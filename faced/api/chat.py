@@ -1,6 +1,6 @@
 """POST /api/chat: a user's message, forwarded to the OpenClaw gateway.
 
-Owner: the Open Face protocol (issue 3). The message goes to
+Owns: the chat route and its gateway client. The message goes to
 ``openclaw.gateway_url + "/api/message"`` as ``{"message", "sessionKey"}`` with the gateway
 token as a Bearer credential; the gateway's JSON answer comes back as is. Not configured:
 503. The gateway down, answering with an error status or something other than JSON, or
@@ -17,9 +17,8 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from faced.api.codec import respond
+from faced.api.codec import read_body, read_limited, respond
 from faced.api.errors import ApiError
-from faced.api.messages import read_message
 from faced.config import Config, OpenClawConfig
 from faced.keys import CHAT_KEY
 from faced.schemas.face_state import ChatRequest
@@ -62,7 +61,11 @@ class Gateway:
         body = msgspec.json.encode({"message": message, "sessionKey": self._session_key})
         try:
             async with self._session.post(self.url, data=body, headers=self._headers) as reply:
-                data = await _read_limited(reply)
+                data = await read_limited(
+                    reply.content.read,
+                    MAX_REPLY_BYTES,
+                    lambda: GatewayError(f"gateway answer larger than {MAX_REPLY_BYTES} bytes"),
+                )
                 status = reply.status
         except TimeoutError:
             raise GatewayError(f"gateway did not answer within {self._timeout.total:g} s") from None
@@ -77,15 +80,6 @@ class Gateway:
         if status >= 400:
             raise GatewayError(f"gateway answered {status}: {_excerpt(answer)}")
         return answer
-
-
-async def _read_limited(reply: aiohttp.ClientResponse) -> bytes:
-    buffer = bytearray()
-    async for chunk in reply.content.iter_chunked(64 * 1024):
-        buffer += chunk
-        if len(buffer) > MAX_REPLY_BYTES:
-            raise GatewayError(f"gateway answer larger than {MAX_REPLY_BYTES} bytes")
-    return bytes(buffer)
 
 
 def _excerpt(answer: Any) -> str:
@@ -120,7 +114,9 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             503, "chat is not configured: set openclaw.gateway_url (OPENCLAW_GATEWAY_URL)"
         )
-    body = await read_message(request, ChatRequest, max_bytes=config.server.max_body_bytes)
+    body = await read_body(
+        request, ChatRequest, max_bytes=config.server.max_body_bytes, name_the_field=True
+    )
     if body is None or not body.message.strip():
         raise ApiError(
             400, "missing field 'message': a non-empty string", extra={"field": "message"}

@@ -1,24 +1,31 @@
-"""Content negotiation: JSON by default, msgpack when the client asks, one schema for both.
+"""The wire: JSON by default, msgpack when the client asks, one schema for both.
 
-Owns: decoding request bodies (by Content-Type) into msgspec types with clear 400/413/415
-errors, and encoding responses (by Accept). Socket framing uses the same encoders.
+Owns: encoding (one encoder pair; responses by Accept, socket and SSE messages by the
+subscriber's encoding), reading request bodies (by Content-Type, size-limited as a stream,
+decoded into msgspec types with clear 400/413/415 errors), and query parameters (msgspec
+Structs converted from the query string, which also give the OpenAPI parameters). Does not
+own: what a route does with them, or the error middleware (faced.api.middlewares).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
-from aiohttp import hdrs, web
+from aiohttp import WSMsgType, hdrs, web
 
 from faced.api.errors import ApiError
 from faced.keys import MAX_BODY_KEY
+from faced.schemas.face_state import Problem, describe_problem
 
 T = TypeVar("T")
 
 Encoding = Literal["json", "msgpack"]
+StreamEncoding = Literal["json", "msgpack", "sse"]
+"""What a subscriber of a stream reads: a socket's JSON or msgpack, or Server-Sent Events."""
 MSGPACK_TYPES: Final = frozenset({"application/msgpack", "application/x-msgpack"})
 MSGPACK_CONTENT_TYPE: Final = "application/msgpack"
 
@@ -26,10 +33,37 @@ json_encoder: Final = msgspec.json.Encoder()
 msgpack_encoder: Final = msgspec.msgpack.Encoder()
 
 
-def encode(data: Any, encoding: Encoding) -> bytes:
+def encode(data: Any, encoding: StreamEncoding) -> bytes:
+    """``data`` as one message in ``encoding`` (SSE: the JSON as one ``data:`` event)."""
     if encoding == "msgpack":
         return msgpack_encoder.encode(data)
-    return json_encoder.encode(data)
+    encoded = json_encoder.encode(data)
+    return sse_event(encoded) if encoding == "sse" else encoded
+
+
+def frame_type(encoding: StreamEncoding) -> WSMsgType:
+    """The WebSocket frame that carries a message in ``encoding``: JSON text, msgpack binary."""
+    return WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+
+
+def decode_frame(data: str | bytes) -> Any:
+    """A socket message without a schema: a text frame as JSON, a binary one as msgpack
+    (msgspec.DecodeError if it is not)."""
+    return msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
+
+
+def is_ping(data: str | bytes) -> bool:
+    """Whether a socket message is ``{"type": "ping"}`` (in either encoding)."""
+    try:
+        message = decode_frame(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
+
+
+def sse_event(json_data: bytes) -> bytes:
+    """One Server-Sent Event carrying an encoded JSON message."""
+    return b"data: " + json_data + b"\n\n"
 
 
 def request_encoding(request: web.Request) -> Encoding:
@@ -176,35 +210,206 @@ async def read_body(
     *,
     max_bytes: int | None = None,
     allow_empty: bool = False,
+    name_the_field: bool = False,
 ) -> T | None:
     """Read, size-check and decode a JSON or msgpack request body into ``schema``.
 
-    Returns None for an empty body when ``allow_empty`` (e.g. POST /api/speak).
+    Returns None for an empty body when ``allow_empty`` (e.g. POST /api/speak). A body that
+    does not fit ``schema`` is a 400 in msgspec's own words (``"invalid request: …"``), or,
+    with ``name_the_field`` (the Open Face protocol's routes), one that names the field,
+    the value and what is allowed, with ``field``/``allowed``/``expected`` in the body.
     """
     read = await read_bytes(request, max_bytes=max_bytes, allow_empty=allow_empty)
     if read is None:
         return None
     body, encoding = read
     try:
-        return decoder(schema, encoding).decode(body)
+        return decoder(schema, encoding).decode(body)  # one pass when all is well
     except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    if not name_the_field:
         return decode(body, encoding, schema)  # again, to word the mistake (400)
+    # A body that does not parse at all is "not valid JSON" (even if the schema noticed a
+    # wrong field first); else name the field, the value and what is allowed.
+    check_syntax(body, encoding)
+    try:
+        return decoder(schema, encoding).decode(body)
+    except msgspec.ValidationError as exc:
+        problem = problem_of(exc, schema, body, encoding)
+        raise ApiError(400, problem.message, extra=problem.extra()) from None
+
+
+def problem_of(
+    exc: msgspec.ValidationError, schema: type, data: bytes, encoding: Encoding
+) -> Problem:
+    """msgspec's complaint about ``data`` as ``schema``, worded for a client."""
+    return describe_problem(exc, schema, _loose_decode(data, encoding))
+
+
+def _loose_decode(data: bytes, encoding: Encoding) -> Any:
+    """Decode without a schema (to quote a bad value); None if even that fails."""
+    try:
+        if encoding == "msgpack":
+            return msgspec.msgpack.decode(data)
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it passes ``limit``.
+    """The whole body of unknown length, or 413 as soon as it passes ``limit``."""
+    return await read_limited(
+        request.content.read,
+        limit,
+        lambda: ApiError(413, f"request body too large: limit {limit} bytes"),
+    )
 
-    ``StreamReader.read(n)`` returns what has arrived so far, not ``n`` bytes: a body sent
-    in pieces (chunked, or a slow link) must be read until EOF.
+
+async def read_limited(
+    read: Callable[[int], Awaitable[bytes]], limit: int, too_large: Callable[[], Exception]
+) -> bytes:
+    """Read a stream to its end (``read(n)``: a request's or a reply's ``content.read``, a
+    multipart part's ``read_chunk``); raise ``too_large()`` as soon as it passes ``limit``.
+
+    Never holds more than ``limit`` bytes plus the one that proves the excess. ``read(n)``
+    returns what has arrived so far, not ``n`` bytes: a body sent in pieces (chunked, a
+    slow link) is read until EOF. Callers word the error: each limit names its setting.
     """
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
+    while chunk := await read(min(_READ_CHUNK, limit + 1 - size)):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"request body too large: limit {limit} bytes")
+            raise too_large()
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
+_READ_CHUNK: Final = 64 * 1024
 _JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream", "text/plain", ""})
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+
+class Query(msgspec.Struct, frozen=True):
+    """Base of a route's query parameters: typed fields with defaults, converted from the
+    query string (``strict=False``: "4" is a number, "true" a bool); the same Struct gives
+    the route's OpenAPI ``parameters``.
+
+    Subclasses may override ``prepare`` (normalise raw strings before conversion, e.g. a
+    blank value that means the default), ``problem`` (a check the type cannot express) and
+    ``invalid`` (their own wording of a bad value). Values are checked in the order the
+    fields are declared: the first bad one is the one reported."""
+
+    @classmethod
+    def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    @classmethod
+    def problem(cls, name: str, raw: str) -> ApiError | None:
+        """A problem with ``?name=raw`` that its type does not catch (default: none)."""
+        return None
+
+    @classmethod
+    def invalid(cls, name: str, raw: str) -> ApiError:
+        """The 400 for a bad ``?name=raw``: what is allowed (a choice) or expected."""
+        kind = _field_type(cls, name)
+        allowed = _choices(kind)
+        if allowed is not None:
+            return ApiError(
+                400,
+                f"invalid value for {name!r}: {raw!r}; allowed: {', '.join(allowed)}",
+                extra={"field": name, "allowed": allowed},
+            )
+        expected = _expected(kind)
+        return ApiError(
+            400,
+            f"invalid value for {name!r}: {raw!r}; expected a {expected}",
+            extra={"field": name, "expected": expected},
+        )
+
+
+Q = TypeVar("Q", bound=Query)
+
+
+def parse_query(request: web.Request, schema: type[Q]) -> Q:
+    """``request``'s query string as ``schema``; a bad value is the 400 ``schema`` words."""
+    return parse_params(request.rel_url.query, schema)
+
+
+def parse_params(params: Mapping[str, str], schema: type[Q]) -> Q:
+    """``params`` (a query string, form fields) as ``schema``; unknown names are ignored."""
+    raw = {name: params[name] for name in schema.__struct_fields__ if name in params}
+    values = schema.prepare(dict(raw))
+    failed: str | None = None
+    try:
+        query = msgspec.convert(values, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        failed = _failed_field(exc, schema)
+    for name in schema.__struct_fields__:
+        problem = schema.problem(name, raw[name]) if name in raw else None
+        if problem is None and name == failed:
+            problem = schema.invalid(name, raw.get(name, ""))
+        if problem is not None:
+            raise problem
+    assert failed is None  # the failed field raised above
+    return query
+
+
+def _failed_field(exc: msgspec.ValidationError, schema: type[Query]) -> str:
+    path = str(exc).rpartition("- at `$.")[2].rstrip("`")
+    return path if path in schema.__struct_fields__ else schema.__struct_fields__[-1]
+
+
+def _field_type(schema: type[Query], name: str) -> msgspec.inspect.Type:
+    info = msgspec.inspect.type_info(schema)
+    assert isinstance(info, msgspec.inspect.StructType)
+    kind = next(f.type for f in info.fields if f.name == name)
+    if isinstance(kind, msgspec.inspect.UnionType):  # T | None: T says what is wanted
+        kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    return kind
+
+
+def _choices(kind: msgspec.inspect.Type) -> list[str] | None:
+    if isinstance(kind, msgspec.inspect.Metadata):
+        kind = kind.type
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return [str(value) for value in kind.values]
+    return None
+
+
+def _expected(kind: msgspec.inspect.Type) -> str:
+    """A field's ``Meta(extra={"expected": …})``, else its type's name."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        expected = (kind.extra or {}).get("expected")
+        if expected is not None:
+            return str(expected)
+        kind = kind.type
+    return type(kind).__name__.removesuffix("Type").lower()
+
+
+def query_parameters(schema: type[Query]) -> tuple[dict[str, Any], ...]:
+    """The OpenAPI ``parameters`` (``in: query``) of ``schema``'s fields."""
+    _, components = msgspec.json.schema_components([schema])
+    properties = components[schema.__name__].get("properties", {})
+    parameters = []
+    for name, described in properties.items():
+        field_schema = {k: v for k, v in described.items() if k != "anyOf"}
+        options = described.get("anyOf")
+        if options is not None:  # T | None: absent is how a client says None
+            rest = [o for o in options if o.get("type") != "null"]
+            field_schema.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if field_schema.get("default", ...) is None:
+            del field_schema["default"]
+        parameters.append({"name": name, "in": "query", "schema": field_schema})
+    return tuple(parameters)
+
+
+# --- the encoding of a socket ----------------------------------------------------------------
+
+
+class EncodingQuery(Query, frozen=True):
+    """``?encoding=``: how a socket frames its messages (msgpack: binary frames)."""
+
+    encoding: Encoding = "json"

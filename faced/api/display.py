@@ -23,9 +23,8 @@ from aiohttp import web
 from msgspec import UNSET
 
 from faced.api import openapi
-from faced.api.codec import respond
+from faced.api.codec import read_body, respond
 from faced.api.errors import ApiError
-from faced.api.messages import read_message
 from faced.devices.display import DisplayError, Unsupported
 from faced.display_policy import DisplayService
 from faced.keys import DISPLAY_KEY
@@ -78,8 +77,8 @@ async def get_display(request: web.Request) -> web.StreamResponse:
 
 async def put_display(request: web.Request) -> web.StreamResponse:
     service = _service(request)
-    update = await read_message(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES)
-    assert update is not None  # read_message refuses an empty body unless allow_empty
+    update = await read_body(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES, name_the_field=True)
+    assert update is not None  # read_body refuses an empty body unless allow_empty
     power = None if update.power is UNSET else update.power
     brightness = None if update.brightness is UNSET else update.brightness
     if power is None and brightness is None:

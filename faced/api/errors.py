@@ -1,15 +1,24 @@
-"""The one error type handlers raise; the error middleware turns it into `{"error": …}`."""
+"""The one error type handlers raise; the error middleware sends its ``body()``.
+
+Owns: ApiError. The body's shape is faced.schemas.errors.ErrorBody (also what the OpenAPI
+document says of every error), so an ``extra`` field it does not know fails at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import msgspec
+
+from faced.schemas.errors import ErrorBody
+
 
 class ApiError(Exception):
     """A client-facing error: an HTTP status and one human-readable sentence.
 
-    ``headers`` carries extras such as ``Retry-After``; ``extra`` adds fields next to
-    ``error`` in the body (for example ``field`` and ``allowed`` on a validation error).
+    ``headers`` carries extras such as ``Retry-After``; ``extra`` adds fields of
+    ``ErrorBody`` next to ``error`` (for example ``field`` and ``allowed`` on a validation
+    error).
     """
 
     def __init__(
@@ -25,6 +34,12 @@ class ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+        # Built now, so an extra that ErrorBody does not know fails where it is written.
+        self._body = (
+            msgspec.convert({"error": message, **self.extra}, ErrorBody)
+            if self.extra
+            else ErrorBody(error=message)
+        )
 
-    def body(self) -> dict[str, object]:
-        return {"error": self.message, **self.extra}
+    def body(self) -> ErrorBody:
+        return self._body

@@ -1,6 +1,8 @@
 """The streaming side of Open Face: viewer and agent WebSockets, and the event stream.
 
-Owner: the Open Face protocol (issue 3).
+Owns: the viewer and agent sockets, the event stream, and the pump that drains a hub
+subscriber into one connection. Does not own: the fan-out (faced.hub), the face model
+(faced.openface), framing and query parsing (faced.api.codec).
 
 * ``GET /ws/viewer`` (public, read-only) — the current state, the history if any, then
   every broadcast; ``{"type":"ping"}`` → ``{"type":"pong"}``. Each viewer is a hub
@@ -25,7 +27,6 @@ handshake. All sockets close with 1001 on shutdown (faced.openface).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import struct
@@ -35,14 +36,29 @@ from typing import Any, Final, Literal
 import msgspec
 from aiohttp import WSMsgType, web
 
-from faced.api.errors import ApiError
-from faced.api.messages import problem_of
+from faced.api import openapi
+from faced.api.codec import (
+    Encoding,
+    EncodingQuery,
+    decoder,
+    encode,
+    frame_type,
+    is_ping,
+    parse_query,
+    problem_of,
+)
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
-from faced.hub import Encoding, Subscriber, encode
+from faced.hub import Subscriber
 from faced.keys import OPENFACE_KEY
 from faced.openface import OpenFace, close_socket
-from faced.schemas.face_state import ErrorMessage, PongMessage, Problem, StateUpdate
+from faced.schemas.face_state import (
+    ErrorMessage,
+    FaceState,
+    PongMessage,
+    Problem,
+    StateUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +72,50 @@ _AGENT_FRAME_CAP_FACTOR: Final = 16
 
 _PONG: Final = PongMessage()
 _KEEPALIVE: Final = b": keepalive\n\n"
-_json_update: Final = msgspec.json.Decoder(StateUpdate)
-_msgpack_update: Final = msgspec.msgpack.Decoder(StateUpdate)
 _connection_ids = itertools.count(1)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ws/viewer", viewer_socket, allow_head=False)
-    app.router.add_get("/ws/agent", agent_socket, allow_head=False)
-    app.router.add_get("/api/events", event_stream, allow_head=False)
+    """The viewer and agent sockets and the event stream, each described where it is added."""
+    router = app.router
+    tags = ("open face",)
+    openapi.describe(
+        app,
+        router.add_get("/ws/viewer", viewer_socket, allow_head=False),
+        openapi.Operation(
+            summary="Viewer socket: state, history, audio; ping -> pong",
+            tags=tags,
+            query=EncodingQuery,
+            websocket_sends=FaceState,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/ws/agent", agent_socket, allow_head=False),
+        openapi.Operation(
+            summary="Agent socket: every text message is a state update",
+            tags=tags,
+            query=EncodingQuery,
+            websocket_receives=StateUpdate,
+            websocket_sends=FaceState,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/events", event_stream, allow_head=False),
+        openapi.Operation(
+            summary="Server-Sent Events: what viewers receive",
+            tags=tags,
+            response_content={"text/event-stream": {"type": "string"}},
+            errors=(503,),
+        ),
+    )
 
 
 def socket_encoding(request: web.Request) -> Encoding:
-    encoding = request.query.get("encoding", "json")
-    if encoding not in ("json", "msgpack"):
-        raise ApiError(
-            400,
-            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
-            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
-        )
-    return "msgpack" if encoding == "msgpack" else "json"
+    return parse_query(request, EncodingQuery).encoding
 
 
 def _error(problem: Problem) -> ErrorMessage:
@@ -201,7 +241,7 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         connection = next(_connection_ids)
         subscriber = openface.hub.subscribe(encoding, openface.greeting())
-        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+        opcode = frame_type(encoding)
 
         async def send(data: bytes) -> None:
             await socket.send_frame(data, opcode)
@@ -228,12 +268,7 @@ async def viewer_socket(request: web.Request) -> web.StreamResponse:
 
 
 def _viewer_reply(data: str | bytes) -> Any:
-    document = None
-    with contextlib.suppress(msgspec.DecodeError):
-        document = (
-            msgspec.json.decode(data) if isinstance(data, str) else msgspec.msgpack.decode(data)
-        )
-    if isinstance(document, dict) and document.get("type") == "ping":
+    if is_ping(data):
         return _PONG
     return ErrorMessage(message='viewer sockets are read-only: the only message is {"type":"ping"}')
 
@@ -253,7 +288,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         connection = next(_connection_ids)
         key = f"agent-{connection}"
-        opcode = WSMsgType.BINARY if encoding == "msgpack" else WSMsgType.TEXT
+        opcode = frame_type(encoding)
         openface.agent_connected(socket)
         log.info("agent %d connected", connection, extra={"agents": openface.agents})
         try:
@@ -281,7 +316,7 @@ def agent_message(openface: OpenFace, key: str, data: str | bytes) -> Any:
         return ErrorMessage(message=f"message too large: {len(raw)} bytes, limit {limit}")
     encoding: Literal["json", "msgpack"] = "json" if isinstance(data, str) else "msgpack"
     try:
-        update = _json_update.decode(raw) if encoding == "json" else _msgpack_update.decode(raw)
+        update = decoder(StateUpdate, encoding).decode(raw)
     except msgspec.ValidationError as exc:
         return _error(problem_of(exc, StateUpdate, raw, encoding))
     except msgspec.DecodeError as exc:

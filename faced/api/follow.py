@@ -14,8 +14,7 @@ from typing import Final
 from aiohttp import web
 
 from faced.api import openapi
-from faced.api.codec import respond
-from faced.api.messages import read_message
+from faced.api.codec import read_body, respond
 from faced.keys import FOLLOW_KEY
 from faced.schemas.follow import FollowStatus, FollowUpdate
 
@@ -30,8 +29,8 @@ async def get_follow(request: web.Request) -> web.StreamResponse:
 
 async def put_follow(request: web.Request) -> web.StreamResponse:
     service = request.app[FOLLOW_KEY]
-    update = await read_message(request, FollowUpdate, max_bytes=_MAX_BODY_BYTES)
-    assert update is not None  # read_message refuses an empty body unless allow_empty
+    update = await read_body(request, FollowUpdate, max_bytes=_MAX_BODY_BYTES, name_the_field=True)
+    assert update is not None  # read_body refuses an empty body unless allow_empty
     service.change(update)
     return respond(request, service.status())
 

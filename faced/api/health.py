@@ -1,10 +1,11 @@
 """Health: the public /health report, assembled from what each component says of itself.
 
-Owns: the registry components report into, and the report's shape. Components register a
-callable at startup; /health calls them (they must be cheap and non-blocking) and merges:
-``summary`` callables add top-level keys (viewers, agents, state, …); ``component``
-callables add an entry under ``components`` with at least ``{"status": "ok" | "error" |
-"off", …}``.
+Owns: the registry components report into. Components register a callable at startup;
+/health calls them (they must be cheap and non-blocking) and merges: ``summary`` callables
+add top-level keys (viewers, agents, state, …); ``component`` callables add an entry under
+``components`` with at least ``{"status": "ok" | "error" | "off", …}``. Does not own the
+report's shape: faced.schemas.health, which summaries must keep to (tests/test_openapi.py
+decodes /health strictly).
 """
 
 from __future__ import annotations

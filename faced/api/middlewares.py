@@ -1,7 +1,9 @@
 """Cross-cutting HTTP concerns, applied to every request before any route sees it.
 
-Owner: the daemon core (issue 3). One middleware (two stages, one aiohttp layer: each
-layer costs a coroutine frame per request) and one response hook:
+Owns: what happens to every request around its handler. Does not own: the error body's shape
+(faced.schemas.errors.ErrorBody) or which route needs what (faced.api.access). One middleware
+(two stages, one aiohttp layer: each layer costs a coroutine frame per request) and one
+response hook:
 
 1. ``request_context`` — names the request (``X-Request-ID``), resolves the real client
    address (``faced.api.ratelimit.ClientAddress``), turns every failure into
@@ -36,6 +38,7 @@ from faced.api.access import Access, AccessPolicy
 from faced.api.codec import respond
 from faced.api.errors import ApiError
 from faced.api.ratelimit import ClientAddress, IPAddress, RateLimiter, is_loopback, rate_key
+from faced.schemas.errors import ErrorBody
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("faced.access")
@@ -217,10 +220,10 @@ def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
 def error_response(
     request: web.Request,
     status: int,
-    body: Mapping[str, object],
+    body: ErrorBody,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    response = respond(request, dict(body), status=status)
+    response = respond(request, body, status=status)
     if headers:
         response.headers.update(headers)
     return response
@@ -305,7 +308,7 @@ def _http_error_response(request: web.Request, exc: web.HTTPException) -> web.Re
         k: v for k, v in exc.headers.items() if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)
     }
     return error_response(
-        request, exc.status, {"error": _http_error_message(request, exc)}, headers
+        request, exc.status, ErrorBody(error=_http_error_message(request, exc)), headers
     )
 
 
@@ -319,7 +322,7 @@ def _unexpected_error_response(request: web.Request, request_id: str) -> web.Str
     prepared = request.get(_PREPARED_KEY)
     if prepared is not None:
         return prepared  # headers already sent: nothing more can be said
-    return error_response(request, 500, {"error": "internal error", "request_id": request_id})
+    return error_response(request, 500, ErrorBody(error="internal error", request_id=request_id))
 
 
 def _log_access(request: web.Request, level: int, status: int, started: float) -> None:

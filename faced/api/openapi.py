@@ -1,22 +1,21 @@
 """The OpenAPI 3.1 document of every route, built from the msgspec schemas the code uses.
 
-Owner: the analyze API (issue 5). Modules describe an operation where they register its
+Owns: the document and its two routes (``GET /openapi.json``, ``GET /docs``). Does not
+own any route's description: each module describes an operation where it registers the
 route::
 
     openapi.describe(app, router.add_post("/v1/analyze", handler),
-                     summary="…", request=Base64Request, response=Analysis)
+                     openapi.Operation(summary="…", request=Base64Request, response=Analysis))
 
-and the document (``GET /openapi.json``) is built once, on first request, by walking the
-app's router: every registered route appears, described or not (an undescribed one gets
-its handler's docstring and the generic error body), so the document cannot drift from
-the routes. Request and response types are turned into JSON Schema by
-``msgspec.json.schema_components`` — the same types that validate and encode — and the
-access class of each route comes from ``faced.api.access`` (``x-faced-access`` plus the
-``security`` requirement). Sockets are GET operations answering 101, with their message
-types under ``x-faced-websocket``.
-
-Routes of modules whose owners have not described them yet are described in
-``_CORE_OPERATIONS`` below, keyed by (method, path); a module's own ``describe`` call wins.
+The document is built once, on first request, by walking the app's router: every
+registered route appears, so the document cannot drift from the routes (one registered
+without a description appears with an empty summary and a warning, which
+tests/test_openapi.py refuses). Request, response and query types are turned into JSON
+Schema by ``msgspec.json.schema_components`` — the same types that validate and encode;
+query parameters come from the route's ``faced.api.codec.Query`` Struct. Every error is a
+``faced.schemas.errors.ErrorBody``. The access class of each route comes from
+``faced.api.access`` (``x-faced-access`` plus the ``security`` requirement). Sockets are
+GET operations answering 101, with their message types under ``x-faced-websocket``.
 
 ``GET /docs`` serves a small, dependency-free API browser (faced/web/static/docs/: no CDN,
 no inline script, so the daemon's CSP holds) that renders /openapi.json.
@@ -24,7 +23,6 @@ no inline script, so the daemon's CSP holds) that renders /openapi.json.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Mapping
@@ -38,21 +36,15 @@ from aiohttp.web_urldispatcher import AbstractRoute
 
 from faced import __version__
 from faced.api.access import Access
-from faced.api.codec import MSGPACK_CONTENT_TYPE
+from faced.api.codec import MSGPACK_CONTENT_TYPE, Query, query_parameters
 from faced.keys import ACCESS_KEY, OPENAPI_KEY
+from faced.schemas.errors import ErrorBody
 
 log = logging.getLogger(__name__)
 
 DOCS_PAGE: Final = Path(__file__).resolve().parents[1] / "web" / "static" / "docs" / "index.html"
 _REF_TEMPLATE: Final = "#/components/schemas/{name}"
 _PATH_PARAM: Final = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
-
-
-class ErrorBody(msgspec.Struct):
-    """Every error, whatever the route: one human-readable sentence (plus, for a bad
-    field, ``field`` and ``allowed``)."""
-
-    error: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,8 @@ class Operation:
     """Non-JSON 200 bodies: media type -> JSON Schema (pages, streams)."""
     errors: tuple[int, ...] = ()
     """Statuses this operation answers with ErrorBody besides the generic ones."""
-    parameters: tuple[Mapping[str, Any], ...] = ()
+    query: type[Query] | None = None
+    """The route's query parameters (``parameters``, ``in: query``)."""
     websocket_receives: Any = None
     """Socket: the type (or a tuple of alternative types) of messages the server accepts."""
     websocket_sends: Any = None
@@ -165,7 +158,7 @@ def _access_doc(access: Access) -> tuple[list[dict[str, list[str]]], str]:
 
 def build_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app``'s routes (call after setup: routes are final)."""
-    described = {**_core_operations(), **docs_of(app).operations}
+    described = docs_of(app).operations
     policy = app[ACCESS_KEY]
     types: list[Any] = [ErrorBody]
     plan: list[tuple[str, str, AbstractRoute, Operation]] = []
@@ -176,7 +169,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         path = _route_path(route)
         if method == "HEAD" and path in gets:
             continue  # aiohttp's automatic HEAD for a GET: documented by the GET
-        operation = described.get((method, path)) or _fallback(route)
+        operation = described.get((method, path)) or _undescribed(method, path)
         plan.append((method, path, route, operation))
         for kind in (
             operation.request,
@@ -231,10 +224,11 @@ def _slug(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "root"
 
 
-def _fallback(route: AbstractRoute) -> Operation:
-    doc = (getattr(route.handler, "__doc__", None) or "").strip()
-    summary = doc.splitlines()[0] if doc else f"{route.method} {_route_path(route)}"
-    return Operation(summary=summary)
+def _undescribed(method: str, path: str) -> Operation:
+    log.warning(
+        "%s %s has no OpenAPI description: describe it where it is registered", method, path
+    )
+    return Operation(summary="")
 
 
 def _content(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,7 +257,8 @@ def _operation_doc(
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(path)
     ]
-    parameters += [dict(p) for p in operation.parameters]
+    if operation.query is not None:
+        parameters += query_parameters(operation.query)
     if parameters:
         doc["parameters"] = parameters
     request_content: dict[str, Any] = {}
@@ -326,186 +321,8 @@ _STATUS_TEXT: Final = {
 }
 
 
-# --- routes of other modules, until their owners describe them ---------------------------
-
-
-def _schemas(module: str, *names: str) -> list[Any]:
-    """Types by name from a schema module; None for any that does not exist (yet)."""
-    try:
-        found = importlib.import_module(module)
-    except ImportError:
-        return [None] * len(names)
-    return [getattr(found, name, None) for name in names]
-
-
-def _core_operations() -> dict[tuple[str, str], Operation]:
-    from faced.schemas.analysis import Analysis  # noqa: PLC0415
-
-    (
-        state_update,
-        face_state,
-        state_response,
-        speak_request,
-        speak_response,
-        audio_request,
-        audio_response,
-        audio_done_request,
-        chat_request,
-        history_response,
-    ) = _schemas(
-        "faced.schemas.face_state",
-        "StateUpdate",
-        "FaceState",
-        "StateResponse",
-        "SpeakRequest",
-        "SpeakResponse",
-        "AudioRequest",
-        "AudioResponse",
-        "AudioDoneRequest",
-        "ChatRequest",
-        "HistoryResponse",
-    )
-    preset_list, viewer_config, viewer_config_update = _schemas(
-        "faced.schemas.presets", "PresetList", "ViewerConfig", "ViewerConfigUpdate"
-    )
-    tracking_result, emotion_state = _schemas(
-        "faced.schemas.tracking", "TrackingResult", "EmotionState"
-    )
-    html = {"text/html": {"type": "string"}}
-    of = ("open face",)
-    return {
-        ("GET", "/health"): Operation(
-            summary="Health: status, version, uptime, model, components",
-            tags=("meta",),
-            response_content={"application/json": {"type": "object"}},
-        ),
-        ("GET", "/api/health"): Operation(
-            summary="Health (alias of /health)",
-            tags=("meta",),
-            response_content={"application/json": {"type": "object"}},
-        ),
-        ("GET", "/"): Operation(
-            summary="The viewer page (the face)", tags=("pages",), response_content=html
-        ),
-        ("GET", "/dashboard"): Operation(
-            summary="The dashboard page", tags=("pages",), response_content=html
-        ),
-        ("GET", "/static/{name}"): Operation(
-            summary="Static files of the viewer, dashboard and API browser",
-            tags=("pages",),
-            errors=(404,),
-        ),
-        ("GET", "/api/state"): Operation(
-            summary="The merged face state", tags=of, response=face_state
-        ),
-        ("POST", "/api/state"): Operation(
-            summary="Merge a partial state update and broadcast it",
-            tags=of,
-            request=state_update,
-            response=state_response,
-            errors=(400, 413, 415),
-        ),
-        ("POST", "/api/speak"): Operation(
-            summary="Next audio sequence number; state speaking (or the body's)",
-            tags=of,
-            request=speak_request,
-            request_optional=True,
-            response=speak_response,
-            errors=(400, 413, 415),
-        ),
-        ("POST", "/api/audio"): Operation(
-            summary="Broadcast a WAV chunk to viewers (raw audio/* or JSON base64)",
-            description="With a speaker (audio.sink) faced also plays it: a chunk that is "
-            "not a playable WAV is 400, one longer than the whole queue 413, one that does not "
-            "fit in the queue yet 429 with Retry-After; refused chunks reach no viewer.",
-            tags=of,
-            request=audio_request,
-            request_content={
-                "audio/wav": {"type": "string", "contentMediaType": "audio/wav"},
-                "application/octet-stream": {"type": "string", "contentMediaType": "audio/wav"},
-            },
-            response=audio_response,
-            errors=(400, 413, 415, 429),
-        ),
-        ("POST", "/api/audio-done"): Operation(
-            summary="Tell viewers an audio sequence finished",
-            tags=of,
-            request=audio_done_request,
-            request_optional=True,
-            response=audio_response,
-            errors=(400,),
-        ),
-        ("POST", "/api/chat"): Operation(
-            summary="Proxy a message to the OpenClaw gateway",
-            tags=of,
-            request=chat_request,
-            response_content={"application/json": {}},
-            errors=(400, 413, 502, 503),
-        ),
-        ("GET", "/api/history"): Operation(
-            summary="The last state changes, texts and details", tags=of, response=history_response
-        ),
-        ("GET", "/ws/viewer"): Operation(
-            summary="Viewer socket: state, history, audio; ping -> pong",
-            tags=of,
-            websocket_sends=face_state,
-            errors=(503,),
-        ),
-        ("GET", "/ws/agent"): Operation(
-            summary="Agent socket: every text message is a state update",
-            tags=of,
-            websocket_receives=state_update,
-            websocket_sends=face_state,
-            errors=(503,),
-        ),
-        ("GET", "/api/events"): Operation(
-            summary="Server-Sent Events: what viewers receive",
-            tags=of,
-            response_content={"text/event-stream": {"type": "string"}},
-        ),
-        ("GET", "/api/v1/presets"): Operation(
-            summary="Installed face packs", tags=("viewer",), response=preset_list
-        ),
-        ("GET", "/api/config"): Operation(
-            summary="The viewer config (which face pack)", tags=("viewer",), response=viewer_config
-        ),
-        ("PUT", "/api/config"): Operation(
-            summary="Choose the face pack every viewer shows",
-            tags=("viewer",),
-            request=viewer_config_update,
-            response=viewer_config,
-            errors=(400, 404),
-        ),
-        ("GET", "/api/tracking"): Operation(
-            summary="The latest live tracking result of the box's camera",
-            tags=("tracking",),
-            response=tracking_result,
-            errors=(503,),
-        ),
-        ("GET", "/api/emotion_state"): Operation(
-            summary="Current blendshape intensities of the person in front of the camera",
-            tags=("tracking",),
-            response=emotion_state,
-            errors=(503,),
-        ),
-        ("GET", "/ws/tracking"): Operation(
-            summary="Live tracking results (?encoding=msgpack, ?fields=, ?fps=)",
-            tags=("tracking",),
-            websocket_sends=tracking_result if tracking_result is not None else Analysis,
-            errors=(503,),
-        ),
-        ("GET", "/api/camera/preview.mjpg"): Operation(
-            summary="Camera preview (MJPEG) for aiming the camera; off unless camera.preview",
-            tags=("tracking",),
-            response_content={"multipart/x-mixed-replace": {"type": "string"}},
-            errors=(404, 503),
-        ),
-    }
-
-
 __all__ = [
     "ApiDocs",
-    "ErrorBody",
     "Operation",
     "build_document",
     "describe",

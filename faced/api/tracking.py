@@ -25,20 +25,21 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import cv2
-import msgspec
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
+from msgspec import Meta
 
-from faced.api.codec import respond
+from faced.api import openapi
+from faced.api.codec import EncodingQuery, frame_type, is_ping, parse_query, respond
 from faced.api.errors import ApiError
-from faced.hub import Encoding, Hub, LatestSubscriber
+from faced.hub import Hub, LatestSubscriber
 from faced.keys import ACCESS_KEY, LIVE_KEY
 from faced.live import LiveTracking
 from faced.openface import close_socket
-from faced.schemas.tracking import TrackingResult
+from faced.schemas.tracking import EmotionState, TrackingResult
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,51 @@ _client_ids = itertools.count(1)
 
 
 def add_routes(app: web.Application) -> None:
-    access = app[ACCESS_KEY]
+    """The tracking routes (all camera-derived: PRIVATE), each described where it is added."""
+    private = app[ACCESS_KEY].private
     router = app.router
-    access.private(router.add_get("/ws/tracking", tracking_socket, allow_head=False))
-    access.private(router.add_get("/api/tracking", latest_result))
-    access.private(router.add_get("/api/emotion_state", emotion_state))
-    access.private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False))
+    tags = ("tracking",)
+    openapi.describe(
+        app,
+        private(router.add_get("/ws/tracking", tracking_socket, allow_head=False)),
+        openapi.Operation(
+            summary="Live tracking results (?encoding=msgpack, ?fields=, ?fps=)",
+            tags=tags,
+            query=TrackingQuery,
+            websocket_sends=TrackingResult,
+            errors=(400, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/tracking", latest_result)),
+        openapi.Operation(
+            summary="The latest live tracking result of the box's camera",
+            tags=tags,
+            response=TrackingResult,
+            errors=(503,),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/emotion_state", emotion_state)),
+        openapi.Operation(
+            summary="Current blendshape intensities of the person in front of the camera",
+            tags=tags,
+            response=EmotionState,
+            errors=(503,),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/camera/preview.mjpg", preview, allow_head=False)),
+        openapi.Operation(
+            summary="Camera preview (MJPEG) for aiming the camera; off unless camera.preview",
+            tags=tags,
+            response_content={"multipart/x-mixed-replace": {"type": "string"}},
+            errors=(404, 503),
+        ),
+    )
 
 
 def _live(request: web.Request) -> LiveTracking:
@@ -76,54 +116,68 @@ def _live(request: web.Request) -> LiveTracking:
     return service.live
 
 
-def _parse_fields(raw: str | None) -> frozenset[str] | None:
-    if raw is None or raw == "":
-        return None
-    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
-    unknown = sorted(names - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
-    if unknown:
-        raise ApiError(
+class TrackingQuery(EncodingQuery, frozen=True):
+    """``/ws/tracking``'s parameters: ``?encoding=``, ``?fields=a,b``, ``?fps=N``."""
+
+    fields: Annotated[
+        str | None,
+        Meta(description="Comma-separated result fields to keep (the stream fields stay)"),
+    ] = None
+    fps: (
+        Annotated[
+            float,
+            Meta(
+                gt=0,
+                le=1000,
+                description="Lower this client's rate cap (camera.client_fps)",
+                extra={"expected": "number > 0"},
+            ),
+        ]
+        | None
+    ) = None
+
+    @classmethod
+    def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for name in ("encoding", "fields"):  # blank: the default
+            if params.get(name) == "":
+                del params[name]
+        fps = params.get("fps")
+        if fps is not None:
+            with contextlib.suppress(ValueError):  # else the conversion names it
+                params["fps"] = float(fps)
+        return params
+
+    @classmethod
+    def problem(cls, name: str, raw: str) -> ApiError | None:
+        if name != "fields":
+            return None
+        unknown = sorted(_field_names(raw) - TRIMMABLE_FIELDS - set(STREAM_FIELDS))
+        if not unknown:
+            return None
+        return ApiError(
             400,
             f"invalid value for 'fields': unknown {', '.join(unknown)}; "
             f"allowed: {', '.join(sorted(TRIMMABLE_FIELDS))}",
             extra={"field": "fields", "allowed": sorted(TRIMMABLE_FIELDS)},
         )
-    return names
+
+    def wanted_fields(self) -> frozenset[str] | None:
+        """The named result fields; None: all of them."""
+        return None if self.fields is None else _field_names(self.fields)
 
 
-def _parse_fps(raw: str | None, cap: float) -> float:
-    if raw is None:
-        return cap
-    try:
-        fps = float(raw)
-    except ValueError:
-        fps = float("nan")
-    if not 0 < fps <= 1000:  # NaN fails too
-        raise ApiError(
-            400,
-            f"invalid value for 'fps': {raw!r}; expected a number > 0",
-            extra={"field": "fps", "expected": "number > 0"},
-        )
-    return min(fps, cap)
-
-
-def _parse_encoding(raw: str | None) -> Encoding:
-    encoding = raw or "json"
-    if encoding not in ("json", "msgpack"):
-        raise ApiError(
-            400,
-            f"invalid value for 'encoding': {encoding!r}; allowed: json, msgpack",
-            extra={"field": "encoding", "allowed": ["json", "msgpack"]},
-        )
-    return "msgpack" if encoding == "msgpack" else "json"
+def _field_names(raw: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
 
 
 async def tracking_socket(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE_KEY]
     _live(request)
-    encoding = _parse_encoding(request.query.get("encoding"))
-    fields = _parse_fields(request.query.get("fields"))
-    fps = _parse_fps(request.query.get("fps"), service.config.client_fps)
+    query = parse_query(request, TrackingQuery)
+    encoding = query.encoding
+    fields = query.wanted_fields()
+    cap = service.config.client_fps
+    fps = cap if query.fps is None else min(query.fps, cap)
     if service.closing.is_set():
         raise ApiError(503, "server shutting down")
     if service.clients >= MAX_CLIENTS:
@@ -147,7 +201,7 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
             # Results flow one way; the only request is a ping.
-            if _is_ping(message.data):
+            if is_ping(message.data):
                 await socket.send_str('{"type":"pong"}')
     finally:
         hub.unsubscribe(subscriber)
@@ -161,22 +215,10 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
     return socket
 
 
-def _is_ping(data: str | bytes) -> bool:
-    try:
-        decoded = msgspec.json.decode(data) if isinstance(data, str) else _unpack(data)
-    except msgspec.DecodeError:
-        return False
-    return isinstance(decoded, dict) and decoded.get("type") == "ping"
-
-
-def _unpack(data: bytes) -> Any:
-    return msgspec.msgpack.decode(data)
-
-
 async def _send_loop(
     hub: Hub, subscriber: LatestSubscriber, socket: web.WebSocketResponse, request: web.Request
 ) -> None:
-    opcode = WSMsgType.BINARY if subscriber.encoding == "msgpack" else WSMsgType.TEXT
+    opcode = frame_type(subscriber.encoding)
     sending = False
     task = asyncio.current_task()
 

@@ -1,6 +1,10 @@
-"""Image bytes -> RGB uint8 array, safely.
+"""Image bytes -> RGB uint8 array, safely; and the checks that come before decoding.
 
-Owner: faced.vision (face pipeline). JPEG, PNG and WebP only, EXIF orientation honoured.
+Owns: recognising the format (JPEG, PNG and WebP only) from the first bytes, reading the size
+from the header, the byte and megapixel limits, decoding (EXIF orientation honoured), and
+the wording of every way an image can be refused. Does not own: what an error means on the
+wire (faced.api.analyze maps each ``ImageError`` kind to an HTTP status) or base64 transport.
+
 JPEGs without EXIF data (camera frames, what agents encode) are decoded by simplejpeg, the
 same libjpeg-turbo as OpenCV's with the same pixels but ~0.2 ms less per 640x480 frame and
 straight into the pipeline's RGBA layout; everything else, and any JPEG simplejpeg refuses,
@@ -31,7 +35,48 @@ _EXIF: Final = b"Exif\x00\x00"  # an APP1 segment's identifier
 
 
 class ImageError(ValueError):
-    """The bytes are not an image faced accepts; the message says why."""
+    """The bytes are not an image faced accepts; the message says why. This class itself:
+    a corrupt or truncated image (its subclasses are the other reasons)."""
+
+
+class EmptyImage(ImageError):
+    """No bytes at all."""
+
+
+class NotAnImage(ImageError):
+    """Bytes of some other format than JPEG, PNG or WebP."""
+
+
+class ImageTooLarge(ImageError):
+    """More bytes, or more pixels, than the limit."""
+
+
+def looks_like_image(data: bytes) -> bool:
+    """Whether ``data`` starts like an encoded image (a cheap look at the magic numbers,
+    to tell an image apart from a msgpack message; the header is checked later)."""
+    return data[:3] == b"\xff\xd8\xff" or data[:4] in (b"\x89PNG", b"RIFF")
+
+
+def check_image(data: bytes, *, max_bytes: int, max_megapixels: float, hint: str = "") -> None:
+    """Cheap header checks, no pixel decoded: ``EmptyImage``, ``ImageTooLarge`` (bytes or
+    megapixels; ``hint`` is appended to the megapixel message, e.g. the setting's name),
+    ``NotAnImage``, or ``ImageError`` for a corrupt header."""
+    if not data:
+        raise EmptyImage("image is empty")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"image too large: {len(data)} bytes, limit {max_bytes}")
+    _kind, width, height, _exif = _header(data)
+    _check_megapixels(width, height, max_megapixels, hint)
+
+
+def _check_megapixels(width: int, height: int, max_megapixels: float, hint: str = "") -> float:
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise ImageTooLarge(
+            f"image is {width}x{height} ({megapixels:.1f} MP), "
+            f"over the {max_megapixels:g} MP limit{hint}"
+        )
+    return megapixels
 
 
 def image_format(data: bytes) -> str | None:
@@ -114,7 +159,7 @@ def _header(data: bytes) -> tuple[str, int, int, bool]:
     elif kind == "webp":
         width, height = _webp_size(data)
     else:
-        raise ImageError("not a JPEG, PNG or WebP image")
+        raise NotAnImage("not a JPEG, PNG or WebP image")
     if width <= 0 or height <= 0:
         raise ImageError(f"corrupt {kind.upper()}: {width}x{height} pixels")
     return kind, width, height, exif
@@ -159,13 +204,9 @@ def _decode(
 ) -> npt.NDArray[np.uint8]:
     raw = bytes(data) if not isinstance(data, bytes) else data
     if not raw:
-        raise ImageError("empty image data")
+        raise EmptyImage("empty image data")
     kind, width, height, exif = _header(raw)
-    megapixels = width * height / 1e6
-    if megapixels > max_megapixels:
-        raise ImageError(
-            f"image is {width}x{height} ({megapixels:.1f} MP), over the {max_megapixels:g} MP limit"
-        )
+    megapixels = _check_megapixels(width, height, max_megapixels)
     rgba = megapixels <= rgba_up_to
     if kind == "jpeg" and not exif:
         try:

@@ -1,0 +1,56 @@
+"""The body of ``GET /health`` (and its alias ``/api/health``).
+
+Owns: the report's shape. faced.app builds it from faced.api.health's registry: the core's
+fields, one entry per component under ``components``, and the facts components add with a
+summary (viewers, agents, the face state, the model). Components' entries are open: each
+says at least its ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class ComponentHealth(msgspec.Struct, forbid_unknown_fields=False):
+    """One component's entry; the other fields are the component's own."""
+
+    status: str
+    """"ok", "error" (the daemon is degraded), "off", or the component's own word."""
+
+
+class ModelFile(msgspec.Struct, forbid_unknown_fields=True):
+    sha256: str
+    runs_on: str
+
+
+class ModelHealth(msgspec.Struct, forbid_unknown_fields=True):
+    """The face models the analyze workers run."""
+
+    name: str
+    version: str
+    sha256: str
+    backend: str
+    precision: str
+    files: dict[str, ModelFile]
+
+
+class Health(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The daemon's health: the process answers (``ok``); ``status`` says whether every
+    component does."""
+
+    status: Literal["ok", "degraded"]
+    ok: bool
+    version: str
+    uptime_s: float
+    components: dict[str, ComponentHealth]
+    viewers: int | msgspec.UnsetType = msgspec.UNSET
+    agents: int | msgspec.UnsetType = msgspec.UNSET
+    state: str | msgspec.UnsetType = msgspec.UNSET
+    """The face's state (idle, listening, …)."""
+    slow_viewers_disconnected: int | msgspec.UnsetType = msgspec.UNSET
+    model: ModelHealth | msgspec.UnsetType = msgspec.UNSET
+
+
+__all__ = ["ComponentHealth", "Health", "ModelFile", "ModelHealth"]
