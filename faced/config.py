@@ -5,6 +5,9 @@ merging the layers, and turning every validation failure into one line that name
 key path, the offending value and what is expected (``ConfigError``; the CLI exits 78).
 Every section a component reads is declared here, so `faced config show` prints the
 whole effective configuration and `faced config check` validates all of it.
+Does not own: what a component does with its section (each component is handed its own by
+faced.app), or the settings an API change persists (faced.state). Why apart: a bad value
+stops the daemon at startup with one line, before any component has started.
 """
 
 from __future__ import annotations
@@ -374,7 +377,7 @@ API_KEY_CREDENTIAL: Final = "api-key"
 def credentials_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     """auth.api_key from systemd's credentials directory, so the secret never sits in the
     environment or a world-readable file. The lowest layer above the defaults: a key set in
-    the TOML file, the environment or a flag wins. Owner: the appliance (issue 8)."""
+    the TOML file, the environment or a flag wins; the appliance's unit sets it up."""
     directory = environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return {}

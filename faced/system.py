@@ -1,6 +1,6 @@
 """The daemon's contract with its host: logging set-up and systemd's notify protocol.
 
-Owner: the daemon core (issue 3). Owns:
+Owns:
 
 * ``setup_logging`` — one line per event, ``key=value`` text or JSON, with the structured
   fields a caller passes through ``extra=``; under systemd with systemd-python installed,
@@ -11,7 +11,10 @@ Owner: the daemon core (issue 3). Owns:
 * ``watchdog_ctx`` — the aiohttp cleanup context that pings the watchdog from an event-loop
   task every ``WATCHDOG_USEC / 2``: a blocked loop stops the pings, which is the point.
 
-systemd-python is imported lazily; nothing here needs it.
+systemd-python is imported lazily; nothing here needs it. Does not own: when the daemon
+is ready or stopping (faced.app says so through ``NOTIFIER_KEY``), or the unit files
+(systemd/). Why apart: the host's protocols are the same whatever the daemon runs, and are
+tested without a daemon.
 """
 
 from __future__ import annotations

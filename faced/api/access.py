@@ -1,6 +1,7 @@
 """Who may call what: the one place the API's access policy is written down.
 
-Owner: the daemon core (issue 3). Every route falls in one of three classes:
+Owns: the access classes and which route is in which. Every route falls in one of three
+classes:
 
 * ``PUBLIC`` — anyone, key or not: the pages, static files, health, and the read-only
   face state (the ``PUBLIC_ROUTES`` list below is the whole list; review changes to it).
@@ -10,7 +11,9 @@ Owner: the daemon core (issue 3). Every route falls in one of three classes:
   loopback clients only when none is set (403 naming the setting otherwise). A module marks
   its route at registration: ``app[ACCESS_KEY].private(app.router.add_get(...))``.
 
-The auth middleware (faced.api.middlewares) asks ``AccessPolicy.classify`` per request.
+Does not own: enforcing it — the auth middleware (faced.api.middlewares) asks
+``AccessPolicy.classify`` per request. Why apart: the whole policy can be reviewed in one
+file, and the OpenAPI document (faced.api.openapi) reads each route's class from here.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """Who is asking, and how often: the client address and the per-address write rate limit.
 
-Owner: the daemon core (issue 3). Owns:
+Owns:
 
 * ``ClientAddress`` — the real client of a request: the TCP peer, or the right-most
   untrusted hop of ``X-Forwarded-For`` when (and only when) the peer is a configured proxy.
 * ``RateLimiter`` — GCRA (the generic cell rate algorithm, a token bucket stored as one
   timestamp per client) with bounded memory: keys that have fully recovered are swept, and
   past ``max_keys`` the least recently seen key is dropped.
+
+Does not own: answering 429 or which requests count (the guard in faced.api.middlewares).
+Why apart: both are pure (the limiter's clock is injectable) and tested without a server.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """`faced analyze PATH…`: run the face pipeline on images, directories and video files.
 
-Owner: faced.vision (face pipeline). Images go through IMAGE mode (detection every time),
+Owns: reading the paths and printing the results. Does not own: the analysis
+(faced.vision.pipeline), decoding (faced.vision.image_io, faced.vision.video). Images go
+through IMAGE mode (detection every time),
 videos through a tracker (VIDEO mode: tracking, smoothing) with timestamps from the file's
 frame rate. ``--jsonl`` writes one analyze document per image or frame, plus ``source``
 (and ``frame`` for video); otherwise a short human summary. A path that cannot be read is

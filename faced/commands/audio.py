@@ -1,7 +1,7 @@
 """`faced audio devices`: the PortAudio output devices `audio.sink = "pyaudio:DEVICE"` can name.
 
-Owner: the speaker (issue 7). Only parses arguments and prints; the device listing is
-faced.devices.audio's. Without pyaudio (the ``audio`` extra) it prints one line saying how
+Owns: parsing the arguments and printing. Does not own: the device listing
+(faced.devices.audio). Without pyaudio (the ``audio`` extra) it prints one line saying how
 to install it and exits 1.
 """
 

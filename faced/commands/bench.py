@@ -1,11 +1,12 @@
-"""`faced bench api|pipeline`: benchmarks that print their figures beside a baseline.
+"""`faced bench SUBJECT`: benchmarks that print their figures beside a baseline.
 
-Owner: the Open Face protocol (issue 3) for the command and `api`; `pipeline` belongs to
-faced.vision (faced/bench/pipeline.py). Each subject lives in faced/bench/ and exposes
+Owns: the command and the choice of subject. Does not own: any measurement (one module per
+subject in faced.bench). Each subject lives in faced/bench/ and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when its
 subcommand is parsed (``_SubjectParser`` adds its arguments then), so every other faced
 command — `faced analyze` timed against MediaPipe among them — starts without importing
-asyncio, aiohttp's helpers or the speaker for benchmarks it does not run (~0.13 s).
+asyncio, aiohttp's helpers or the speaker for benchmarks it does not run (the start-up
+that saves shows in `bench/pipeline_vs_mediapipe.py`'s 1-frame clip).
 """
 
 from __future__ import annotations

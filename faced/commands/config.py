@@ -1,6 +1,7 @@
 """`faced config check [FILE]` and `faced config show`: validate and print the config.
 
-Owner: the daemon core (issue 3). ``check`` validates the whole effective configuration
+Owns: the two subcommands' arguments and output. Does not own: the schema, loading or the
+error wording (faced.config). ``check`` validates the whole effective configuration
 (file, environment) without starting anything: "ok: FILE" and exit 0, or the one-line error
 and exit 78. ``show`` prints the effective configuration, secrets masked, as TOML or JSON.
 """

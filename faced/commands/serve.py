@@ -1,7 +1,7 @@
 """`faced serve`: load the config, then run the daemon (faced.app.run).
 
-Owner: the daemon core (issue 3). Only parses flags and reports config errors as one line
-on stderr with exit status 78 (EX_CONFIG); everything else happens in faced.app.
+Owns: parsing the flags and reporting config errors as one line on stderr with exit status
+78 (EX_CONFIG). Does not own: the daemon (faced.app) or the config's rules (faced.config).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Gaze follow and mirror: the tracked person, turned into ordinary face-state updates.
 
-Owner: gaze follow (issue 6). Pure: no I/O, no event loop, an injectable clock. The
-``Follower`` is fed every live tracking result (faced.live) with ``observe`` and every
+Owns: the ``Follower``. Pure: no I/O, no event loop, an injectable clock. Does not own:
+the task that runs it and its wiring to tracking and the agents (faced.gaze_follow), or the
+routes (faced.api.follow). Why apart: the mapping is geometry and timing, tested frame by
+frame with a fake clock. The ``Follower`` is fed every live tracking result (faced.live) with ``observe`` and every
 agent update with ``agent_wrote``; ``step(state)``, called at most ``follow.rate_hz`` times
 a second (faced.gaze_follow), answers the ``StateUpdate`` that brings the face closer to
 the person — or None when nothing moved past the deadband. The update goes through the

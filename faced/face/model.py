@@ -1,6 +1,6 @@
 """The face-state model: what the face shows, and how updates and time change it.
 
-Owner: the Open Face protocol (issue 3). Pure: no I/O, no event loop, injectable clocks.
+Owns: the face's state and its rules. Pure: no I/O, no event loop, injectable clocks.
 It merges partial updates (clamping numbers into the ranges faced.schemas.face_state
 declares), keeps ``text``/``detail`` ephemeral (in the broadcast that carries them, then
 cleared), records the history ring, counts audio sequences, and decides the timed
@@ -10,7 +10,9 @@ disconnects → sleeping; the first agent to connect wakes the face to idle).
 
 Every method that changes the face returns the ``StateMessage`` to broadcast; the caller
 (faced.openface) publishes it. Invalid input raises ``InvalidUpdate`` before anything
-changes.
+changes. Does not own: the ranges and the wire types (faced.schemas.face_state), publishing,
+timers' tasks or admission (faced.openface). Why apart: the protocol's behaviour is tested
+call by call with a fake clock, without sockets.
 """
 
 from __future__ import annotations

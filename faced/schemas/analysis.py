@@ -1,6 +1,8 @@
 """The analyze result: one schema for REST, sockets and the CLI.
 
-Owner: faced.vision (face pipeline). ``faces`` lists every face found, largest first; the
+Owns: the result's shape. Does not own: computing it (faced.vision.stages). Why apart: the
+routes, the sockets, `faced analyze --jsonl` and the OpenAPI document give one document.
+``faces`` lists every face found, largest first; the
 primary (largest) face's fields are repeated at the top level so ``data["blendshapes"]``
 and ``data["eyes"]["left"]["gaze"]`` work as in Eyeconic's API (null when no face).
 Coordinates are normalized to the image (0..1, x right, y down); ``left``/``right`` are the

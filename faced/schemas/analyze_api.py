@@ -1,6 +1,7 @@
 """Requests and socket messages of the analyze API (/v1/analyze, /v1/stream).
 
-Owner: the analyze API (issue 5). The result itself is ``faced.schemas.analysis.Analysis``,
+Owns: the requests and the stream's messages. Does not own: the routes (faced.api.analyze,
+faced.api.analyze_stream). The result itself is ``faced.schemas.analysis.Analysis``,
 the same document ``faced analyze --jsonl`` writes; these types wrap the requests around it
 and the stream's replies. They drive validation, JSON, msgpack and the OpenAPI document.
 """

@@ -1,8 +1,10 @@
 """The speaker's API messages: GET/POST /api/audio/volume.
 
-Owner: the speaker (issue 7). ``Volume`` is what the routes answer and what persists in the
+Owns: the volume's types. ``Volume`` is what the routes answer and what persists in the
 state directory (``audio.json``); ``VolumeUpdate`` is the body of POST (either field may
-be left out; unknown fields are refused).
+be left out; unknown fields are refused). Does not own: applying or persisting the
+volume (faced.voice) or the routes (faced.api.speaker). Why apart: one type validates the
+body, encodes the answer, persists the setting and gives the OpenAPI schema.
 """
 
 from __future__ import annotations

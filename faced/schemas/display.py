@@ -1,7 +1,9 @@
 """The display's schemas: GET/PUT /api/display.
 
-Owner: the body (issue 7). ``DisplayUpdate`` is what a client may change; ``DisplayStatus``
-what the display is doing and why (faced.display_policy, faced.devices.display).
+Owns: the types. ``DisplayUpdate`` is what a client may change; ``DisplayStatus`` what the
+display is doing and why. Does not own: what fills them (faced.display_policy,
+faced.devices.display) or the routes (faced.api.display). Why apart: the same types
+validate, encode and give the OpenAPI schema.
 """
 
 from __future__ import annotations

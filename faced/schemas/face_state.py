@@ -1,7 +1,8 @@
 """The Open Face v1 messages: the face state, its partial updates, and what sockets carry.
 
-Owner: the Open Face protocol (issue 3). Every range and choice is declared here once, in
-the field's type: the enums as ``Literal``s, the numeric ranges as JSON-schema
+Owns: the protocol's types and their ranges. Does not own: applying updates
+(faced.face.model) or carrying them (faced.openface, faced.api). Why apart: every range and
+choice is declared here once, in the field's type: the enums as ``Literal``s, the numeric ranges as JSON-schema
 ``minimum``/``maximum`` in ``Meta(extra_json_schema=…)`` (not ``Meta(ge/le)``, because the
 protocol clamps out-of-range numbers instead of rejecting them). From these declarations
 come decoding (msgspec), the clamping table (``CLAMPS``), the error wording

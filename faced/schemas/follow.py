@@ -1,8 +1,9 @@
 """Gaze follow and mirror: the mode and its API messages (GET/PUT /api/follow).
 
-Owner: gaze follow (issue 6). ``FollowStatus`` is what GET /api/follow answers;
-``FollowUpdate`` is the body of PUT /api/follow (every field optional, unknown fields
-refused). The mode's meaning is in faced.face.follow.
+Owns: the types. ``FollowStatus`` is what GET /api/follow answers; ``FollowUpdate`` is the
+body of PUT /api/follow (every field optional, unknown fields refused). Does not own: the
+mode's meaning (faced.face.follow), the component (faced.gaze_follow) or the routes
+(faced.api.follow). Why apart: the follower, the routes and the OpenAPI document share them.
 """
 
 from __future__ import annotations

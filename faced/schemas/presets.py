@@ -1,8 +1,10 @@
 """Face packs and the viewer's public config: the schemas of /api/v1/presets and /api/config.
 
-Owner: the viewer (issue 6). ``Preset`` is one face pack as GAZE-style clients list it;
-``ViewerConfig`` is what every viewer shows (read publicly, written with the API key);
-``ConfigMessage`` is what the viewer socket broadcasts when it changes.
+Owns: the types. ``Preset`` is one face pack as GAZE-style clients list it; ``ViewerConfig``
+is what every viewer shows (read publicly, written with the API key); ``ConfigMessage`` is
+what the viewer socket broadcasts when it changes. Does not own: the packs or the choice
+(faced.face_packs), or the routes (faced.api.presets). Why apart: the routes, the hub's
+messages and the OpenAPI document share them.
 """
 
 from __future__ import annotations

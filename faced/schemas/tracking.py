@@ -1,9 +1,11 @@
 """Live tracking messages: results of the box's own camera, presence, emotion state.
 
-Owner: live tracking (issue 5). ``TrackingResult`` is the analyze result
+Owns: the types. ``TrackingResult`` is the analyze result
 (faced.schemas.analysis) plus where the frame sits in the stream; ``PresenceMessage`` is
 what viewers may see of a person (never blendshapes or images); ``EmotionState`` is the
-current blendshape intensities (Synthetic Heart's name for them).
+current blendshape intensities (Synthetic Heart's name for them). Does not own: making
+them (faced.live) or serving them (faced.api.tracking). Why apart: the sockets, the routes,
+the benchmarks and the OpenAPI document decode and describe the same types.
 """
 
 from __future__ import annotations
