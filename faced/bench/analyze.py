@@ -1,6 +1,7 @@
 """`faced bench analyze`: POST /v1/analyze over loopback, 1 vs 2 pipeline workers.
 
-Owner: the analyze API (issue 5). One run measures, on a 640x480 JPEG of a face:
+Owns: this measurement and its load generator. Does not own: starting the daemon or
+reading its CPU time (faced.bench.server). One run measures, on a 640x480 JPEG of a face:
 
 * **baseline** — the same decode + ``FacePipeline.analyze`` in this process, no HTTP: the
   floor any server pays per image;

@@ -1,6 +1,8 @@
 """`faced bench api`: what the full API stack costs, beside a bare aiohttp server.
 
-Owner: the Open Face protocol (issue 3). One run, on loopback, two server processes:
+Owns: this measurement, the bare baseline server and the lean clients. Does not own:
+starting the servers or reading their CPU time (faced.bench.server). One run, on loopback,
+two server processes:
 
 * **faced** — the real daemon (`python -m faced serve`, every middleware: request context,
   auth with an API key, rate limiting with limits too high to refuse, security headers);

@@ -1,6 +1,7 @@
 """`faced bench live`: capture → publish latency and event-loop lag while the box tracks.
 
-Owner: live tracking (issue 5). One run, three phases of the real daemon (faced.app, in
+Owns: this measurement and its probe. Does not own: the tracking it measures (faced.live)
+or the clip (faced.vision.synthetic). One run, three phases of the real daemon (faced.app, in
 this process on uvloop, so a probe task can measure its own event loop), each with the
 same probe: a task that sleeps ``PROBE_INTERVAL_S`` and records how late it wakes up —
 the event-loop lag every request and socket in the daemon waits behind.

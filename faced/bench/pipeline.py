@@ -1,6 +1,7 @@
 """`faced bench pipeline`: where a frame's time goes, detection and tracking apart.
 
-Owner: faced.vision (face pipeline). Runs the pipeline on a synthetic moving-face clip
+Owns: this measurement and its table. Does not own: the pipeline (faced.vision.pipeline)
+or the clip (faced.vision.synthetic). Runs the pipeline on a synthetic moving-face clip
 (faced.vision.synthetic: a test photograph drifting, zooming and tilting, generated frame by
 frame, never stored), first in IMAGE mode
 (detector on every frame) then in VIDEO mode (tracking), and prints per-stage latency

@@ -1,6 +1,7 @@
 """`faced bench speaker`: CPU the speaker spends per second of audio, beside a baseline.
 
-Owner: the speaker (issue 7). The real ``Speaker`` (queue, writer thread, conversion,
+Owns: this measurement and its sink. Does not own: the player it measures
+(faced.devices.speaker). The real ``Speaker`` (queue, writer thread, conversion,
 volume, envelope, callbacks to an event loop) plays WAV chunks into a sink that takes the
 frames and returns at once — the OS boundary, without a device's pacing — so the run takes
 a fraction of the audio's duration and the process CPU time it costs is what playback

@@ -1,9 +1,10 @@
 """`faced models fetch|build|list`: install the pinned models, derive the int8 and ONNX
 models, show what is installed and what the configured back end runs.
 
-Owns: parsing the arguments and printing. Does not own the work, which is in faced.vision.models (fetch, verify),
-faced.vision.build (derive; build-only tools) and faced.vision.variants (derived-file
-records). Why apart: the build's tools are imported only when `build` runs.
+Owns: parsing the arguments and printing. Does not own the work, which is in
+faced.vision.models (fetch, verify), faced.vision.build (derive; build-only tools) and
+faced.vision.variants (derived-file records). Why apart: the build's tools are imported only
+when `build` runs.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Gaze follow and mirror: the tracked person, turned into ordinary face-state updates.
 
-Owns: the ``Follower``. Pure: no I/O, no event loop, an injectable clock. Does not own:
-the task that runs it and its wiring to tracking and the agents (faced.gaze_follow), or the
+Owns: the ``Follower``. Pure: no I/O, no event loop, an injectable clock. Does not own: the
+task that runs it and its wiring to tracking and the agents (faced.gaze_follow), or the
 routes (faced.api.follow). Why apart: the mapping is geometry and timing, tested frame by
-frame with a fake clock. The ``Follower`` is fed every live tracking result (faced.live) with ``observe`` and every
-agent update with ``agent_wrote``; ``step(state)``, called at most ``follow.rate_hz`` times
-a second (faced.gaze_follow), answers the ``StateUpdate`` that brings the face closer to
-the person — or None when nothing moved past the deadband. The update goes through the
-face model like an agent's, so every viewer (Open Face's page too) follows and mirrors
-without ever receiving face data.
+frame with a fake clock. The ``Follower`` is fed every live tracking result (faced.live)
+with ``observe`` and every agent update with ``agent_wrote``; ``step(state)``, called at
+most ``follow.rate_hz`` times a second (faced.gaze_follow), answers the ``StateUpdate`` that
+brings the face closer to the person — or None when nothing moved past the deadband. The
+update goes through the face model like an agent's, so every viewer (Open Face's page too)
+follows and mirrors without ever receiving face data.
 
 Modes: ``off`` — nothing; ``follow`` — ``lookAt`` looks at the person; ``mirror`` —
 follow, and the face copies the person: blinks → ``winkLeft``/``winkRight``, jaw →

@@ -2,11 +2,12 @@
 
 Owns: the protocol's types and their ranges. Does not own: applying updates
 (faced.face.model) or carrying them (faced.openface, faced.api). Why apart: every range and
-choice is declared here once, in the field's type: the enums as ``Literal``s, the numeric ranges as JSON-schema
-``minimum``/``maximum`` in ``Meta(extra_json_schema=…)`` (not ``Meta(ge/le)``, because the
-protocol clamps out-of-range numbers instead of rejecting them). From these declarations
-come decoding (msgspec), the clamping table (``CLAMPS``), the error wording
-(``describe_problem``) and the JSON schema / OpenAPI document (``msgspec.json.schema``).
+choice is declared here once, in the field's type: the enums as ``Literal``s, the numeric
+ranges as JSON-schema ``minimum``/``maximum`` in ``Meta(extra_json_schema=…)`` (not
+``Meta(ge/le)``, because the protocol clamps out-of-range numbers instead of rejecting
+them). From these declarations come decoding (msgspec), the clamping table (``CLAMPS``), the
+error wording (``describe_problem``) and the JSON schema / OpenAPI document
+(``msgspec.json.schema``).
 
 Field names on the wire are camelCase (``rename="camel"``): ``emotion_secondary`` in
 Python is ``emotionSecondary`` in JSON and msgpack.
