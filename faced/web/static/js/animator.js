@@ -1,7 +1,8 @@
 // The face's motion: turns the protocol state (target) plus a face pack into the smoothly
 // interpolated drawing parameters (current), with blinking, breathing, saccades and idle
-// micro-motion. Owner: the viewer. Pure computation, no DOM; every per-frame
-// value lives in preallocated fields so a frame allocates nothing.
+// micro-motion. Does not own drawing (renderer.js) or the state's rules (protocol.js).
+// Pure computation, no DOM, so it is tested without a page; every per-frame value lives in
+// preallocated fields so a frame allocates nothing.
 
 import { clamp, defaultState, hexToRgb, mergeState } from "./protocol.js";
 

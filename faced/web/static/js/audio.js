@@ -1,8 +1,9 @@
 // Plays the daemon's /api/audio chunks in order and measures their loudness for the mouth.
-// Owner: the viewer. Chunks of one utterance share a sequence number: a new
-// ``audio-seq`` (or a chunk with a newer seq) flushes everything queued or playing from the
-// old one; ``audio-done`` lets the queue finish. Decoding is chained so chunks play in the
-// order they arrived even though decodeAudioData is asynchronous.
+// Does not own the socket (connection.js) or the mouth's motion (animator.js). Chunks of
+// one utterance share a sequence number: a new ``audio-seq`` (or a chunk with a newer seq)
+// flushes everything queued or playing from the old one; ``audio-done`` lets the queue
+// finish. Decoding is chained so chunks play in the order they arrived even though
+// decodeAudioData is asynchronous.
 
 const RMS_GAIN = 3.5; // speech RMS of ~0.25 opens the mouth fully
 

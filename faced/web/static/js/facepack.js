@@ -1,7 +1,8 @@
 // Reads an Open Face `.face.json` face pack into the flat, fully-defaulted geometry the
-// animator and renderer use. Owner: the viewer. Every value is checked and
-// clamped; unknown sections and values (accessories, bodies, exotic eye styles …) are
-// ignored or mapped to the nearest supported look — a pack can never break the viewer.
+// animator and renderer use. Does not own which pack is shown (viewer.js, from the daemon's
+// /api/config). Every value is checked and clamped; unknown sections and values
+// (accessories, bodies, exotic eye styles …) are ignored or mapped to the nearest supported
+// look — a pack can never break the viewer.
 
 import { EMOTION_COLORS, STATE_COLORS, STATES, clamp, hexToRgb } from "./protocol.js";
 

@@ -1,7 +1,8 @@
-// The Open Face v1 state protocol as the browser sees it: enums, the default colour
-// table, and merging a (partial) state message into the current state. Owner: the viewer.
-// The daemon validates what agents send; this merge still checks every field so
-// a viewer pointed at another server (?server=) cannot be broken by a bad message.
+// The Open Face v1 state protocol as the browser sees it: enums, the default colour table,
+// and merging a (partial) state message into the current state. Does not own the socket
+// (connection.js) or the motion (animator.js). The daemon validates what agents send; this
+// merge still checks every field so a viewer pointed at another server (?server=) cannot be
+// broken by a bad message.
 
 export const STATES = Object.freeze([
   "idle", "thinking", "speaking", "listening", "reacting", "puzzled",

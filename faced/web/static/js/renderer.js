@@ -1,7 +1,7 @@
-// Draws one frame of the face on a 2D canvas from the animator's current parameters.
-// Owner: the viewer. Geometry is in units of min(width, height) around the
-// centre; every element is one path and one fill or stroke; nothing here allocates
-// beyond a colour string or two per frame, and nothing touches the DOM.
+// Draws one frame of the face on a 2D canvas from the animator's current parameters. Does
+// not own the motion (animator.js). Geometry is in units of min(width, height) around the
+// centre; every element is one path and one fill or stroke; nothing here allocates beyond a
+// colour string or two per frame, and nothing touches the DOM.
 
 import { clamp } from "./protocol.js";
 

@@ -1,6 +1,7 @@
 // Built-in speech for remote viewers (?tts=1): speaks a state's ``text`` with the browser's
 // speech synthesis while no audio chunks flow; real audio from the daemon always wins (it
-// cancels speech). The mouth follows word boundaries. Owner: the viewer.
+// cancels speech). The mouth follows word boundaries. Does not own the daemon's audio
+// (audio.js).
 
 const AUDIO_QUIET_MS = 3000; // chunks within this long mean an audio pipeline is active
 const AUDIO_EXPECTED_MS = 2000; // after an audio-seq announcing audio, wait for its chunks

@@ -1,4 +1,5 @@
-// Entry point of the viewer page (/). Owner: the viewer.
+// Entry point of the viewer page (/): hands the page's elements to viewer.js, which owns
+// the rest.
 import { startViewer } from "./viewer.js";
 
 window.faced = startViewer(document.getElementById("face"), {

@@ -1,4 +1,5 @@
-// The viewer page (/): a full-screen face driven by /ws/viewer. Owner: the viewer.
+// The viewer page (/): a full-screen face driven by /ws/viewer. Owns: wiring the socket
+// (connection.js), the pack (facepack.js), motion, drawing, audio and speech together.
 // URL parameters: ?server=ws://host:port/ws/viewer (another daemon), ?face=SLUG (pin a face
 // pack; otherwise the daemon's /api/config choice, switched live), ?audio=off (do not play
 // /api/audio chunks — the kiosk, where the daemon drives the speaker), ?tts=1 (speak text
