@@ -1,12 +1,12 @@
 """What the display policy adds to every hub publish, beside a publish without it.
 
-Owner: the body (issue 7). The display policy reads the hub as an observer
-(faced.hub.Hub.observers, faced.display.DisplayService.observe): every message the hub
-publishes — state updates up to an agent's 60/s, gaze follow's 20/s, presence moves 5/s,
-audio chunks — costs one call that updates the policy and checks whether its level or next
-step changed. Measured here: ``Hub.publish`` of a state message and of a presence move to
-one JSON viewer, without observers (the baseline) and with the display policy observing,
-best of several rounds, in the same run.
+The display policy reads the hub as an observer (faced.hub.Hub.observers,
+faced.display_policy.DisplayService.observe): every message the hub publishes — state
+updates up to an agent's 60/s, gaze follow's 20/s, presence moves 5/s, audio chunks — costs
+one call that updates the policy and checks whether its level or next step changed. Measured
+here: ``Hub.publish`` of a state message and of a presence move to one JSON viewer, without
+observers (the baseline) and with the display policy observing, best of several rounds, in
+the same run.
 
     .venv/bin/python bench/display_policy.py [--messages 20000] [--rounds 5]
 """

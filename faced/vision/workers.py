@@ -1,16 +1,17 @@
 """The analyze worker pool: N face pipelines, each on its own thread, bounded admission.
 
 Owns the pipelines that serve /v1/analyze and /v1/stream, their threads and admission.
-Does not own HTTP (faced.api.analyze) or the live camera's pipeline (faced.live).
+Does not own HTTP (faced.api.analyze, faced.api.analyze_stream) or the live camera's
+pipeline (faced.live).
 Why: inference must never run on the event loop, and a burst must be refused, not queued.
 
-``AnalyzePool`` owns ``vision.analyze_workers`` pipelines;
-each lives on one dedicated thread (a single-thread executor) with its own interpreters, so
-no interpreter is ever touched by two threads and N workers use N cores. Jobs (decode +
-inference, never on the event loop) go to the least-loaded worker. Admission is bounded:
-at most ``backlog`` jobs wait per worker; beyond that ``PoolBusy`` (the API answers 503
-with Retry-After) — there is no unbounded queue anywhere. A stream (faced.api.analyze's
-/v1/stream) pins one worker, because its tracker belongs to that worker's pipeline.
+``AnalyzePool`` owns ``vision.analyze_workers`` pipelines; each lives on one dedicated
+thread (a single-thread executor) with its own interpreters, so no interpreter is ever
+touched by two threads and N workers use N cores. Jobs (decode + inference, never on the
+event loop) go to the least-loaded worker. Admission is bounded: at most ``backlog`` jobs
+wait per worker; beyond that ``PoolBusy`` (the API answers 503 with Retry-After) — there is
+no unbounded queue anywhere. A stream (/v1/stream, faced.api.analyze_stream) pins one
+worker, because its tracker belongs to that worker's pipeline.
 
 ``analyze_pool_ctx`` is the ``cleanup_ctx``: it loads and verifies every model at startup
 (a missing or corrupt model stops startup with the ModelError's one-line message, as a
