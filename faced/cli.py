@@ -3,7 +3,8 @@
 Each command module exposes ``register(subparsers)``; it adds its parser and sets
 ``func`` to a callable taking the parsed namespace and returning an exit status.
 Command modules import their heavy dependencies inside ``func`` so that
-``faced --help`` and ``faced config check`` stay fast on a Raspberry Pi.
+``faced --help`` and ``faced config check`` stay fast on a Raspberry Pi. Does not own any
+command (faced.commands) or the daemon (faced.app).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Owns: the chat route and its gateway client. The message goes to
 token as a Bearer credential; the gateway's JSON answer comes back as is. Not configured:
 503. The gateway down, answering with an error status or something other than JSON, or
 slower than ``openclaw.timeout_s``: 502. The answer is read up to ``MAX_REPLY_BYTES``.
+Does not own: adding the route among the Open Face routes (faced.api.face_routes) or the
+chat itself (the gateway's). Why apart: the only route that calls out of the box.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Owns: encoding (one encoder pair; responses by Accept, socket and SSE messages b
 subscriber's encoding), reading request bodies (by Content-Type, size-limited as a stream,
 decoded into msgspec types with clear 400/413/415 errors), and query parameters (msgspec
 Structs converted from the query string, which also give the OpenAPI parameters). Does not
-own: what a route does with them, or the error middleware (faced.api.middlewares).
+own: what a route does with them, or the error middleware (faced.api.middlewares). Why:
+one body reader, one query parser and one encoder pair, so every route words its 400s the
+same and encodes each message once.
 """
 
 from __future__ import annotations

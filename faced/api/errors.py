@@ -2,6 +2,8 @@
 
 Owns: ApiError. The body's shape is faced.schemas.errors.ErrorBody (also what the OpenAPI
 document says of every error), so an ``extra`` field it does not know fails at once.
+Does not own: sending it (faced.api.middlewares) or its shape (faced.schemas.errors). Why
+apart: every route module raises it without importing the middleware.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of every route, built from the msgspec schemas the code uses.
 
-Owns: the document and its two routes (``GET /openapi.json``, ``GET /docs``). Does not
-own any route's description: each module describes an operation where it registers the
-route::
+Owns: the document and its two routes (``GET /openapi.json``, ``GET /docs``). Does not own
+any route's description (why: a description beside its route cannot drift from it): each
+module describes an operation where it registers the route::
 
     openapi.describe(app, router.add_post("/v1/analyze", handler),
                      openapi.Operation(summary="…", request=Base64Request, response=Analysis))

@@ -1,10 +1,10 @@
 """A server process for a benchmark to measure: a free loopback port, start, wait, stop.
 
-Owns: what the benchmarks share; no measurement of its own (one module per subject). Shared
-by `faced bench api` (faced and the bare aiohttp baseline), `faced bench analyze` and
-`faced bench live` (its port only), with the CPU time a server process has used (on a
-shared machine req/s follow the neighbours' load, CPU per request much less so), and the
-event loop the load generators run on.
+Owns: what the benchmarks share; does not own any measurement (one module per subject).
+Shared by `faced bench api` (faced and the bare aiohttp baseline), `faced bench analyze` and
+`faced bench live` (its port only), with the CPU time a server process has used (on a shared
+machine req/s follow the neighbours' load, CPU per request much less so), and the event loop
+the load generators run on.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Owns: the one error shape. faced.api.errors.ApiError builds it, the error middleware sends
 it (also for aiohttp's own 404/405/413 and an unexpected 500), and the OpenAPI document
-describes every error response with it — one type, so the three cannot disagree.
+describes every error response with it — one type, so the three cannot disagree. Does
+not own: raising errors (faced.api.errors) or sending them (faced.api.middlewares).
 """
 
 from __future__ import annotations
