@@ -6,7 +6,8 @@ in use: a switch is persisted in ``<state dir>/viewer.json`` (faced.state) so it
 restarts, and told to every viewer (``{"type":"config","face":slug}`` through the Open
 Face service). A persisted slug whose pack is gone falls back to ``face.face`` with a
 warning; an unknown ``face.face`` stops startup (exit 78). Does not own: the routes
-(faced.api.presets).
+(faced.api.presets), where the choice is written (faced.state) or the packs' drawing (the
+viewer's facepack.js). Why apart: the choice is the daemon's, shared by every viewer.
 """
 
 from __future__ import annotations

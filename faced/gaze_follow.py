@@ -7,7 +7,9 @@ and one named, supervised task that asks the follower for an update at most
 rest), and sleeps otherwise. Does not own: the mapping from a face to the state (the
 ``Follower``), the routes (faced.api.follow), or the face: updates go through
 ``OpenFace.apply_camera`` — the face model and hub every viewer reads — so viewers see
-``lookAt``, winks, ``amplitude`` and ``emotion`` change, never face data.
+``lookAt``, winks, ``amplitude`` and ``emotion`` change, never face data. Why apart from
+the ``Follower``: the task, its pacing and its wiring are the daemon's; the mapping stays
+pure and is tested without one.
 """
 
 from __future__ import annotations

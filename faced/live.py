@@ -8,7 +8,9 @@ pipeline in tracking mode (VIDEO mode: faced.vision.tracker) and hands the resul
 event loop; ``Presence``, which debounces face found / not found into ``arrived`` /
 ``left`` events (with how long) and rate-limited ``moved`` updates carrying only the face's
 position. Does not own: the routes (faced.api.tracking), or what viewers see of a person —
-presence goes to the Open Face service (faced.openface), never face data.
+presence goes to the Open Face service (faced.openface), never face data. Why apart: the
+camera's results have readers of their own (/ws/tracking, gaze follow) that viewers must
+never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
 the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,

@@ -4,6 +4,8 @@ Owns: recognising the format (JPEG, PNG and WebP only) from the first bytes, rea
 from the header, the byte and megapixel limits, decoding (EXIF orientation honoured), and
 the wording of every way an image can be refused. Does not own: what an error means on the
 wire (faced.api.analyze maps each ``ImageError`` kind to an HTTP status) or base64 transport.
+Why apart: `faced analyze` and the API refuse an image with the same words, and a hostile
+image is refused before it costs memory.
 
 JPEGs without EXIF data (camera frames, what agents encode) are decoded by simplejpeg, the
 same libjpeg-turbo as OpenCV's with the same pixels, but faster (`faced bench analyze`'s

@@ -6,6 +6,8 @@ MediaPipe's IMAGE mode (detection on every call); ``tracker()`` gives a per-stre
 of interpreters: use one pipeline per worker thread for parallelism; calls on one pipeline,
 its trackers included, serialise on its lock.
 Does not own the models' loading or the steps (faced.vision.stages), nor a stream's state.
+Why: one entry point whose two modes give MediaPipe's results, for the API, the live camera
+and `faced analyze` alike.
 ``detector`` (vision.detector) picks the BlazeFace model: short (MediaPipe's default, faces
 within ~2 m), full (full range, faces up to ~5 m) or auto (both loaded; short unless the face
 is expected to be small: IMAGE mode falls back to full range when short range finds nobody,
