@@ -1,10 +1,10 @@
 """Detection range: how small a face each detector finds, and what small faces cost in accuracy.
 
-Owner: bench (reference side of the face pipeline). Each test photograph (tests/data.py's
-pinned photos and the demo photo) is tracked at full size with the short-range detector,
-MediaPipe's own setting: that is the reference. Then it is scaled so the face (the x extent
-of its 478 landmarks) is W px wide and placed in the middle of a 640x480 and a 1280x720
-frame (area-averaged like a sensor, flat background). Printed per frame size and face width:
+Each test photograph (tests/data.py's pinned photos and the demo photo) is tracked at full
+size with the short-range detector, MediaPipe's own setting: that is the reference. Then it
+is scaled so the face (the x extent of its 478 landmarks) is W px wide and placed in the
+middle of a 640x480 and a 1280x720 frame (area-averaged like a sensor, flat background).
+Printed per frame size and face width:
 
 - short / full / auto: photographs whose face IMAGE mode finds with that vision.detector;
 - stream: an auto tracker fed the still frame as a 30 frames/s camera would: photographs

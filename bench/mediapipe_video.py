@@ -1,11 +1,10 @@
 """MediaPipe's side of the pipeline benchmark: its Face Landmarker in VIDEO mode over a clip.
 
-Owner: bench (reference side of the face pipeline). The work ``faced analyze CLIP --jsonl``
-does, done the way a MediaPipe user would: decode each frame with OpenCV, convert it to
-RGB, ``detect_for_video`` (detection on the first frame or after a loss, tracking,
-smoothing, blendshapes, facial transformation matrix), one JSON line per frame on stdout
-with the blendshapes, the matrix and yaw/pitch/roll. mediapipe is a test/benchmark-only
-dependency; faced never imports it.
+The work ``faced analyze CLIP --jsonl`` does, done the way a MediaPipe user would: decode
+each frame with OpenCV, convert it to RGB, ``detect_for_video`` (detection on the first
+frame or after a loss, tracking, smoothing, blendshapes, facial transformation matrix), one
+JSON line per frame on stdout with the blendshapes, the matrix and yaw/pitch/roll. mediapipe
+is a test/benchmark-only dependency; faced never imports it.
 
     .venv/bin/python bench/mediapipe_video.py CLIP --model tests/.data/face_landmarker.task
 """

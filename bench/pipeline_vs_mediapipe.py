@@ -1,9 +1,9 @@
 """faced's face pipeline against MediaPipe, whole process against whole process, one core.
 
-Owner: bench (reference side of the face pipeline). Both programs get the same synthetic
-moving-face clip (``faced.vision.synthetic``; 600 frames of 640x480 MJPEG by default,
-written once to a cache directory) and do the same work per frame: decode, detect or
-track, landmarks, blendshapes, head pose, one JSON line on stdout.
+Both programs get the same synthetic moving-face clip (``faced.vision.synthetic``; 600
+frames of 640x480 MJPEG by default, written once to a cache directory) and do the same work
+per frame: decode, detect or track, landmarks, blendshapes, head pose, one JSON line on
+stdout.
 
 - faced:     ``faced analyze CLIP --jsonl``
 - MediaPipe: ``bench/mediapipe_video.py CLIP`` (mediapipe==1.2.2, VIDEO mode)
@@ -43,7 +43,7 @@ BIN: Final = Path(sys.executable).parent
 DATA_DIR: Final = ROOT / "tests" / ".data"
 MODEL_BUNDLE: Final = DATA_DIR / "face_landmarker.task"
 GOAL_RATIO: Final = 0.75
-INT8_GOAL_RATIO: Final = 0.5  # issue 9: the int8 path at most half MediaPipe's time
+INT8_GOAL_RATIO: Final = 0.5  # the goal: the int8 path at most half MediaPipe's time
 ALL_BACKENDS: Final = ("litert:fp32", "litert:int8", "onnxruntime:fp32", "onnxruntime:int8")
 
 

@@ -1,11 +1,11 @@
 """Start-to-READY time of `faced serve`, the figure systemd's Type=notify waits for.
 
-Owner: the appliance (issue 8). Starts the real daemon as a child process with a
-``NOTIFY_SOCKET`` datagram socket owned by this script (as systemd would), and measures
-the time from spawning it to the ``READY=1`` datagram (models loaded, port bound), then
-stops it with SIGTERM. Side by side, the baseline measured in the same run: the bare
-interpreter (``python -c pass``) and the interpreter importing faced's composition root,
-so the figure can be read against what no daemon could beat.
+Starts the real daemon as a child process with a ``NOTIFY_SOCKET`` datagram socket owned by
+this script (as systemd would), and measures the time from spawning it to the ``READY=1``
+datagram (models loaded, port bound), then stops it with SIGTERM. Side by side, the baseline
+measured in the same run: the bare interpreter (``python -c pass``) and the interpreter
+importing faced's composition root, so the figure can be read against what no daemon could
+beat.
 
     .venv/bin/python bench/ready_time.py                 # --camera none and demo, 5 runs each
     .venv/bin/python bench/ready_time.py --mdwe          # the same under MemoryDenyWriteExecute

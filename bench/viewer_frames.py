@@ -1,13 +1,13 @@
 """Frame cost of the viewer page in headless Chromium, beside a baseline page, one run.
 
-Owner: the viewer (issue 6). Starts ``faced serve`` on a loopback port and Debian's
-Chromium (tests/browser.py drives it over the DevTools protocol), then for each case
-records what the page measures itself over a few seconds: the JavaScript work per frame
-(animator update + canvas draw, ``window.faced.stats()``) and the interval between
-animation frames. The baseline is a page whose frame only fills the same canvas with one
-colour — the floor any canvas page pays. An agent pushes speaking + amplitude at 30 Hz
-during the "speaking" cases, as lip-sync would. ``--throttle 4`` adds DevTools CPU
-throttling (4x slower JavaScript), a rough stand-in for a Raspberry Pi 4's cores.
+Starts ``faced serve`` on a loopback port and Debian's Chromium (tests/browser.py drives it
+over the DevTools protocol), then for each case records what the page measures itself over a
+few seconds: the JavaScript work per frame (animator update + canvas draw,
+``window.faced.stats()``) and the interval between animation frames. The baseline is a page
+whose frame only fills the same canvas with one colour — the floor any canvas page pays. An
+agent pushes speaking + amplitude at 30 Hz during the "speaking" cases, as lip-sync would.
+``--throttle 4`` adds DevTools CPU throttling (4x slower JavaScript), a rough stand-in for a
+Raspberry Pi 4's cores.
 
     .venv/bin/python bench/viewer_frames.py [--seconds 4] [--size 1280x720] [--throttle 1,4]
 """

@@ -1,8 +1,8 @@
 """hw-tests: checks that need the real device (camera, speaker, backlight, systemd).
 
-Owner: the appliance (issue 8). Run on the Pi/Jetson with `make hw-test`; on a machine
-without the hardware every test skips with the reason, never fails. Not collected by
-`make test` (pytest's testpaths is tests/). Settings come from the environment:
+Run on the Pi/Jetson with `make hw-test`; on a machine without the hardware every test skips
+with the reason, never fails. Not collected by `make test` (pytest's testpaths is tests/).
+Settings come from the environment:
 
   FACED_HW_CAMERA       camera source: v4l2:/dev/videoN or picamera2 (default: picamera2 if
                         importable, else the first /dev/video* that delivers frames)

@@ -1,11 +1,11 @@
 """The accelerator on the device: ONNX Runtime's GPU providers on a Jetson (or any NVIDIA
-GPU), and int8 against fp32 on a Raspberry Pi's NEON - the figures issue 9 names that an
-x86 VM without a GPU cannot give.
+GPU), and int8 against fp32 on a Raspberry Pi's NEON - the figures an x86 VM without a GPU
+cannot give.
 
-Owner: the accelerator (issue 9). Inputs: the verified demo photograph moving as the demo
-camera moves it (faced.vision.synthetic), so no camera is needed. Each test skips with the
-reason where its hardware, provider or derived models are absent; they assert the issue's
-accuracy bounds and print the speed figures side by side (measurements, not timed tests).
+Inputs: the verified demo photograph moving as the demo camera moves it
+(faced.vision.synthetic), so no camera is needed. Each test skips with the reason where its
+hardware, provider or derived models are absent; they assert the accuracy bounds below and
+print the speed figures side by side (measurements, not timed tests).
 
   FACED_HW_FRAMES   frames per side (default 150)
 """
@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 FRAMES = int(os.environ.get("FACED_HW_FRAMES", "150"))
-ONNX_EQUIVALENT_MEAN = 0.005  # issue 9: ONNX fp32 against LiteRT fp32, blendshape mean |d|
-INT8_MEAN, INT8_MAX = 0.03, 0.15  # issue 9: int8 against fp32, blendshapes
+ONNX_EQUIVALENT_MEAN = 0.005  # ONNX fp32 against LiteRT fp32, blendshape mean |d|
+INT8_MEAN, INT8_MAX = 0.03, 0.15  # int8 against fp32, blendshapes
 
 
 def _store() -> Any:

@@ -1,4 +1,4 @@
-"""A test tone through the real playback device (ALSA). Owner: the appliance (issue 8)."""
+"""A test tone through the real playback device (ALSA)."""
 
 from __future__ import annotations
 

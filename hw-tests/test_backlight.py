@@ -1,9 +1,9 @@
 """The display's backlight through faced's driver changes and is restored.
 
-Owner: the appliance (issue 8); the driver is the body's (issue 7, faced.devices.display).
-Uses the same calls the daemon makes (``locate_backlight``, ``Display.set``) on the real
-``/sys/class/backlight`` device (``FACED_HW_BACKLIGHT`` names one; default: the first), and
-checks the raw sysfs values they produce.
+The driver is faced.devices.display's. Uses the same calls the daemon makes
+(``locate_backlight``, ``Display.set``) on the real ``/sys/class/backlight`` device
+(``FACED_HW_BACKLIGHT`` names one; default: the first), and checks the raw sysfs values they
+produce.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The camera opens and delivers frames at the configured rate. Owner: the appliance (issue 8)."""
+"""The camera opens and delivers frames at the configured rate."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The attached HDMI/DSI screen switched off and on by the running service, seen by the kernel.
 
-Owner: the body (issue 7). On the appliance faced.service switches the screen through the
-kiosk compositor (display.driver wayland: sway's wlr-output-power-management, DPMS) or the
-backlight (sysfs). This asks the running service through its API only (PUT /api/display),
-and checks what the kernel says afterwards: each connected DRM connector's ``dpms``
-(/sys/class/drm/card*-*/dpms: "Off" once the compositor has turned the CRTC off) — the
-proof on real hardware that the emulated tests (tests/test_display_wayland.py, sway's
-headless back end) cannot give. Restores power on at the end.
+On the appliance faced.service switches the screen through the kiosk compositor
+(display.driver wayland: sway's wlr-output-power-management, DPMS) or the backlight (sysfs).
+This asks the running service through its API only (PUT /api/display), and checks what the
+kernel says afterwards: each connected DRM connector's ``dpms``
+(/sys/class/drm/card*-*/dpms: "Off" once the compositor has turned the CRTC off) — the proof
+on real hardware that the emulated tests (tests/test_display_wayland.py, sway's headless
+back end) cannot give. Restores power on at the end.
 
 Settings: FACED_HW_URL (default http://127.0.0.1:9999), FACED_HW_KEY (else
 /etc/faced/api-key when readable).

@@ -1,4 +1,4 @@
-"""A full minute of camera -> pipeline -> tracking on the device. Owner: the appliance (issue 8).
+"""A full minute of camera -> pipeline -> tracking on the device.
 
 Twice: in this process (the pipeline on live frames), and through the running service's
 HTTP API only (its camera, tracking and the face's gaze), so nothing here depends on the

@@ -1,6 +1,6 @@
 """The face pipeline's per-frame time and fps on this device, on live camera frames.
 
-Owner: the appliance (issue 8). Prints the figures (a measurement, not a timed test).
+Prints the figures (a measurement, not a timed test).
 """
 
 from __future__ import annotations

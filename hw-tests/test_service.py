@@ -1,4 +1,4 @@
-"""faced.service starts under systemd and reports READY. Owner: the appliance (issue 8).
+"""faced.service starts under systemd and reports READY.
 
 Prints start-to-READY time from systemd's own timestamps (ExecMainStartTimestamp to
 ActiveEnterTimestamp). As root it restarts the service first (Type=notify: `systemctl

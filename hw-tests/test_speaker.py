@@ -1,10 +1,10 @@
-"""faced's own speaker on the real device: PortAudio through faced.devices (issue 7).
+"""faced's own speaker on the real device: PortAudio through faced.devices.
 
-Owner: the speaker (issue 7). Plays a 1 s tone at 22.05 kHz mono through the ``pyaudio``
-sink exactly as ``faced serve --audio pyaudio[:DEVICE]`` would (resampled to 48 kHz
-stereo), and checks the device paced the writer in real time and reported its latency.
-``FACED_HW_AUDIO`` names the device (an index or part of a name; default: the default
-output). Skips without pyaudio or without an output device.
+Plays a 1 s tone at 22.05 kHz mono through the ``pyaudio`` sink exactly as
+``faced serve --audio pyaudio[:DEVICE]`` would (resampled to 48 kHz stereo), and checks the
+device paced the writer in real time and reported its latency. ``FACED_HW_AUDIO`` names the
+device (an index or part of a name; default: the default output). Skips without pyaudio or
+without an output device.
 """
 
 from __future__ import annotations
