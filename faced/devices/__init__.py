@@ -5,6 +5,6 @@ faced.devices.speaker: playback; faced.devices.wav, faced.devices.tts), displays
 
 Owns nothing itself; each module says what it owns. Hardware libraries are imported
 lazily inside them.
-Does not own when a device is used (faced.live, faced.display_policy, the API).
+Does not own when a device is used (faced.live, faced.display_policy, faced.voice).
 Why: hardware blocks, fails and vanishes; here it does so behind small ports.
 """
