@@ -44,7 +44,6 @@ from faced.api import (
     tracking,
 )
 from faced.api.access import AccessPolicy
-from faced.api.chat import Chat
 from faced.api.codec import Query, parse_query, respond
 from faced.api.health import Health
 from faced.api.middlewares import (
@@ -60,6 +59,7 @@ from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
 from faced.display_policy import DisplayService
 from faced.face_packs import Presets
+from faced.gateway import Chat
 from faced.gaze_follow import FollowService
 from faced.keys import (
     ACCESS_KEY,
