@@ -1,13 +1,14 @@
 """The composition root: builds the aiohttp application and runs the daemon.
 
 Owns: which components the daemon has, the ONE ordered list in which they start (cleanup
-runs in reverse), handing each its configuration and the others it needs, and the
-middlewares, health and page routes. Does not own: any component's work — each is a
+runs in reverse), handing each its configuration and the others it needs, the middlewares,
+and the order in which route modules are added. Does not own: any component's work — each is a
 cleanup context in its own module (faced.openface, faced.live, faced.gaze_follow, …) —
-nor any route of theirs (faced.api.*, which find their component under its typed key,
-faced.keys). Why: the order that matters (follow after tracking, the speaker after the
-Open Face service) is written down in one place, where it reads as the data flow. Only the
-command line (and the tests) import this module.
+nor any route (faced.api.*, which find their component under its typed key, faced.keys;
+health in faced.api.health, the pages in faced.api.pages). Why: the order that matters
+(follow after tracking, the speaker after the Open Face service) is written down in one
+place, where it reads as the data flow. Only the command line (and the tests) import this
+module.
 
 ``run(config)`` serves the app with uvloop: bind, then ``READY=1`` to systemd; on SIGTERM
 or SIGINT ``STOPPING=1``, stop listening, run ``on_shutdown`` (sockets close with 1001),
@@ -21,15 +22,11 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import signal
 import time
-from pathlib import Path
-from typing import Annotated, Final
+from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from msgspec import Meta
 
 from faced import __version__
 from faced.api import (
@@ -38,21 +35,19 @@ from faced.api import (
     display,
     face_routes,
     follow,
+    health,
     openapi,
+    pages,
     presets,
     speaker,
     tracking,
 )
 from faced.api.access import AccessPolicy
-from faced.api.chat import Chat
-from faced.api.codec import Query, parse_query, respond
 from faced.api.health import Health
 from faced.api.middlewares import (
-    CONNECT_SOURCES_KEY,
     Guard,
     make_middleware,
     make_response_hook,
-    remote_viewer_sources,
 )
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
@@ -60,6 +55,7 @@ from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
 from faced.display_policy import DisplayService
 from faced.face_packs import Presets
+from faced.gateway import Chat
 from faced.gaze_follow import FollowService
 from faced.keys import (
     ACCESS_KEY,
@@ -79,7 +75,6 @@ from faced.keys import (
 )
 from faced.live import LiveService
 from faced.openface import OpenFace
-from faced.schemas.health import Health as HealthReport
 from faced.system import setup_logging, watchdog_ctx
 from faced.vision.runtime import Runtime
 from faced.vision.workers import analyze_pool_ctx
@@ -87,8 +82,6 @@ from faced.voice import SpeakerService
 
 log = logging.getLogger(__name__)
 
-WEB_DIR: Final = Path(__file__).resolve().parent / "web"
-STATIC_DIR: Final = WEB_DIR / "static"
 # Slack for the JSON around a base64 audio chunk ({"data": "…", "seq": N}).
 _JSON_ENVELOPE_BYTES: Final = 64 * 1024
 
@@ -197,7 +190,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
 
 def _add_routes(app: web.Application, config: Config) -> None:
     """The routes of each component (described where they are added, faced.api.openapi),
-    then the daemon's own: health and the pages."""
+    then health and the pages; the document of them all last."""
     face_routes.add_routes(app)
     tracking.add_routes(app)
     follow.add_routes(app)
@@ -206,123 +199,9 @@ def _add_routes(app: web.Application, config: Config) -> None:
     analyze_stream.setup(app)
     display.add_routes(app)
     speaker.add_routes(app)
-    _add_own_routes(app)
+    health.add_routes(app)
+    pages.add_routes(app)
     openapi.setup(app)  # the document of every route above, and the API browser
-
-
-def _add_own_routes(app: web.Application) -> None:
-    """Health and the pages, each described where it is added."""
-    router = app.router
-    openapi.describe(
-        app,
-        router.add_get("/health", health_handler),
-        openapi.Operation(
-            summary="Health: status, version, uptime, model, components",
-            tags=("meta",),
-            response=HealthReport,
-        ),
-    )
-    openapi.describe(
-        app,
-        router.add_get("/api/health", health_handler),
-        openapi.Operation(
-            summary="Health (alias of /health)", tags=("meta",), response=HealthReport
-        ),
-    )
-    html = {"text/html": {"type": "string"}}
-    pages = ("pages",)
-    openapi.describe(
-        app,
-        router.add_get("/", viewer_page),
-        openapi.Operation(
-            summary="The viewer page (the face)",
-            tags=pages,
-            query=ViewerPageQuery,
-            response_content=html,
-        ),
-    )
-    openapi.describe(
-        app,
-        router.add_get("/dashboard", _page("dashboard.html")),
-        openapi.Operation(summary="The dashboard page", tags=pages, response_content=html),
-    )
-    openapi.describe(
-        app,
-        router.add_get("/static/{name:.+}", static_file),
-        openapi.Operation(
-            summary="Static files of the viewer, dashboard and API browser",
-            tags=pages,
-            errors=(404,),
-        ),
-    )
-
-
-async def health_handler(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    health = app[HEALTH_KEY]
-    components = health.components()
-    failing = sorted(name for name, report in components.items() if report["status"] == "error")
-    body: dict[str, object] = {
-        "status": "degraded" if failing else "ok",
-        "ok": True,  # the process answers; "status" says whether every component does
-        "version": __version__,
-        "uptime_s": round(time.monotonic() - app[STARTED_KEY], 1),
-        "components": components,
-    }
-    for key, value in health.summary().items():
-        body.setdefault(key, value)  # components add facts, they cannot rewrite the core's
-    return respond(request, body)
-
-
-def _page(name: str) -> Handler:
-    path = WEB_DIR / name
-
-    async def page(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    page.__name__ = f"page_{path.stem}"
-    return page
-
-
-_viewer_file = _page("index.html")
-
-
-class ViewerPageQuery(Query, frozen=True):
-    server: Annotated[
-        str | None, Meta(description="Another daemon's viewer socket: ws://host:port/ws/viewer")
-    ] = None
-
-
-async def viewer_page(request: web.Request) -> web.StreamResponse:
-    """The viewer; ``?server=ws://host:port/ws/viewer`` makes this one response's CSP allow
-    that daemon's socket and origin (faced.api.middlewares.remote_viewer_sources)."""
-    server = parse_query(request, ViewerPageQuery).server
-    if server:
-        sources = remote_viewer_sources(server)
-        if sources is not None:
-            request[CONNECT_SOURCES_KEY] = sources
-    return await _viewer_file(request)
-
-
-_STATIC_NAME: Final = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*")
-
-
-def _static_path(name: str) -> Path | None:
-    """The file under STATIC_DIR that ``name`` names, if any (runs in a worker thread)."""
-    path = (STATIC_DIR / name).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        return None
-    return path
-
-
-async def static_file(request: web.Request) -> web.StreamResponse:
-    # Our own handler rather than add_static: a missing file must be a JSON 404 raised
-    # here, not an empty 404 that FileResponse decides on after the middlewares ran.
-    name = request.match_info["name"]
-    path = await asyncio.to_thread(_static_path, name) if _STATIC_NAME.fullmatch(name) else None
-    if path is None:
-        raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 # --- running the daemon ------------------------------------------------------------------

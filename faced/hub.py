@@ -51,14 +51,11 @@ Fields = frozenset[str] | None
 GroupKey = tuple[Encoding, Fields]
 
 
-class Subscriber:
-    """One reader's bounded queue of encoded messages: every message, in order."""
+class _Subscription:
+    """What both policies share: the encoding and fields a reader gets, waiting for a
+    message, and closing (the reader wakes, the owner hears of it)."""
 
     __slots__ = (
-        "_bytes",
-        "_items",
-        "_max_bytes",
-        "_max_messages",
         "_waiter",
         "close_code",
         "close_reason",
@@ -66,23 +63,54 @@ class Subscriber:
         "encoding",
         "fields",
         "on_close",
-        "write_now",
     )
 
-    def __init__(
-        self, encoding: Encoding, max_messages: int, max_bytes: int, fields: Fields = None
-    ) -> None:
+    def __init__(self, encoding: Encoding, fields: Fields) -> None:
         self.encoding: Encoding = encoding
         self.fields = fields
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self._items: deque[bytes] = deque()
-        self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.close_code: int = WSCloseCode.GOING_AWAY
         self.close_reason = ""
         self.on_close: Callable[[], object] | None = None
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _drop(self) -> None:
+        """Forget what is waiting to be sent (the subscription is closing)."""
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        """End the subscription: drop what is unsent, wake the reader, tell the owner."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self.close_reason = reason
+        self._drop()
+        _wake(self._waiter)
+        if self.on_close is not None:
+            self.on_close()
+
+
+class Subscriber(_Subscription):
+    """One reader's bounded queue of encoded messages: every message, in order."""
+
+    __slots__ = ("_bytes", "_items", "_max_bytes", "_max_messages", "write_now")
+
+    def __init__(
+        self, encoding: Encoding, max_messages: int, max_bytes: int, fields: Fields = None
+    ) -> None:
+        super().__init__(encoding, fields)
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._items: deque[bytes] = deque()
+        self._bytes = 0
         self.write_now: Callable[[bytes], bool] | None = None
         """Optional fast path: hand ``data`` to the connection at once, without waking the
         reader's task; returns False when it cannot (then the message is queued)."""
@@ -113,50 +141,23 @@ class Subscriber:
         while not self._items:
             if self.closed:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         data = self._items.popleft()
         self._bytes -= len(data)
         return data
 
-    def close(self, code: int, reason: str) -> None:
-        """End the subscription: drop what is queued, wake the reader, tell the owner."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self.close_reason = reason
+    def _drop(self) -> None:
         self._items.clear()
         self._bytes = 0
-        _wake(self._waiter)
-        if self.on_close is not None:
-            self.on_close()
 
 
-class LatestSubscriber:
+class LatestSubscriber(_Subscription):
     """One reader's single slot: the newest message not yet taken, at most its rate."""
 
-    __slots__ = (
-        "_waiter",
-        "close_code",
-        "close_reason",
-        "closed",
-        "encoding",
-        "fields",
-        "min_interval_s",
-        "next_due",
-        "on_close",
-        "pending",
-        "sent",
-        "skipped",
-    )
+    __slots__ = ("min_interval_s", "next_due", "pending", "sent", "skipped")
 
     def __init__(self, encoding: Encoding, fields: Fields = None, min_interval_s: float = 0.0):
-        self.encoding: Encoding = encoding
-        self.fields = fields
+        super().__init__(encoding, fields)
         self.min_interval_s = min_interval_s
         self.pending: bytes | None = None
         self.next_due = -float("inf")
@@ -164,11 +165,6 @@ class LatestSubscriber:
         """Messages replaced by a newer one before the reader took them."""
         self.sent = 0
         """Messages the reader took (``next``)."""
-        self._waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.close_code: int = WSCloseCode.GOING_AWAY
-        self.close_reason = ""
-        self.on_close: Callable[[], object] | None = None
 
     def __len__(self) -> int:
         return 0 if self.pending is None else 1
@@ -197,26 +193,13 @@ class LatestSubscriber:
         while self.pending is None:
             if self.closed:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         data, self.pending = self.pending, None
         self.sent += 1
         return data
 
-    def close(self, code: int, reason: str) -> None:
-        """End the subscription: drop the unsent message, wake the reader, tell the owner."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self.close_reason = reason
+    def _drop(self) -> None:
         self.pending = None
-        _wake(self._waiter)
-        if self.on_close is not None:
-            self.on_close()
 
 
 AnySubscriber = Subscriber | LatestSubscriber

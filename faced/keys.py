@@ -16,13 +16,13 @@ from aiohttp import web
 if TYPE_CHECKING:
     from faced.api.access import AccessPolicy
     from faced.api.analyze import AnalyzeApi
-    from faced.api.chat import Chat
     from faced.api.health import Health
     from faced.api.middlewares import Guard
     from faced.api.openapi import ApiDocs
     from faced.config import Config
     from faced.display_policy import DisplayService
     from faced.face_packs import Presets
+    from faced.gateway import Chat
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
     from faced.openface import OpenFace

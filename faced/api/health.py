@@ -11,8 +11,17 @@ decodes /health strictly).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
+
+from aiohttp import web
+
+from faced import __version__
+from faced.api import openapi
+from faced.api.codec import respond
+from faced.keys import HEALTH_KEY, STARTED_KEY
+from faced.schemas.health import Health as HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +60,41 @@ class Health:
             except Exception:
                 log.exception("health summary %r failed", report)
         return merged
+
+
+def add_routes(app: web.Application) -> None:
+    """GET /health and its alias /api/health (public: faced.api.access)."""
+    router = app.router
+    openapi.describe(
+        app,
+        router.add_get("/health", health_handler),
+        openapi.Operation(
+            summary="Health: status, version, uptime, model, components",
+            tags=("meta",),
+            response=HealthReport,
+        ),
+    )
+    openapi.describe(
+        app,
+        router.add_get("/api/health", health_handler),
+        openapi.Operation(
+            summary="Health (alias of /health)", tags=("meta",), response=HealthReport
+        ),
+    )
+
+
+async def health_handler(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    health = app[HEALTH_KEY]
+    components = health.components()
+    failing = sorted(name for name, report in components.items() if report["status"] == "error")
+    body: dict[str, object] = {
+        "status": "degraded" if failing else "ok",
+        "ok": True,  # the process answers; "status" says whether every component does
+        "version": __version__,
+        "uptime_s": round(time.monotonic() - app[STARTED_KEY], 1),
+        "components": components,
+    }
+    for key, value in health.summary().items():
+        body.setdefault(key, value)  # components add facts, they cannot rewrite the core's
+    return respond(request, body)

@@ -1,10 +1,10 @@
 """The body of ``GET /health`` (and its alias ``/api/health``).
 
-Owns: the report's shape. faced.app builds it from faced.api.health's registry: the core's
-fields, one entry per component under ``components``, and the facts components add with a
-summary (viewers, agents, the face state, the model). Components' entries are open: each
-says at least its ``status``. Does not own: the registry or the route (faced.api.health,
-faced.app). Why apart: the OpenAPI document and the tests decode /health with this type.
+Owns: the report's shape. faced.api.health builds it from its registry: the core's fields,
+one entry per component under ``components``, and the facts components add with a summary
+(viewers, agents, the face state, the model). Components' entries are open: each says at
+least its ``status``. Does not own: the registry or the route (faced.api.health). Why apart:
+the OpenAPI document and the tests decode /health with this type.
 """
 
 from __future__ import annotations
