@@ -1,7 +1,7 @@
 """`make image-test`: boot the built image under qemu and check it from outside, as the owner
 of a freshly flashed card would.
 
-Owner: the appliance (issue 8). Stdlib only (runs with any python3). Steps:
+Stdlib only (runs with any python3). Steps:
 
 1. copy build/image/faced-arm64.img to a scratch "card" (the built image stays pristine);
    check that neither partition holds an API key (never baked into the image) and put the

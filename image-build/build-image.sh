@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make image`: a bootable arm64 disk image of the appliance, built on this x86 machine under
 # emulation: Debian bookworm (mmdebstrap) + the appliance recipe + the qemu "virt" platform
-# bits (kernel/initrd, fstab, wired DHCP, serial console). Owner: the appliance (issue 8).
+# bits (kernel/initrd, fstab, wired DHCP, serial console).
 #
 # Output (FACED_IMAGE_OUT, default build/image):
 #   faced-arm64.img   MBR disk: p1 FAT "FACEDBOOT" (the boot partition the owner edits,

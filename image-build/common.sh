@@ -1,4 +1,4 @@
-# Shared by build-image.sh and test-image.sh. Owner: the appliance (issue 8). Sourced.
+# Shared by build-image.sh and test-image.sh. Sourced.
 # shellcheck shell=bash
 
 # Exit 77 with a loud banner when arm64 code cannot run here (no root, no binfmt_misc, no

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The kiosk and faced's screen power end to end, under real systemd, on an x86 host.
-# Owner: the body (issue 7). Manual, not part of make test or CI: about 5 minutes of one
+# Manual, not part of make test or CI: about 5 minutes of one
 # core, root, mmdebstrap, qemu-system-x86, e2fsprogs, and the host's access to Debian and PyPI.
 #
 # A Debian bookworm amd64 root filesystem gets the recipe, run natively (FACED_KIOSK=1:

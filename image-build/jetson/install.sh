@@ -1,12 +1,12 @@
 #!/bin/bash
 # faced on a Jetson (JetPack 6 / L4T r36, Ubuntu 22.04 arm64), installed in place.
-# Owner: the appliance (issue 8). The same recipe as the images (image-build/recipe/install.sh,
+# The same recipe as the images (image-build/recipe/install.sh,
 # with --root /); only the Jetson's differences live here:
 #   - no kiosk packages by default (FACED_KIOSK=1 to add sway + chromium);
 #   - no FAT boot partition: first boot keeps the generated API key in /etc/faced/api-key
 #     and this script prints where to read it;
 #   - the inference back end: LiteRT/XNNPACK on the CPU by default; FACED_BACKEND=onnxruntime
-#     selects ONNX Runtime with CUDA/TensorRT (faced issue 9): setup_backend below installs
+#     selects ONNX Runtime with CUDA/TensorRT: setup_backend below installs
 #     NVIDIA's onnxruntime-gpu (FACED_ORT_WHEEL=a .whl file, or FACED_EXTRA_INDEX_URL=e.g. the
 #     Jetson AI Lab index) into faced's venv and selects it in /etc/faced/faced.toml.
 # usage: sudo image-build/jetson/install.sh [FACED_WHEEL]   (default: builds the wheel)
@@ -52,9 +52,9 @@ fi
 
 FACED_KIOSK=${FACED_KIOSK:-0} "$REPO/image-build/recipe/install.sh" --root / --wheel "$wheel"
 
-# The hook for the GPU back end (issue 9). faced's config already has vision.backend =
+# The hook for the GPU back end. faced's config already has vision.backend =
 # "onnxruntime" and vision.onnx_provider; what a Jetson adds is NVIDIA's onnxruntime-gpu build
-# (PyPI's onnxruntime has no CUDA for aarch64). The ONNX model files themselves are issue 9's
+# (PyPI's onnxruntime has no CUDA for aarch64). The ONNX model files themselves are the back end's
 # (`faced models build` / models/derived.toml); `faced models list` below reports them.
 setup_backend() {
     local backend=${FACED_BACKEND:-litert} provider=${FACED_ORT_PROVIDER:-auto}

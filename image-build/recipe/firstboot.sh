@@ -1,7 +1,6 @@
 #!/bin/sh
 # faced first-boot configuration, installed as /usr/lib/faced/firstboot and run by
 # faced-firstboot.service before faced.service on every boot.
-# Owner: the appliance (issue 8).
 #
 # Reads the owner's files from the boot partition (FAT, editable from any computer):
 #   faced.toml       -> /etc/faced/faced.toml (validated with `faced config check` first;

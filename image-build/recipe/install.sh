@@ -1,6 +1,6 @@
 #!/bin/bash
 # The appliance recipe: turns a Debian-family arm64 root filesystem into a faced appliance.
-# Owner: the appliance (issue 8). One recipe for every target:
+# One recipe for every target:
 #   make image (emulated CI image)   image-build/build-image.sh runs it on a bookworm rootfs
 #   Raspberry Pi OS (rpi-image-gen)  image-build/rpi-image-gen/layer/faced.yaml (a customize hook)
 #   Jetson (JetPack/L4T, in place)   image-build/jetson/install.sh runs it with --root /

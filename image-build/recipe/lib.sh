@@ -1,5 +1,5 @@
 # Helpers shared by the recipe's steps, the image build and the Jetson installer.
-# Owner: the appliance (issue 8). Sourced, not run.
+# Sourced, not run.
 # shellcheck shell=bash
 
 log() { printf '[faced-recipe] %s\n' "$*" >&2; }
