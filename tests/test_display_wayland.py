@@ -337,6 +337,7 @@ def test_the_socket_opens_to_the_kiosk_group_only(sway: Sway) -> None:
             completed = subprocess.run(
                 [*as_user, python_for(as_user), "-s", "-c", probe],
                 env={"PATH": os.environ["PATH"], "PYTHONPATH": str(shared)},
+                cwd=shared,  # not the checkout's faced: the copy
                 capture_output=True,
                 text=True,
                 timeout=60,
