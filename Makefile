@@ -5,20 +5,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_VENV := .venv-build
+REF_VENV := .venv-ref
 HOST   ?= 0.0.0.0
 PORT   ?= 9999
 CAMERA ?= demo
 
-# Debian packages the test suite needs (installed by .ci/run; see `make system-deps`).
-DEBIAN_TEST_PACKAGES := $(shell cat .ci/debian-packages.txt 2>/dev/null)
-
-.PHONY: setup run test lint lint-js typecheck pytest models models-build test-data system-deps bench bench-pipeline clean help
+.PHONY: setup run test lint lint-js typecheck pytest models models-build reference test-data system-deps fresh-test bench bench-pipeline clean help
 
 help:
 	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
 	@echo "make test   - set up with test extras, then lint, type-check and run the tests"
 	@echo "make setup  - create .venv, install faced, fetch and verify the models"
 	@echo "make models-build - derive the int8 and ONNX models (build extra: TensorFlow; make test runs it)"
+	@echo "make reference    - the venv of MediaPipe, the parity and speed reference (make test builds it)"
+	@echo "make system-deps  - install the Debian packages the tests need (root or sudo -n; make test runs it)"
+	@echo "make fresh-test   - make test as a newcomer would: fresh Debian bookworm, clone in a 0700 home (root)"
 	@echo "make bench  - run the benchmarks (API, pipeline)"
 	@echo "make image  - build the arm64 appliance disk image under emulation (root; image-build/)"
 	@echo "make image-test - build it, boot it under qemu and check it from outside"
@@ -35,6 +36,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# Older checkouts had MediaPipe here, and OpenCV's GUI build over the headless cv2.
+	@if $(BIN)/pip show --quiet mediapipe opencv-contrib-python >/dev/null 2>&1; then \
+	  echo "moving MediaPipe out of $(VENV) (it lives in $(REF_VENV) now)"; \
+	  $(BIN)/pip uninstall --quiet --yes mediapipe opencv-contrib-python && \
+	  $(BIN)/pip install --quiet --force-reinstall --no-deps \
+	    "opencv-python-headless==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("opencv-python-headless"))')"; \
+	fi
 	@touch $@
 
 models: $(VENV)/.installed
@@ -57,6 +65,20 @@ $(BUILD_VENV)/.installed: pyproject.toml | $(BUILD_VENV)/bin/python
 models-build: models $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/faced models build
 
+# MediaPipe, the parity and speed reference, lives in a venv of its own too, from a pinned
+# list installed without mediapipe's own dependency list: that names OpenCV's GUI build,
+# which needs X11 libraries and would replace the headless cv2 in .venv. The tests and
+# bench/pipeline_vs_mediapipe.py run it as a child process (tests/reference/).
+$(REF_VENV)/bin/python:
+	$(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+
+$(REF_VENV)/.installed: tests/reference/requirements.txt | $(REF_VENV)/bin/python
+	$(REF_VENV)/bin/pip install --quiet --no-deps -r tests/reference/requirements.txt
+	@touch $@
+
+reference: $(REF_VENV)/.installed
+
 setup: $(VENV)/.installed models
 
 run: setup
@@ -65,9 +87,10 @@ run: setup
 test-data: $(VENV)/.installed-test
 	$(BIN)/python -m tests.data fetch
 
+# The Debian packages the tests need (.ci/debian-packages.txt): installed when missing, as
+# root or through `sudo -n`; otherwise one line names them and the command, and make stops.
 system-deps:
-	@echo "The tests need these Debian packages: $(DEBIAN_TEST_PACKAGES)"
-	@echo "Install them with: sudo apt-get install -y $(DEBIAN_TEST_PACKAGES)"
+	@.ci/system-deps
 
 lint: $(VENV)/.installed-test lint-js
 	$(BIN)/ruff check faced tests hw-tests bench image-build
@@ -97,11 +120,18 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-pytest: setup $(VENV)/.installed-test test-data models-build
+pytest: system-deps setup $(VENV)/.installed-test $(REF_VENV)/.installed test-data models-build
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-test: lint typecheck pytest
+test: system-deps lint typecheck pytest
+
+# A newcomer's `make test` on a fresh machine: a minimal Debian bookworm root (python3,
+# python3-venv, make, git, ca-certificates), this repository's HEAD cloned into root's home
+# (mode 0700), `make test` run there through chroot. Needs root and mmdebstrap; slow (the
+# whole set-up and suite, ~20-30 min); never part of make test.
+fresh-test:
+	.ci/fresh-debian 'make test'
 
 bench: setup
 	$(BIN)/faced bench api
@@ -109,7 +139,7 @@ bench: setup
 	$(BIN)/faced bench analyze
 
 # faced vs MediaPipe (VIDEO mode), whole process against whole process, pinned to one core.
-bench-pipeline: setup $(VENV)/.installed-test
+bench-pipeline: setup $(VENV)/.installed-test $(REF_VENV)/.installed
 	$(BIN)/python bench/pipeline_vs_mediapipe.py
 
 # The appliance image (image-build/README.md). Needs root and arm64 emulation (binfmt_misc +
@@ -130,4 +160,4 @@ hw-test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest hw-tests -rs -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) $(NODE_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BUILD_VENV) $(NODE_VENV) $(REF_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

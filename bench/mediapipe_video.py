@@ -4,9 +4,10 @@ The work ``faced analyze CLIP --jsonl`` does, done the way a MediaPipe user woul
 each frame with OpenCV, convert it to RGB, ``detect_for_video`` (detection on the first
 frame or after a loss, tracking, smoothing, blendshapes, facial transformation matrix), one
 JSON line per frame on stdout with the blendshapes, the matrix and yaw/pitch/roll. mediapipe
-is a test/benchmark-only dependency; faced never imports it.
+is a test/benchmark-only dependency that lives in .venv-ref (``make reference``); faced
+never imports it.
 
-    .venv/bin/python bench/mediapipe_video.py CLIP --model tests/.data/face_landmarker.task
+    .venv-ref/bin/python bench/mediapipe_video.py CLIP --model tests/.data/face_landmarker.task
 """
 
 from __future__ import annotations

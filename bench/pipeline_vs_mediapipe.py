@@ -6,7 +6,8 @@ per frame: decode, detect or track, landmarks, blendshapes, head pose, one JSON 
 stdout.
 
 - faced:     ``faced analyze CLIP --jsonl``
-- MediaPipe: ``bench/mediapipe_video.py CLIP`` (mediapipe==1.2.2, VIDEO mode)
+- MediaPipe: ``bench/mediapipe_video.py CLIP`` (mediapipe==1.2.2, VIDEO mode), run by the
+  python of .venv-ref (``make reference``), the venv MediaPipe lives in
 
 Each runs pinned to one core (``taskset -c CORE``), several times, alternating, so both see
 the same machine load; each run's wall time and peak RSS (``wait4`` rusage of that very
@@ -42,6 +43,10 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 BIN: Final = Path(sys.executable).parent
 DATA_DIR: Final = ROOT / "tests" / ".data"
 MODEL_BUNDLE: Final = DATA_DIR / "face_landmarker.task"
+# MediaPipe's venv (make reference); FACED_REFERENCE_PYTHON overrides it, as for the tests.
+REFERENCE_PYTHON: Final = Path(
+    os.environ.get("FACED_REFERENCE_PYTHON") or ROOT / ".venv-ref" / "bin" / "python"
+)
 GOAL_RATIO: Final = 0.75
 INT8_GOAL_RATIO: Final = 0.5  # the goal: the int8 path at most half MediaPipe's time
 ALL_BACKENDS: Final = ("litert:fp32", "litert:int8", "onnxruntime:fp32", "onnxruntime:int8")
@@ -151,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         if combo not in ALL_BACKENDS:
             parser.error(f"--backends: {combo!r} is not one of {', '.join(ALL_BACKENDS)}")
 
+    if not REFERENCE_PYTHON.exists():
+        parser.error(f"MediaPipe's venv is missing ({REFERENCE_PYTHON}): run `make reference`")
+
     from faced.vision.synthetic import cached_clip  # noqa: PLC0415  (after argument errors)
 
     fetch_test_data()
@@ -176,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     baseline = Side(
         "MediaPipe",
-        [sys.executable, str(ROOT / "bench" / "mediapipe_video.py"), "--model", str(MODEL_BUNDLE)],
+        [
+            str(REFERENCE_PYTHON),
+            str(ROOT / "bench" / "mediapipe_video.py"),
+            *("--model", str(MODEL_BUNDLE)),
+        ],
     )
     sides = (*faced_sides, baseline)
     print(f"clip: {clip} ({args.frames} frames, 640x480 MJPEG, from {args.photo})")

@@ -30,6 +30,12 @@ Owner: the daemon core (issue 3). These names are stable; every test module may 
 ``free_port() -> int``
     A TCP port free on 127.0.0.1 right now.
 
+``browser`` (async) and ``browser_size``
+    A real headless Chromium (``tests/browser.py``) with a window of ``browser_size``
+    (width, height; 640 x 480 unless a test module overrides the ``browser_size`` fixture),
+    closed at teardown. Skipped only where Chromium is not installed, which ``make test``
+    never allows (its system-deps step installs Debian's chromium).
+
 ``blockbuster`` (autouse)
     Fails a test with ``BlockingError`` when code under ``faced/`` or ``tests/`` makes a
     blocking call (file I/O, time.sleep, blocking sockets, …) while an event loop is running
@@ -59,6 +65,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 import faced
 from faced.app import create_app
 from faced.config import Config, validate
+from tests.browser import Browser, find_chromium, launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = Path(__file__).resolve().parent
@@ -235,3 +242,24 @@ def blockbuster() -> Iterator[BlockBuster]:
         for func in ("os.getcwd", "os.readlink", "os.stat", "os.path.abspath", "os.path.samestat"):
             detector.functions[func].can_block_in("aiohttp/web_urldispatcher.py", "add_static")
         yield detector
+
+
+@pytest.fixture
+def browser_size() -> tuple[int, int]:
+    """The browser window's (width, height); override this fixture in a module to change it."""
+    return (640, 480)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's executable (looked up outside any event loop: it stats the PATH)."""
+    found = find_chromium()
+    if found is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
+    return found
+
+
+@pytest.fixture
+async def browser(chromium: str, browser_size: tuple[int, int]) -> AsyncIterator[Browser]:
+    async with launched(chromium, *browser_size) as running:
+        yield running

@@ -12,7 +12,6 @@ import base64
 import json
 import struct
 import sys
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import REPO_ROOT
 from tests.data import path as data_path
+from tests.helpers import until
 
 PHOTOS = ("tongue.jpg", "breakingbad.jpg", "lenna.png", "chelsea.png", "einstein.jpg")
 VOLATILE = {"timing_ms", "timestamp_ms", "type", "id", "frame", "latency_ms", "skipped"}
@@ -377,18 +377,14 @@ async def _keyed_client(faced_client: Callable[..., Awaitable[Client]]) -> Clien
     return await faced_client(auth={"api_key": "sesame"}, server={"trusted_proxies": ["127.0.0.1"]})
 
 
-async def _until(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 async def _waiting_settles(client: Client, expected: int) -> None:
     """Poll until the server counts ``expected`` sockets waiting for their handshake."""
     api = client.app[_analyze_api_key()]
-    await _until(lambda: api.waiting.total() == expected and len(api.handshakes) == expected)
+    await until(
+        lambda: api.waiting.total() == expected and len(api.handshakes) == expected,
+        30.0,
+        interval=0.02,
+    )
 
 
 async def test_stream_silent_sockets_do_not_lock_out_the_key(
@@ -501,7 +497,7 @@ async def test_stream_handshake_when_every_stream_place_is_taken(
         await client.ws_connect("/v1/stream", headers={"X-API-Key": "sesame"})
         for _ in range(places)
     ]
-    await _until(lambda: len(client.app[_analyze_api_key()].streams) == places)
+    await until(lambda: len(client.app[_analyze_api_key()].streams) == places, 30.0, interval=0.02)
     # Authenticated by its first message, then told to come back later (1013).
     async with client.ws_connect("/v1/stream", headers=_lan("192.0.2.1")) as ws:
         await ws.send_str(json.dumps({"token": "sesame"}))

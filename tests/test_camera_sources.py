@@ -30,16 +30,9 @@ from faced.live import Presence
 from faced.vision.models import default_cache_dir, default_model_dir, load_manifest
 from faced.vision.synthetic import write_clip
 from tests import data
+from tests.helpers import until
 
 FACE_PHOTO = "tongue.jpg"
-
-
-async def _until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def _wait(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -191,7 +184,7 @@ async def test_failed_file_is_reported_and_recovered(
     service = client.app[LIVE_KEY]
     camera, live = service.camera, service.live
     assert camera is not None and live is not None
-    await _until(lambda: live.presence.present)
+    await until(lambda: live.presence.present)
 
     await asyncio.to_thread(failure, clip)  # the camera fails mid-stream
     health: dict[str, Any] = {}
@@ -209,11 +202,11 @@ async def test_failed_file_is_reported_and_recovered(
     assert health["components"]["camera"]["error"] in [e.format(clip=clip) for e in errors]
     # The rest of the daemon keeps serving meanwhile; a blind camera sees nobody.
     assert (await client.get("/api/state")).status == 200
-    await _until(lambda: not live.presence.present)
+    await until(lambda: not live.presence.present)
     processed = live.processed
 
     await asyncio.to_thread(shutil.copyfile, spare, clip)  # plugged back in
-    await _until(lambda: camera.status == "ok" and live.processed > processed + 3)
+    await until(lambda: camera.status == "ok" and live.processed > processed + 3)
     health = await (await client.get("/health")).json()
     assert health["status"] == "ok"
     assert health["components"]["camera"]["reopens"] == 1
@@ -228,7 +221,7 @@ async def test_garbage_file_is_an_error_not_a_crash(faced_client, tmp_path: Path
     client = await faced_client(camera={"source": f"file:{clip}", "tracking": False})
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
-    await _until(lambda: camera.status == "error")
+    await until(lambda: camera.status == "error")
     assert camera.error == f"{clip}: cannot open the video"
     assert (await client.get("/health")).status == 200
 
@@ -239,7 +232,7 @@ async def test_missing_webcam_is_retried_while_serving(faced_client) -> None:
     )
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
-    await _until(lambda: camera.status == "error")
+    await until(lambda: camera.status == "error")
     body = await (await client.get("/health")).json()
     assert body["components"]["camera"]["error"] == "/dev/video-faced-absent: no such device"
     assert body["status"] == "degraded"
@@ -252,9 +245,9 @@ async def test_gstreamer_source_needs_gstreamer_in_opencv(faced_client) -> None:
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
     if gstreamer_available():
-        await _until(lambda: camera.frames > 0)
+        await until(lambda: camera.frames > 0)
     else:
-        await _until(lambda: camera.status == "error")
+        await until(lambda: camera.status == "error")
         assert camera.error == "this OpenCV build has no GStreamer support (cv2 GStreamer: NO)"
 
 
@@ -264,7 +257,7 @@ async def test_picamera2_missing_is_a_clear_error(faced_client) -> None:
     client = await faced_client(camera={"source": "picamera2", "tracking": False})
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
-    await _until(lambda: camera.status == "error")
+    await until(lambda: camera.status == "error")
     assert camera.error == "picamera2 is not installed (apt install python3-picamera2)"
 
 
@@ -304,7 +297,7 @@ async def test_demo_without_its_photo_reports_the_fix(
     )
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
-    await _until(lambda: camera.status == "error")
+    await until(lambda: camera.status == "error")
     assert camera.error is not None
     assert camera.error.startswith(f"demo photo {tmp_path / 'demo_face.png'} is missing")
     assert "faced models fetch" in camera.error

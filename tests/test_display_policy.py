@@ -27,6 +27,7 @@ from faced.schemas.face_state import AudioMessage, AudioSeqMessage, StateMessage
 from faced.schemas.tracking import PresenceMessage
 from faced.vision.synthetic import DEFAULT_FPS, DEFAULT_SIZE, synthetic_frames
 from tests import data
+from tests.helpers import until
 from tests.test_display import MAX_RAW, WLR_RANDR, make_backlight, read, write_tool
 
 DIM = 20
@@ -194,14 +195,6 @@ def display_config(backlight: Path, **values: Any) -> dict[str, Any]:
     }
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 def panel(backlight: Path) -> Callable[[str, str], Callable[[], Awaitable[bool]]]:
     """``panel(bl_power, brightness)`` → a check that the sysfs files say so."""
 
@@ -226,7 +219,7 @@ async def test_agent_activity_wakes_the_display_and_quiet_dims_then_switches_off
     expect = panel(backlight)
     # Nobody there, no agent: dimmed, then off. Off keeps the dim level in brightness, so
     # seeing (4, dim) proves the dim step came first.
-    await until(expect("4", DIM_RAW))
+    await until(expect("4", DIM_RAW), seconds=30)
     status = await (await client.get("/api/display")).json()
     assert (status["policy"], status["power"], status["manual"]) == ("off", False, False)
 
@@ -234,7 +227,7 @@ async def test_agent_activity_wakes_the_display_and_quiet_dims_then_switches_off
     await until(expect("0", FULL_RAW), seconds=10)
     assert (await (await client.get("/api/display")).json())["policy"] == "on"
 
-    await until(expect("4", DIM_RAW))  # quiet again
+    await until(expect("4", DIM_RAW), seconds=30)  # quiet again
     assert (await client.post("/api/speak", json={"text": "hello"})).status == 200
     await until(expect("0", FULL_RAW), seconds=10)
 
@@ -244,7 +237,7 @@ async def test_sleeping_dims(faced_client, backlight: Path) -> None:
         display=display_config(backlight, idle_dim_after_s=0, idle_off_after_s=0)
     )
     expect = panel(backlight)
-    await until(expect("0", FULL_RAW))
+    await until(expect("0", FULL_RAW), seconds=30)
     assert (await client.post("/api/state", json={"state": "sleeping"})).status == 200
     await until(expect("0", DIM_RAW), seconds=10)
     assert (await (await client.get("/api/display")).json())["policy"] == "dim"
@@ -258,7 +251,7 @@ async def test_auto_sleep_after_the_last_agent_leaves_dims(faced_client, backlig
         face={"auto_sleep_s": 0.2},
     )
     expect = panel(backlight)
-    await until(expect("0", FULL_RAW))
+    await until(expect("0", FULL_RAW), seconds=30)
     async with client.ws_connect("/ws/agent") as agent:
         await agent.send_str(json.dumps({"state": "listening"}))
         await until(lambda: _json_field(client, "/api/state", "state", "listening"), seconds=10)
@@ -277,7 +270,7 @@ async def test_a_manual_change_holds_until_the_policy_level_changes(
         display=display_config(backlight, idle_dim_after_s=5.0, idle_off_after_s=0)
     )
     expect = panel(backlight)
-    await until(expect("0", FULL_RAW))
+    await until(expect("0", FULL_RAW), seconds=30)
     response = await client.put("/api/display", json={"power": False})
     assert response.status == 200
     status = await response.json()
@@ -404,7 +397,7 @@ async def test_a_power_only_display_follows_the_policy_through_its_tool(
         return bool(calls) and calls[-1].endswith(words)
 
     # Dim has no brightness to lower here: the display stays on, then goes off.
-    await until(lambda: last_call("--output HDMI-A-1 --off"))
+    await until(lambda: last_call("--output HDMI-A-1 --off"), seconds=30)
     # A refused manual change changes nothing, not even who is in charge.
     response = await client.put("/api/display", json={"brightness": 50})
     assert response.status == 409
@@ -439,7 +432,7 @@ async def test_the_night_window_holds_the_display_down_whatever_agents_do(
     )
     expect = panel(backlight)
     # Idle steps are off and nobody is quiet long: only the night window lowers it.
-    await until(expect(bl_power, brightness))
+    await until(expect(bl_power, brightness), seconds=30)
     assert (await (await client.get("/api/display")).json())["policy"] == night_level
     assert (await client.post("/api/speak", json={"text": "hello"})).status == 200
     assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
@@ -460,13 +453,13 @@ async def test_the_policy_applies_its_level_again_when_something_else_changed_th
         display=display_config(backlight, idle_dim_after_s=0, idle_off_after_s=0.2, reapply_s=0.5)
     )
     expect = panel(backlight)
-    await until(expect("4", FULL_RAW))
+    await until(expect("4", FULL_RAW), seconds=30)
     await asyncio.to_thread((backlight / "bl_power").write_text, "0\n")  # someone else
     await until(expect("4", FULL_RAW), seconds=10)
     assert (await (await client.get("/api/display")).json())["policy"] == "off"
 
     assert (await client.put("/api/display", json={"power": True})).status == 200
-    await until(expect("0", FULL_RAW))
+    await until(expect("0", FULL_RAW), seconds=30)
     await asyncio.sleep(1.5)  # three reapply periods: a manual change is left alone
     assert await expect("0", FULL_RAW)()
     assert (await (await client.get("/api/display")).json())["manual"] is True

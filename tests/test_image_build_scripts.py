@@ -17,11 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import copy_readable, shared_dir
+
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_BUILD = REPO / "image-build"
 FIRSTBOOT = IMAGE_BUILD / "recipe" / "firstboot.sh"
 SCRIPTS = sorted(
-    [*IMAGE_BUILD.rglob("*.sh"), IMAGE_BUILD / "jetson" / "install.sh", REPO / ".ci" / "run"],
+    [
+        *IMAGE_BUILD.rglob("*.sh"),
+        IMAGE_BUILD / "jetson" / "install.sh",
+        *(REPO / ".ci" / name for name in ("run", "system-deps", "fresh-debian")),
+    ],
     key=str,
 )
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -48,33 +54,40 @@ def test_scripts_are_executable() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the script as another user")
-def test_image_build_without_root_skips_loudly(tmp_path: Path) -> None:
+def test_image_build_without_root_skips_loudly() -> None:
     """Where the image cannot be built, the build says why and exits 77 (make: SKIPPED)."""
-    environ = {
-        "PATH": os.environ["PATH"],
-        "FACED_IMAGE_CACHE": str(tmp_path / "cache"),
-        "FACED_IMAGE_OUT": str(tmp_path / "out"),
-        "FACED_IMAGE_WORK": str(tmp_path / "work"),
-    }
-    completed = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--",
-            str(IMAGE_BUILD / "build-image.sh"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=environ,
-    )
-    assert completed.returncode == 77, completed.stderr
-    assert "# SKIPPED: the faced image cannot be built/booted here:" in completed.stderr
-    assert "not root" in completed.stderr
-    assert not (tmp_path / "cache").exists()  # nothing was started
+    # nobody may not enter the checkout (a clone in a 0700 home) nor pytest's tmp_path: the
+    # scripts run from a copy it can read, with a scratch directory it could write to.
+    with shared_dir() as shared:
+        image_build = copy_readable(IMAGE_BUILD, shared)
+        scratch = shared / "scratch"
+        scratch.mkdir()
+        shutil.chown(scratch, "nobody", "nogroup")
+        environ = {
+            "PATH": os.environ["PATH"],
+            "FACED_IMAGE_CACHE": str(scratch / "cache"),
+            "FACED_IMAGE_OUT": str(scratch / "out"),
+            "FACED_IMAGE_WORK": str(scratch / "work"),
+        }
+        completed = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--",
+                str(image_build / "build-image.sh"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=environ,
+        )
+        assert completed.returncode == 77, completed.stderr
+        assert "# SKIPPED: the faced image cannot be built/booted here:" in completed.stderr
+        assert "not root" in completed.stderr
+        assert not (scratch / "cache").exists()  # nothing was started
 
 
 def test_model_wheels_are_fetched_for_their_own_platform() -> None:

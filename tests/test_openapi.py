@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -23,10 +23,9 @@ from faced.schemas.analysis import Analysis
 from faced.schemas.analyze_api import Base64Request
 from faced.schemas.errors import ErrorBody
 from faced.schemas.health import Health
-from tests.browser import Browser, find_chromium, launched
+from tests.browser import Browser
 
 Client = TestClient[Any, Any]
-CHROMIUM = find_chromium()
 
 
 @pytest.fixture
@@ -108,11 +107,8 @@ async def test_docs_page_and_its_assets_are_served_from_the_package(client: Clie
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
-    async with launched(CHROMIUM, 1000, 800) as running:
-        yield running
+def browser_size() -> tuple[int, int]:
+    return (1000, 800)
 
 
 async def test_docs_renders_in_chromium_under_the_csp(client: Client, browser: Browser) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from faced.keys import OPENFACE_KEY
+from tests.helpers import until
 
 FAST = {"requests_per_s": 10_000, "request_burst": 10_000}
 
@@ -34,14 +34,6 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, seconds: float = 2.0) -> 
     else:
         raise AssertionError(f"expected a message, got {message.type!r} {message.data!r}")
     return decoded
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def nothing_more(ws: aiohttp.ClientWebSocketResponse, seconds: float = 0.2) -> None:
@@ -254,7 +246,8 @@ async def test_slow_viewer_is_disconnected_while_a_fast_one_keeps_up(faced_clien
     assert health["slow_viewers_disconnected"] == 1
     await client.post("/api/state", json={"state": "alert"})
     assert (await receive(fast))["state"] == "alert"
-    await until(lambda: openface.viewers == 1)  # the slow one's place is given back
+    # The slow one's place is given back.
+    await until(lambda: openface.viewers == 1, 5.0, interval=0.02)
     slow.close()
     await fast.close()
 
@@ -408,9 +401,9 @@ async def test_viewer_places_per_client_and_loopback_reserve(faced_client: Any) 
     assert health["viewers"] == 10
     # A place freed by one LAN host can be taken by another.
     await first[0].close()
-    await until(lambda: client.app[OPENFACE_KEY].viewers == 9)
+    await until(lambda: client.app[OPENFACE_KEY].viewers == 9, 5.0, interval=0.02)
     again = await client.ws_connect("/ws/viewer", headers=_lan("192.168.1.99"))
     assert (await receive(again))["type"] == "state"
     for ws in (*first[1:], *others, *local, again):
         await ws.close()
-    await until(lambda: client.app[OPENFACE_KEY].viewers == 0)
+    await until(lambda: client.app[OPENFACE_KEY].viewers == 0, 5.0, interval=0.02)

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from faced.keys import LIVE_KEY
 from faced.vision.blendshapes import ARKIT_NAMES
 from faced.vision.synthetic import write_clip
 from tests import data
+from tests.helpers import until
 
 FACE_PHOTO = "tongue.jpg"
 KEY = "s3cret-key"
@@ -53,14 +53,6 @@ async def _receive(ws: Any, count: int, seconds: float = 10.0) -> list[Any]:
         else:
             raise AssertionError(f"socket ended: {message}")
     return results
-
-
-async def _until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_tracking_socket_streams_face_results_as_json(faced_client, face_clip) -> None:
@@ -139,7 +131,7 @@ async def test_latest_result_and_emotion_state(faced_client, face_clip) -> None:
     client = await faced_client(camera={"source": f"file:{face_clip}"})
     live = client.app[LIVE_KEY].live
     assert live is not None
-    await _until(lambda: live.latest is not None and live.latest.face_found)
+    await until(lambda: live.latest is not None and live.latest.face_found)
     response = await client.get("/api/tracking")
     assert response.status == 200
     latest = await response.json()
@@ -155,7 +147,7 @@ async def test_health_reports_camera_and_tracking(faced_client, face_clip) -> No
     client = await faced_client(camera={"source": f"file:{face_clip}"})
     live = client.app[LIVE_KEY].live
     assert live is not None
-    await _until(lambda: live.processed >= 10)
+    await until(lambda: live.processed >= 10)
     body = await (await client.get("/health")).json()
     assert body["status"] == "ok"
     camera = body["components"]["camera"]
@@ -182,7 +174,7 @@ async def test_tracking_off_keeps_the_camera(faced_client, face_clip) -> None:
     assert "camera.tracking is false" in (await response.json())["error"]
     camera = client.app[LIVE_KEY].camera
     assert camera is not None
-    await _until(lambda: camera.frames > 3)
+    await until(lambda: camera.frames > 3)
 
 
 # --- privacy ----------------------------------------------------------------------------------
@@ -244,7 +236,7 @@ async def test_nobody_in_front_of_the_camera_means_no_presence(faced_client, emp
     live = client.app[LIVE_KEY].live
     assert live is not None
     async with client.ws_connect("/ws/viewer") as ws:
-        await _until(lambda: live.processed >= 15)
+        await until(lambda: live.processed >= 15)
         types = []
         while True:
             try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,16 @@ import pytest
 from aiohttp import web
 
 from faced.vision.blendshapes import ARKIT_NAMES
-from tests.browser import Browser, Page, find_chromium, launched
+from tests.browser import Browser, Page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = find_chromium()
 KEY = "dashboard-test-key"
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
-    async with launched(CHROMIUM, 1280, 1000) as running:
-        yield running
+def browser_size() -> tuple[int, int]:
+    return (1280, 1000)
 
 
 @pytest.fixture

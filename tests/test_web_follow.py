@@ -7,19 +7,17 @@ several frames, so the viewer's own saccades do not decide the result).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import Browser, find_chromium, launched
+from tests.browser import Browser
 from tests.test_follow import _clip
 from tests.test_web_viewer import EYE_ROWS, HEIGHT, UNIT, WIDTH, open_viewer
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = find_chromium()
 EYES_MEDIAN = f"""
 new Promise((resolve) => {{
   const xs = [];
@@ -39,11 +37,8 @@ new Promise((resolve) => {{
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
-    async with launched(CHROMIUM, WIDTH, HEIGHT) as running:
-        yield running
+def browser_size() -> tuple[int, int]:
+    return (WIDTH, HEIGHT)
 
 
 @pytest.fixture

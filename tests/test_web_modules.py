@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser import Browser, Page, find_chromium, launched
+from tests.browser import Browser, Page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = find_chromium()
 
 # A pack using parts of the Open Face schema faced does not draw (bodies, accessories,
 # exotic shapes), written for this test.
@@ -87,14 +86,14 @@ SCRIPT = """
 
 
 @pytest.fixture
-async def page(faced_client: Any, tmp_path: Path) -> AsyncIterator[Page]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
+def browser_size() -> tuple[int, int]:
+    return (320, 240)
+
+
+@pytest.fixture
+async def page(faced_client: Any, tmp_path: Path, browser: Browser) -> AsyncIterator[Page]:
     client = await faced_client(server={"state_dir": str(tmp_path)})
-    browser: Browser
-    async with launched(CHROMIUM, 320, 240) as browser:
-        opened = await browser.page(str(client.make_url("/?face=default")))
-        yield opened
+    yield await browser.page(str(client.make_url("/?face=default")))
 
 
 async def test_hostile_packs_and_messages_never_break_the_face(page: Page) -> None:

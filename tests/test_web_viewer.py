@@ -12,18 +12,16 @@ import asyncio
 import io
 import math
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.browser import Browser, Page, find_chromium, launched
+from tests.browser import Browser, Page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = find_chromium()
 WIDTH, HEIGHT = 640, 480
 UNIT = min(WIDTH, HEIGHT)
 
@@ -78,11 +76,8 @@ def mix(a: str, b: str, share: float) -> list[int]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
-    async with launched(CHROMIUM, WIDTH, HEIGHT) as running:
-        yield running
+def browser_size() -> tuple[int, int]:
+    return (WIDTH, HEIGHT)
 
 
 @pytest.fixture

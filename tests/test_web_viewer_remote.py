@@ -8,19 +8,17 @@ else: a socket to a third port is still blocked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.browser import Browser, find_chromium, launched
+from tests.browser import Browser
 from tests.test_web_viewer import HEIGHT, WIDTH, open_viewer, rgb, wait_color
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = find_chromium()
 
 ALERT = "#E57373"
 LISTENING = "#81C784"
@@ -33,11 +31,8 @@ true
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; see make system-deps)")
-    async with launched(CHROMIUM, WIDTH, HEIGHT) as running:
-        yield running
+def browser_size() -> tuple[int, int]:
+    return (WIDTH, HEIGHT)
 
 
 @pytest.fixture

@@ -9,20 +9,28 @@ what faced's analyze schema carries: the 51 ARKit blendshapes MediaPipe has (its
 yaw/pitch/roll in faced's documented convention, the landmarks' bounding box, faces sorted
 largest first. The comparison helpers (face matching, rotation angle between poses,
 inter-ocular distance) live here too so tests and benchmarks measure the same way.
+
+MediaPipe itself runs in a child process under .venv-ref's python (``make reference``;
+``tests/reference/mediapipe_worker.py``): mediapipe and the GUI OpenCV it asks for stay out
+of the venv faced runs and is tested in. A missing .venv-ref fails the test, naming the
+command; it is never a skip.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal
+from typing import IO, Any, Final, Literal
 
-import mediapipe as mp
 import numpy as np
 import numpy.typing as npt
-from mediapipe.tasks.python import BaseOptions, vision
 
 from tests.data import MODEL_BUNDLE, path
 
@@ -34,6 +42,23 @@ NEUTRAL: Final = "_neutral"
 # inter-ocular distance the landmark tolerance is expressed in.
 RIGHT_EYE_OUTER: Final = 33
 LEFT_EYE_OUTER: Final = 263
+WORKER: Final = Path(__file__).resolve().with_name("mediapipe_worker.py")
+REFERENCE_VENV: Final = Path(__file__).resolve().parents[2] / ".venv-ref"
+
+
+def reference_python() -> Path:
+    """The python of the venv that has mediapipe (FACED_REFERENCE_PYTHON overrides it)."""
+    explicit = os.environ.get("FACED_REFERENCE_PYTHON")
+    python = Path(explicit) if explicit else REFERENCE_VENV / "bin" / "python"
+    if not python.exists():
+        raise ReferenceUnavailable(
+            f"MediaPipe's venv is missing ({python} does not exist): run `make reference`"
+        )
+    return python
+
+
+class ReferenceUnavailable(RuntimeError):
+    """The reference could not be started or stopped answering."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,38 +145,57 @@ def match_faces(
 
 
 class MediaPipeReference:
-    """One MediaPipe FaceLandmarker in IMAGE or VIDEO mode; close it (or use ``with``)."""
+    """One MediaPipe FaceLandmarker in IMAGE or VIDEO mode, in a child process under
+    .venv-ref's python; close it (or use ``with``)."""
 
     def __init__(
         self, mode: Mode = "image", *, num_faces: int = 1, model_path: Path | None = None
     ) -> None:
         self.mode = mode
-        running_mode = vision.RunningMode.IMAGE if mode == "image" else vision.RunningMode.VIDEO
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(model_path or path(MODEL_BUNDLE))),
-            running_mode=running_mode,
-            num_faces=num_faces,
-            output_face_blendshapes=True,
-            output_facial_transformation_matrixes=True,
+        # stderr to a file: MediaPipe's own logging can never fill a pipe and stall it.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  (closed in close())
+        self._process = subprocess.Popen(
+            [
+                str(reference_python()),
+                str(WORKER),
+                *("--mode", mode, "--num-faces", str(num_faces)),
+                *("--model", str(model_path or path(MODEL_BUNDLE))),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        try:
+            self._reply()  # {"ready": true} once the model is loaded
+        except BaseException:
+            self.close()
+            raise
 
     def analyze(self, image_rgb: npt.NDArray[np.uint8]) -> ReferenceResult:
         """IMAGE mode: detection on this image alone."""
         if self.mode != "image":
             raise RuntimeError("analyze() needs a reference made with mode='image'")
-        result = self._landmarker.detect(self._image(image_rgb))
-        return self._convert(result, image_rgb.shape[1], image_rgb.shape[0])
+        return self._detect(image_rgb, None)
 
     def process(self, image_rgb: npt.NDArray[np.uint8], timestamp_ms: int) -> ReferenceResult:
         """VIDEO mode: tracking across frames with increasing timestamps."""
         if self.mode != "video":
             raise RuntimeError("process() needs a reference made with mode='video'")
-        result = self._landmarker.detect_for_video(self._image(image_rgb), timestamp_ms)
-        return self._convert(result, image_rgb.shape[1], image_rgb.shape[0])
+        return self._detect(image_rgb, timestamp_ms)
 
     def close(self) -> None:
-        self._landmarker.close()
+        process = self._process
+        if process.stdin is not None and not process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()  # end of input: the worker closes its landmarker
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> MediaPipeReference:
         return self
@@ -164,23 +208,49 @@ class MediaPipeReference:
     ) -> None:
         self.close()
 
-    @staticmethod
-    def _image(image_rgb: npt.NDArray[np.uint8]) -> mp.Image:
+    def _detect(
+        self, image_rgb: npt.NDArray[np.uint8], timestamp_ms: int | None
+    ) -> ReferenceResult:
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8 RGB, got {image_rgb.shape}")
-        return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb))
+        height, width = image_rgb.shape[:2]
+        header = {"height": height, "width": width, "timestamp_ms": timestamp_ms}
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps(header).encode() + b"\n")
+            stdin.write(np.ascontiguousarray(image_rgb).tobytes())
+            stdin.flush()
+        except BrokenPipeError:
+            raise ReferenceUnavailable(self._failure("exited")) from None
+        reply = self._reply()
+        if "error" in reply:
+            raise RuntimeError(f"MediaPipe: {reply['error']}")
+        return self._convert(reply["faces"], width, height)
+
+    def _reply(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise ReferenceUnavailable(self._failure("exited without an answer"))
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _failure(self, what: str) -> str:
+        self._process.wait(30)
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-15:]
+        return f"MediaPipe's worker {what} (exit {self._process.returncode}):\n" + "\n".join(tail)
 
     @staticmethod
-    def _convert(result: vision.FaceLandmarkerResult, width: int, height: int) -> ReferenceResult:
+    def _convert(raw_faces: list[dict[str, Any]], width: int, height: int) -> ReferenceResult:
         faces = []
-        for index, points in enumerate(result.face_landmarks):
-            landmarks = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64)
+        for raw in raw_faces:
+            landmarks = np.array(raw["landmarks"], dtype=np.float64)
             blendshapes = {
-                category.category_name: float(category.score)
-                for category in result.face_blendshapes[index]
-                if category.category_name != NEUTRAL
+                name: float(score) for name, score in raw["blendshapes"] if name != NEUTRAL
             }
-            matrix = np.asarray(result.facial_transformation_matrixes[index], dtype=np.float64)
+            matrix = np.asarray(raw["matrix"], dtype=np.float64)
             yaw, pitch, roll = euler_degrees(rotation_of(matrix))
             faces.append(
                 ReferenceFace(
