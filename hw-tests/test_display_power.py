@@ -5,7 +5,7 @@ On the appliance faced.service switches the screen through the kiosk compositor
 This asks the running service through its API only (PUT /api/display), and checks what the
 kernel says afterwards: each connected DRM connector's ``dpms``
 (/sys/class/drm/card*-*/dpms: "Off" once the compositor has turned the CRTC off) — the proof
-on real hardware that the emulated tests (tests/test_display_wayland.py, sway's headless
+on real hardware that the emulated tests (tests/devices/test_display_wayland.py, sway's headless
 back end) cannot give. Restores power on at the end.
 
 Settings: FACED_HW_URL (default http://127.0.0.1:9999), FACED_HW_KEY (else

@@ -6,7 +6,7 @@
 # A Debian bookworm amd64 root filesystem gets the recipe, run natively (FACED_KIOSK=1:
 # sway, chromium, the units, faced from this checkout's wheel, the models) and a kernel, and
 # boots under qemu-system-x86_64 with a virtio-gpu display: a real DRM/KMS device, which
-# sway's headless back end in tests/test_display_wayland.py is not. Inside, faced.service
+# sway's headless back end in tests/devices/test_display_wayland.py is not. Inside, faced.service
 # and faced-kiosk.service run as installed; a check service waits for the kiosk's socket,
 # switches the screen off and on through faced's API (PUT /api/display with the key first
 # boot generated) and prints what the kernel (/sys/class/drm/*/dpms) and sway report on the

@@ -1,6 +1,6 @@
 """A real headless Chromium driven over the DevTools protocol, for the web page tests.
 
-Owner: the viewer (issue 6). No extra dependency: Debian's ``chromium`` is started with
+No extra dependency: Debian's ``chromium`` is started with
 ``--remote-debugging-port=0`` and a fresh profile, and aiohttp's WebSocket client speaks
 CDP to it (one page target, flat sessions). ``Browser.page(url)`` opens a tab; a ``Page``
 evaluates JavaScript, waits for conditions, takes screenshots and collects the page's

@@ -1,6 +1,6 @@
 """Shared test fixtures: the real daemon on loopback, and a guard against blocking the loop.
 
-Owner: the daemon core (issue 3). These names are stable; every test module may use them.
+These names are stable; every test module may use them.
 
 ``make_config(**sections) -> Config``
     A validated ``faced.config.Config`` from per-section overrides, e.g.

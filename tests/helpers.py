@@ -1,6 +1,6 @@
 """Small helpers the test modules share: waiting for a condition, running code as another user.
 
-Owner: tests (shared plumbing; fixtures live in conftest.py). ``until`` polls a condition
+``until`` polls a condition
 on the event loop and fails naming it, instead of a fixed sleep. ``shared_dir`` and
 ``python_for`` serve the tests that run something as another user (``nobody``, ``daemon``):
 the checkout may live under a directory only its owner can enter (a clone in ``~``, mode

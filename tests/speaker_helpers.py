@@ -1,6 +1,6 @@
 """WAV bytes of every common shape, and reading what the ``wav:`` sink wrote (speaker tests).
 
-Owner: the speaker (issue 7). The writer here is written from the RIFF layout, not with
+The writer here is written from the RIFF layout, not with
 faced.devices.wav, so the tests do not check the reader against itself; Python's ``wave``
 module reads the sink's file (16-bit PCM, which it supports).
 """

@@ -1,6 +1,6 @@
 """The API key through systemd's credentials (LoadCredential=api-key:/etc/faced/api-key).
 
-Owner: the appliance (issue 8). systemd copies the key into a private directory named by
+systemd copies the key into a private directory named by
 $CREDENTIALS_DIRECTORY; these tests build that directory themselves (the OS boundary) and
 check the real config loader and the real daemon.
 """

@@ -1,6 +1,6 @@
 """The display policy: presence and agent activity dim, switch off and wake the display.
 
-Owner: the body (issue 7). The rules are checked on ``DisplayPolicy`` itself with injected
+The rules are checked on ``DisplayPolicy`` itself with injected
 clocks (no waiting minutes); then through the real daemon: a temporary sysfs backlight tree
 (the OS boundary) changes as agents post to /api/state and /api/speak, as the face falls
 asleep, and as a person comes and goes in front of the ``file:`` camera (a clip with a face,
@@ -27,8 +27,8 @@ from faced.schemas.face_state import AudioMessage, AudioSeqMessage, StateMessage
 from faced.schemas.tracking import PresenceMessage
 from faced.vision.synthetic import DEFAULT_FPS, DEFAULT_SIZE, synthetic_frames
 from tests import data
+from tests.devices.test_display import MAX_RAW, WLR_RANDR, make_backlight, read, write_tool
 from tests.helpers import until
-from tests.test_display import MAX_RAW, WLR_RANDR, make_backlight, read, write_tool
 
 DIM = 20
 DIM_RAW = str(round(DIM / 100 * MAX_RAW))

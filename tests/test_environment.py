@@ -1,6 +1,6 @@
 """The set-up `make test` leaves behind: the venv faced runs in, and the Debian test packages.
 
-Owner: the front door (Makefile, .ci/system-deps). faced's venv must hold OpenCV's headless
+faced's venv must hold OpenCV's headless
 build as its only cv2 and no MediaPipe: MediaPipe (the parity reference, in .venv-ref) asks
 for OpenCV's GUI build, which needs X11 libraries a fresh or headless machine lacks
 ("libxcb.so.1: cannot open shared object file") and would replace the headless cv2 that

@@ -1,6 +1,6 @@
 """The hub's fan-out: each broadcast encoded once per (encoding, fields), not once per subscriber.
 
-Owner: the Open Face protocol (issue 3). A real Hub with real Subscribers (the objects the
+A real Hub with real Subscribers (the objects the
 viewer sockets and event streams drain). The observable: every subscriber of one encoding
 is handed the very same bytes object — encoding per subscriber would hand each a fresh
 one — whether it takes the message through its queue or through the ``write_now`` fast

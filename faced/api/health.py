@@ -4,7 +4,7 @@ Owns: the registry components report into. Components register a callable at sta
 /health calls them (they must be cheap and non-blocking) and merges: ``summary`` callables
 add top-level keys (viewers, agents, state, …); ``component`` callables add an entry under
 ``components`` with at least ``{"status": "ok" | "error" | "off", …}``. Does not own the
-report's shape: faced.schemas.health, which summaries must keep to (tests/test_openapi.py
+report's shape: faced.schemas.health, which summaries must keep to (tests/api/test_openapi.py
 decodes /health strictly).
 """
 

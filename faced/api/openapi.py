@@ -10,7 +10,7 @@ module describes an operation where it registers the route::
 The document is built once, on first request, by walking the app's router: every
 registered route appears, so the document cannot drift from the routes (one registered
 without a description appears with an empty summary and a warning, which
-tests/test_openapi.py refuses). Request, response and query types are turned into JSON
+tests/api/test_openapi.py refuses). Request, response and query types are turned into JSON
 Schema by ``msgspec.json.schema_components`` — the same types that validate and encode;
 query parameters come from the route's ``faced.api.codec.Query`` Struct. Every error is a
 ``faced.schemas.errors.ErrorBody``. The access class of each route comes from

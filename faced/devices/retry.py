@@ -6,7 +6,7 @@ is logged once per distinct reason until the device works again).
 Does not own the waiting, the reopening or the words of the log lines: the camera's and the
 speaker's threads and the display policy's task do those, each in its own way.
 Why: the camera, the speaker and the display retry the same way; one pure, clock-free copy of
-the rule is tested once (tests/test_device_retry.py) instead of three hand-written ones.
+the rule is tested once (tests/devices/test_retry.py) instead of three hand-written ones.
 """
 
 from __future__ import annotations

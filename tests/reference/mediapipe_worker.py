@@ -1,6 +1,6 @@
 """MediaPipe's Face Landmarker as a child process: frames in on stdin, raw results out on stdout.
 
-Owner: tests (reference side of the face pipeline). Runs under .venv-ref's python (``make
+Runs under .venv-ref's python (``make
 reference``), the only venv with mediapipe, and imports nothing of faced or tests: the test
 process (``tests.reference.landmarker``) starts it, sends frames and shapes the answers.
 

@@ -1,6 +1,6 @@
 """Gaze follow and mirror through the real daemon: camera → tracking → face state → viewers.
 
-Owner: gaze follow (issue 6). A ``file:`` camera plays a clip of a real photograph placed on
+A ``file:`` camera plays a clip of a real photograph placed on
 one side of the frame; the real models track it; a real /ws/viewer client sees the face
 state change (and never face data); agents use the real HTTP API.
 """

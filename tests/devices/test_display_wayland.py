@@ -1,6 +1,6 @@
 """faced's display driver against a real Wayland compositor: sway, with the kiosk's own config.
 
-Owner: the body (issue 7). sway (Debian's package, the appliance's kiosk compositor) runs on
+sway (Debian's package, the appliance's kiosk compositor) runs on
 its headless back end (no GPU, no seat, no input devices) with
 image-build/recipe/kiosk/sway.conf — only the browser it would start is left out — in a
 runtime directory shaped like faced-kiosk.service's (mode 0750, UMask 0077), as another
@@ -45,7 +45,7 @@ import pytest
 from faced.devices.wayland import WaylandError, set_output_power
 from tests.helpers import copy_readable, python_for, shared_dir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SWAY_CONFIG = REPO / "image-build" / "recipe" / "kiosk" / "sway.conf"
 BROWSER_LINE = "exec /usr/lib/faced/kiosk/browser"
 KIOSK_USER, KIOSK_GROUP = "nobody", "nogroup"  # when root: sway refuses to run as root

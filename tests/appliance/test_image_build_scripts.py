@@ -1,6 +1,6 @@
 """The image recipe's shell scripts: shellcheck-clean, and first boot doing what it promises.
 
-Owner: the appliance (issue 8). The first-boot script runs for real on this machine against
+The first-boot script runs for real on this machine against
 a temporary "boot partition" and /etc (its paths are overridable for exactly this), with
 the real `faced config check` judging faced.toml.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import copy_readable, shared_dir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGE_BUILD = REPO / "image-build"
 FIRSTBOOT = IMAGE_BUILD / "recipe" / "firstboot.sh"
 SCRIPTS = sorted(

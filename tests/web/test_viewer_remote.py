@@ -1,6 +1,6 @@
 """The viewer watching another daemon (``?server=``), in real Chromium, under the real CSP.
 
-Owner: the viewer (issue 6). Two faced servers on loopback (different ports are different
+Two faced servers on loopback (different ports are different
 origins): the page comes from one and, with ``?server=ws://127.0.0.1:PORT/ws/viewer``,
 shows the other's face. Its Content-Security-Policy allows exactly that daemon and nothing
 else: a socket to a third port is still blocked.
@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.browser import Browser
-from tests.test_web_viewer import HEIGHT, WIDTH, open_viewer, rgb, wait_color
+from tests.web.test_viewer import HEIGHT, WIDTH, open_viewer, rgb, wait_color
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """The speaker's device failing, the volume, and the command line.
 
-Owner: the speaker (issue 7). Failures are made at the OS boundary: a ``wav:`` path in a
+Failures are made at the OS boundary: a ``wav:`` path in a
 directory that does not exist yet (open fails), and ``/dev/full`` (every write fails with
 ENOSPC). The volume survives restarts of the real ``faced serve`` process.
 """

@@ -1,10 +1,10 @@
 """Lip sync waits for the device's output latency: the mouth moves when the sound is heard.
 
-Owner: the speaker (issue 7). The fake sits at the hardware boundary only: a ``wav:`` sink
+The fake sits at the hardware boundary only: a ``wav:`` sink
 (real-time paced like a device) that also declares the output latency a PortAudio stream
 would report. The real ``Speaker`` plays a tone through it; every amplitude it reports must
 be stamped with the time its block is *heard* (written + latency), and the end of the
-sequence with the time its last sample is heard. hw-tests/test_speaker.py checks the same on
+sequence with the time its last sample is heard. hw-tests/test_voice.py checks the same on
 a real device.
 """
 

@@ -1,6 +1,6 @@
 """Lip sync: the amplitude a real /ws/viewer client gets follows the sound played.
 
-Owner: the speaker (issue 7). A tone with silences is played through the ``wav:`` sink
+A tone with silences is played through the ``wav:`` sink
 (paced in real time, like a device); the viewer's amplitude must rise with each burst and
 fall in each silence, in step with playback.
 """

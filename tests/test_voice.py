@@ -1,6 +1,6 @@
 """The speaker with the real server and the ``wav:`` sink: order, flushes, conversion, errors.
 
-Owner: the speaker (issue 7). The sink is the only fake: a WAV file written, paced in real
+The sink is the only fake: a WAV file written, paced in real
 time, with exactly the frames a device would have played.
 """
 

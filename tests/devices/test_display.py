@@ -1,6 +1,6 @@
 """The display through the real daemon: GET/PUT /api/display, the drivers, health.
 
-Owner: the body (issue 7). Fakes only at the OS boundary: a temporary sysfs-like backlight
+Fakes only at the OS boundary: a temporary sysfs-like backlight
 tree (brightness, max_brightness, bl_power), and `wlr-randr` / `vcgencmd` executables on
 PATH that record their arguments and answer as the real tools do (or fail, or hang).
 """
@@ -396,7 +396,7 @@ async def test_auto_takes_wayland_under_wayland(
     faced_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An inherited WAYLAND_DISPLAY makes auto the compositor's own power control (against a
-    real compositor: tests/test_display_wayland.py); with no compositor behind it, a PUT
+    real compositor: tests/devices/test_display_wayland.py); with no compositor behind it, a PUT
     names the socket it could not open."""
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-3")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
@@ -461,7 +461,7 @@ def test_serve_refuses_a_bad_display_driver_with_78(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         check=False,
     )
     assert result.returncode == 78

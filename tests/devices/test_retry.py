@@ -1,6 +1,6 @@
 """The shared retry rule of the camera, the speaker and the display (faced.devices.retry).
 
-Owner: tests (faced.devices.retry). Pure: a fake clock drives a retry loop shaped like the
+Pure: a fake clock drives a retry loop shaped like the
 devices' own, so every delay and log decision is checked without waiting."""
 
 from __future__ import annotations

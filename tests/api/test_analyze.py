@@ -1,6 +1,6 @@
 """The analyze API (/v1/analyze, /v1/analyze/base64, /v1/stream) against `faced analyze`.
 
-Owner: the analyze API (issue 5). The real app on loopback with real HTTP and WebSocket
+The real app on loopback with real HTTP and WebSocket
 clients and the real models; the reference is the `faced analyze --jsonl` command run as a
 process on the same photographs (tests/.data, see tests.data).
 """

@@ -1,6 +1,6 @@
 """The TTS fallback with the real espeak-ng (a Debian package, .ci/debian-packages.txt).
 
-Owner: the speaker (issue 7). Text in a speaking state with no audio chunk following is
+Text in a speaking state with no audio chunk following is
 spoken through the ``wav:`` sink; agent audio arriving in time keeps espeak-ng silent.
 """
 

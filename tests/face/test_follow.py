@@ -1,6 +1,6 @@
 """Gaze follow and mirror, the pure part: tracking results in, face-state updates out.
 
-Owner: gaze follow (issue 6). Real ``TrackingResult`` structs (one from the real pipeline
+Real ``TrackingResult`` structs (one from the real pipeline
 on a photograph, its box and blendshapes then set per case), the real ``FaceModel``
 applying every update the follower proposes, and a test clock.
 """

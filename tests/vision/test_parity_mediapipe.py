@@ -8,8 +8,6 @@ inter-ocular distance, the head rotation within 3 degrees (as the angle between 
 poses and per yaw/pitch/roll). Sequences on which MediaPipe is unstable (a tongue out, a
 face turned away) are held to MediaPipe's own noise floor instead, measured in the same run.
 The measured deltas are printed: run with ``-s`` to see them.
-
-Owner: tests (reference side of the face pipeline).
 """
 
 from __future__ import annotations
@@ -348,7 +346,7 @@ def test_moving_sequence_matches_mediapipe_video_mode(
 
 def test_faced_never_imports_mediapipe() -> None:
     """MediaPipe is the reference, a test-only dependency: no module of faced imports it."""
-    package = Path(__file__).resolve().parents[1] / "faced"
+    package = Path(__file__).resolve().parents[2] / "faced"
     offenders = []
     for source in sorted(package.rglob("*.py")):
         tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))

@@ -1,6 +1,6 @@
 """The systemd units under systemd/: valid for systemd itself, and saying what we rely on.
 
-Owner: the appliance (issue 8). `systemd-analyze verify` (Debian's `systemd` package; PID 1
+`systemd-analyze verify` (Debian's `systemd` package; PID 1
 need not be systemd) loads each unit as the service manager would and must print nothing.
 It also checks that ExecStart's program exists and is executable, so each unit is verified
 as a temporary copy whose ExecStart points at this checkout's real program where the
@@ -21,7 +21,7 @@ import pytest
 
 from faced.devices.display import KIOSK_RUNTIME_DIR
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICES = ("faced.service", "faced-kiosk.service", "faced-firstboot.service")
 FACED = Path(sys.executable).parent / "faced"

@@ -1,6 +1,6 @@
 """Live tracking through the real daemon: /ws/tracking, /api/tracking, presence, privacy.
 
-Owner: live tracking (issue 5). The app runs on loopback with the ``file:`` source (an MJPEG
+The app runs on loopback with the ``file:`` source (an MJPEG
 clip written from a test photograph by faced.vision.synthetic) or the ``demo`` source, the
 real models, and real HTTP/WebSocket clients.
 """
