@@ -118,14 +118,7 @@ class Presets:
     async def switch(self, slug: str) -> None:
         self.check(slug)
         async with self._write_lock:  # writes land in request order
-            try:
-                await self.state_file.save(ViewerConfig(face=slug))
-            except OSError as exc:
-                path = self.state_file.path
-                log.error("cannot persist the face to %s: %s", path, exc)
-                raise ApiError(
-                    500, f"cannot save the setting in {path.parent}: {exc.strerror}"
-                ) from None
+            await self.state_file.save(ViewerConfig(face=slug), "the face")
             self.face = slug
         log.info("viewer face switched to %s", slug, extra={"face": slug})
         self._publish(ConfigMessage(face=slug))

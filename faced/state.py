@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from faced.api.errors import ApiError
 from faced.config import Config
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,17 @@ class StateFile(Generic[S]):
     async def load(self) -> S | None:
         return await asyncio.to_thread(self.read)
 
-    async def save(self, value: S) -> None:
-        await asyncio.to_thread(self.write, value)
+    async def save(self, value: S, what: str) -> None:
+        """Persist ``value``; when the disk refuses, log it and answer the request with a 500
+        naming the directory, so a client never believes a setting survives a restart when
+        it does not. ``what`` names the setting in the log ("the volume")."""
+        try:
+            await asyncio.to_thread(self.write, value)
+        except OSError as exc:
+            log.error("cannot persist %s to %s: %s", what, self.path, exc)
+            raise ApiError(
+                500, f"cannot save the setting in {self.path.parent}: {exc.strerror}"
+            ) from None
 
 
 __all__ = ["StateFile", "state_dir", "write_atomically"]

@@ -332,14 +332,7 @@ class SpeakerService:
                 volume=current.volume if update.volume is msgspec.UNSET else update.volume,
                 muted=current.muted if update.muted is msgspec.UNSET else update.muted,
             )
-            try:
-                await self.state_file.save(volume)
-            except OSError as exc:
-                path = self.state_file.path
-                log.error("cannot persist the volume to %s: %s", path, exc)
-                raise ApiError(
-                    500, f"cannot save the setting in {path.parent}: {exc.strerror}"
-                ) from None
+            await self.state_file.save(volume, "the volume")
             self.volume = volume
         if self.speaker is not None:
             self.speaker.set_volume(volume.volume, volume.muted)

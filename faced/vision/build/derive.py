@@ -112,6 +112,31 @@ def _build_target(
     stem = target.source.removesuffix(".tflite")
     out: list[Built] = []
 
+    def keep(
+        backend: str,
+        precision: str,
+        *,
+        data: bytes,
+        method: str,
+        tools: tuple[str, ...],
+        result: Check,
+        detail: str,
+    ) -> None:
+        out.append(
+            Built(
+                name=variants.variant_name(target.source, backend, precision),
+                source=target.source,
+                backend=backend,
+                precision=precision,
+                data=data,
+                method=method,
+                tools=", ".join(tool[n] for n in tools),
+                command=BUILD_COMMAND,
+                check=result.describe(),
+            )
+        )
+        say(f"  {out[-1].name}: {detail}{result.describe()}")
+
     data, recipe_name, description, result = _quantized(
         target,
         reference=reference,
@@ -122,43 +147,31 @@ def _build_target(
         say=say,
     )
     how = litert_method(recipe_name) if recipe_name else "ai-edge-quantizer"
-    out.append(
-        Built(
-            name=variants.variant_name(target.source, "litert", "int8"),
-            source=target.source,
-            backend="litert",
-            precision="int8",
-            data=data or b"",
-            method=f"float16 weights folded to float32, then {how}: {description}",
-            tools=", ".join(tool[n] for n in ("ai-edge-quantizer", "ai-edge-litert", "numpy")),
-            command=BUILD_COMMAND,
-            check=result.describe(),
-        )
+    keep(
+        "litert",
+        "int8",
+        data=data or b"",
+        method=f"float16 weights folded to float32, then {how}: {description}",
+        tools=("ai-edge-quantizer", "ai-edge-litert", "numpy"),
+        result=result,
+        detail=f"{description}; ",
     )
-    say(f"  {out[-1].name}: {description}; {result.describe()}")
 
     onnx_data, shown, rewrites = onnx_fp32(fp32)
     result = check(target.role, reference, _load(onnx_data, stem + ".onnx", True), holdout)
-    out.append(
-        Built(
-            name=variants.variant_name(target.source, "onnxruntime", "fp32"),
-            source=target.source,
-            backend="onnxruntime",
-            precision="fp32",
-            data=onnx_data,
-            method=(
-                "float16 weights folded to float32, then "
-                + " ".join(shown)
-                + " (batch fixed to 1 with onnx.tools.update_model_dims"
-                + "".join(f"; {r}" for r in rewrites)
-                + ")"
-            ),
-            tools=", ".join(tool[n] for n in ("tf2onnx", "tensorflow-cpu", "onnx")),
-            command=BUILD_COMMAND,
-            check=result.describe(),
-        )
+    keep(
+        "onnxruntime",
+        "fp32",
+        data=onnx_data,
+        method="float16 weights folded to float32, then "
+        + " ".join(shown)
+        + " (batch fixed to 1 with onnx.tools.update_model_dims"
+        + "".join(f"; {r}" for r in rewrites)
+        + ")",
+        tools=("tf2onnx", "tensorflow-cpu", "onnx"),
+        result=result,
+        detail="",
     )
-    say(f"  {out[-1].name}: {result.describe()}")
 
     data, recipe_name, description, result = _quantized(
         target,
@@ -173,19 +186,13 @@ def _build_target(
         "static": "quant_pre_process + quantize_static (QDQ, per-channel, MinMax)",
         "dynamic": "quant_pre_process + quantize_dynamic",
     }.get(recipe_name, "")
-    out.append(
-        Built(
-            name=variants.variant_name(target.source, "onnxruntime", "int8"),
-            source=target.source,
-            backend="onnxruntime",
-            precision="int8",
-            data=data or b"",
-            method=f"onnxruntime.quantization{' ' + how if how else ''} of {stem}.onnx: "
-            f"{description}",
-            tools=", ".join(tool[n] for n in ("onnxruntime", "onnx", "numpy")),
-            command=BUILD_COMMAND,
-            check=result.describe(),
-        )
+    keep(
+        "onnxruntime",
+        "int8",
+        data=data or b"",
+        method=f"onnxruntime.quantization{' ' + how if how else ''} of {stem}.onnx: {description}",
+        tools=("onnxruntime", "onnx", "numpy"),
+        result=result,
+        detail=f"{description}; ",
     )
-    say(f"  {out[-1].name}: {description}; {result.describe()}")
     return out
