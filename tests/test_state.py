@@ -6,8 +6,10 @@ observable here is the file on a real temporary directory and what is read back 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +68,23 @@ def test_the_state_directory_follows_the_config_then_systemd(
     assert state_dir(make_config()) == tmp_path / "systemd"
     monkeypatch.delenv("STATE_DIRECTORY")
     assert state_dir(make_config()) == Path.home() / ".local" / "state" / "faced"
+
+
+async def test_a_setting_the_disk_refuses_is_a_500_and_stays_as_it_was(
+    faced_client: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "state-is-a-file"
+    await asyncio.to_thread(blocker.write_bytes, b"")
+    client = await faced_client(
+        server={"state_dir": str(blocker)},
+        audio={"sink": f"wav:{tmp_path / 'out.wav'}", "tts": {"enabled": False}},
+    )
+    for path, change, before in [
+        ("/api/config", {"face": "orb"}, {"face": "default"}),
+        ("/api/audio/volume", {"volume": 20}, {"volume": 100, "muted": False}),
+    ]:
+        method = client.put if path == "/api/config" else client.post
+        response = await method(path, json=change)
+        assert response.status == 500, path
+        assert (await response.json())["error"].startswith(f"cannot save the setting in {blocker}")
+        assert await (await client.get(path)).json() == before, path
