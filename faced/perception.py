@@ -115,7 +115,7 @@ def position_of(bbox: Sequence[float]) -> Position:
 class _Dwell:
     """A boolean that turns on after ``on_s`` of raw True and off after ``off_s`` of False."""
 
-    __slots__ = ("_candidate_since", "off_s", "on_s", "since", "value")
+    __slots__ = ("_candidate_since", "_candidate_wall_ms", "off_s", "on_s", "since", "value")
 
     def __init__(self, on_s: float, off_s: float) -> None:
         self.on_s = on_s
@@ -123,6 +123,7 @@ class _Dwell:
         self.value = False
         self.since: int | None = None
         self._candidate_since: float | None = None
+        self._candidate_wall_ms = 0
 
     def update(self, raw: bool, now: float, wall_ms: int) -> bool:
         """Feed one sample; True when the value changed."""
@@ -131,11 +132,11 @@ class _Dwell:
             return False
         if self._candidate_since is None:
             self._candidate_since = now
+            self._candidate_wall_ms = wall_ms  # the frame's own time: since never precedes it
         if now - self._candidate_since < (self.on_s if raw else self.off_s):
             return False
         self.value = raw
-        held = round((now - self._candidate_since) * 1000)
-        self.since = wall_ms - held if raw else None
+        self.since = self._candidate_wall_ms if raw else None
         self._candidate_since = None
         return True
 
@@ -212,6 +213,7 @@ class Perception:
         self._expression_since: int | None = None
         self._candidate: Expression | None = None
         self._candidate_since = 0.0
+        self._candidate_wall_ms = 0
         self._present_since: int | None = None
         self._distance: float | None = None
         self.summary = PersonSummary(present=False, people=0, ts=0)
@@ -278,12 +280,13 @@ class Perception:
         if label != self._candidate:
             self._candidate = label
             self._candidate_since = now
+            self._candidate_wall_ms = ts
         if label != self._expression and (
             self._expression is None or now - self._candidate_since >= self._expression_hold_s
         ):
             changed = self._expression is not None
             self._expression = label
-            self._expression_since = ts - round((now - self._candidate_since) * 1000)
+            self._expression_since = self._candidate_wall_ms
             if changed:
                 events.append("expression")
         return events
