@@ -352,7 +352,7 @@ def _load_tracker(vision: VisionConfig) -> Tracker:
 
     pipeline = FacePipeline.load(
         vision.model_dir or None,
-        num_faces=1,
+        num_faces=vision.num_faces,
         runtime=Runtime.from_config(vision),
         detector=vision.detector,
     )
