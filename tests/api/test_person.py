@@ -51,6 +51,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "comes-and-goes": _comes_and_goes(directory / "comes-and-goes.avi"),
         "still": write_clip(data.load_rgb(PHOTO), directory / "still.avi", 30, motion=STILL),
+        "two": write_clip(
+            data.load_rgb("breakingbad.jpg"), directory / "two.avi", 30, motion=STILL
+        ),
     }
 
 
@@ -234,3 +237,13 @@ async def test_shutdown_ends_the_event_stream(run_faced, clips) -> None:
             while await response.content.readline():
                 pass  # the stream ends: EOF, not a hang
         assert await faced.process.wait() == 0
+
+
+async def test_people_counts_the_faces_in_view(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['two']}"}, vision={"num_faces": 2})
+    async with asyncio.timeout(20):
+        while True:
+            response = await client.get("/api/person")
+            if response.status == 200 and (await response.json())["people"] == 2:
+                break
+            await asyncio.sleep(0.1)
