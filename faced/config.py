@@ -172,7 +172,7 @@ class PerceptionConfig(_Section, frozen=True):
     speaking_swings: Annotated[int, Meta(ge=2, le=50)] = 4
     """Speech: at least this many mouth swings (opening or closing by at least
     speaking_amplitude) within the window; a yawn or a smile makes one or two."""
-    speaking_amplitude: Annotated[float, Meta(gt=0, le=1)] = 0.08
+    speaking_amplitude: Annotated[float, Meta(gt=0, le=1)] = 0.12
     """Speech: the least change of jawOpen (0..1) that counts as a swing."""
     speaking_off_ms: Annotated[int, Meta(ge=0, le=10000)] = 600
     """Speech: no speech-like motion this long before speaking ends."""

@@ -152,7 +152,7 @@ class _Speech:
     """Mouth swings: each time jawOpen reverses by at least ``amplitude`` is one swing;
     speech is ``swings`` of them within ``window_s``."""
 
-    __slots__ = ("_direction", "_extreme", "_swings", "amplitude", "swings", "window_s")
+    __slots__ = ("_direction", "_extreme", "_start", "_swings", "amplitude", "swings", "window_s")
 
     def __init__(self, window_s: float, swings: int, amplitude: float) -> None:
         self.window_s = window_s
@@ -160,6 +160,7 @@ class _Speech:
         self.amplitude = amplitude
         self._swings: deque[float] = deque(maxlen=64)
         self._extreme: float | None = None
+        self._start = 0.0
         self._direction = 0
 
     def update(self, opening: float, now: float) -> bool:
@@ -167,11 +168,17 @@ class _Speech:
         extreme = self._extreme
         direction = self._direction
         if extreme is None:
-            self._extreme = opening
+            self._extreme = self._start = opening
         elif direction == 0:
-            if abs(opening - extreme) >= self.amplitude:  # the first move sets the direction
-                self._direction = 1 if opening > extreme else -1
-                self._extreme = opening
+            # The first move by ``amplitude`` from the lowest or highest value sets the
+            # direction; ``_extreme`` and ``_start`` hold those two until then.
+            low, high = min(extreme, self._start), max(extreme, self._start)
+            if opening - low >= self.amplitude:
+                self._direction, self._extreme = 1, opening
+            elif high - opening >= self.amplitude:
+                self._direction, self._extreme = -1, opening
+            else:
+                self._extreme, self._start = min(low, opening), max(high, opening)
         elif (opening - extreme) * direction > 0:
             self._extreme = opening  # still going the same way: the extreme moves on
         elif abs(opening - extreme) >= self.amplitude:

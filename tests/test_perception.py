@@ -227,6 +227,9 @@ def test_a_pause_between_words_does_not_end_speaking() -> None:
             [0.03 * i for i in range(30)] + [0.9] * 45 + [0.9 - 0.03 * i for i in range(30)],
             id="yawn",
         ),
+        # A mouth held open under the tracker's jitter (a photograph that drifts and zooms
+        # reads 0.12 .. 0.36, a few hundredths from frame to frame).
+        pytest.param([0.25 + 0.05 * ((i * 7919) % 5 - 2) / 2 for i in range(120)], id="open"),
         # Noise of the landmarks on a still face: ±0.02.
         pytest.param([0.05 + 0.02 * ((i * 7919) % 5 - 2) / 2 for i in range(120)], id="jitter"),
     ],
