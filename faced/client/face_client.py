@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -164,7 +164,7 @@ class FaceClient:
         if body is not None:
             data, content_type = self._encode(body)
         headers = {hdrs.CONTENT_TYPE: content_type} if content_type else None
-        what = f"{method} {path}"
+        what = f"{method} {self.url}{path}"
         try:
             async with self._open().request(
                 method,
@@ -256,14 +256,14 @@ class FaceClient:
 
     # --- streams ---------------------------------------------------------------------------
 
-    def person_events(self, *, reconnect: bool = True) -> AsyncIterator[PersonEvent]:
+    def person_events(self, *, reconnect: bool = True) -> AsyncGenerator[PersonEvent, None]:
         """Person events as they happen (``GET /api/person/events``): arrived, left,
         attention_start/_end, speaking_start/_end, expression."""
         return self._stream(
             lambda link: self._sse("api/person/events", PersonEvent, link), reconnect
         )
 
-    def viewer_messages(self, *, reconnect: bool = True) -> AsyncIterator[ViewerMessage]:
+    def viewer_messages(self, *, reconnect: bool = True) -> AsyncGenerator[ViewerMessage, None]:
         """Everything viewers get (``/ws/viewer``): the state and history on each
         (re)connection, then every broadcast. Message types this client does not know
         (from a newer daemon) are skipped."""
@@ -279,7 +279,7 @@ class FaceClient:
         *,
         events: bool = False,
         reconnect: bool = True,
-    ) -> AsyncIterator[TrackingResult | PersonEvent]:
+    ) -> AsyncGenerator[TrackingResult | PersonEvent, None]:
         """Live tracking results of the box's camera (``/ws/tracking``; needs the key).
 
         ``fields`` keeps only those result fields (``["head", "blendshapes"]``; the others
@@ -304,7 +304,7 @@ class FaceClient:
 
     async def _stream(
         self, open_once: Callable[[_Link], AsyncIterator[T]], reconnect: bool
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """``open_once``'s messages, reconnected with backoff once it has connected (but
         not after a 4xx refusal: a key that became wrong will not become right by
         retrying). The first connection's failure raises: a daemon that is down says so."""
@@ -329,7 +329,7 @@ class FaceClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=SSE_READ_TIMEOUT_S
         )
-        what = f"GET {path}"
+        what = f"GET {self.url}{path}"
         try:
             async with self._open().get(
                 self.url + path, headers={hdrs.ACCEPT: "text/event-stream"}, timeout=timeout
@@ -385,7 +385,7 @@ class FaceClient:
         """A socket to ``path`` (``?encoding=`` added); a refused upgrade raises
         FacedError with the daemon's status and message."""
         query = {**(params or {}), "encoding": self.encoding}
-        what = f"WS {path}"
+        what = f"WS {self.url}{path}"
         try:
             return await self._open().ws_connect(
                 self.url + path,

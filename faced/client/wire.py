@@ -9,6 +9,7 @@ client and its agent socket share it, and it imports nothing of the daemon.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeVar
 
@@ -112,7 +113,9 @@ def connection_error(exc: BaseException, what: str) -> FacedError:
     if isinstance(exc, TimeoutError):
         return FacedError(None, f"{what}: timed out")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return FacedError(None, f"{what}: cannot connect ({exc.os_error.strerror or exc})")
+        error = exc.os_error
+        reason = os.strerror(error.errno) if error.errno else str(error.strerror or error)
+        return FacedError(None, f"{what}: cannot connect ({reason})")
     return FacedError(None, f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
