@@ -377,7 +377,9 @@ class FaceClient:
         finally:
             await socket.close()
         if socket.close_code not in (None, 1000, 1001):
-            raise FacedError(None, f"{path} closed by the daemon ({socket.close_code})")
+            # 1009: a message over MAX_SOCKET_MESSAGE_BYTES; 1008: the daemon found us slow.
+            code = socket.close_code
+            raise FacedError(None, f"WS {self.url}{path}: the connection ended (code {code})")
 
     async def _connect(
         self, path: str, params: Mapping[str, str] | None = None

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from faced.client import FaceClient, FacedError
+from faced.client.wire import MAX_EVENT_BYTES, MAX_SOCKET_MESSAGE_BYTES
 from faced.schemas.analysis import Analysis
 from faced.schemas.face_state import (
     AudioDoneMessage,
@@ -275,3 +277,37 @@ async def test_viewer_stream_survives_the_daemon_restarting(
             update = await _next_of(viewer, StateMessage)
             assert (update.state, update.emotion) == ("working", "proud")
             again.terminate()
+
+
+def _oversized_routes(app: web.Application) -> None:
+    """Test-only routes under /big/ that send one message over the client's limits."""
+
+    async def huge_event(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: " + b"x" * (MAX_EVENT_BYTES + 10) + b"\n\n")
+        await asyncio.sleep(30)  # the client must give up on its own
+        return response
+
+    async def huge_frame(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_str("x" * (MAX_SOCKET_MESSAGE_BYTES + 10))
+        await socket.receive(timeout=30)
+        return socket
+
+    app.router.add_get("/big/api/person/events", huge_event)
+    app.router.add_get("/big/ws/viewer", huge_frame)
+
+
+async def test_streams_refuse_oversized_messages(faced_client: Any) -> None:
+    """A message over the client's limits ends the stream with a FacedError; it is
+    never held whole (the event is cut at MAX_EVENT_BYTES, the frame by aiohttp's cap)."""
+    client = await faced_client(prepare=_oversized_routes)
+    async with asyncio.timeout(20), FaceClient(_url(client) + "big/") as face:
+        with pytest.raises(FacedError) as event:
+            await anext(face.person_events(reconnect=False))
+        assert event.value.status is None and "bytes" in event.value.message
+        with pytest.raises(FacedError) as frame:
+            await anext(face.viewer_messages(reconnect=False))
+        assert frame.value.status is None and "1009" in frame.value.message
