@@ -7,7 +7,11 @@ frame, never stored), first in IMAGE mode
 (detector on every frame) then in VIDEO mode (tracking), and prints per-stage latency
 (median / p90), frames per second and peak RSS. The same run measures a baseline: the two
 model invocations alone on the same crops, i.e. the floor any implementation pays, so the
-pipeline's own overhead reads directly off the table.
+pipeline's own overhead reads directly off the table. Tracking keeps the landmarks, as the
+daemon's live path does for perception (faced.perception); what perception adds per frame
+(keeping the 478 landmarks as a list, dropping them for clients, ``Perception.update``) is
+timed on the same frames and printed in µs beside the stages, with its share of a tracking
+frame.
 
 ``--backend``/``--precision`` choose the back end (vision.backend/precision); with ``all``
 (the default) every back end installed here runs, each in its own child process (so each
@@ -154,6 +158,14 @@ def _print_side_by_side(args: argparse.Namespace, results: list[dict[str, Any]])
     ):
         text = [fmt.format(*r[key]) if r[key] else "-" for r in results]
         print(f"{'baseline':<10} {label:<16}" + "".join(f"{t:>22}" for t in text))
+    perception = [r.get("perception_us") for r in results]
+    text = [f"{c[0]:.0f} / {c[1]:.0f} µs" if c else "-" for c in perception]
+    print(f"{'perception':<10} {'update':<16}" + "".join(f"{t:>22}" for t in text))
+    shares = []
+    for r, c in zip(results, perception, strict=True):
+        total = r["stages"].get("tracking", {}).get("total")
+        shares.append(f"{100 * c[0] / 1e3 / total[0]:.2f} %" if c and total else "-")
+    print(f"{'perception':<10} {'share of frame':<16}" + "".join(f"{t:>22}" for t in shares))
     for label, key, fmt in (
         ("video frames/s", "fps", "{:.1f}"),
         ("model load ms", "load_ms", "{:.0f}"),
@@ -169,6 +181,9 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     import msgspec  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
+    from faced.live import without_landmarks  # noqa: PLC0415
+    from faced.perception import Perception  # noqa: PLC0415
+    from faced.schemas.tracking import PresenceMessage, TrackingResult  # noqa: PLC0415
     from faced.vision.models import ModelError  # noqa: PLC0415
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
     from faced.vision.runtime import Runtime  # noqa: PLC0415
@@ -203,13 +218,29 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     blendshape_invoke: list[float] = []
     points = np.zeros((478, 3), dtype=np.float32)
     tracked_wall = 0.0
+    perception = Perception()
+    perception_us: list[float] = []
+    arrived = PresenceMessage(event="arrived", present=True, ts=0)
     for index, frame in enumerate(_frames(photo, args.frames)):
         began = time.perf_counter()
-        result = tracker.process(frame, index * 33)
+        result = tracker.process(frame, index * 33, landmarks=True)
         encoder.encode(result)
         wall = (time.perf_counter() - began) * 1e3
         tracked_wall += wall
         _record_result(record, "detection" if tracker.last_detected else "tracking", result, wall)
+        full = TrackingResult(
+            **{name: getattr(result, name) for name in result.__struct_fields__},
+            frame=index,
+            ts=index * 33,
+            fps=30.0,
+            latency_ms=0.0,
+        )
+        t0 = time.perf_counter()
+        for _ in full.faces:  # what landmarks=True adds to the result, per face
+            np.round(points.astype(np.float64), 6).tolist()
+        without_landmarks(full)
+        perception.update(full, arrived if index == 0 else None, present=True, now=index / 30)
+        perception_us.append((time.perf_counter() - t0) * 1e6)
         # Baseline, same frame: the two models alone on a crop already made.
         rois = tracker.regions  # the crop the next frame will use
         if rois:
@@ -239,6 +270,7 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
                 for mode, stages in rows.items()
             },
             "landmark_model": pair(landmark_invoke),
+            "perception_us": pair(perception_us),
             "blendshape_model": pair(blendshape_invoke),
             "fps": fps,
             "load_ms": load_ms,
@@ -266,6 +298,12 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     if tracking and floor:
         overhead = float(np.median(tracking) - np.median(floor))
         print(f"tracking overhead over the two model invocations: {overhead:.3f} ms/frame")
+    if tracking and perception_us:
+        cost_ms = float(np.median(perception_us)) / 1e3
+        share = cost_ms / float(np.median(tracking))
+        print(f"{'perception':<10} {'update (µs)':<16} {len(perception_us):>6} "
+              f"{_stats(perception_us)}  = {100 * share:.2f} % of a tracking frame, "
+              f"{100 * cost_ms / 33.3:.2f} % of a 30 fps frame")  # fmt: skip
     print(f"video mode: {fps:.1f} frames/s ({tracker.detections} detector runs)")
     print(f"peak RSS: {_peak_rss_mib():.1f} MiB")
     return 0
