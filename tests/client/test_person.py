@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from faced.client import FaceClient, FacedError
-from faced.schemas.person import PersonEvent, PersonSummary
+from faced.schemas.face_state import PersonEntry
+from faced.schemas.person import PERSON_EVENT_KINDS, PersonEvent, PersonSummary
+from faced.schemas.tracking import TrackingResult
 from tests.api.test_person import _comes_and_goes
 from tests.client.test_face_client import ENCODINGS, KEY, _url
 from tests.conftest import free_port
@@ -105,3 +107,24 @@ async def test_ctl_watch_and_person_print_json(faced_client: Any, face_clip: Pat
     }
     status, out, err = await _ctl("--url", url, "person")
     assert (status, err) == (0, []) and isinstance(json.loads(out)["present"], bool)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_tracking_with_events_yields_both(
+    faced_client: Any, face_clip: Path, encoding: str
+) -> None:
+    client = await faced_client(camera={"source": f"file:{face_clip}"})
+    async with FaceClient(_url(client), encoding=encoding) as face:  # type: ignore[arg-type]
+        stream = face.tracking(fields=["head"], events=True)
+        seen: set[type] = set()
+        async with contextlib.aclosing(stream), asyncio.timeout(30):
+            async for message in stream:
+                seen.add(type(message))
+                if isinstance(message, PersonEvent):
+                    assert message.event in PERSON_EVENT_KINDS
+                else:
+                    assert isinstance(message, TrackingResult) and message.blendshapes is None
+                if PersonEvent in seen and len(seen) == 2:
+                    break
+        entries = await face.history()  # loopback, no key set: person entries decode
+        assert any(isinstance(e, PersonEntry) for e in entries)
