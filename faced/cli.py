@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "faced.commands.analyze",
     "faced.commands.bench",
     "faced.commands.audio",
+    "faced.commands.ctl",
     "faced.commands.mcp",
 )
 

@@ -1,0 +1,422 @@
+"""The Python client of a faced daemon: ``FaceClient``, for agents on the LAN.
+
+Owns: one aiohttp session per client and every route an agent uses — the face state,
+speech and audio, history, health, analysis, the person summary — and the streams
+(``person_events``, ``viewer_messages``, ``tracking``) as async iterators that reconnect
+with backoff once they have been connected. Does not own the agent socket
+(faced.client.agent), decoding and errors (faced.client.wire) or the types
+(faced.schemas). It imports no server module: an agent's machine needs aiohttp and msgspec
+alone (no camera, no models).
+
+Why: an agent wants attributes, not dicts, and one exception to catch; the streams it reads
+must outlive a daemon restart without it writing a reconnect loop. Each stream reads one
+message at a time (no queue of its own), so a consumer that falls behind holds back TCP,
+never memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiohttp
+import msgspec
+from aiohttp import WSMsgType, hdrs
+
+from faced.client.agent import AgentSocket
+from faced.client.wire import (
+    MAX_EVENT_BYTES,
+    MAX_SOCKET_MESSAGE_BYTES,
+    MSGPACK,
+    Encoding,
+    FacedError,
+    T,
+    Undecodable,
+    ViewerMessage,
+    connection_error,
+    decode,
+    decode_tracking,
+    decode_viewer,
+    encoding_of,
+    error_of,
+    read_body,
+    wire_fields,
+)
+from faced.devices.retry import Backoff
+from faced.schemas.analysis import Analysis
+from faced.schemas.face_state import (
+    AudioResponse,
+    FaceState,
+    HistoryEntry,
+    HistoryResponse,
+    SpeakResponse,
+    StateResponse,
+)
+from faced.schemas.health import Health
+from faced.schemas.person import PersonEvent, PersonSummary
+from faced.schemas.tracking import TrackingResult
+
+log = logging.getLogger(__name__)
+
+RECONNECT_FIRST_S: Final = 0.25
+RECONNECT_MAX_S: Final = 5.0
+HEARTBEAT_S: Final = 20.0
+"""WebSocket ping interval: a daemon that vanished without closing is noticed in one."""
+SSE_READ_TIMEOUT_S: Final = 45.0
+"""The daemon sends a keep-alive comment every 15 s; three missed ones mean it is gone."""
+
+
+class _Link:
+    """A stream's reconnection state: whether it was ever connected, and the backoff (back
+    to its first delay at each successful connection)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_MAX_S)
+
+    def opened(self) -> None:
+        self.connected = True
+        self.backoff.reset()
+
+
+class FaceClient:
+    """An async client of one faced daemon.
+
+    ::
+
+        async with FaceClient("http://box.local:9999", api_key=KEY) as face:
+            await face.set_state(state="thinking", emotion="happy")
+            seq = await face.speak("Hello!")
+            async for event in face.person_events():
+                print(event.event, event.distance_m)
+
+    ``encoding`` is how bodies and answers travel (``"msgpack"`` is smaller and faster to
+    parse; the results are the same types). ``timeout_s`` bounds each request (connecting
+    included); streams only bound connecting and notice a silent daemon by heartbeats.
+    Every failure raises ``FacedError``.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:9999",
+        api_key: str | None = None,
+        encoding: Encoding = "json",
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if encoding not in ("json", "msgpack"):
+            raise ValueError(f"encoding must be 'json' or 'msgpack', not {encoding!r}")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, not {url!r}")
+        self.url = url.rstrip("/") + "/"
+        self.encoding: Encoding = encoding
+        self.timeout_s = timeout_s
+        self._headers = {hdrs.AUTHORIZATION: f"Bearer {api_key}"} if api_key else {}
+        if encoding == "msgpack":
+            self._headers[hdrs.ACCEPT] = MSGPACK
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session (and with it every stream and socket of this client)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # The session's timeout bounds a socket's handshake; requests and the event
+            # stream set their own.
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        return self._session
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _encode(self, body: Any) -> tuple[bytes, str]:
+        if self.encoding == "msgpack":
+            return msgspec.msgpack.encode(body), MSGPACK
+        return msgspec.json.encode(body), "application/json"
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        schema: type[T],
+        *,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        if body is not None:
+            data, content_type = self._encode(body)
+        headers = {hdrs.CONTENT_TYPE: content_type} if content_type else None
+        what = f"{method} {self.url}{path}"
+        try:
+            async with self._open().request(
+                method,
+                self.url + path,
+                data=data,
+                headers=headers,
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as response:
+                payload = await read_body(response)
+                if response.status >= 400:
+                    raise error_of(response, payload)
+                return decode(payload, schema, encoding_of(response))
+        except FacedError:
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise connection_error(exc, what) from None
+
+    async def state(self) -> FaceState:
+        """The face state now (``GET /api/state``)."""
+        return await self._request("GET", "api/state", FaceState)
+
+    async def set_state(self, **fields: Any) -> FaceState:
+        """Merge an update into the face state (``POST /api/state``); the merged state.
+
+        Fields by their Python or wire name: ``state="thinking", emotion="happy",
+        look_at={"x": 0.5}`` (or ``lookAt``); ``type="reset"`` returns to the default face.
+        A bad value is a FacedError 400 naming the field."""
+        answer = await self._request("POST", "api/state", StateResponse, body=wire_fields(fields))
+        return answer.state
+
+    async def speak(self, text: str | None = None, **fields: Any) -> int:
+        """Start an audio sequence (``POST /api/speak``; ``state`` defaults to speaking)
+        and show ``text``; the sequence number for ``send_audio``. ``expect_audio=False``
+        when no audio follows (the daemon's text-to-speech, if any, speaks at once)."""
+        body = wire_fields(fields)
+        if text is not None:
+            body["text"] = text
+        answer = await self._request("POST", "api/speak", SpeakResponse, body=body)
+        return answer.seq
+
+    async def send_audio(self, wav: bytes, seq: int | None = None) -> int:
+        """One WAV chunk of the current (or the given) sequence (``POST /api/audio``);
+        the sequence it joined."""
+        if seq is None:
+            answer = await self._request(
+                "POST", "api/audio", AudioResponse, data=wav, content_type="audio/wav"
+            )
+        else:
+            answer = await self._request(
+                "POST", "api/audio", AudioResponse, body={"data": wav, "seq": seq}
+            )
+        return answer.seq
+
+    async def audio_done(self, seq: int | None = None) -> int:
+        """The sequence's audio is complete (``POST /api/audio-done``); its number."""
+        body = {} if seq is None else {"seq": seq}
+        answer = await self._request("POST", "api/audio-done", AudioResponse, body=body)
+        return answer.seq
+
+    async def history(self) -> list[HistoryEntry]:
+        """State changes, texts, details and person arrivals/departures, newest last."""
+        answer = await self._request("GET", "api/history", HistoryResponse)
+        return answer.entries
+
+    async def health(self) -> Health:
+        """The daemon's health (``GET /health``): ``status``, ``version``, components."""
+        return await self._request("GET", "health", Health)
+
+    async def analyze(self, image: bytes, **options: Any) -> Analysis:
+        """Faces in a JPEG, PNG or WebP image (``POST /v1/analyze``); options
+        ``landmarks=True``, ``num_faces=N``."""
+        params = {
+            name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+            for name, value in options.items()
+        }
+        return await self._request(
+            "POST",
+            "v1/analyze",
+            Analysis,
+            data=image,
+            content_type="application/octet-stream",
+            params=params,
+        )
+
+    async def person(self) -> PersonSummary:
+        """Who is in front of the box now (``GET /api/person``; needs the key)."""
+        return await self._request("GET", "api/person", PersonSummary)
+
+    # --- streams ---------------------------------------------------------------------------
+
+    def person_events(self, *, reconnect: bool = True) -> AsyncGenerator[PersonEvent, None]:
+        """Person events as they happen (``GET /api/person/events``): arrived, left,
+        attention_start/_end, speaking_start/_end, expression."""
+        return self._stream(
+            lambda link: self._sse("api/person/events", PersonEvent, link), reconnect
+        )
+
+    def viewer_messages(self, *, reconnect: bool = True) -> AsyncGenerator[ViewerMessage, None]:
+        """Everything viewers get (``/ws/viewer``): the state and history on each
+        (re)connection, then every broadcast. Message types this client does not know
+        (from a newer daemon) are skipped."""
+        return self._stream(
+            lambda link: self._socket("ws/viewer", {}, decode_viewer, link),
+            reconnect,
+        )
+
+    def tracking(
+        self,
+        fields: list[str] | None = None,
+        fps: float | None = None,
+        *,
+        events: bool = False,
+        reconnect: bool = True,
+    ) -> AsyncGenerator[TrackingResult | PersonEvent, None]:
+        """Live tracking results of the box's camera (``/ws/tracking``; needs the key).
+
+        ``fields`` keeps only those result fields (``["head", "blendshapes"]``; the others
+        are None), ``fps`` lowers the rate; ``events=True`` also delivers person events
+        (``PersonEvent``). A client that reads slowly gets the latest result, not a
+        backlog (the daemon keeps one unsent result per client)."""
+        params: dict[str, str] = {}
+        if fields is not None:
+            params["fields"] = ",".join(fields)
+        if fps is not None:
+            params["fps"] = str(fps)
+        if events:
+            params["events"] = "1"
+
+        def decode(data: bytes | str, encoding: Encoding) -> TrackingResult | PersonEvent:
+            return decode_tracking(data, encoding, trimmed=fields is not None)
+
+        return self._stream(
+            lambda link: self._socket("ws/tracking", params, decode, link),
+            reconnect,
+        )
+
+    async def _stream(
+        self, open_once: Callable[[_Link], AsyncIterator[T]], reconnect: bool
+    ) -> AsyncGenerator[T, None]:
+        """``open_once``'s messages, reconnected with backoff once it has connected (but
+        not after a 4xx refusal: a key that became wrong will not become right by
+        retrying). The first connection's failure raises: a daemon that is down says so."""
+        link = _Link()
+        while True:
+            try:
+                async for message in open_once(link):
+                    yield message
+                if not reconnect:
+                    return
+                log.info("stream closed by the daemon; reconnecting")
+            except Undecodable:
+                raise
+            except FacedError as exc:
+                refused = exc.status is not None and exc.status < 500
+                if not reconnect or not link.connected or refused:
+                    raise
+                log.info("stream lost (%s); reconnecting", exc)
+            await asyncio.sleep(link.backoff.next())
+
+    async def _sse(self, path: str, schema: type[T], link: _Link) -> AsyncIterator[T]:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout_s, sock_read=SSE_READ_TIMEOUT_S
+        )
+        what = f"GET {self.url}{path}"
+        try:
+            async with self._open().get(
+                self.url + path, headers={hdrs.ACCEPT: "text/event-stream"}, timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    raise error_of(response, await read_body(response))
+                link.opened()
+                data = bytearray()
+                while line := await response.content.readline():
+                    line = line.rstrip(b"\r\n")
+                    if line.startswith(b"data:"):
+                        data += line[5:].removeprefix(b" ")
+                        if len(data) > MAX_EVENT_BYTES:
+                            raise FacedError(None, f"{what}: an event over {MAX_EVENT_BYTES} bytes")
+                    elif not line and data:
+                        event = decode(bytes(data), schema, "json")
+                        data.clear()
+                        yield event
+        except FacedError:
+            raise
+        except ValueError as exc:  # aiohttp: a line longer than its buffer
+            raise FacedError(None, f"{what}: {exc}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise connection_error(exc, what) from None
+
+    async def _socket(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        decode: Callable[[bytes | str, Encoding], T | None],
+        link: _Link,
+    ) -> AsyncIterator[T]:
+        socket = await self._connect(path, params)
+        link.opened()
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    decoded = decode(message.data, "json")
+                elif message.type == WSMsgType.BINARY:
+                    decoded = decode(message.data, "msgpack")
+                else:
+                    break  # an error or the close: the caller reconnects
+                if decoded is not None:
+                    yield decoded
+        finally:
+            await socket.close()
+        if socket.close_code not in (None, 1000, 1001):
+            # 1009: a message over MAX_SOCKET_MESSAGE_BYTES; 1008: the daemon found us slow.
+            code = socket.close_code
+            raise FacedError(None, f"WS {self.url}{path}: the connection ended (code {code})")
+
+    async def _connect(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> aiohttp.ClientWebSocketResponse:
+        """A socket to ``path`` (``?encoding=`` added); a refused upgrade raises
+        FacedError with the daemon's status and message."""
+        query = {**(params or {}), "encoding": self.encoding}
+        what = f"WS {self.url}{path}"
+        try:
+            return await self._open().ws_connect(
+                self.url + path,
+                params=query,
+                heartbeat=HEARTBEAT_S,
+                max_msg_size=MAX_SOCKET_MESSAGE_BYTES,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout_s),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise await self._refusal(path, query, exc.status) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise connection_error(exc, what) from None
+
+    async def _refusal(self, path: str, query: Mapping[str, str], status: int) -> FacedError:
+        """aiohttp drops the body of a refused upgrade: ask again without upgrading to
+        read the daemon's sentence (the same checks refuse the same way)."""
+        try:
+            async with self._open().get(
+                self.url + path, params=query, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            ) as response:
+                if response.status == status:
+                    return error_of(response, await read_body(response))
+        except (aiohttp.ClientError, TimeoutError, FacedError):
+            pass
+        return FacedError(status, f"WS {path}: the daemon refused the connection")
+
+    # --- the agent socket ------------------------------------------------------------------
+
+    def agent(self) -> AgentSocket:
+        """An agent socket (``/ws/agent``): ``async with face.agent() as agent: await
+        agent.send(state="listening")``. While an agent is connected the face stays awake."""
+        return AgentSocket(lambda: self._connect("ws/agent"), self.encoding, self.timeout_s)
