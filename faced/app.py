@@ -38,6 +38,7 @@ from faced.api import (
     health,
     openapi,
     pages,
+    person,
     presets,
     speaker,
     tracking,
@@ -148,6 +149,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
     live = app[LIVE_KEY] = LiveService(config, on_presence=openface.presence)
+    live.person.observers.append(openface.person)  # attention and speech → the history
     gaze_follow = app[FOLLOW_KEY] = FollowService(config, openface, live)
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
     screen = app[DISPLAY_KEY] = DisplayService.from_config(config.display, openface)
@@ -193,6 +195,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     then health and the pages; the document of them all last."""
     face_routes.add_routes(app)
     tracking.add_routes(app)
+    person.add_routes(app)
     follow.add_routes(app)
     presets.add_routes(app)
     analyze.setup(app, config.vision)

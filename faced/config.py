@@ -130,6 +130,10 @@ class CameraConfig(_Section, frozen=True):
     an agent (faced mcp's camera_snapshot). Off: the person did not sign up for pictures."""
     client_fps: Annotated[float, Meta(gt=0, le=240)] = 30.0
     """Most tracking results per second sent to one /ws/tracking client (?fps= lowers it)."""
+    hfov_deg: Annotated[float, Meta(ge=10, le=170)] = 66.0
+    """The camera's horizontal field of view in degrees, for distance_m (GET /api/person).
+    The default is the Raspberry Pi Camera Module 3's (66°; its Wide model: 102°); take it
+    from the camera's data sheet, for the image as captured (before rotation)."""
 
 
 class FollowConfig(_Section, frozen=True):
@@ -144,6 +148,42 @@ class FollowConfig(_Section, frozen=True):
     those fields alone this long."""
     rate_hz: Annotated[float, Meta(gt=0, le=60)] = 20.0
     """Most face-state updates per second the camera causes."""
+
+
+class PerceptionConfig(_Section, frozen=True):
+    """What faced perceives of the person (faced.perception): attention, speech, expression."""
+
+    head_yaw_deg: Annotated[float, Meta(gt=0, le=90)] = 30.0
+    """Attention: the head may turn this far left or right of the screen's centre."""
+    head_pitch_deg: Annotated[float, Meta(gt=0, le=90)] = 25.0
+    """Attention: the head may tilt this far up or down of the screen's centre."""
+    gaze_deg: Annotated[float, Meta(gt=0, le=90)] = 15.0
+    """Attention: the eyes' direction (head turn plus the eyes in the head) within this
+    many degrees of the screen's centre, either way."""
+    camera_offset_x_m: Annotated[float, Meta(ge=-2, le=2)] = 0.0
+    """Where the camera sits from the screen's centre, metres, to the right as the person
+    faces the box (a camera left of the screen: negative)."""
+    camera_offset_y_m: Annotated[float, Meta(ge=-2, le=2)] = 0.0
+    """Where the camera sits from the screen's centre, metres, upward (a camera on top of a
+    7" screen: about 0.06)."""
+    attention_on_ms: Annotated[int, Meta(ge=0, le=10000)] = 300
+    """Looking at the screen this long before attention starts."""
+    attention_off_ms: Annotated[int, Meta(ge=0, le=10000)] = 500
+    """Looking away this long before attention ends."""
+    speaking_window_ms: Annotated[int, Meta(ge=200, le=5000)] = 1000
+    """Speech: the window the mouth's opening and closing is counted over."""
+    speaking_swings: Annotated[int, Meta(ge=2, le=50)] = 4
+    """Speech: at least this many mouth swings (opening or closing by at least
+    speaking_amplitude) within the window; a yawn or a smile makes one or two."""
+    speaking_amplitude: Annotated[float, Meta(gt=0, le=1)] = 0.08
+    """Speech: the least change of jawOpen (0..1) that counts as a swing."""
+    speaking_off_ms: Annotated[int, Meta(ge=0, le=10000)] = 600
+    """Speech: no speech-like motion this long before speaking ends."""
+    expression_ms: Annotated[int, Meta(ge=0, le=10000)] = 300
+    """An expression must hold this long before it replaces the one shown."""
+    follow_on_attention: bool = False
+    """Gaze follow (follow.mode follow or mirror) turns the face toward the person only
+    while they attend (look at the screen); false: whenever someone is there."""
 
 
 class VisionConfig(_Section, frozen=True):
@@ -271,6 +311,7 @@ class Config(_Section, frozen=True):
     openclaw: OpenClawConfig = msgspec.field(default_factory=OpenClawConfig)
     camera: CameraConfig = msgspec.field(default_factory=CameraConfig)
     follow: FollowConfig = msgspec.field(default_factory=FollowConfig)
+    perception: PerceptionConfig = msgspec.field(default_factory=PerceptionConfig)
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
     display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)

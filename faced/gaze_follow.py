@@ -1,8 +1,9 @@
 """Gaze follow and mirror in the daemon: tracking results in, face-state updates out.
 
-Owns: the component (``FollowService``) that hands every tracking result (faced.live) and
-every agent update (``OpenFace.agent_listeners``) to the ``Follower`` (faced.face.follow),
-and one named, supervised task that asks the follower for an update at most
+Owns: the component (``FollowService``) that hands every tracking result (faced.live; with
+``perception.follow_on_attention`` only while the person looks at the screen,
+faced.perception) and every agent update (``OpenFace.agent_listeners``) to the ``Follower``
+(faced.face.follow), and one named, supervised task that asks the follower for an update at most
 ``follow.rate_hz`` times a second while there is someone to follow (or fields to return to
 rest), and sleeps otherwise. Does not own: the mapping from a face to the state (the
 ``Follower``), the routes (faced.api.follow), or the face: updates go through
@@ -41,6 +42,7 @@ class FollowService:
             follow.mode, hold_s=follow.hold_s, frames_mirrored=config.camera.mirror
         )
         self.interval_s = 1.0 / follow.rate_hz
+        self.on_attention = config.perception.follow_on_attention
         self.openface = openface
         self._live = live
         self.tracking = False
@@ -48,7 +50,14 @@ class FollowService:
         self._wake = asyncio.Event()
 
     def observe(self, result: Analysis) -> None:
-        """A tracking listener (called on the loop for every result)."""
+        """A tracking listener (called on the loop for every result). With
+        ``perception.follow_on_attention`` a person who does not look at the screen is not
+        followed: the follower stops seeing them and the face eases back to rest."""
+        if self.on_attention and result.face_found:
+            live = self._live.live
+            # Perception runs after the listeners: this is the previous frame's attention.
+            if live is None or not live.perception.attention:
+                return
         self.follower.observe(result)
         if self.follower.mode != "off" and result.face_found:
             self._wake.set()
@@ -74,7 +83,12 @@ class FollowService:
     def report(self) -> dict[str, object]:
         if not self.tracking:
             return {"status": "off", "mode": self.follower.mode, "reason": "no live tracking"}
-        return {"status": "ok", "mode": self.follower.mode, "updates": self.updates}
+        return {
+            "status": "ok",
+            "mode": self.follower.mode,
+            "updates": self.updates,
+            "on_attention": self.on_attention,
+        }
 
     async def run(self) -> None:
         openface = self.openface

@@ -14,8 +14,11 @@ never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
 the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,
-``fps`` and ``latency_ms`` (capture → publish), becomes ``latest`` and goes to every
-listener (the results hub first, then gaze follow) and to ``Presence``.
+``fps`` and ``latency_ms`` (capture → publish), becomes ``latest`` (without landmarks) and
+goes to every listener (the results hub first, then gaze follow), to ``Presence``, then
+with its landmarks to the ``Perception`` (faced.perception), whose events go to the person
+events' hub (``person``: a bounded queue per subscriber, /api/person/events and
+/ws/tracking?events=1) and its observers (the face's history).
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
+import msgspec
 from aiohttp import WSCloseCode, web
 
 from faced.config import CameraConfig, Config, ConfigError, VisionConfig
 from faced.devices.camera import Camera, Frame, open_source
 from faced.hub import Hub
 from faced.listeners import Listeners
+from faced.perception import Perception
 from faced.schemas.analysis import Analysis
+from faced.schemas.person import PersonEvent
 from faced.schemas.tracking import EmotionState, Position, PresenceMessage, TrackingResult
 from faced.vision.models import ModelError, default_model_dir
 from faced.vision.tracker import Tracker
@@ -48,6 +54,9 @@ STEADY_SHARE: Final = 0.6
 _RECENT_MAX: Final = 512  # frames remembered for that share: ~4 s at 120 fps, a safe bound
 FPS_WINDOW: Final = 32
 _ANALYSIS_FIELDS: Final = Analysis.__struct_fields__
+PERSON_QUEUE: Final = 64
+"""Person events one /api/person/events or /ws/tracking?events=1 client may have unsent
+before it counts as too slow (events come a few a second at most)."""
 
 
 class Presence:
@@ -165,13 +174,19 @@ class LiveTracking:
         *,
         presence: Presence | None = None,
         on_presence: Callable[[PresenceMessage], None] | None = None,
+        perception: Perception | None = None,
     ) -> None:
         self.camera = camera
         self._tracker = tracker
         self._loop = loop
         self.presence = presence or Presence()
         self._on_presence = on_presence
+        self.perception = perception or Perception()
         self.listeners: Listeners[TrackingResult] = Listeners("tracking")
+        self.person_listeners: Listeners[PersonEvent] = Listeners("person")
+        """Told of each person event (the person events' hub, the face's history)."""
+        self.perception_s = 0.0
+        """Time perception took on the loop, in total (for /health and the benchmark)."""
         self.latest: TrackingResult | None = None
         self.processed = 0
         self.skipped = 0
@@ -247,7 +262,9 @@ class LiveTracking:
             ts_ms = max(int(frame.captured * 1000), last_ts + 1)
             last_ts = ts_ms
             try:
-                analysis = self._tracker.process(frame.image, ts_ms)
+                # Landmarks for perception's distance (the irises); they are dropped before
+                # the result is published: clients get them from the analyze API.
+                analysis = self._tracker.process(frame.image, ts_ms, landmarks=True)
             except Exception:
                 # One bad frame must not end tracking; the next frame is a fresh try. A
                 # persistent failure is logged at 1, 2, 4, 8, … failures, not 30 times/s.
@@ -268,23 +285,46 @@ class LiveTracking:
 
     def _no_frame(self) -> None:
         now = time.monotonic()
-        self._announce(self.presence.update(None, now, int((now + self._wall_offset) * 1000)))
+        wall_ms = int((now + self._wall_offset) * 1000)
+        event = self.presence.update(None, now, wall_ms)
+        self._announce(event)
+        self._perceive(None, event, now, wall_ms)
 
     def _publish(self, analysis: Analysis, frame: Frame) -> None:
         now = time.monotonic()
         self._published_at.append(now)
         wall_ms = int((frame.captured + self._wall_offset) * 1000)
         fields = {name: getattr(analysis, name) for name in _ANALYSIS_FIELDS}
-        result = TrackingResult(
+        full = TrackingResult(
             **fields,
             frame=frame.index,
             ts=wall_ms,
             fps=round(self.fps, 2),
             latency_ms=round((now - frame.captured) * 1000, 3),
         )
+        result = without_landmarks(full)
         self.latest = result
         self.listeners(result)
-        self._announce(self.presence.update(result.bbox, now, wall_ms))
+        event = self.presence.update(result.bbox, now, wall_ms)
+        self._announce(event)
+        self._perceive(full, event, now, wall_ms)
+
+    def _perceive(
+        self,
+        result: TrackingResult | None,
+        presence: PresenceMessage | None,
+        now: float,
+        wall_ms: int,
+    ) -> None:
+        began = time.perf_counter()
+        events = self.perception.update(
+            result, presence, present=self.presence.present, now=now, wall_ms=wall_ms
+        )
+        self.perception_s += time.perf_counter() - began
+        for event in events:
+            if event.event not in ("arrived", "left"):
+                log.info("person %s", event.event)
+            self.person_listeners(event)
 
     def _announce(self, event: PresenceMessage | None) -> None:
         if event is None:
@@ -293,6 +333,14 @@ class LiveTracking:
             log.info("person %s", event.event, extra={"duration_s": event.duration})
         if self._on_presence is not None:
             self._on_presence(event)
+
+
+def without_landmarks(result: TrackingResult) -> TrackingResult:
+    """The result as clients get it: 478 points per face at 30 fps is the analyze API's job."""
+    if result.landmarks is None and all(face.landmarks is None for face in result.faces):
+        return result
+    faces = [msgspec.structs.replace(face, landmarks=None) for face in result.faces]
+    return msgspec.structs.replace(result, faces=faces, landmarks=None)
 
 
 # --- the component -------------------------------------------------------------------------
@@ -304,7 +352,7 @@ def _load_tracker(vision: VisionConfig) -> Tracker:
 
     pipeline = FacePipeline.load(
         vision.model_dir or None,
-        num_faces=1,
+        num_faces=vision.num_faces,
         runtime=Runtime.from_config(vision),
         detector=vision.detector,
     )
@@ -322,6 +370,9 @@ class LiveService:
         self.live: LiveTracking | None = None
         """Set at startup when ``camera.tracking`` is on."""
         self.results = Hub(max_messages=1, max_bytes=1)  # latest-wins subscribers only
+        self.person = Hub(max_messages=PERSON_QUEUE, max_bytes=PERSON_QUEUE * 1024)
+        """Person events (faced.perception): every event, in order, to each subscriber."""
+        self._perception = config.perception
         self.closing = asyncio.Event()
         self.has_camera = config.camera.source != "none"
 
@@ -355,9 +406,14 @@ class LiveService:
         )
         if tracker is not None:
             live = self.live = LiveTracking(
-                camera, tracker, asyncio.get_running_loop(), on_presence=self._on_presence
+                camera,
+                tracker,
+                asyncio.get_running_loop(),
+                on_presence=self._on_presence,
+                perception=Perception(self._perception, config),
             )
             live.listeners.append(self.results.publish)
+            live.person_listeners.append(self.person.publish)
             live.start()
         camera.start()
         log.info("camera %s started", source.name, extra={"tracking": tracker is not None})
@@ -373,6 +429,7 @@ class LiveService:
         del app
         self.closing.set()
         self.results.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
+        self.person.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
 
     def camera_report(self) -> dict[str, Any]:
         if self.camera is None:
@@ -389,4 +446,4 @@ class LiveService:
         return report
 
 
-__all__ = ["LiveService", "LiveTracking", "Presence"]
+__all__ = ["LiveService", "LiveTracking", "Presence", "without_landmarks"]

@@ -30,13 +30,17 @@ from faced.face import FaceModel
 from faced.hub import Hub
 from faced.listeners import Listeners
 from faced.schemas.face_state import (
+    PRESENCE_EVENTS,
     AudioDoneMessage,
     AudioMessage,
     AudioSeqMessage,
+    HistoryEntry,
     HistoryMessage,
+    PersonEntry,
     StateMessage,
     StateUpdate,
 )
+from faced.schemas.person import PersonEvent
 from faced.schemas.presets import ConfigMessage
 from faced.schemas.tracking import PresenceMessage
 
@@ -113,6 +117,7 @@ class OpenFace:
         """Told of every agent update (HTTP, sockets, speak): gaze follow's hold time, the
         display policy's activity."""
         self._audio_until = -math.inf
+        self._person_began: dict[str, int] = {}
         self.audio_intake: Callable[[int, bytes], None] | None = None
         """The box's speaker (faced.voice), when faced owns one: takes each
         /api/audio chunk before the viewers get it, and raises ApiError for one it refuses
@@ -196,10 +201,22 @@ class OpenFace:
 
     # --- the single writer --------------------------------------------------------------
 
+    def history(self, *, camera_data: bool = False) -> list[HistoryEntry]:
+        """The history ring; without ``camera_data`` (viewers, callers without the key) the
+        person entries are presence only: attention and speech are the camera's."""
+        entries = self.model.history()
+        if camera_data:
+            return entries
+        return [
+            entry
+            for entry in entries
+            if not isinstance(entry, PersonEntry) or entry.data.event in PRESENCE_EVENTS
+        ]
+
     def greeting(self) -> list[Any]:
         """What a new viewer gets first: the state, then the history if there is any."""
         first: list[Any] = [self.model.snapshot()]
-        history = self.model.history()
+        history = self.history()
         if history:
             first.append(HistoryMessage(entries=history))
         return first
@@ -252,6 +269,18 @@ class OpenFace:
         if message.event != "moved":
             self.model.record_person(message.event, message.duration)
         self.hub.publish(message)
+
+    def person(self, event: PersonEvent) -> None:
+        """A perception event (faced.live): attention and speech go into the history ring,
+        with how long they lasted; never to the viewers."""
+        kind = event.event
+        if kind in ("attention_start", "speaking_start"):
+            self._person_began[kind] = event.ts
+            self.model.record_person(kind, None)
+        elif kind in ("attention_end", "speaking_end"):
+            began = self._person_began.pop(kind.replace("_end", "_start"), None)
+            duration = None if began is None else round((event.ts - began) / 1000, 3)
+            self.model.record_person(kind, duration)
 
     def viewer_config(self, message: ConfigMessage) -> None:
         """Every viewer switches to another face pack (faced.face_packs)."""

@@ -134,6 +134,50 @@ async def test_viewers_see_the_face_look_at_the_person(faced_client, clips, side
     assert sign * current["lookAt"]["x"] > 0.3
 
 
+async def test_follow_on_attention_waits_until_the_person_attends(faced_client, clips) -> None:
+    # The photograph looks into its camera; on the left of the frame its head is turned
+    # ~30° from the box's camera: a cone of 60° takes it as attending.
+    client = await faced_client(
+        camera={"source": f"file:{clips['left']}"},
+        perception={"follow_on_attention": True, "head_yaw_deg": 60, "gaze_deg": 60},
+    )
+    events = await client.get("/api/person/events")
+    async with client.ws_connect("/ws/viewer") as socket:
+        viewer = Viewer(socket)
+        await viewer.until(looks(lambda x: x > 0.3))
+    attended = []
+    async with asyncio.timeout(10):
+        while not attended:
+            line = (await events.content.readline()).decode()
+            if line.startswith("data: "):
+                attended = [json.loads(line[6:])] if "attention_start" in line else []
+    events.close()
+    viewer.assert_no_face_data()
+    assert (await _health(client))["components"]["follow"]["on_attention"] is True
+
+
+async def test_follow_on_attention_leaves_someone_not_attending_alone(faced_client, clips) -> None:
+    # A cone nobody meets: the person is there, never attends, and the face never turns.
+    client = await faced_client(
+        camera={"source": f"file:{clips['left']}"},
+        perception={"follow_on_attention": True, "gaze_deg": 0.001, "head_yaw_deg": 0.001},
+    )
+    async with client.ws_connect("/ws/viewer") as socket:
+        viewer = Viewer(socket)
+        await viewer.until(lambda m: m.get("event") == "arrived")
+        deadline = time.monotonic() + 30
+        processed = 0
+        while processed < 60:  # two seconds of tracking after the arrival, about
+            assert time.monotonic() < deadline, "tracking did not run"
+            processed = (await _health(client))["components"]["tracking"]["processed"]
+            await asyncio.sleep(0.1)
+        with pytest.raises((AssertionError, TimeoutError)):  # no message, or none such
+            await viewer.until(looks(lambda x: x != 0.0), seconds=1.0)
+    assert all(s["lookAt"]["x"] == 0.0 for s in viewer.states())
+    person = await (await client.get("/api/person")).json()
+    assert person["present"] and not person["attention"]
+
+
 async def test_an_agents_look_at_wins_for_the_hold_time(faced_client, clips) -> None:
     hold_s = 2.0
     client = await faced_client(

@@ -19,8 +19,9 @@ from aiohttp import web
 from faced.api import chat, face_sockets, openapi
 from faced.api.codec import read_body, read_limited, respond
 from faced.api.errors import ApiError
+from faced.api.middlewares import may_see_camera_data
 from faced.face import InvalidUpdate
-from faced.keys import OPENFACE_KEY
+from faced.keys import GUARD_KEY, OPENFACE_KEY
 from faced.openface import AUDIO_ENVELOPE_BYTES, OpenFace
 from faced.schemas.face_state import (
     AudioDoneRequest,
@@ -213,5 +214,8 @@ async def post_audio_done(request: web.Request) -> web.StreamResponse:
 
 
 async def get_history(request: web.Request) -> web.StreamResponse:
-    entries = _openface(request).model.history()
+    # Attention and speech entries are camera-derived: only for callers with the key (or
+    # loopback while none is set), as the private routes.
+    camera_data = may_see_camera_data(request.app[GUARD_KEY], request)
+    entries = _openface(request).history(camera_data=camera_data)
     return respond(request, HistoryResponse(entries=entries, count=len(entries)))

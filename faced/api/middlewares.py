@@ -199,6 +199,16 @@ def credential(request: web.Request) -> str | None:
     return query.get("token") or query.get("api_key") or None
 
 
+def may_see_camera_data(guard: Guard, request: web.Request) -> bool:
+    """Whether this request would pass a PRIVATE route's check (for a public route that
+    adds camera-derived parts only for such callers, e.g. the history's perception)."""
+    try:
+        _authorize(guard, request, Access.PRIVATE, request[CLIENT_KEY])
+    except ApiError:
+        return False
+    return True
+
+
 def _key_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 

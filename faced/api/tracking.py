@@ -10,10 +10,11 @@ set, loopback clients only when none is.
 * ``WS /ws/tracking`` — each result (the analyze schema plus ``frame``, ``ts``, ``fps``,
   ``latency_ms``); ``?encoding=msgpack``; ``?fields=blendshapes,head`` keeps only those
   (plus the stream fields); ``?fps=N`` lowers the per-client rate cap
-  (``camera.client_fps``). Each client holds at most one unsent result: a newer one
-  replaces it (counted as skipped), so a slow client costs no memory; one whose send is
-  stuck for ``SEND_TIMEOUT_S`` is closed with 1008. Each result is encoded once per
-  (encoding, fields) in use, not once per client.
+  (``camera.client_fps``); ``?events=1`` adds every person event (faced.perception, tagged
+  ``"type": "person"``) between the results, none skipped (a bounded queue). Each client
+  holds at most one unsent result: a newer one replaces it (counted as skipped), so a slow
+  client costs no memory; one whose send is stuck for ``SEND_TIMEOUT_S`` is closed with
+  1008. Each result is encoded once per (encoding, fields) in use, not once per client.
 * ``GET /api/tracking`` — the latest result; ``GET /api/emotion_state`` — its blendshapes.
 * ``GET /api/camera/preview.mjpg`` — multipart JPEG for aiming the camera; 404 unless
   ``camera.preview = true``; frames are encoded in memory, never written to disk.
@@ -38,10 +39,11 @@ from msgspec import Meta
 from faced.api import openapi
 from faced.api.codec import EncodingQuery, frame_type, is_ping, parse_query, respond
 from faced.api.errors import ApiError
-from faced.hub import Hub, LatestSubscriber
+from faced.hub import Hub, LatestSubscriber, Subscriber
 from faced.keys import ACCESS_KEY, LIVE_KEY
 from faced.live import LiveTracking
 from faced.openface import close_socket
+from faced.schemas.person import PersonEvent
 from faced.schemas.tracking import EmotionState, TrackingResult
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,10 @@ def add_routes(app: web.Application) -> None:
         app,
         private(router.add_get("/ws/tracking", tracking_socket, allow_head=False)),
         openapi.Operation(
-            summary="Live tracking results (?encoding=msgpack, ?fields=, ?fps=)",
+            summary="Live tracking results (?encoding=msgpack, ?fields=, ?fps=, ?events=1)",
             tags=tags,
             query=TrackingQuery,
-            websocket_sends=TrackingResult,
+            websocket_sends=(TrackingResult, PersonEvent),
             errors=(400, 503),
         ),
     )
@@ -148,10 +150,13 @@ class TrackingQuery(EncodingQuery, frozen=True):
         ]
         | None
     ) = None
+    events: Annotated[
+        bool, Meta(description="Also send person events (type person), every one, in order")
+    ] = False
 
     @classmethod
     def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
-        for name in ("encoding", "fields"):  # blank: the default
+        for name in ("encoding", "fields", "events"):  # blank: the default
             if params.get(name) == "":
                 del params[name]
         fps = params.get("fps")
@@ -205,9 +210,22 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
     kept = None if fields is None else fields.union(STREAM_FIELDS)
     subscriber = hub.subscribe_latest(encoding, fields=kept, max_rate_hz=fps)
     number = next(_client_ids)
+    # Both loops send on the socket: one frame at a time.
+    sending = asyncio.Lock()
     sender = asyncio.create_task(
-        _send_loop(service.results, subscriber, socket, request), name=f"tracking-{number}"
+        _send_loop(service.results, subscriber, socket, request, sending),
+        name=f"tracking-{number}",
     )
+    senders = [sender]
+    events = None
+    if query.events:
+        events = service.person.subscribe(encoding)
+        senders.append(
+            asyncio.create_task(
+                _send_loop(service.person, events, socket, request, sending),
+                name=f"tracking-events-{number}",
+            )
+        )
     log.info("tracking client %d connected", number, extra={"encoding": encoding})
     try:
         async for message in socket:
@@ -218,8 +236,11 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
                 await socket.send_str('{"type":"pong"}')
     finally:
         hub.unsubscribe(subscriber)
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        if events is not None:
+            service.person.unsubscribe(events)
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
         log.info(
             "tracking client %d disconnected",
             number,
@@ -229,7 +250,11 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _send_loop(
-    hub: Hub, subscriber: LatestSubscriber, socket: web.WebSocketResponse, request: web.Request
+    hub: Hub,
+    subscriber: LatestSubscriber | Subscriber,
+    socket: web.WebSocketResponse,
+    request: web.Request,
+    lock: asyncio.Lock,
 ) -> None:
     opcode = frame_type(subscriber.encoding)
     sending = False
@@ -246,7 +271,7 @@ async def _send_loop(
         while (data := await subscriber.next()) is not None:
             sending = True
             try:
-                async with asyncio.timeout(SEND_TIMEOUT_S):
+                async with asyncio.timeout(SEND_TIMEOUT_S), lock:
                     await socket.send_frame(data, opcode)
             except TimeoutError:
                 sending = False

@@ -21,7 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 from msgspec import UNSET
@@ -38,6 +38,7 @@ from faced.schemas.face_state import (
     LookAtUpdate,
     PersonEntry,
     PersonSeen,
+    PersonSeenEvent,
     Problem,
     StateChange,
     StateEntry,
@@ -238,8 +239,8 @@ class FaceModel:
         if detail:
             self._history.append(DetailEntry(ts=ts, data=DetailShown(detail=shown.detail or "")))
 
-    def record_person(self, event: Literal["arrived", "left"], duration: float | None) -> None:
-        """Note a presence event (faced.live) in the history ring."""
+    def record_person(self, event: PersonSeenEvent, duration: float | None) -> None:
+        """Note a presence or perception event (faced.live) in the history ring."""
         ts = round(self._wall_clock() * 1000)
         self._history.append(PersonEntry(ts=ts, data=PersonSeen(event=event, duration=duration)))
 

@@ -197,12 +197,22 @@ class DetailEntry(_HistoryEntry, kw_only=True, tag="detail"):
     data: DetailShown
 
 
-class PersonSeen(_Message, kw_only=True):
-    """Someone arrived in front of the camera or left (faced.live's presence)."""
+PersonSeenEvent = Literal[
+    "arrived", "left", "attention_start", "attention_end", "speaking_start", "speaking_end"
+]
+PRESENCE_EVENTS: Final = frozenset({"arrived", "left"})
+"""The person entries anyone may read; the others are camera-derived (the key's)."""
 
-    event: Literal["arrived", "left"]
+
+class PersonSeen(_Message, kw_only=True):
+    """Someone arrived in front of the camera or left (faced.live's presence); for callers
+    that may see camera-derived data also when they looked at the screen or spoke
+    (faced.perception), never face data."""
+
+    event: PersonSeenEvent
     duration: float | None = None
-    """Seconds: how long the person stayed (left) or nobody was there (arrived)."""
+    """Seconds: how long the person stayed (left) or nobody was there (arrived); how long
+    they attended (attention_end) or spoke (speaking_end)."""
 
 
 class PersonEntry(_HistoryEntry, kw_only=True, tag="person"):

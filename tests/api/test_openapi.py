@@ -154,7 +154,7 @@ async def test_health_and_error_bodies_are_exactly_what_the_document_says(client
 async def test_query_parameters_come_from_the_query_structs(client: Client) -> None:
     document = await _document(client)
     parameters = {p["name"]: p for p in document["paths"]["/ws/tracking"]["get"]["parameters"]}
-    assert set(parameters) == {"encoding", "fields", "fps"}
+    assert set(parameters) == {"encoding", "fields", "fps", "events"}
     assert parameters["encoding"]["in"] == "query"
     assert parameters["encoding"]["schema"]["enum"] == ["json", "msgpack"]
     assert parameters["fps"]["schema"]["exclusiveMinimum"] == 0

@@ -1,0 +1,127 @@
+"""What faced perceives of the person, on the API: the summary and its event stream.
+
+Owns: the routes below. Does not own: perceiving (faced.perception, run by faced.live on
+each tracking result) or the fan-out of events (``LiveService.person``, a faced.hub with a
+bounded queue per subscriber). Every route here is camera-derived, hence PRIVATE
+(faced.api.access): the key when one is set, loopback clients only when none is; viewers
+get presence only (faced.openface), never these.
+
+* ``GET /api/person`` — the current ``PersonSummary`` (JSON, or msgpack by ``Accept``).
+* ``GET /api/person/events`` — Server-Sent Events, one ``PersonEvent`` as JSON per
+  ``data:`` line (``event``, ``ts`` and the summary at that moment); a comment line every
+  15 s keeps proxies from closing an idle stream. A client that lets ``PERSON_QUEUE``
+  events pile up is cut off; the stream ends on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Final
+
+from aiohttp import web
+
+from faced.api import openapi
+from faced.api.codec import respond
+from faced.api.errors import ApiError
+from faced.api.face_sockets import Pump
+from faced.keys import ACCESS_KEY, LIVE_KEY
+from faced.live import LiveTracking
+from faced.schemas.person import PersonSummary
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS: Final = 16
+"""Concurrent event streams; more get 503 (each holds a connection and a queue)."""
+KEEPALIVE: Final = b": keepalive\n\n"
+
+_stream_ids = itertools.count(1)
+
+
+def add_routes(app: web.Application) -> None:
+    """The person routes (camera-derived: PRIVATE), each described where it is added."""
+    private = app[ACCESS_KEY].private
+    router = app.router
+    tags = ("perception",)
+    openapi.describe(
+        app,
+        private(router.add_get("/api/person", person_summary)),
+        openapi.Operation(
+            summary="The person in front of the camera now: presence, distance, attention, "
+            "speech, expression",
+            tags=tags,
+            response=PersonSummary,
+            errors=(503,),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/person/events", person_events, allow_head=False)),
+        openapi.Operation(
+            summary="Server-Sent Events: arrived, left, attention_start/_end, "
+            "speaking_start/_end, expression (PersonEvent as JSON per data: line)",
+            tags=tags,
+            response_content={"text/event-stream": {"type": "string"}},
+            errors=(503,),
+        ),
+    )
+
+
+def _live(request: web.Request) -> LiveTracking:
+    service = request.app[LIVE_KEY]
+    if service.live is None:
+        if not service.has_camera:
+            raise ApiError(503, "no camera: camera.source is none")
+        raise ApiError(503, "live tracking is off: camera.tracking is false")
+    return service.live
+
+
+async def person_summary(request: web.Request) -> web.StreamResponse:
+    live = _live(request)
+    if live.latest is None:
+        raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
+    return respond(request, live.perception.summary)
+
+
+async def person_events(request: web.Request) -> web.StreamResponse:
+    service = request.app[LIVE_KEY]
+    _live(request)
+    if service.closing.is_set():
+        raise ApiError(503, "server shutting down")
+    hub = service.person
+    if len(hub) >= MAX_STREAMS:
+        raise ApiError(
+            503,
+            f"too many person event streams: {len(hub)} open, limit {MAX_STREAMS}",
+            headers={"Retry-After": "5"},
+        )
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # proxies must not hold events back
+        }
+    )
+    await response.prepare(request)
+    number = next(_stream_ids)
+    subscriber = hub.subscribe("sse")
+
+    async def finish(code: int, reason: str) -> None:
+        del code, reason  # returning from the handler ends the stream
+
+    pump = Pump(subscriber, response.write, finish, request.transport, keepalive=KEEPALIVE)
+    task = pump.task = asyncio.create_task(pump.run(), name=f"person-events-{number}")
+    log.info("person event stream %d opened", number)
+    try:
+        await asyncio.wait([task])
+    finally:
+        hub.unsubscribe(subscriber)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        log.info("person event stream %d closed", number)
+    return response
+
+
+__all__ = ["add_routes"]
