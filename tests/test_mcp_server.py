@@ -30,6 +30,7 @@ from faced.client import FaceClient
 from faced.mcp_server import FacedTools, build_server
 from faced.vision.synthetic import write_clip
 from tests import data
+from tests.api.test_person import STILL, _comes_and_goes
 from tests.conftest import REPO_ROOT, free_port
 from tests.helpers import until
 
@@ -402,3 +403,65 @@ def test_a_url_that_is_not_http_is_one_line_and_exit_2() -> None:
     assert done.stderr.splitlines() == [
         "faced mcp: --url must start with http:// or https://, not 'box:9999'"
     ]
+
+
+# --- the person tools, on a live camera -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def person_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("person-clips")
+    return {
+        "still": write_clip(data.load_rgb("tongue.jpg"), directory / "still.avi", 30, motion=STILL),
+        "comes-and-goes": _comes_and_goes(directory / "comes-and-goes.avi"),
+        "nobody": write_clip(data.load_rgb(data.NO_FACE_PHOTO), directory / "cat.avi", 30),
+    }
+
+
+async def test_person_tools_see_someone_looking_at_the_box(
+    faced_client: Any, person_clips: dict[str, Path]
+) -> None:
+    daemon = await faced_client(camera={"source": f"file:{person_clips['still']}"})
+    async with mcp_of(daemon) as client:
+        waited = json.loads(await call(client, "wait_for_person", timeout_s=60, attention=True))
+        assert waited["present"] and waited["attention"] and waited["people"] == 1
+        now = json.loads(await call(client, "get_person"))
+        assert now["present"] and 0.1 < now["distance_m"] < 1.5
+        looked = json.loads(await call(client, "look_at_person"))
+        shown = (await state(daemon))["lookAt"]
+        assert shown == looked["lookAt"]
+        assert shown["x"] == pytest.approx(-looked["position"]["x"])
+        assert shown["y"] == pytest.approx(looked["position"]["y"])
+
+
+async def test_wait_for_event_returns_the_next_of_its_kinds(
+    faced_client: Any, person_clips: dict[str, Path]
+) -> None:
+    # The clip loops: 2 s of a face, 4 s of nobody.
+    daemon = await faced_client(camera={"source": f"file:{person_clips['comes-and-goes']}"})
+    async with mcp_of(daemon) as client:
+        left = json.loads(await call(client, "wait_for_event", kinds=["left"], timeout_s=60))
+        assert left["event"] == "left" and left["present"] is False
+        back = json.loads(await call(client, "wait_for_event", kinds=["arrived"], timeout_s=60))
+        assert back["event"] == "arrived" and back["present"] and back["ts"] > left["ts"]
+
+
+async def test_person_waits_time_out_with_a_clear_error(
+    faced_client: Any, person_clips: dict[str, Path]
+) -> None:
+    daemon = await faced_client(camera={"source": f"file:{person_clips['nobody']}"})
+    async with mcp_of(daemon) as client:
+        message = await refused(client, "wait_for_person", timeout_s=1, attention=True)
+        assert message.endswith("timed out: nobody looked at the box within 1 s")
+        message = await refused(client, "wait_for_event", kinds=["speaking_start"], timeout_s=0.5)
+        assert message.endswith("timed out: no speaking_start event within 0.5 s")
+        assert "nobody is in front of the box" in await refused(client, "look_at_person")
+        assert not json.loads(await call(client, "get_person"))["present"]
+
+
+async def test_person_tools_without_a_camera_say_so(faced_client: Any) -> None:
+    daemon = await faced_client()
+    async with mcp_of(daemon) as client:
+        for name in ("get_person", "wait_for_person", "wait_for_event", "look_at_person"):
+            message = await refused(client, name)
+            assert "answered 503" in message and "camera" in message, (name, message)
