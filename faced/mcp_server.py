@@ -148,7 +148,7 @@ class FacedTools:
                 return None
             finally:
                 await _cancel(pending)
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
 
     async def wait_event(self, kinds: Collection[str], timeout_s: float) -> Any:
         async with self.call() as face:
@@ -161,7 +161,7 @@ class FacedTools:
             except TimeoutError:
                 return None
             finally:
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
         return None
 
     async def snapshot(self) -> bytes:
