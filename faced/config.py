@@ -125,6 +125,9 @@ class CameraConfig(_Section, frozen=True):
     """Run live face tracking on the camera's frames (needs the models)."""
     preview: bool = False
     """Serve GET /api/camera/preview.mjpg (key/loopback only) for aiming the camera."""
+    snapshots: bool = False
+    """Serve GET /api/camera/snapshot (key/loopback only): the current frame as one JPEG, for
+    an agent (faced mcp's camera_snapshot). Off: the person did not sign up for pictures."""
     client_fps: Annotated[float, Meta(gt=0, le=240)] = 30.0
     """Most tracking results per second sent to one /ws/tracking client (?fps= lowers it)."""
     hfov_deg: Annotated[float, Meta(ge=10, le=170)] = 66.0

@@ -18,6 +18,9 @@ set, loopback clients only when none is.
 * ``GET /api/tracking`` — the latest result; ``GET /api/emotion_state`` — its blendshapes.
 * ``GET /api/camera/preview.mjpg`` — multipart JPEG for aiming the camera; 404 unless
   ``camera.preview = true``; frames are encoded in memory, never written to disk.
+* ``GET /api/camera/snapshot`` — the current frame as one JPEG (an agent's look); 403
+  unless ``camera.snapshots = true``, 503 without a camera or a frame; encoded in memory,
+  never written to disk.
 """
 
 from __future__ import annotations
@@ -105,6 +108,16 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             response_content={"multipart/x-mixed-replace": {"type": "string"}},
             errors=(404, 503),
+        ),
+    )
+    openapi.describe(
+        app,
+        private(router.add_get("/api/camera/snapshot", snapshot)),
+        openapi.Operation(
+            summary="The camera's current frame as one JPEG; refused unless camera.snapshots",
+            tags=tags,
+            response_content={"image/jpeg": {"type": "string", "format": "binary"}},
+            errors=(403, 503),
         ),
     )
 
@@ -332,6 +345,25 @@ async def preview(request: web.Request) -> web.StreamResponse:
                 async with asyncio.timeout(interval):
                     await service.closing.wait()
     return response
+
+
+async def snapshot(request: web.Request) -> web.StreamResponse:
+    service = request.app[LIVE_KEY]
+    if not service.config.snapshots:
+        # 403, not 404: the route exists and the key may be right; the box's owner said no.
+        raise ApiError(403, "camera snapshots are off; set camera.snapshots = true to allow them")
+    camera = service.camera
+    if camera is None:
+        raise ApiError(503, "no camera: camera.source is none")
+    frame = camera.latest
+    if frame is None:
+        raise ApiError(503, "no camera frame yet", headers={"Retry-After": "1"})
+    jpeg = await asyncio.to_thread(_jpeg, frame.image)
+    return web.Response(
+        body=jpeg,
+        content_type="image/jpeg",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 __all__ = ["add_routes"]

@@ -206,6 +206,10 @@ async def test_dashboard_tracking_and_system_panels(
     components = await page.evaluate("document.getElementById('components').textContent")
     for name in health["components"]:
         assert name in components
+    await page.wait_for(
+        "document.getElementById('person-status').textContent.startsWith('no camera')",
+        what="'no camera' in the person part",
+    )
     assert page.errors == []
 
 
@@ -351,4 +355,57 @@ async def test_dashboard_feed_and_timeline_start_from_the_history(
         f"(r => r.end === '229,115,115,255' && r)({timeline_row})", what="alert on the timeline"
     )
     assert "206,147,216,255" in row["all"], row
+    assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def comes_and_goes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.api.test_person import _comes_and_goes  # noqa: PLC0415
+
+    return _comes_and_goes(tmp_path_factory.mktemp("clips") / "comes-and-goes.avi")
+
+
+async def test_dashboard_shows_the_person_and_their_events(
+    faced_client: Any, state_dir: Any, browser: Browser, comes_and_goes: Path
+) -> None:
+    # The key is set: the summary goes with the Authorization header, the event stream
+    # (EventSource sends no headers) with ?token=.
+    client = await faced_client(
+        camera={"source": f"file:{comes_and_goes}"}, auth={"api_key": KEY}, **state_dir
+    )
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    await page.wait_for(
+        "document.getElementById('person-status').textContent === 'needs the API key'",
+        what="the person part asking for the key",
+    )
+    await page.evaluate(f"localStorage.setItem('faced.apiKey', {json.dumps(KEY)})")
+    await page.goto(str(client.make_url("/dashboard")))
+    await page.wait_for(
+        "document.getElementById('person-status').textContent === 'live'",
+        seconds=20,
+        what="the person event stream",
+    )
+    # The clip loops: 2 s of a face looking at the camera, then 4 s of nobody.
+    await page.wait_for(
+        "(t => ['arrived', 'looks at the box', 'looks away', 'left'].every(k => t.includes(k)))"
+        "(document.getElementById('person-events').textContent)",
+        seconds=30,
+        what="arrived, attention and left in the event log",
+    )
+    await page.wait_for(
+        "document.getElementById('person-present').textContent.startsWith('yes')",
+        seconds=30,
+        what="the summary showing the person",
+    )
+    distance = await page.wait_for(
+        "(t => t.endsWith(' m') && t)(document.getElementById('person-distance').textContent)",
+        seconds=30,
+        what="a distance",
+    )
+    assert 0.1 < float(distance.split()[0]) < 1.5
+    assert await page.evaluate("document.getElementById('person-people').textContent") in (
+        "0",
+        "1",
+    )
+    await page.screenshot("dashboard-person")
     assert page.errors == []

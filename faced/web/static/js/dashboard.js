@@ -10,6 +10,7 @@ import { Chat } from "./dashboard/chat.js";
 import { Controls } from "./dashboard/controls.js";
 import { byId } from "./dashboard/dom.js";
 import { Notice } from "./dashboard/notice.js";
+import { PersonPanel } from "./dashboard/person.js";
 import { FacePicker } from "./dashboard/presets.js";
 import { StatusBar } from "./dashboard/status.js";
 import { SystemPanel } from "./dashboard/system.js";
@@ -26,6 +27,7 @@ function startDashboard() {
   const timeline = new Timeline();
   const system = new SystemPanel(api);
   const tracking = new TrackingPanel(api, () => system.cameraStatus);
+  const person = new PersonPanel(api);
   new Chat(api);
 
   function onMessage(message) {
@@ -61,6 +63,7 @@ function startDashboard() {
     },
   });
   tracking.start();
+  person.start();
   system.start();
   timeline.start();
   return viewer;
