@@ -63,6 +63,19 @@ def is_ping(data: str | bytes) -> bool:
     return isinstance(message, dict) and message.get("type") == "ping"
 
 
+async def sse_response(request: web.Request) -> web.StreamResponse:
+    """A prepared Server-Sent Events response: never cached, never held back by a proxy."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
 def sse_event(json_data: bytes) -> bytes:
     """One Server-Sent Event carrying an encoded JSON message."""
     return b"data: " + json_data + b"\n\n"

@@ -46,6 +46,7 @@ from faced.api.codec import (
     is_ping,
     parse_query,
     problem_of,
+    sse_response,
 )
 from faced.api.middlewares import CLIENT_KEY
 from faced.face import InvalidUpdate
@@ -338,14 +339,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     openface = request.app[OPENFACE_KEY]
     transport = request.transport
     with openface.viewer_slot(request[CLIENT_KEY].address):
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",  # proxies must not hold events back
-            }
-        )
-        await response.prepare(request)
+        response = await sse_response(request)
         connection = next(_connection_ids)
         subscriber = openface.hub.subscribe("sse", openface.greeting())
 

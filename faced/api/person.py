@@ -23,7 +23,7 @@ from typing import Final
 from aiohttp import web
 
 from faced.api import openapi
-from faced.api.codec import respond
+from faced.api.codec import respond, sse_response
 from faced.api.errors import ApiError
 from faced.api.face_sockets import Pump
 from faced.keys import ACCESS_KEY, LIVE_KEY
@@ -96,14 +96,7 @@ async def person_events(request: web.Request) -> web.StreamResponse:
             f"too many person event streams: {len(hub)} open, limit {MAX_STREAMS}",
             headers={"Retry-After": "5"},
         )
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # proxies must not hold events back
-        }
-    )
-    await response.prepare(request)
+    response = await sse_response(request)
     number = next(_stream_ids)
     subscriber = hub.subscribe("sse")
 

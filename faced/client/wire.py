@@ -16,15 +16,7 @@ from typing import Any, Final, Literal, TypeVar
 import aiohttp
 import msgspec
 
-from faced.schemas.face_state import (
-    AudioDoneMessage,
-    AudioMessage,
-    AudioSeqMessage,
-    ErrorMessage,
-    HistoryMessage,
-    PongMessage,
-    StateMessage,
-)
+from faced.schemas.face_state import OutgoingMessage
 from faced.schemas.person import PersonEvent
 from faced.schemas.presets import ConfigMessage
 from faced.schemas.tracking import PresenceMessage, TrackingResult
@@ -32,17 +24,8 @@ from faced.schemas.tracking import PresenceMessage, TrackingResult
 T = TypeVar("T")
 Encoding = Literal["json", "msgpack"]
 
-ViewerMessage = (
-    StateMessage
-    | HistoryMessage
-    | AudioMessage
-    | AudioSeqMessage
-    | AudioDoneMessage
-    | PongMessage
-    | ErrorMessage
-    | ConfigMessage
-    | PresenceMessage
-)
+ViewerMessage = OutgoingMessage | ConfigMessage | PresenceMessage
+"""What a viewer socket carries: the Open Face messages, the face pack, presence."""
 """What ``/ws/viewer`` sends (and ``/api/events`` carries)."""
 
 MSGPACK: Final = "application/msgpack"

@@ -3,3 +3,26 @@
 Each owns its arguments and what it prints, not the work (the daemon, faced.vision, …).
 Why: a command imports its heavy dependencies only when it runs.
 """
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Final
+
+DEFAULT_URL: Final = "http://127.0.0.1:9999"
+
+
+def add_daemon_arguments(parser: argparse.ArgumentParser, key_help: str) -> None:
+    """``--url`` and ``--api-key`` of the commands that talk to a running daemon, with the
+    environment names Open Face's tools use (FACE_URL, FACE_API_KEY)."""
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("FACE_URL") or DEFAULT_URL,
+        help=f"the daemon (env FACE_URL; default {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("FACE_API_KEY") or None,
+        help=f"{key_help} (env FACE_API_KEY)",
+    )

@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from faced.commands import add_daemon_arguments
+
 if TYPE_CHECKING:
     from faced.client import FaceClient
 
-DEFAULT_URL: Final = "http://127.0.0.1:9999"
 EXIT_REFUSED: Final = 1
 EXIT_USAGE: Final = 2
 
@@ -33,16 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="drive a running daemon: face state, speech, person events, health",
         description="Talk to a running faced daemon (this box or another on the LAN).",
     )
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("FACE_URL") or DEFAULT_URL,
-        help=f"the daemon (env FACE_URL; default {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("FACE_API_KEY") or None,
-        help="its API key, when auth.api_key is set (env FACE_API_KEY)",
-    )
+    add_daemon_arguments(parser, "its API key, when auth.api_key is set")
     parser.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="per request (default 30)"
     )

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
-DEFAULT_URL = "http://127.0.0.1:9999"
+from faced.commands import add_daemon_arguments
+
 EX_USAGE = 2
 MISSING_SDK = "faced mcp needs the MCP SDK: pip install 'faced[mcp]'"
 
@@ -28,16 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(Claude Desktop, Claude Code, …), calling a faced daemon over HTTP. Run it on the "
         "agent's machine; it needs the mcp extra: pip install 'faced[mcp]'.",
     )
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("FACE_URL") or DEFAULT_URL,
-        help=f"the daemon (env FACE_URL; default {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("FACE_API_KEY") or None,
-        help="the daemon's API key (env FACE_API_KEY)",
-    )
+    add_daemon_arguments(parser, "the daemon's API key")
     parser.set_defaults(func=run)
 
 
