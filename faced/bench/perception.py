@@ -20,6 +20,12 @@ per frame is in `faced bench pipeline`, beside the stages.)
    the arrival; 0.5 s before attention ends; 2 s before someone counts as gone). The last
    column is from the deciding frame's capture to the event's arrival: the pipeline, the
    loop and the HTTP.
+3. **Turning to the box** — a second run: takeo.ppm (test data) facing the camera for 2 s,
+   then turned 50° away for 2 s (faced.vision.synthetic.turn_head: the tracker reads about
+   25° of yaw, beyond the attention cone), looped. ``attention_end`` is timed from the
+   first turned frame, ``attention_start`` from the first frame facing again (a frame's
+   place in the clip is its camera frame counter modulo the clip's length): the dwells
+   (0.5 s off, 0.3 s on) included.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ HFOV_DEG: Final = 66.0
 FACE_SIZES: Final = (320, 240, 160, 120, 100, 80, 60, 40)
 PHOTOS: Final = ("tongue.jpg", "lenna.png", "takeo.ppm")
 FACE_FRAMES, EMPTY_FRAMES = 45, 90
+FACING_FRAMES, TURNED_FRAMES = 60, 60
+TURN_DEG: Final = 50.0
+TURN_PHOTO: Final = "takeo.ppm"
 _TEST_DATA = Path(__file__).resolve().parents[2] / "tests" / ".data"
 
 
@@ -62,12 +71,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="faced-bench-perception-") as directory:
         clip = _clip(Path(directory) / "comes-and-goes.avi")
+        turn = _turn_clip(Path(directory) / "turns.avi")
         try:
-            samples = asyncio.run(_latency(clip, args.seconds))
+            samples = asyncio.run(_latency(clip, args.seconds, _face_found))
+            turns = asyncio.run(_latency(turn, args.seconds, _facing)) if turn else {}
         except RuntimeError as exc:
             print(f"faced bench perception: {exc}", file=sys.stderr)
             return 1
     _latency_table(samples, args.seconds)
+    if turn is None:
+        print(f"turning to the box: {TURN_PHOTO} not in tests/.data (make test-data): skipped")
+    else:
+        _turn_table(turns, args.seconds)
     return 0
 
 
@@ -183,8 +198,50 @@ def _clip(path: Path) -> Path:
     return path
 
 
-async def _latency(clip: Path, seconds: float) -> dict[str, list[tuple[float, float]]]:
-    """Per event kind: (ms from the change's first frame, ms from the deciding frame)."""
+def _turn_clip(path: Path) -> Path | None:
+    """Facing the camera, then turned away, looped; None without the test photograph."""
+    import cv2  # noqa: PLC0415
+
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+    from faced.vision.synthetic import (  # noqa: PLC0415
+        DEFAULT_SIZE,
+        Motion,
+        load_photo,
+        render_frame,
+        turn_head,
+    )
+
+    source = _TEST_DATA / TURN_PHOTO
+    if not source.is_file():
+        return None
+    still = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=0.9)
+    facing = render_frame(load_photo(source), 0, motion=still)
+    face = FacePipeline.load(None, detector="auto").analyze(facing).faces[0]
+    width = face.bbox[2] * DEFAULT_SIZE[0]
+    centre = face.bbox[0] * DEFAULT_SIZE[0] + width / 2
+    turned = turn_head(facing, TURN_DEG, centre, 0.75 * width)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
+    try:
+        for index in range(FACING_FRAMES + TURNED_FRAMES):
+            frame = facing if index < FACING_FRAMES else turned
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+def _face_found(result: dict[str, Any]) -> bool:
+    return bool(result["face_found"])
+
+
+def _facing(result: dict[str, Any]) -> bool:
+    """Whether the frame is of the turn clip's facing part (the file camera counts from 1)."""
+    return (result["frame"] - 1) % (FACING_FRAMES + TURNED_FRAMES) < FACING_FRAMES
+
+
+async def _latency(clip: Path, seconds: float, state: Any) -> dict[str, list[tuple[float, float]]]:
+    """Per event kind: (ms from the change's first frame, ms from the deciding frame);
+    ``state`` tells from a tracking result whether the face is there (or facing)."""
     import aiohttp  # noqa: PLC0415
 
     port = free_port()
@@ -201,7 +258,7 @@ async def _latency(clip: Path, seconds: float) -> dict[str, list[tuple[float, fl
             async with session.ws_connect(f"{url}/ws/tracking?fields=face_found") as ws:
                 async for message in ws:
                     result = json.loads(message.data)
-                    found = result["face_found"]
+                    found = state(result)
                     if found != seen:
                         (face_at if found else gone_at).append(result["ts"])
                     seen = found
@@ -254,3 +311,17 @@ def _latency_table(samples: dict[str, list[tuple[float, float]]], seconds: float
         note = debounce.get(kind, "-")
         print(f"{kind:<16} {len(values):>3} {_quantiles(change)} {note:>9} "
               f"{_quantiles(delivery):>21}")  # fmt: skip
+
+
+def _turn_table(samples: dict[str, list[tuple[float, float]]], seconds: float) -> None:
+    print(
+        f"turning to the box: {seconds:.0f} s of {TURN_PHOTO} facing {FACING_FRAMES / 30:.1f} s,"
+        f" turned {TURN_DEG:.0f}° {TURNED_FRAMES / 30:.1f} s, looped; median / p90 ms"
+    )
+    print(f"{'event':<16} {'n':>3} {'from the turn':>17} {'debounce':>9} "
+          f"{'deciding frame → SSE':>21}")  # fmt: skip
+    notes = {"attention_start": "300 ms", "attention_end": "500 ms"}
+    for kind in ("attention_start", "attention_end"):
+        values = samples.get(kind, [])
+        print(f"{kind:<16} {len(values):>3} {_quantiles([v[0] for v in values])} "
+              f"{notes[kind]:>9} {_quantiles([v[1] for v in values]):>21}")  # fmt: skip

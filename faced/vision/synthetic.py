@@ -9,6 +9,10 @@ a camera or a recorded video. A clip is a pure function of the photograph and th
 index: the same arguments give the same frames on every machine, so two programs fed the
 same clip see the same pixels.
 
+Two edits of a rendered frame imitate what a photograph cannot do: ``open_mouth`` (the
+jaw dropped, placed by the pipeline's own landmarks of that frame) and ``turn_head`` (the
+face wrapped round a vertical cylinder and turned, which the pipeline reads as yaw).
+
 The motion is smooth and periodic (sums of slow sines, every period a divisor of
 ``Motion.period``): a drift of a few pixels per frame, a gentle zoom and an in-plane tilt of
 a few degrees, which is what a tracker sees from a person sitting in front of a screen.
@@ -17,7 +21,7 @@ a few degrees, which is what a tracker sees from a person sitting in front of a 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
@@ -31,6 +35,8 @@ Image = npt.NDArray[np.uint8]
 DEFAULT_SIZE: Final = (640, 480)
 DEFAULT_FPS: Final = 30.0
 BACKGROUND_RGB: Final = (48, 52, 60)
+MOUTH_RGB: Final = (60, 25, 30)
+"""The inside of an opened mouth (``open_mouth``): dark red."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,62 @@ def render_frame(
         borderValue=BACKGROUND_RGB,
     )
     return cast(Image, frame)
+
+
+def open_mouth(frame: Image, landmarks: Sequence[Sequence[float]], gap_px: float) -> Image:
+    """``frame`` with the mouth opened ``gap_px`` pixels: everything below the lips'
+    meeting line moves down (fading out below the chin and towards the face's sides) and the
+    gap is the mouth's dark inside. ``landmarks``: the 478 normalized points of the face in
+    this very frame (MediaPipe's indices: 13/14 the inner lips, 61/291 the corners, 152 the
+    chin, 234/454 the face's sides)."""
+    height, width = frame.shape[:2]
+    if gap_px <= 0:
+        return frame
+
+    def point(index: int) -> tuple[float, float]:
+        return landmarks[index][0] * width, landmarks[index][1] * height
+
+    lips = (point(13)[1] + point(14)[1]) / 2
+    left, right = point(61)[0], point(291)[0]
+    chin = point(152)[1]
+    centre = (left + right) / 2
+    half_face = max((point(454)[0] - point(234)[0]) / 2, 1.0)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    # The jaw moves as a whole across the face, fading out towards the cheeks' edges.
+    across = np.clip(2.0 - 1.5 * np.abs(xs - centre) / half_face, 0.0, 1.0)
+    # Below the lips the shift grows to the full gap, holds to the chin, then fades over
+    # the neck (which is squeezed instead of the frame's bottom moving).
+    fade = max(0.6 * (chin - lips), 1.0)
+    down = np.clip((ys - lips) / gap_px, 0.0, 1.0)
+    down = np.where(ys > chin + gap_px, np.clip(1 - (ys - chin - gap_px) / fade, 0.0, 1.0), down)
+    source_y = (ys - gap_px * across * down).astype(np.float32)
+    opened = cv2.remap(frame, xs, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    axes = (round(0.42 * abs(right - left)), max(1, round(gap_px / 2)))
+    cv2.ellipse(opened, (round(centre), round(lips + gap_px / 2)), axes, 0, 0, 360,
+                MOUTH_RGB, -1, cv2.LINE_AA)  # fmt: skip
+    return cast(Image, opened)
+
+
+def turn_head(frame: Image, degrees: float, centre_x: float, radius: float) -> Image:
+    """``frame`` with the columns within ``radius`` of ``centre_x`` wrapped round a vertical
+    cylinder of that radius and turned ``degrees`` (positive: the face's features move to
+    the image's right). Whatever turns past the cylinder's edge is not drawn (the columns
+    outside keep their pixels)."""
+    height, width = frame.shape[:2]
+    xs = np.arange(width, dtype=np.float64)
+    across = np.clip((xs - centre_x) / radius, -1.0, 1.0)
+    angle = np.arcsin(across) - math.radians(degrees)
+    visible = (np.abs(xs - centre_x) < radius) & (np.abs(angle) <= math.pi / 2)
+    source_x = np.where(
+        visible, centre_x + radius * np.sin(np.clip(angle, -math.pi / 2, math.pi / 2)), xs
+    )
+    map_x = np.broadcast_to(source_x.astype(np.float32), (height, width))
+    map_y = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None], (height, width))
+    turned = cv2.remap(
+        frame, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    return cast(Image, turned)
 
 
 def synthetic_frames(

@@ -2,14 +2,19 @@
 entries, through the real daemon.
 
 A ``file:`` camera plays a clip of a real photograph (a face looking at the camera) that
-comes and goes; the real models track it and faced.perception runs on every result. Real
-HTTP, SSE and WebSocket clients read what an agent would; viewers never see perception.
+comes and goes, shrinks to half its size, or whose mouth is opened (faced.vision.synthetic,
+placed by the pipeline's own landmarks) at speech rate or once and held; the real models
+track it and faced.perception runs on every result. Real HTTP, SSE and WebSocket clients
+read what an agent would; viewers never see perception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,14 @@ import pytest
 from aiohttp import WSMsgType
 
 from faced.schemas.person import PersonEvent, PersonSummary
-from faced.vision.synthetic import BACKGROUND_RGB, DEFAULT_SIZE, Motion, render_frame, write_clip
+from faced.vision.synthetic import (
+    BACKGROUND_RGB,
+    DEFAULT_SIZE,
+    Motion,
+    open_mouth,
+    render_frame,
+    write_clip,
+)
 from tests import data
 
 pytestmark = pytest.mark.slow
@@ -29,6 +41,66 @@ pytestmark = pytest.mark.slow
 STILL = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=0.9)
 KEY = "person-key"
 PHOTO = "tongue.jpg"  # looks into the camera
+MOUTH_PHOTO = "takeo.ppm"  # a closed mouth, looking into the camera
+FPS = 30
+
+
+def _write(path: Path, frames: list[np.ndarray]) -> Path:
+    """RGB frames as an MJPEG clip at 30 frames/s (the file camera loops it)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, DEFAULT_SIZE)
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+def _mouth_clips(directory: Path) -> dict[str, Path]:
+    """Speech: still 1.5 s, the mouth opening and closing at 3 Hz for 3 s, still 3 s. A
+    yawn: still 1 s, the mouth opening over 0.3 s, held open 1.5 s, closing, still 2 s.
+    The gap is 20 % of the face's height (the tracker reads jawOpen ~0 closed, ~0.55 open,
+    against speaking_amplitude 0.12)."""
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+
+    frame = render_frame(data.load_rgb(MOUTH_PHOTO), 0, motion=STILL)
+    pipeline = FacePipeline.load(None, detector="auto")
+    face = pipeline.analyze(frame, landmarks=True).faces[0]
+    assert face.landmarks is not None
+    wide = 0.2 * face.bbox[3] * DEFAULT_SIZE[1]
+    opened = open_mouth(frame, face.landmarks, wide)
+    # Precondition: the model reads the warp as an open jaw, well beyond a swing.
+    shut = face.blendshapes["jawOpen"]
+    agape = pipeline.analyze(opened, landmarks=True).faces[0].blendshapes["jawOpen"]
+    print(f"jawOpen closed {shut:.2f}, opened {agape:.2f}")
+    assert agape - shut > 0.3
+
+    def gap(index: int) -> float:  # 3 Hz: closed, open, closed every 10 frames
+        return wide * 0.5 * (1 - math.cos(2 * math.pi * 3 * index / FPS))
+
+    speech = [frame] * 45
+    speech += [open_mouth(frame, face.landmarks, gap(i)) for i in range(90)]
+    speech += [frame] * 90
+    ramp = [open_mouth(frame, face.landmarks, wide * (i + 1) / 9) for i in range(9)]
+    yawn = [frame] * 30 + ramp + [opened] * 45 + ramp[::-1] + [frame] * 60
+    return {
+        "speech": _write(directory / "speech.avi", speech),
+        "yawn": _write(directory / "yawn.avi", yawn),
+    }
+
+
+def _shrinks(path: Path) -> Path:
+    """The same face at full size for 2 s, shrinking to half its size over 1 s (as a person
+    stepping back: the tracker follows it), at half size for 3 s, same frame size."""
+    photo = data.load_rgb(PHOTO)
+
+    def sized(fill: float) -> np.ndarray:
+        motion = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=fill)
+        return render_frame(photo, 0, motion=motion)
+
+    full, half = STILL.fill, STILL.fill / 2
+    shrinking = [sized(full + (half - full) * (i + 1) / FPS) for i in range(FPS)]
+    return _write(path, [sized(full)] * 60 + shrinking + [sized(half)] * 90)
 
 
 def _comes_and_goes(path: Path) -> Path:
@@ -54,6 +126,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "two": write_clip(
             data.load_rgb("breakingbad.jpg"), directory / "two.avi", 30, motion=STILL
         ),
+        "shrinks": _shrinks(directory / "shrinks.avi"),
+        **_mouth_clips(directory),
     }
 
 
@@ -247,3 +321,53 @@ async def test_people_counts_the_faces_in_view(faced_client, clips) -> None:
             if response.status == 200 and (await response.json())["people"] == 2:
                 break
             await asyncio.sleep(0.1)
+
+
+async def test_a_face_half_the_size_reads_twice_as_far(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['shrinks']}"})
+    by_size: dict[str, list[float]] = {"full": [], "half": []}
+    async with asyncio.timeout(40):
+        while min(len(v) for v in by_size.values()) < 8:
+            person = await client.get("/api/person")
+            tracking = await client.get("/api/tracking")
+            if person.status != 200 or tracking.status != 200:
+                await asyncio.sleep(0.1)
+                continue
+            summary, result = await person.json(), await tracking.json()
+            # The summary and the face's size from the same frame only.
+            if summary["ts"] == result["ts"] and result["faces"] and summary["distance_m"]:
+                width = result["faces"][0]["bbox"][2]
+                by_size["full" if width > 0.25 else "half"].append(summary["distance_m"])
+            await asyncio.sleep(0.05)
+    full, half = (statistics.median(by_size[k]) for k in ("full", "half"))
+    print(f"distance_m full size {full:.3f}, half size {half:.3f}: x{half / full:.2f}")
+    assert 2 * 0.8 <= half / full <= 2 * 1.2
+
+
+async def test_mouth_moving_at_speech_rate_speaks_and_stops(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['speech']}"})
+    response = await client.get("/api/person/events")
+    seen = await _until_kinds(response, ["arrived", "speaking_start", "speaking_end"], 40)
+    response.close()
+    kinds = [e["event"] for e in seen]
+    assert kinds.count("speaking_start") == 1 and kinds.count("speaking_end") == 1
+    start = seen[kinds.index("speaking_start")]
+    end = seen[kinds.index("speaking_end")]
+    assert start["speaking"] and start["speaking_since"] == start["ts"]
+    assert end["speaking"] is False and end["speaking_since"] is None
+    assert start["present"] and end["present"]  # the face stays; only the mouth stopped
+    # One stretch of 3 s of speech, not a flicker: it held across the swings in between.
+    assert end["ts"] - start["ts"] >= 1500
+
+
+async def test_one_open_mouth_held_is_not_speech(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['yawn']}"})
+    response = await client.get("/api/person/events")
+    seen = await _until_kinds(response, ["arrived", "attention_start"], 25)
+    # Two loops of the 5.3 s clip: the mouth opens, holds and closes twice.
+    with contextlib.suppress(TimeoutError):
+        seen += await _sse(response, 100, seconds=11)
+    response.close()
+    kinds = [e["event"] for e in seen]
+    assert "speaking_start" not in kinds, kinds
+    assert "left" not in kinds  # the face was there throughout
