@@ -43,7 +43,7 @@ def instance_name(configured: str, hostname: str) -> str:
     """The configured name, else "faced on <host>" (the host's first label, within 63 bytes)."""
     if configured:
         return configured
-    name = f"faced on {hostname.split('.')[0] or 'faced'}"
+    name = f"faced on {hostname.split('.', maxsplit=1)[0] or 'faced'}"
     return name.encode()[:63].decode("utf-8", "ignore")
 
 
@@ -132,7 +132,7 @@ class Announcer:
 
     async def _run(self) -> None:
         try:
-            from zeroconf import IPVersion, InterfaceChoice  # noqa: PLC0415 - optional extra
+            from zeroconf import InterfaceChoice, IPVersion  # noqa: PLC0415 - optional extra
             from zeroconf.asyncio import AsyncZeroconf  # noqa: PLC0415
         except ImportError:
             log.warning("%s", MISSING)

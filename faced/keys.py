@@ -67,11 +67,11 @@ __all__ = [
     "HEALTH_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",
+    "MDNS_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",
     "PRESETS_KEY",
     "SPEAKER_KEY",
-    "MDNS_KEY",
     "STARTED_KEY",
 ]

@@ -21,12 +21,14 @@ These names are stable; every test module may use them.
     ``client.app`` is the application (``client.app[HEALTH_KEY]`` …), ``client.server``
     the server (``client.make_url(path)``). Closed at teardown.
 
-``run_faced(*args, env=None, config_text=None, wait=True, mdns=False) -> FacedProcess`` (async factory)
-    Runs the real ``python -m faced serve --host 127.0.0.1 --port <free> --camera none
-    --display none [--no-mdns] [args]`` as a subprocess (``config_text``, if given, is written to a file
-    passed as ``--config``), and with ``wait`` waits until GET /health answers. See ``FacedProcess``
-    for ``url``, ``port``, ``stderr_lines``, ``terminate()`` and ``wait_exit(seconds)``. Killed at
-    teardown if still running. For SIGTERM, exit status and systemd notify tests.
+``run_faced(*args, env=None, config_text=None, wait=True, mdns=False) -> FacedProcess``
+    (async factory) Runs the real ``python -m faced serve --host 127.0.0.1 --port <free>
+    --camera none --display none [--no-mdns] [args]`` as a subprocess (``config_text``, if
+    given, is written to a file passed as ``--config``), and with ``wait`` waits until GET
+    /health answers. ``mdns=True`` lets it announce: only inside a private network namespace.
+    See ``FacedProcess`` for ``url``, ``port``, ``stderr_lines``, ``terminate()`` and
+    ``wait_exit(seconds)``. Killed at teardown if still running. For SIGTERM, exit status
+    and systemd notify tests.
 
 ``free_port() -> int``
     A TCP port free on 127.0.0.1 right now.

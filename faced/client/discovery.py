@@ -26,7 +26,7 @@ async def discover(timeout_s: float = 3.0, *, interfaces: list[str] | None = Non
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be more than 0, not {timeout_s!r}")
     try:
-        from zeroconf import IPVersion, InterfaceChoice, ServiceStateChange  # noqa: PLC0415
+        from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange  # noqa: PLC0415
         from zeroconf.asyncio import (  # noqa: PLC0415
             AsyncServiceBrowser,
             AsyncServiceInfo,
@@ -35,9 +35,7 @@ async def discover(timeout_s: float = 3.0, *, interfaces: list[str] | None = Non
     except ImportError as exc:
         raise ImportError(MISSING, name="zeroconf") from exc
 
-    zc = AsyncZeroconf(
-        interfaces=interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only
-    )
+    zc = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only)
     resolving: dict[str, asyncio.Task[Box | None]] = {}
 
     async def resolve(name: str) -> Box | None:
