@@ -54,6 +54,7 @@ from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
+from faced.discovery import Announcer
 from faced.display_policy import DisplayService
 from faced.face_packs import Presets
 from faced.gateway import Chat
@@ -68,6 +69,7 @@ from faced.keys import (
     HEALTH_KEY,
     LIVE_KEY,
     MAX_BODY_KEY,
+    MDNS_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
@@ -154,6 +156,8 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
     screen = app[DISPLAY_KEY] = DisplayService.from_config(config.display, openface)
     voice = app[SPEAKER_KEY] = SpeakerService(config, openface)
+    guard = app[GUARD_KEY]
+    announcer = app[MDNS_KEY] = Announcer(config, key_required=lambda: guard.api_key is not None)
     analyze_pool = analyze_pool_ctx(
         vision.analyze_workers,
         model_dir=vision.model_dir,
@@ -176,10 +180,11 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
             analyze_pool,  # frames from /v1/analyze* → the analyze workers
             screen.lifetime,  # the viewers' hub → the display policy → the display
             voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
+            announcer.lifetime,  # the running daemon → the LAN (mDNS); goodbye first
         ]
     )
     # Sockets and streams close with 1001 before cleanup starts.
-    app.on_shutdown.extend([openface.shutdown, live.shutdown])
+    app.on_shutdown.extend([openface.shutdown, live.shutdown, announcer.shutdown])
 
     health.add_summary(openface.summary)
     health.add_component("camera", live.camera_report)
@@ -188,6 +193,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     health.add_component("display", screen.report)
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
+    health.add_component("mdns", announcer.report)
 
 
 def _add_routes(app: web.Application, config: Config) -> None:

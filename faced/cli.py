@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "faced.commands.bench",
     "faced.commands.audio",
     "faced.commands.ctl",
+    "faced.commands.discover",
     "faced.commands.mcp",
 )
 

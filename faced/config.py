@@ -296,6 +296,23 @@ class AudioConfig(_Section, frozen=True):
     tts: TtsConfig = msgspec.field(default_factory=TtsConfig)
 
 
+class MdnsConfig(_Section, frozen=True):
+    """The daemon's mDNS/DNS-SD announcement on the LAN (faced.discovery, extra ``mdns``)."""
+
+    enabled: bool = True
+    """Announce _faced._tcp and _http._tcp with python-zeroconf (where installed; without it
+    one line is logged and the daemon runs on). A loopback server.host announces on the
+    loopback interface only."""
+    name: Annotated[str, Meta(pattern=r"^[^.\x00-\x1f]{0,63}$")] = ""
+    """The instance name `faced discover` and browsers show; empty: "faced on <host name>".
+    No dots, 63 characters at most; a name taken on the LAN gets a number appended."""
+    host_records: Literal["auto", "faced", "system"] = "auto"
+    """Who answers for <host name>.local (its address records). system: the OS's responder
+    (avahi), faced announces only its services; faced: faced announces the addresses too;
+    auto: system where avahi-daemon runs (/run/avahi-daemon/socket), else faced. Two
+    responders must never announce the same records."""
+
+
 class LoggingConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level written."""
@@ -315,6 +332,7 @@ class Config(_Section, frozen=True):
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
     display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
+    mdns: MdnsConfig = msgspec.field(default_factory=MdnsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from faced.api.middlewares import Guard
     from faced.api.openapi import ApiDocs
     from faced.config import Config
+    from faced.discovery import Announcer
     from faced.display_policy import DisplayService
     from faced.face_packs import Presets
     from faced.gateway import Chat
@@ -52,6 +53,7 @@ ANALYZE_POOL_KEY: Final[web.AppKey[AnalyzePool]] = web.AppKey("analyze_pool")
 ANALYZE_API_KEY: Final[web.AppKey[AnalyzeApi]] = web.AppKey("analyze_api")
 DISPLAY_KEY: Final[web.AppKey[DisplayService]] = web.AppKey("display")
 SPEAKER_KEY: Final[web.AppKey[SpeakerService]] = web.AppKey("speaker")
+MDNS_KEY: Final[web.AppKey[Announcer]] = web.AppKey("mdns")
 
 __all__ = [
     "ACCESS_KEY",
@@ -65,6 +67,7 @@ __all__ = [
     "HEALTH_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",
+    "MDNS_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",

@@ -5,7 +5,8 @@ These names are stable; every test module may use them.
 ``make_config(**sections) -> Config``
     A validated ``faced.config.Config`` from per-section overrides, e.g.
     ``make_config(auth={"api_key": "k"}, limits={"requests_per_s": 5})``. It reads no file
-    and no environment; ``server.host`` is 127.0.0.1 and ``display.driver`` none.
+    and no environment; ``server.host`` is 127.0.0.1, ``display.driver`` none and
+    ``mdns.enabled`` false (a test never multicasts on the machine's network).
 
 ``faced_client(config=None, *, prepare=None, **sections) -> TestClient`` (async factory)
     Builds the real app with ``faced.app.create_app(config)`` (or ``make_config(**sections)``),
@@ -20,12 +21,14 @@ These names are stable; every test module may use them.
     ``client.app`` is the application (``client.app[HEALTH_KEY]`` …), ``client.server``
     the server (``client.make_url(path)``). Closed at teardown.
 
-``run_faced(*args, env=None, config_text=None, wait=True) -> FacedProcess`` (async factory)
-    Runs the real ``python -m faced serve --host 127.0.0.1 --port <free> --camera none
-    --display none [args]`` as a subprocess (``config_text``, if given, is written to a file
-    passed as ``--config``), and with ``wait`` waits until GET /health answers. See ``FacedProcess``
-    for ``url``, ``port``, ``stderr_lines``, ``terminate()`` and ``wait_exit(seconds)``. Killed at
-    teardown if still running. For SIGTERM, exit status and systemd notify tests.
+``run_faced(*args, env=None, config_text=None, wait=True, mdns=False) -> FacedProcess``
+    (async factory) Runs the real ``python -m faced serve --host 127.0.0.1 --port <free>
+    --camera none --display none [--no-mdns] [args]`` as a subprocess (``config_text``, if
+    given, is written to a file passed as ``--config``), and with ``wait`` waits until GET
+    /health answers. ``mdns=True`` lets it announce: only inside a private network namespace.
+    See ``FacedProcess`` for ``url``, ``port``, ``stderr_lines``, ``terminate()`` and
+    ``wait_exit(seconds)``. Killed at teardown if still running. For SIGTERM, exit status
+    and systemd notify tests.
 
 ``free_port() -> int``
     A TCP port free on 127.0.0.1 right now.
@@ -80,8 +83,13 @@ def free_port() -> int:
 
 def _config(sections: Mapping[str, Mapping[str, Any]]) -> Config:
     # display.driver none: a test never dims or switches off the screen of the machine it
-    # runs on; display tests pass their own temp sysfs tree or tools.
-    raw: dict[str, Any] = {"server": {"host": "127.0.0.1"}, "display": {"driver": "none"}}
+    # runs on; display tests pass their own temp sysfs tree or tools. mdns off: a test never
+    # multicasts (tests/test_discovery.py announces inside a private network namespace).
+    raw: dict[str, Any] = {
+        "server": {"host": "127.0.0.1"},
+        "display": {"driver": "none"},
+        "mdns": {"enabled": False},
+    }
     for section, values in sections.items():
         raw[section] = {**raw.get(section, {}), **values}
     return validate(raw, "test config")
@@ -191,10 +199,13 @@ async def run_faced(tmp_path: Path) -> AsyncIterator[RunFaced]:
         config_text: str | None = None,
         wait: bool = True,
         port: int | None = None,
+        mdns: bool = False,
     ) -> FacedProcess:
         port = free_port() if port is None else port
         command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(port), "--camera", "none", "--display", "none"]
+        if not mdns:  # a test never multicasts unless it runs in its own network namespace
+            command.append("--no-mdns")
         if config_text is not None:
             path = tmp_path / f"faced-{len(started)}.toml"
             await asyncio.to_thread(path.write_text, config_text)

@@ -9,13 +9,18 @@
         async for event in face.person_events():
             ...
 
+    boxes = await discover(timeout_s=3)   # the boxes on the LAN (mDNS; extra ``mdns``)
+
 Owns nothing itself: ``FaceClient`` is in faced.client.face_client, ``AgentSocket`` in
-faced.client.agent, ``FacedError`` and the decoding in faced.client.wire. Why a package:
+faced.client.agent, ``FacedError`` and the decoding in faced.client.wire, ``discover()`` in
+faced.client.discovery. Why a package:
 the names an agent imports stay here while the parts stay small.
 """
 
 from faced.client.agent import AgentSocket
+from faced.client.discovery import discover
 from faced.client.face_client import FaceClient
 from faced.client.wire import FacedError, ViewerMessage
+from faced.schemas.discovery import Box
 
-__all__ = ["AgentSocket", "FaceClient", "FacedError", "ViewerMessage"]
+__all__ = ["AgentSocket", "Box", "FaceClient", "FacedError", "ViewerMessage", "discover"]

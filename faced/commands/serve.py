@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SINK",
         help="speaker: none (default; viewers play audio), pyaudio[:DEVICE], wav:PATH",
     )
+    parser.add_argument(
+        "--no-mdns",
+        action="store_true",
+        help="do not announce the daemon on the LAN over mDNS (mdns.enabled = false)",
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -58,6 +63,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("display", {})["driver"] = args.display
     if args.audio is not None:
         overrides.setdefault("audio", {})["sink"] = args.audio
+    if args.no_mdns:
+        overrides.setdefault("mdns", {})["enabled"] = False
     return overrides
 
 

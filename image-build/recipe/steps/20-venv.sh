@@ -20,8 +20,10 @@ if [ ! -x "$ROOT$FACED_PREFIX/venv/bin/python" ]; then
     # (JetPack 6 / Ubuntu 22.04 has 3.10; image-build/jetson/install.sh sets python3.11).
     in_root "${FACED_PYTHON:-python3}" -m venv --system-site-packages "$FACED_PREFIX/venv"
 fi
+# The mdns extra: faced announces itself on the LAN (python-zeroconf; a --wheelhouse must
+# hold zeroconf's and ifaddr's wheels).
 in_root "$FACED_PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check \
-    "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")"
+    "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")[mdns]"
 in_root "$FACED_PREFIX/venv/bin/faced" --help >/dev/null
 # The OS's modules must be importable from the venv (system site packages) when the venv's
 # interpreter is the OS's python3 (not on JetPack 6, where faced runs on python3.11).

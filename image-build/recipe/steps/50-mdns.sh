@@ -1,5 +1,5 @@
-# Step 50: the LAN name (FACED_HOSTNAME.local through avahi) and the API advertised by
-# DNS-SD, so agents can find the box without knowing its address.
+# Step 50: the LAN name (FACED_HOSTNAME.local through avahi). The API is advertised by
+# faced itself over DNS-SD (mdns.enabled), so agents can find the box without its address.
 # shellcheck shell=bash
 
 printf '%s\n' "$FACED_HOSTNAME" > "$ROOT/etc/hostname"
@@ -8,19 +8,9 @@ if grep -q '^127\.0\.1\.1' "$ROOT/etc/hosts" 2>/dev/null; then
 else
     printf '127.0.1.1\t%s\n' "$FACED_HOSTNAME" >> "$ROOT/etc/hosts"
 fi
-mkdir -p "$ROOT/etc/avahi/services"
-cat > "$ROOT/etc/avahi/services/faced.service" <<'XML'
-<?xml version="1.0" standalone='no'?>
-<!DOCTYPE service-group SYSTEM "avahi-service.dtd">
-<!-- faced's API and viewer, advertised on the LAN (installed by the faced recipe). -->
-<service-group>
-  <name replace-wildcards="yes">faced on %h</name>
-  <service>
-    <type>_http._tcp</type>
-    <port>9999</port>
-    <txt-record>path=/</txt-record>
-    <txt-record>api=openface-v1</txt-record>
-  </service>
-</service-group>
-XML
+# avahi answers for the host name only: faced announces its own services (_faced._tcp,
+# _http._tcp) with python-zeroconf, live TXT and goodbye packets (faced.discovery), so avahi
+# must not publish them too (two responders, one service). An image built before this
+# step changed had a static service file: remove it.
+rm -f "$ROOT/etc/avahi/services/faced.service"
 enable_unit avahi-daemon.service
