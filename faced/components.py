@@ -127,7 +127,7 @@ class Components:
                 409,
                 f"{name} cannot be switched at run time; change its settings "
                 "(PATCH /api/system/config) and restart",
-                extra={"switchable": sorted(self._toggles)},
+                extra={"allowed": sorted(self._toggles)},
             )
         if (reason := toggle.unavailable()) is not None:
             raise ApiError(409, f"{name} cannot be switched now: {reason}")

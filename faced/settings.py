@@ -88,7 +88,7 @@ def _masked(layer: Mapping[str, Any]) -> dict[str, Any]:
 def _bad(exc: ConfigError) -> ApiError:
     extra: dict[str, Any] = {}
     if exc.key is not None:
-        extra = {"key": exc.key, "value": exc.value, "expected": exc.expected}
+        extra = {"field": exc.key, "value": exc.value, "expected": exc.expected}
     return ApiError(400, str(exc), extra=extra)
 
 
@@ -136,26 +136,31 @@ class Settings:
         )
 
     def _clean(self, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """The patch without masked secrets sent back unchanged (a GET's document PATCHed
-        back as a whole); refuses what the API may not set."""
+        """The patch without what changes nothing — a masked secret sent back, a value the
+        key has already (so a GET's document PATCHed back whole pins nothing in the layer);
+        refuses what the API may not set."""
+        current = flatten(msgspec.to_builtins(self.layers.effective()))
+        layer = flatten(self.layers.persisted)
         cleaned: dict[str, Any] = {}
         for section, values in patch.items():
             if not isinstance(values, Mapping):
                 cleaned[section] = values  # the typed check names it
                 continue
-            kept = {
-                key: value
-                for key, value in values.items()
-                if not ((section, key) in SECRETS and value == MASK)
-            }
-            for key, value in kept.items():
-                if f"{section}.{key}" in NOT_PATCHABLE:
+            kept: dict[str, Any] = {}
+            for key, value in values.items():
+                path = f"{section}.{key}"
+                if (section, key) in SECRETS and value == MASK:
+                    continue
+                if path not in layer and path in current and current[path] == value:
+                    continue
+                if path in NOT_PATCHABLE:
                     raise ApiError(
                         400,
-                        f"{section}.{key} cannot be set through the API: the persisted "
-                        "settings live in the state directory; set it in the config file",
-                        extra={"key": f"{section}.{key}", "value": value},
+                        f"{path} cannot be set through the API: the persisted settings live "
+                        "in the state directory; set it in the config file",
+                        extra={"field": path, "value": value},
                     )
+                kept[key] = value
             if kept or not values:
                 cleaned[section] = kept
         return cleaned
@@ -177,7 +182,7 @@ class Settings:
                 except ValueError as exc:
                     message = f"{ORIGIN}: {key} = {value!r}: {exc}"
                     raise ApiError(
-                        400, message, extra={"key": key, "value": value, "expected": str(exc)}
+                        400, message, extra={"field": key, "value": value, "expected": str(exc)}
                     ) from None
             before = flatten(msgspec.to_builtins(layers.effective()))
             try:
