@@ -53,7 +53,8 @@ class ServerConfig(_Section, frozen=True):
     shutdown_timeout_s: PositiveFloat = 2.5
     """How long in-flight requests may take to finish on SIGTERM."""
     state_dir: str = ""
-    """Where settings changed through the API persist (face pack, volume). Empty: $STATE_DIRECTORY,
+    """Where settings changed through the API persist (face pack, volume, config.json: the
+    settings layer). Empty: $STATE_DIRECTORY,
     else ~/.local/state/faced."""
 
 

@@ -345,10 +345,10 @@ async def test_restart_under_systemd_exits_for_restart(
         config_text=f'[server]\nstate_dir = "{tmp_path / "state"}"\n',
         env={"INVOCATION_ID": "0123456789abcdef"},
     )
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{faced.url}/api/system/restart", json={"confirm": True}
-        ) as response:
-            assert response.status == 202
-            assert (await response.json())["how"] == "systemd"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{faced.url}/api/system/restart", json={"confirm": True}) as response,
+    ):
+        assert response.status == 202
+        assert (await response.json())["how"] == "systemd"
     assert await faced.wait_exit() == EX_RESTART
