@@ -41,6 +41,7 @@ from faced.api import (
     person,
     presets,
     speaker,
+    system,
     tracking,
 )
 from faced.api.access import AccessPolicy
@@ -51,7 +52,8 @@ from faced.api.middlewares import (
     make_response_hook,
 )
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
-from faced.config import EX_CONFIG, Config, ConfigError
+from faced.components import Components
+from faced.config import EX_CONFIG, Config, ConfigError, Layers
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
 from faced.discovery import Announcer
@@ -62,23 +64,30 @@ from faced.gaze_follow import FollowService
 from faced.keys import (
     ACCESS_KEY,
     CHAT_KEY,
+    COMPONENTS_KEY,
     CONFIG_KEY,
     DISPLAY_KEY,
     FOLLOW_KEY,
     GUARD_KEY,
     HEALTH_KEY,
+    LIFECYCLE_KEY,
     LIVE_KEY,
     MAX_BODY_KEY,
     MDNS_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
+    SETTINGS_KEY,
     SPEAKER_KEY,
     STARTED_KEY,
 )
 from faced.live import LiveService
 from faced.openface import OpenFace
-from faced.system import setup_logging, watchdog_ctx
+from faced.schemas.audio import VolumeUpdate
+from faced.schemas.follow import FollowUpdate
+from faced.settings import Settings
+from faced.state import state_dir
+from faced.system import EX_RESTART, Lifecycle, reexec, setup_logging, under_systemd, watchdog_ctx
 from faced.vision.runtime import Runtime
 from faced.vision.workers import analyze_pool_ctx
 from faced.voice import SpeakerService
@@ -107,7 +116,9 @@ def client_max_size(config: Config) -> int:
     return max(config.server.max_body_bytes, base64_audio + _JSON_ENVELOPE_BYTES)
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, layers: Layers | None = None) -> web.Application:
+    """The app of ``config``; ``layers`` are the raw layers it was loaded from (the system
+    API changes the persisted one), by default all of ``config`` as the lowest."""
     check_supported(config)
     try:
         trusted = parse_networks(config.server.trusted_proxies)
@@ -130,6 +141,7 @@ def create_app(config: Config) -> web.Application:
     app[GUARD_KEY] = guard
     app[ACCESS_KEY] = policy
     app[MAX_BODY_KEY] = config.server.max_body_bytes
+    app[LIFECYCLE_KEY] = Lifecycle()
     health = app[HEALTH_KEY] = Health()
     app.on_response_prepare.append(make_response_hook(guard))
     health.add_component(
@@ -140,12 +152,12 @@ def create_app(config: Config) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
-    _add_components(app, config, health)
+    _add_components(app, config, health, layers or Layers.of(config))
     _add_routes(app, config)
     return app
 
 
-def _add_components(app: web.Application, config: Config, health: Health) -> None:
+def _add_components(app: web.Application, config: Config, health: Health, layers: Layers) -> None:
     """Build each component with what it needs, and start them in the order data flows."""
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
@@ -156,6 +168,8 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
     screen = app[DISPLAY_KEY] = DisplayService.from_config(config.display, openface)
     voice = app[SPEAKER_KEY] = SpeakerService(config, openface)
+    settings = app[SETTINGS_KEY] = Settings(config, layers, state_dir(config))
+    components = app[COMPONENTS_KEY] = Components(health, state_dir(config))
     guard = app[GUARD_KEY]
     announcer = app[MDNS_KEY] = Announcer(config, key_required=lambda: guard.api_key is not None)
     analyze_pool = analyze_pool_ctx(
@@ -180,6 +194,8 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
             analyze_pool,  # frames from /v1/analyze* → the analyze workers
             screen.lifetime,  # the viewers' hub → the display policy → the display
             voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
+            settings.lifetime,  # the persisted settings layer (the system API)
+            components.lifetime,  # the saved run-time switches, once all above started
             announcer.lifetime,  # the running daemon → the LAN (mDNS); goodbye first
         ]
     )
@@ -194,6 +210,63 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
     health.add_component("mdns", announcer.report)
+    health.add_component("perception", live.perception_report)
+    _add_system(app, config, layers)
+
+
+def _add_system(app: web.Application, config: Config, layers: Layers) -> None:
+    """What the system API may change at run time: each setting applied live, and each
+    component's switch, one line each (faced.settings, faced.components)."""
+    gaze_follow, screen, voice, live = (
+        app[FOLLOW_KEY],
+        app[DISPLAY_KEY],
+        app[SPEAKER_KEY],
+        app[LIVE_KEY],
+    )
+    settings = app[SETTINGS_KEY]
+    settings.add_live("follow.mode", lambda mode: gaze_follow.change(FollowUpdate(mode=mode)))
+    settings.add_live("follow.hold_s", lambda s: gaze_follow.change(FollowUpdate(hold_s=s)))
+    settings.add_live(
+        "perception.follow_on_attention", lambda on: setattr(gaze_follow, "on_attention", on)
+    )
+    settings.add_live("display.policy", screen.set_policy_enabled)
+    settings.add_live("logging.level", lambda level: logging.getLogger().setLevel(level.upper()))
+
+    components = app[COMPONENTS_KEY]
+    components.add_toggle(
+        "tracking",
+        enabled=lambda: live.live is not None and live.live.enabled,
+        switch=lambda on: setattr(live.live, "enabled", on),
+        unavailable=lambda: None if live.live is not None else live.tracking_report()["reason"],
+    )
+    components.add_toggle(
+        "follow",
+        enabled=lambda: gaze_follow.follower.mode != "off",
+        switch=lambda on: settings.patch({"follow": {"mode": _follow_mode(settings, on)}}),
+        persist=False,  # follow.mode, in the settings
+    )
+    components.add_toggle(
+        "display",
+        enabled=lambda: screen.policy_enabled,
+        switch=lambda on: settings.patch({"display": {"policy": on}}),
+        unavailable=lambda: None if screen.display is not None else "not started yet",
+        persist=False,  # display.policy, in the settings
+    )
+    components.add_toggle(
+        "speaker",
+        enabled=lambda: not voice.volume.muted,
+        switch=lambda on: voice.set_volume(VolumeUpdate(muted=not on)),
+        persist=False,  # the volume's own file
+    )
+    del config
+
+
+def _follow_mode(settings: Settings, on: bool) -> str | None:
+    """Off: "off"; on: the configured mode (the persisted layer's removed), else follow."""
+    if not on:
+        return "off"
+    configured = settings.configured("follow.mode")
+    return None if configured != "off" else "follow"
 
 
 def _add_routes(app: web.Application, config: Config) -> None:
@@ -208,6 +281,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     analyze_stream.setup(app)
     display.add_routes(app)
     speaker.add_routes(app)
+    system.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
     openapi.setup(app)  # the document of every route above, and the API browser
@@ -218,8 +292,10 @@ def _add_routes(app: web.Application, config: Config) -> None:
 SHUTDOWN_SLACK_S: Final = 0.4  # on_shutdown + cleanup after in-flight requests had their time
 
 
-def run(config: Config) -> int:
-    """Serve until SIGTERM/SIGINT; the process exit status."""
+def run(config: Config, layers: Layers | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit status. A restart requested through
+    the API ends in ``EX_RESTART`` under systemd (its ``Restart=`` starts faced again),
+    else in the same command line executed again."""
     setup_logging(config.logging)
     try:
         import uvloop  # noqa: PLC0415
@@ -228,12 +304,16 @@ def run(config: Config) -> int:
     except ImportError:  # uvloop has no wheels for every platform; asyncio's loop works
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(serve(config))
+        status = runner.run(serve(config, layers))
+    if status == EX_RESTART and not under_systemd():
+        log.info("restarting: executing the same command line again")
+        reexec()
+    return status
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, layers: Layers | None = None) -> int:
     try:
-        app = create_app(config)
+        app = create_app(config, layers)
     except ConfigError as exc:
         log.error("%s", exc)
         return EX_CONFIG
@@ -261,10 +341,10 @@ async def serve(config: Config) -> int:
         await runner.cleanup()
         return 1
 
-    stop = asyncio.Event()
+    lifecycle = app[LIFECYCLE_KEY]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lifecycle.stop.set)
     notifier = app[NOTIFIER_KEY]
     notifier.notify(f"READY=1\nSTATUS=serving on {host}:{port}")
     log.info(
@@ -279,7 +359,7 @@ async def serve(config: Config) -> int:
             "loop": type(loop).__module__.split(".")[0],
         },
     )
-    await stop.wait()
+    await lifecycle.stop.wait()
 
     notifier.notify("STOPPING=1\nSTATUS=stopping")
     log.info("stopping")
@@ -294,7 +374,7 @@ async def serve(config: Config) -> int:
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
     log.info("stopped in %.2f s", time.monotonic() - started)
-    return 0
+    return EX_RESTART if lifecycle.restart else 0
 
 
 __all__ = [

@@ -1,8 +1,9 @@
-"""The daemon's one typed configuration: defaults < TOML file < environment < CLI flags.
+"""The daemon's one typed configuration: defaults < TOML file < persisted < environment < flags.
 
 Owns: the config schema (frozen msgspec Structs, unknown keys rejected), loading and
 merging the layers, and turning every validation failure into one line that names the
 key path, the offending value and what is expected (``ConfigError``; the CLI exits 78).
+The persisted layer is the document the system API keeps in the state directory.
 Every section a component reads is declared here, so `faced config show` prints the
 whole effective configuration and `faced config check` validates all of it.
 Does not own: what a component does with its section (each component is handed its own by
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +53,8 @@ class ServerConfig(_Section, frozen=True):
     shutdown_timeout_s: PositiveFloat = 2.5
     """How long in-flight requests may take to finish on SIGTERM."""
     state_dir: str = ""
-    """Where settings changed through the API persist (face pack, volume). Empty: $STATE_DIRECTORY,
+    """Where settings changed through the API persist (face pack, volume, config.json: the
+    settings layer). Empty: $STATE_DIRECTORY,
     else ~/.local/state/faced."""
 
 
@@ -350,7 +353,17 @@ SECRETS: Final = frozenset({("auth", "api_key"), ("openclaw", "gateway_token")})
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded as the one line the user sees."""
+    """A configuration problem, worded as the one line the user sees. ``key`` (dotted path),
+    ``value`` and ``expected`` say the same in parts, where one key is to blame (the system
+    API answers them as fields)."""
+
+    def __init__(
+        self, message: str, *, key: str | None = None, value: Any = None, expected: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+        self.expected = expected
 
 
 def _value_at(raw: Mapping[str, Any], path: list[str]) -> Any:
@@ -374,12 +387,19 @@ def _explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], origin: str) 
     unknown = re.match(r"Object contains unknown field `([^`]+)`", expected)
     if unknown:
         key = ".".join([*path, unknown.group(1)])
-        return ConfigError(f"{origin}: unknown key {key}: not a faced setting")
+        return ConfigError(
+            f"{origin}: unknown key {key}: not a faced setting",
+            key=key,
+            value=_value_at(raw, [*path, unknown.group(1)]),
+            expected="not a faced setting",
+        )
     key = ".".join(path)
     value = _value_at(raw, path)
     if expected.startswith("Invalid enum value"):
         expected = f"expected one of {', '.join(_choices(path))}"
-    return ConfigError(f"{origin}: {key} = {value!r}: {expected}")
+    return ConfigError(
+        f"{origin}: {key} = {value!r}: {expected}", key=key, value=value, expected=expected
+    )
 
 
 def _choices(path: list[str]) -> list[str]:
@@ -456,12 +476,18 @@ def credentials_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return {"auth": {"api_key": key}}
 
 
-def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
-    """Build a Config from plain data, converting strings from the environment/CLI."""
+def check_types(raw: Mapping[str, Any], origin: str = "config") -> Config:
+    """Convert one layer on its own: its keys exist and its values have their types (the
+    rules between keys need the merged layers, ``validate``)."""
     try:
-        config = msgspec.convert(raw, Config, strict=False)
+        return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise _explain(exc, raw, origin) from None
+
+
+def validate(raw: Mapping[str, Any], origin: str = "config") -> Config:
+    """Build a Config from plain data, converting strings from the environment/CLI."""
+    config = check_types(raw, origin)
     _check_semantics(config, origin)
     return config
 
@@ -479,31 +505,118 @@ def _check_semantics(config: Config, origin: str) -> None:
         except ValueError:
             raise ConfigError(
                 f"{origin}: server.trusted_proxies[{index}] = {entry!r}: "
-                "expected an IP address or CIDR network"
+                "expected an IP address or CIDR network",
+                key=f"server.trusted_proxies[{index}]",
+                value=entry,
+                expected="expected an IP address or CIDR network",
             ) from None
     display = config.display
     if 0 < display.idle_off_after_s <= display.idle_dim_after_s:
+        expected = (
+            f"expected more than display.idle_dim_after_s ({display.idle_dim_after_s!r}), "
+            "or 0 (never off)"
+        )
         raise ConfigError(
-            f"{origin}: display.idle_off_after_s = {display.idle_off_after_s!r}: expected more "
-            f"than display.idle_dim_after_s ({display.idle_dim_after_s!r}), or 0 (never off)"
+            f"{origin}: display.idle_off_after_s = {display.idle_off_after_s!r}: {expected}",
+            key="display.idle_off_after_s",
+            value=display.idle_off_after_s,
+            expected=expected,
         )
     night = _NIGHT_RE.fullmatch(display.night)
     if display.night and (night is None or night.group(1) == night.group(2)):
+        expected = (
+            "expected HH:MM-HH:MM with different start and end (local time, e.g. "
+            "23:00-07:00), or empty"
+        )
         raise ConfigError(
-            f"{origin}: display.night = {display.night!r}: expected HH:MM-HH:MM with "
-            "different start and end (local time, e.g. 23:00-07:00), or empty"
+            f"{origin}: display.night = {display.night!r}: {expected}",
+            key="display.night",
+            value=display.night,
+            expected=expected,
         )
 
 
-def load(
+# The layer the system API persists (PATCH /api/system/config), in the state directory.
+PERSISTED_LAYER_FILE: Final = "config.json"
+
+
+def resolve_state_dir(configured: str, environ: Mapping[str, str]) -> Path:
+    """Where API-changed settings persist: ``server.state_dir``, else systemd's
+    ``$STATE_DIRECTORY``, else ~/.local/state/faced."""
+    if configured:
+        return Path(configured).expanduser()
+    systemd_dir = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd_dir:
+        return Path(systemd_dir)
+    return Path.home() / ".local" / "state" / "faced"
+
+
+class Layers:
+    """The raw layers one effective Config is made of: ``below`` (credentials, the TOML
+    file), ``persisted`` (the system API's), ``above`` (environment, flags). The system API
+    changes ``persisted`` and validates the result the way startup does."""
+
+    def __init__(
+        self,
+        below: Mapping[str, Any],
+        above: Mapping[str, Any],
+        *,
+        origin: str = "config",
+        persisted: Mapping[str, Any] | None = None,
+        persisted_path: Path | None = None,
+    ) -> None:
+        self.below = dict(below)
+        self.above = dict(above)
+        self.origin = origin
+        self.persisted: dict[str, Any] = dict(persisted or {})
+        self.persisted_path = persisted_path
+        """Where the persisted layer lives; None: in the state directory of ``effective``."""
+
+    @classmethod
+    def of(cls, config: Config) -> Layers:
+        """The layers of a Config built without them (a test's): all of it below."""
+        return cls(msgspec.to_builtins(config), {})
+
+    def merged(self, persisted: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        layer = self.persisted if persisted is None else persisted
+        return _deep_merge(_deep_merge(self.below, layer), self.above)
+
+    def effective(
+        self, persisted: Mapping[str, Any] | None = None, origin: str | None = None
+    ) -> Config:
+        return validate(self.merged(persisted), origin or self.origin)
+
+
+def read_persisted_layer(path: Path) -> dict[str, Any]:
+    """The persisted layer's document, {} when there is none. ConfigError when it cannot
+    be read or is not a JSON object (the caller decides whether that stops anything)."""
+    try:
+        data = msgspec.json.decode(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable ({exc.strerror})") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of config sections")
+    return data
+
+
+def load_layers(
     path: Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> Config:
-    """Load the effective config. ``path`` None means the default file if it exists."""
+    persisted: bool = True,
+) -> Layers:
+    """The layers of the effective config: defaults < credentials < TOML file < the
+    persisted layer (the system API's, ``<state dir>/config.json``) < environment < flags.
+    A persisted layer that cannot be read or no longer validates is left out with a warning
+    on stderr: a box must still start when a file it wrote itself went bad (the API can
+    then fix it). ``path`` None means the default file if it exists."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = credentials_layer(environ)
+    below: dict[str, Any] = credentials_layer(environ)
     origin = "config"
     if path is None and DEFAULT_CONFIG_PATH.is_file():
         path = DEFAULT_CONFIG_PATH
@@ -511,10 +624,34 @@ def load(
         origin = str(path)
         file_layer = read_toml(path)
         validate(file_layer, origin)  # report file errors against the file, before other layers
-        raw = _deep_merge(raw, file_layer)
-    raw = _deep_merge(raw, environment_layer(environ))
-    raw = _deep_merge(raw, overrides or {})
-    return validate(raw, origin)
+        below = _deep_merge(below, file_layer)
+    above = _deep_merge(environment_layer(environ), overrides or {})
+    layers = Layers(below, above, origin=origin)
+    if not persisted:
+        return layers
+    base = layers.effective()  # errors of the file, environment and flags come first
+    layer_path = resolve_state_dir(base.server.state_dir, environ) / PERSISTED_LAYER_FILE
+    layers.persisted_path = layer_path
+    try:
+        layer = read_persisted_layer(layer_path)
+        check_types(layer, str(layer_path))
+        layers.effective(layer)
+    except ConfigError as exc:
+        print(f"faced: ignoring the persisted settings: {exc}", file=sys.stderr)
+        return layers
+    layers.persisted = layer
+    return layers
+
+
+def load(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    persisted: bool = True,
+) -> Config:
+    """Load the effective config (see ``load_layers`` for the order of the layers)."""
+    return load_layers(path, environ=environ, overrides=overrides, persisted=persisted).effective()
 
 
 def to_dict(config: Config, *, mask_secrets: bool = True) -> dict[str, Any]:

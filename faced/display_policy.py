@@ -207,6 +207,7 @@ class DisplayService:
         # land after it.
         self._changing = asyncio.Lock()
         self._planned_present = False
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, config: DisplayConfig, openface: OpenFace) -> DisplayService:
@@ -219,20 +220,50 @@ class DisplayService:
         supervised task."""
         del app
         self.display = await open_display(self.config)
-        openface = self._openface
-        task: asyncio.Task[None] | None = None
         if self.policy is not None:
-            openface.hub.observers.append(self.observe)
-            openface.agent_listeners.append(self.agent_wrote)
-            task = asyncio.create_task(supervised("display policy", self.run), name="display")
+            self._start_policy()
         try:
             yield
         finally:
-            if task is not None:
-                openface.hub.observers.remove(self.observe)
-                openface.agent_listeners.remove(self.agent_wrote)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await self._stop_policy()
+
+    def _start_policy(self) -> None:
+        openface = self._openface
+        openface.hub.observers.append(self.observe)
+        openface.agent_listeners.append(self.agent_wrote)
+        self._task = asyncio.create_task(supervised("display policy", self.run), name="display")
+
+    async def _stop_policy(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        openface = self._openface
+        openface.hub.observers.remove(self.observe)
+        openface.agent_listeners.remove(self.agent_wrote)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    @property
+    def policy_enabled(self) -> bool:
+        return self.policy is not None
+
+    async def set_policy_enabled(self, enabled: bool) -> None:
+        """Switch the policy on or off at run time (the system API). Off: the display stays
+        as it is until PUT /api/display; on: a fresh policy (nobody seen yet, so the idle
+        steps count from now) takes over at once."""
+        if enabled == self.policy_enabled or self.display is None:
+            return
+        if enabled:
+            self.policy = DisplayPolicy.from_config(self.config)
+            self.level = None
+            self.manual = False
+            self._start_policy()
+        else:
+            await self._stop_policy()
+            self.policy = None
+            self.level = None
+            self._retry_at = self._reapply_at = None
+        log.info("display policy %s", "on" if enabled else "off")
 
     def observe(self, message: object) -> None:
         """Hub observer: note the message; wake the task when the level changes."""

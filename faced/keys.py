@@ -9,6 +9,7 @@ type checker only, so this module imports nothing of faced when it runs.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from faced.api.health import Health
     from faced.api.middlewares import Guard
     from faced.api.openapi import ApiDocs
+    from faced.components import Components
     from faced.config import Config
     from faced.discovery import Announcer
     from faced.display_policy import DisplayService
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
     from faced.openface import OpenFace
-    from faced.system import Notifier
+    from faced.settings import Settings
+    from faced.system import Lifecycle, Notifier
     from faced.vision.workers import AnalyzePool
     from faced.voice import SpeakerService
 
@@ -41,6 +44,12 @@ HEALTH_KEY: Final[web.AppKey[Health]] = web.AppKey("health")
 OPENAPI_KEY: Final[web.AppKey[ApiDocs]] = web.AppKey("openapi")
 NOTIFIER_KEY: Final[web.AppKey[Notifier]] = web.AppKey("notifier")
 """Set when the watchdog component starts (faced.system.watchdog_ctx)."""
+LIFECYCLE_KEY: Final[web.AppKey[Lifecycle]] = web.AppKey("lifecycle")
+"""The stop and restart requests ``faced.app.serve`` waits for."""
+SETTINGS_KEY: Final[web.AppKey[Settings]] = web.AppKey("settings")
+COMPONENTS_KEY: Final[web.AppKey[Components]] = web.AppKey("components")
+SYSTEM_ROOT_KEY: Final[web.AppKey[Path]] = web.AppKey("system_root")
+"""Where GET /api/about reads the host's files (/ unless a test sets a temp tree)."""
 
 # The components, in the order the data flows through them.
 OPENFACE_KEY: Final[web.AppKey[OpenFace]] = web.AppKey("openface")
@@ -60,11 +69,13 @@ __all__ = [
     "ANALYZE_API_KEY",
     "ANALYZE_POOL_KEY",
     "CHAT_KEY",
+    "COMPONENTS_KEY",
     "CONFIG_KEY",
     "DISPLAY_KEY",
     "FOLLOW_KEY",
     "GUARD_KEY",
     "HEALTH_KEY",
+    "LIFECYCLE_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",
     "MDNS_KEY",
@@ -72,6 +83,8 @@ __all__ = [
     "OPENAPI_KEY",
     "OPENFACE_KEY",
     "PRESETS_KEY",
+    "SETTINGS_KEY",
     "SPEAKER_KEY",
     "STARTED_KEY",
+    "SYSTEM_ROOT_KEY",
 ]

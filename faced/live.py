@@ -191,6 +191,8 @@ class LiveTracking:
         self.processed = 0
         self.skipped = 0
         self.failures = 0
+        self.enabled = True
+        """False: the thread looks at no frame (a run-time toggle, faced.components)."""
         self._published_at: deque[float] = deque(maxlen=FPS_WINDOW)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,8 +218,10 @@ class LiveTracking:
         )
 
     def report(self) -> dict[str, object]:
+        running = self._thread is not None and self._thread.is_alive() and self.enabled
         return {
-            "status": "ok" if self._thread is not None and self._thread.is_alive() else "off",
+            "status": "ok" if running else "off",
+            "enabled": self.enabled,
             "fps": round(self.fps, 1),
             "processed": self.processed,
             "skipped": self.skipped,
@@ -252,6 +256,14 @@ class LiveTracking:
                     # A failed camera sees nobody: presence runs out as if the person left.
                     with contextlib.suppress(RuntimeError):  # the loop is closed
                         self._loop.call_soon_threadsafe(self._no_frame)
+                continue
+            if not self.enabled:
+                # Switched off: no frame is looked at, and presence runs out as if the
+                # person left, so the display policy and the face do not wait for them.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._no_frame)
+                last_index = frame.index
+                stream = -1  # switched on again: a new stream for the tracker
                 continue
             if frame.stream != stream:
                 stream = frame.stream
@@ -435,6 +447,13 @@ class LiveService:
         if self.camera is None:
             return {"status": "off", "source": self.config.source}
         return self.camera.report()
+
+    def perception_report(self) -> dict[str, Any]:
+        """What perception says of itself: running or not, and its cost (no person data)."""
+        live = self.live
+        if live is None or not live.enabled:
+            return {"status": "off", "reason": "no live tracking"}
+        return {"status": "ok", "ms_total": round(live.perception_s * 1000, 1)}
 
     def tracking_report(self) -> dict[str, Any]:
         if self.live is None:

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from faced.api.errors import ApiError
-from faced.config import Config
+from faced.config import Config, resolve_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,7 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 def state_dir(config: Config) -> Path:
     """Where API-changed settings persist (see ``server.state_dir``)."""
-    if config.server.state_dir:
-        return Path(config.server.state_dir).expanduser()
-    systemd_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if systemd_dir:
-        return Path(systemd_dir)
-    return Path.home() / ".local" / "state" / "faced"
+    return resolve_state_dir(config.server.state_dir, os.environ)
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:

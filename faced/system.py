@@ -11,6 +11,10 @@ Owns:
 * ``watchdog_ctx`` — the aiohttp cleanup context that pings the watchdog from an event-loop
   task every ``WATCHDOG_USEC / 2``: a blocked loop stops the pings, which is the point.
 
+* ``Lifecycle`` and ``restart`` — how the daemon stops (a signal) or restarts (the system
+  API): under systemd it exits with ``EX_RESTART`` for the unit's ``Restart=`` to start it
+  again; started by hand it replaces itself with the same command line (``exec``).
+
 systemd-python is imported lazily; nothing here needs it. Does not own: when the daemon
 is ready or stopping (faced.app says so through ``NOTIFIER_KEY``), or the unit files
 (systemd/). Why apart: the host's protocols are the same whatever the daemon runs, and are
@@ -29,7 +33,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, NoReturn
 
 from aiohttp import web
 
@@ -252,3 +256,44 @@ async def watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     notifier.close()
+
+
+# --- stopping and restarting -------------------------------------------------------------
+
+EX_RESTART: Final = 75
+"""sysexits.h EX_TEMPFAIL: the exit status of a requested restart under systemd; the unit
+(systemd/faced.service) counts it as success and restarts on it (RestartForceExitStatus)."""
+
+
+def under_systemd(environ: Mapping[str, str] | None = None) -> bool:
+    """True when a service manager started this process (it sets INVOCATION_ID, and
+    NOTIFY_SOCKET for Type=notify): a restart is then its job."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("INVOCATION_ID") or environ.get("NOTIFY_SOCKET"))
+
+
+class Lifecycle:
+    """The daemon's stop request: a signal sets ``stop``; a restart request also sets
+    ``restart``, and ``serve`` then returns ``EX_RESTART``."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.restart = False
+
+    def how(self) -> Literal["systemd", "exec"]:
+        return "systemd" if under_systemd() else "exec"
+
+    def request_restart(self) -> None:
+        log.info("restart requested", extra={"how": self.how()})
+        self.restart = True
+        self.stop.set()
+
+
+def reexec() -> NoReturn:
+    """Replace this process with the same command line (same pid, so a supervisor that
+    is not systemd, or a shell, keeps it). The listening socket was closed by the clean
+    shutdown before, and Python's descriptors are not inherited."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)

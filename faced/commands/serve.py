@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "serve",
         help="run the daemon: the API, the face, the camera",
-        description="Run the daemon. Settings: defaults < --config FILE < environment < flags.",
+        description="Run the daemon. Settings: defaults < --config FILE < the settings "
+        "changed through the API (state directory) < environment < flags.",
     )
     # Values stay strings here so that the config, not argparse, judges them (exit 78).
     parser.add_argument("--host", help="address to bind (default 0.0.0.0)")
@@ -72,9 +73,10 @@ def _serve(args: argparse.Namespace) -> int:
     from faced import app, config  # noqa: PLC0415  (keeps `faced --help` fast)
 
     try:
-        effective = config.load(args.config, overrides=cli_overrides(args))
+        layers = config.load_layers(args.config, overrides=cli_overrides(args))
+        effective = layers.effective()
         app.check_supported(effective)
     except ConfigError as exc:
         print(f"faced serve: {exc}", file=sys.stderr)
         return EX_CONFIG
-    return app.run(effective)
+    return app.run(effective, layers)

@@ -8,6 +8,8 @@ not own: raising errors (faced.api.errors) or sending them (faced.api.middleware
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -20,6 +22,8 @@ class ErrorBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The request field (or query parameter) at fault."""
     allowed: list[str] | msgspec.UnsetType = msgspec.UNSET
     """The values that field accepts, when they are a choice."""
+    value: Any | msgspec.UnsetType = msgspec.UNSET
+    """The value at fault, as it was sent (a setting of PATCH /api/system/config)."""
     expected: str | msgspec.UnsetType = msgspec.UNSET
     """What that field expects, when it is not a choice (e.g. "number > 0")."""
     retry_after_s: float | msgspec.UnsetType = msgspec.UNSET
