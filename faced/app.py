@@ -36,6 +36,7 @@ from faced.api import (
     face_routes,
     follow,
     health,
+    metrics,
     openapi,
     pages,
     person,
@@ -68,6 +69,7 @@ from faced.keys import (
     HEALTH_KEY,
     LIVE_KEY,
     MAX_BODY_KEY,
+    METRICS_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
@@ -75,6 +77,7 @@ from faced.keys import (
     STARTED_KEY,
 )
 from faced.live import LiveService
+from faced.metrics import Metrics
 from faced.openface import OpenFace
 from faced.system import setup_logging, watchdog_ctx
 from faced.vision.runtime import Runtime
@@ -119,8 +122,10 @@ def create_app(config: Config) -> web.Application:
         limiter=RateLimiter(config.limits.requests_per_s, config.limits.request_burst),
         policy=policy,
     )
+    # Metrics first: the request middleware tells them of every request.
+    stats = Metrics(public=config.metrics.public) if config.metrics.enabled else None
     app = web.Application(
-        middlewares=[make_middleware(guard)],
+        middlewares=[make_middleware(guard, stats.requests.observe if stats else None)],
         client_max_size=client_max_size(config),
     )
     app[CONFIG_KEY] = config
@@ -138,6 +143,9 @@ def create_app(config: Config) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
+    if stats is not None:
+        app[METRICS_KEY] = stats
+        health.add_component("metrics", stats.report)
     _add_components(app, config, health)
     _add_routes(app, config)
     return app
@@ -188,6 +196,10 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     health.add_component("display", screen.report)
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
+    stats = app.get(METRICS_KEY)
+    if stats is not None:  # read at scrape time; the tracking timings as results publish
+        stats.watch(app)
+        live.results.observers.append(stats.tracking)
 
 
 def _add_routes(app: web.Application, config: Config) -> None:
@@ -203,6 +215,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     display.add_routes(app)
     speaker.add_routes(app)
     health.add_routes(app)
+    metrics.add_routes(app)
     pages.add_routes(app)
     openapi.setup(app)  # the document of every route above, and the API browser
 

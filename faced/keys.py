@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from faced.gateway import Chat
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
+    from faced.metrics import Metrics
     from faced.openface import OpenFace
     from faced.system import Notifier
     from faced.vision.workers import AnalyzePool
@@ -38,6 +39,8 @@ ACCESS_KEY: Final[web.AppKey[AccessPolicy]] = web.AppKey("access_policy")
 MAX_BODY_KEY: Final[web.AppKey[int]] = web.AppKey("max_body_bytes")
 HEALTH_KEY: Final[web.AppKey[Health]] = web.AppKey("health")
 OPENAPI_KEY: Final[web.AppKey[ApiDocs]] = web.AppKey("openapi")
+METRICS_KEY: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
+"""Set when metrics.enabled (faced.metrics)."""
 NOTIFIER_KEY: Final[web.AppKey[Notifier]] = web.AppKey("notifier")
 """Set when the watchdog component starts (faced.system.watchdog_ctx)."""
 
@@ -65,6 +68,7 @@ __all__ = [
     "HEALTH_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",
+    "METRICS_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",
