@@ -89,27 +89,26 @@ class Requests:
         self.series: dict[tuple[AbstractRoute | str, int], Durations] = {}
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        # The common case inline (one lookup, no call): this runs on every request.
         route = request.match_info.route
-        key: tuple[AbstractRoute | str, int]
-        if route.resource is not None:
-            key = (route, status)
-        else:
+        durations = self.series.get((route, status))
+        if durations is None:
+            durations = self._add(request, route, status)
+        durations.counts[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        durations.total += seconds
+
+    def _add(self, request: web.Request, route: AbstractRoute, status: int) -> Durations:
+        key: tuple[AbstractRoute | str, int] = (route, status)
+        if route.resource is None:
             # The router's 404/405 stand-ins (a new object per request): one label for all.
             method = request.method
             key = (method if method in METHODS else "OTHER", status)
-        durations = self.series.get(key)
-        if durations is None:
-            durations = self._add(key)
-        durations.observe(seconds)
-
-    def _add(self, key: tuple[AbstractRoute | str, int]) -> Durations:
         if len(self.series) >= MAX_REQUEST_SERIES:
-            key = ("OTHER", key[1])
-            found = self.series.get(key)
-            if found is not None:
-                return found
-        durations = self.series[key] = Durations(REQUEST_BUCKETS)
-        return durations
+            key = ("OTHER", status)
+        found = self.series.get(key)
+        if found is None:
+            found = self.series[key] = Durations(REQUEST_BUCKETS)
+        return found
 
     def labelled(self) -> Iterator[tuple[list[str], Durations]]:
         """(method, route, status) labels beside each series."""
