@@ -36,6 +36,7 @@ from faced.api import (
     face_routes,
     follow,
     health,
+    metrics,
     openapi,
     pages,
     person,
@@ -74,6 +75,7 @@ from faced.keys import (
     LIVE_KEY,
     MAX_BODY_KEY,
     MDNS_KEY,
+    METRICS_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
@@ -82,6 +84,7 @@ from faced.keys import (
     STARTED_KEY,
 )
 from faced.live import LiveService
+from faced.metrics import Metrics
 from faced.openface import OpenFace
 from faced.schemas.audio import VolumeUpdate
 from faced.schemas.follow import FollowUpdate
@@ -132,8 +135,10 @@ def create_app(config: Config, layers: Layers | None = None) -> web.Application:
         limiter=RateLimiter(config.limits.requests_per_s, config.limits.request_burst),
         policy=policy,
     )
+    # Metrics first: the request middleware tells them of every request.
+    stats = Metrics(public=config.metrics.public) if config.metrics.enabled else None
     app = web.Application(
-        middlewares=[make_middleware(guard)],
+        middlewares=[make_middleware(guard, stats.requests.observe if stats else None)],
         client_max_size=client_max_size(config),
     )
     app[CONFIG_KEY] = config
@@ -152,6 +157,9 @@ def create_app(config: Config, layers: Layers | None = None) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
+    if stats is not None:
+        app[METRICS_KEY] = stats
+        health.add_component("metrics", stats.report)
     _add_components(app, config, health, layers or Layers.of(config))
     _add_routes(app, config)
     return app
@@ -211,6 +219,10 @@ def _add_components(app: web.Application, config: Config, health: Health, layers
     health.add_component("tts", voice.tts_report)
     health.add_component("mdns", announcer.report)
     health.add_component("perception", live.perception_report)
+    stats = app.get(METRICS_KEY)
+    if stats is not None:  # read at scrape time; the tracking timings as results publish
+        stats.watch(app)
+        live.results.observers.append(stats.tracking)
     _add_system(app, config, layers)
 
 
@@ -283,6 +295,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     speaker.add_routes(app)
     system.add_routes(app)
     health.add_routes(app)
+    metrics.add_routes(app)
     pages.add_routes(app)
     openapi.setup(app)  # the document of every route above, and the API browser
 

@@ -323,6 +323,14 @@ class LoggingConfig(_Section, frozen=True):
     """text: one key=value line per event; json: one JSON object per line."""
 
 
+class MetricsConfig(_Section, frozen=True):
+    enabled: bool = True
+    """Serve GET /metrics (Prometheus text format)."""
+    public: bool = False
+    """Serve /metrics to anyone: for a LAN scraper that cannot send the API key. Off: the
+    key, or loopback only when none is set (the metrics include presence)."""
+
+
 class Config(_Section, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -337,6 +345,7 @@ class Config(_Section, frozen=True):
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
     mdns: MdnsConfig = msgspec.field(default_factory=MdnsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
 
 # Environment variables (names from the Open Face docs) and the key each one sets.

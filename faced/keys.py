@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from faced.gateway import Chat
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
+    from faced.metrics import Metrics
     from faced.openface import OpenFace
     from faced.settings import Settings
     from faced.system import Lifecycle, Notifier
@@ -42,6 +43,8 @@ ACCESS_KEY: Final[web.AppKey[AccessPolicy]] = web.AppKey("access_policy")
 MAX_BODY_KEY: Final[web.AppKey[int]] = web.AppKey("max_body_bytes")
 HEALTH_KEY: Final[web.AppKey[Health]] = web.AppKey("health")
 OPENAPI_KEY: Final[web.AppKey[ApiDocs]] = web.AppKey("openapi")
+METRICS_KEY: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
+"""Set when metrics.enabled (faced.metrics)."""
 NOTIFIER_KEY: Final[web.AppKey[Notifier]] = web.AppKey("notifier")
 """Set when the watchdog component starts (faced.system.watchdog_ctx)."""
 LIFECYCLE_KEY: Final[web.AppKey[Lifecycle]] = web.AppKey("lifecycle")
@@ -79,6 +82,7 @@ __all__ = [
     "LIVE_KEY",
     "MAX_BODY_KEY",
     "MDNS_KEY",
+    "METRICS_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",

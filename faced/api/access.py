@@ -11,6 +11,9 @@ classes:
   loopback clients only when none is set (403 naming the setting otherwise). A module marks
   its route at registration: ``app[ACCESS_KEY].private(app.router.add_get(...))``.
 
+A route whose class a setting decides is marked at registration too: ``/metrics`` is
+private unless ``metrics.public`` opens it (``AccessPolicy.public``).
+
 Does not own: enforcing it — the auth middleware (faced.api.middlewares) asks
 ``AccessPolicy.classify`` per request. Why apart: the whole policy can be reviewed in one
 file, and the OpenAPI document (faced.api.openapi) reads each route's class from here.
@@ -62,6 +65,8 @@ class AccessPolicy:
     def __init__(self) -> None:
         self._private: set[AbstractRoute] = set()
         self._handshake: set[AbstractRoute] = set()
+        self._public_paths: set[tuple[str, str]] = set()
+        """Opened by a setting (metrics.public), beside the fixed PUBLIC_ROUTES."""
         # (method, canonical path) of private routes: aiohttp adds a HEAD route beside every
         # GET one, and it must be as private as the GET it mirrors.
         self._private_paths: set[tuple[str, str]] = set()
@@ -80,6 +85,17 @@ class AccessPolicy:
         self._by_route.clear()
         return route
 
+    def public(self, route: AbstractRoute) -> AbstractRoute:
+        """Open ``route`` (and its HEAD twin) to anyone because a setting says so."""
+        resource = route.resource
+        path = resource.canonical if resource is not None else ""
+        method = "GET" if route.method == "HEAD" else route.method
+        if route in self._private or (method, path) in self._private_paths:
+            raise ValueError(f"{method} {path} is private; it cannot also be public")
+        self._public_paths.add((method, path))
+        self._by_route.clear()
+        return route
+
     def handshake(self, route: AbstractRoute) -> AbstractRoute:
         """Mark a socket route whose key may come in its first message (see HANDSHAKE)."""
         self._handshake.add(route)
@@ -95,8 +111,10 @@ class AccessPolicy:
             return Access.PRIVATE
         if route in self._handshake:
             return Access.HANDSHAKE
-        if (method, path) in PUBLIC_ROUTES or (
-            method == "GET" and path.startswith(PUBLIC_PREFIXES)
+        if (
+            (method, path) in PUBLIC_ROUTES
+            or (method, path) in self._public_paths
+            or (method == "GET" and path.startswith(PUBLIC_PREFIXES))
         ):
             return Access.PUBLIC
         return Access.KEY
@@ -133,6 +151,6 @@ class AccessPolicy:
             return Access.HANDSHAKE
         if method == "OPTIONS":
             return Access.PUBLIC
-        if (method, path) in PUBLIC_ROUTES:
+        if (method, path) in PUBLIC_ROUTES or (method, path) in self._public_paths:
             return Access.PUBLIC
         return Access.KEY

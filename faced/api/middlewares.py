@@ -8,7 +8,8 @@ response hook:
 1. ``request_context`` — names the request (``X-Request-ID``), resolves the real client
    address (``faced.api.ratelimit.ClientAddress``), turns every failure into
    ``{"error": …}`` with the right status (ApiError, aiohttp's 404/405/413…, and unexpected
-   exceptions as a logged 500 without a traceback), and logs one access line.
+   exceptions as a logged 500 without a traceback), logs one access line, and tells the
+   metrics (faced.metrics) of the finished request when they are on.
 2. ``guard``, inside it — answers CORS preflights (204), rate-limits writes per client
    (GCRA, 429 with Retry-After), and enforces the access policy (faced.api.access: 401
    missing key, 403 wrong key or private route off loopback).
@@ -239,7 +240,11 @@ def error_response(
     return response
 
 
-def make_middleware(guard: Guard) -> Middleware:
+RequestObserver = Callable[[web.Request, int, float], None]
+"""Told of every finished request: (request, status, seconds); faced.metrics.Requests."""
+
+
+def make_middleware(guard: Guard, observe: RequestObserver | None = None) -> Middleware:
     clients = _Clients(guard.clients)
     known_clients = clients.known
     request_ids = _RequestIds()
@@ -293,6 +298,7 @@ def make_middleware(guard: Guard) -> Middleware:
                 response = error_response(request, exc.status, exc.body(), exc.headers)
             except web.HTTPException as exc:
                 if exc.status < 400:
+                    status = exc.status
                     raise  # redirects are answers, not errors
                 response = _http_error_response(request, exc)
             except (ConnectionResetError, ConnectionAbortedError):
@@ -309,6 +315,8 @@ def make_middleware(guard: Guard) -> Middleware:
             level = logging.INFO if status >= 400 else logging.DEBUG
             if log_enabled(level):
                 _log_access(request, level, status, started)
+            if observe is not None:
+                observe(request, status, time.perf_counter() - started)
 
     return request_context
 

@@ -6,6 +6,8 @@ two server processes:
 
 * **faced** — the real daemon (`python -m faced serve`, every middleware: request context,
   auth with an API key, rate limiting with limits too high to refuse, security headers);
+* **faced without metrics** — the same daemon with ``metrics.enabled = false``: beside
+  faced, what the request bookkeeping of ``GET /metrics`` costs (goal: under 3 %);
 * **bare** — an aiohttp application doing the minimum: POST /api/state decodes the JSON
   and answers ``{"ok":true}``; /ws/agent forwards each message to the /ws/viewer sockets.
 
@@ -13,7 +15,8 @@ This process is the load generator (its own event loop, never the servers'). It 
 
 1. POST /api/state requests per second over ``--connections`` keep-alive connections
    (lean raw HTTP/1.1 clients, so the client costs little), in alternating rounds after
-   a warm-up, best round of each; the figure is the ratio faced / bare (goal ≥ 0.6).
+   a warm-up, best round of each; the figure is the ratio faced / bare (goal ≥ 0.6), and
+   the metrics' cost: 1 − faced / faced without metrics (goal < 3 %).
    Beside it, each server's CPU time per request (user + system, from /proc over all its
    rounds): on a shared machine req/s follow the neighbours' load, CPU per request much
    less so;
@@ -49,6 +52,7 @@ from faced.bench.server import client_loop_factory, cpu_seconds, free_port, runn
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
 THROUGHPUT_GOAL: Final = 0.6
+METRICS_COST_GOAL: Final = 0.03
 P99_GOAL_MS: Final = 5.0
 _DETAIL_MARK: Final = b'"detail":"'
 
@@ -148,12 +152,13 @@ async def _server(command: list[str], port: int) -> AsyncIterator[_Server]:
 
 
 @contextlib.contextmanager
-def _faced_config(viewers: int) -> Iterator[Path]:
+def _faced_config(viewers: int, *, metrics: bool = True) -> Iterator[Path]:
     text = (
         f'[auth]\napi_key = "{API_KEY}"\n'
         "[limits]\nrequests_per_s = 1000000.0\nrequest_burst = 1000000\n"
         f"max_viewers = {viewers}\nagent_messages_per_s = 10000.0\n"
         '[logging]\nlevel = "warning"\n'
+        f"[metrics]\nenabled = {'true' if metrics else 'false'}\n"
     )
     with tempfile.TemporaryDirectory(prefix="faced-bench-") as directory:
         path = Path(directory) / "faced.toml"
@@ -327,12 +332,16 @@ async def _measure(args: argparse.Namespace) -> int:
         "-c",
         f"from faced.bench.api import serve_bare; serve_bare({bare_port})",
     ]
-    with _faced_config(args.viewers) as config:
-        faced_command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
-        faced_command += ["--port", str(faced_port), "--camera", "none", "--config", str(config)]
+    plain_port = free_port()
+    with (
+        _faced_config(args.viewers) as config,
+        _faced_config(args.viewers, metrics=False) as plain_config,
+    ):
+        faced_command = _faced_command(faced_port, config)
         async with (
             _server(bare_command, bare_port) as bare,
             _server(faced_command, faced_port) as faced,
+            _server(_faced_command(plain_port, plain_config), plain_port) as plain,
         ):
             load = os.getloadavg()[0]
             print(
@@ -344,15 +353,16 @@ async def _measure(args: argparse.Namespace) -> int:
             )
             if load > (os.cpu_count() or 1) * 0.5:
                 print("note: the machine is busy; figures will be noisy", flush=True)
-            for server in (bare, faced):  # warm-up, not counted
+            for server in (bare, faced, plain):  # warm-up, not counted
                 await _throughput(server, args.connections, 0.3)
                 server.requests, server.cpu_s = 0, 0.0
             # Alternate short rounds and keep each server's best: on a shared machine the
             # load changes under a long run, and the best round is the least disturbed.
-            bare_rps = faced_rps = 0.0
+            bare_rps = faced_rps = plain_rps = 0.0
             for _ in range(args.rounds):
                 bare_rps = max(bare_rps, await _throughput(bare, args.connections, args.seconds))
                 faced_rps = max(faced_rps, await _throughput(faced, args.connections, args.seconds))
+                plain_rps = max(plain_rps, await _throughput(plain, args.connections, args.seconds))
             bare_runs, faced_runs = [], []
             for _ in range(args.fanout_rounds):
                 bare_runs.append(
@@ -365,6 +375,9 @@ async def _measure(args: argparse.Namespace) -> int:
             faced_ms = min(faced_runs, key=lambda run: _percentile(run, 0.99))
     ratio = faced_rps / bare_rps
     faced_cpu, bare_cpu = faced.cpu_us_per_request, bare.cpu_us_per_request
+    plain_cpu = plain.cpu_us_per_request
+    metrics_cost = 1 - faced_rps / plain_rps
+    metrics_cpu = faced_cpu / plain_cpu - 1 if plain_cpu else math.nan
     p99 = _percentile(faced_ms, 0.99)
     rows = [
         ("POST /api/state  req/s", f"{faced_rps:,.0f}", f"{bare_rps:,.0f}", ""),
@@ -389,13 +402,22 @@ async def _measure(args: argparse.Namespace) -> int:
             f"<= {P99_GOAL_MS:g}",
         ),
         ("fan-out samples", f"{len(faced_ms)}", f"{len(bare_ms)}", ""),
+        ("no metrics  req/s", f"{plain_rps:,.0f}", "", ""),
+        ("  metrics' cost in req/s", f"{metrics_cost:.1%}", "", f"< {METRICS_COST_GOAL:.0%}"),
+        ("  server CPU us/request", f"{plain_cpu:.0f}", "", ""),
+        ("  metrics' cost in CPU", f"{metrics_cpu:.1%}", "", ""),
     ]
     print(f"{'':26}{'faced':>12}{'bare aiohttp':>15}{'goal':>10}")
     for name, faced_value, bare_value, goal in rows:
         print(f"{name:26}{faced_value:>12}{bare_value:>15}{goal:>10}")
-    met = ratio >= THROUGHPUT_GOAL and p99 <= P99_GOAL_MS
+    met = ratio >= THROUGHPUT_GOAL and p99 <= P99_GOAL_MS and metrics_cost < METRICS_COST_GOAL
     print("goals met" if met else "goals NOT met")
     return 0
+
+
+def _faced_command(port: int, config: Path) -> list[str]:
+    command = [sys.executable, "-m", "faced", "serve", "--host", "127.0.0.1"]
+    return [*command, "--port", str(port), "--camera", "none", "--config", str(config)]
 
 
 def run(args: argparse.Namespace) -> int:

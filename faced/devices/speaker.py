@@ -176,6 +176,8 @@ class Speaker(Reporting):
         self.played_s = 0.0
         self.dropped_chunks = 0
         self.flushed_s = 0.0
+        self.underruns = 0
+        """Times the queue ran dry mid-sequence: the agent's next chunk came too late."""
 
     # --- the event loop's side ----------------------------------------------------------
 
@@ -306,6 +308,7 @@ class Speaker(Reporting):
             "played_s": round(self.played_s, 2),
             "dropped_chunks": self.dropped_chunks,
             "flushed_s": round(self.flushed_s, 2),
+            "underruns": self.underruns,
             "reopens": self.reopens,
             "volume": self.volume,
             "muted": self.muted,
@@ -391,6 +394,8 @@ class Speaker(Reporting):
             if not self._queue:
                 if self._playing or (self._done and not self._drain_reported):
                     drained: tuple[int, bool] | None = (self._seq, self._done)
+                    if self._playing and not self._done:
+                        self.underruns += 1
                     self._drain_reported = True
                 else:
                     drained = None

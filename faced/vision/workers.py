@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class AnalyzePool:
     workers: Sequence[Worker]
     backlog: int = DEFAULT_BACKLOG
     rejected: int = 0
+    on_job: Callable[[float], None] | None = None
+    """Told each job's seconds, waiting included (faced.metrics), on the event loop."""
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -162,12 +165,15 @@ class AnalyzePool:
                 raise PoolBusy(1.0)
             worker = self.least_loaded()
         worker.load += 1
+        began = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(worker.executor, job, worker.pipeline)
         finally:
             worker.load -= 1
             worker.done += 1
+            if self.on_job is not None:
+                self.on_job(time.perf_counter() - began)
 
     def report(self) -> dict[str, object]:
         """For /health: cheap, no locks."""
