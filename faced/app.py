@@ -68,6 +68,7 @@ from faced.keys import (
     HEALTH_KEY,
     LIVE_KEY,
     MAX_BODY_KEY,
+    MQTT_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
@@ -75,6 +76,8 @@ from faced.keys import (
     STARTED_KEY,
 )
 from faced.live import LiveService
+from faced.mqtt.commands import Commands
+from faced.mqtt.link import MqttService
 from faced.openface import OpenFace
 from faced.system import setup_logging, watchdog_ctx
 from faced.vision.runtime import Runtime
@@ -138,12 +141,12 @@ def create_app(config: Config) -> web.Application:
             "rate_limited": guard.limiter.rejected,
         },
     )
-    _add_components(app, config, health)
+    _add_components(app, config, health, guard)
     _add_routes(app, config)
     return app
 
 
-def _add_components(app: web.Application, config: Config, health: Health) -> None:
+def _add_components(app: web.Application, config: Config, health: Health, guard: Guard) -> None:
     """Build each component with what it needs, and start them in the order data flows."""
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
@@ -154,6 +157,15 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
     screen = app[DISPLAY_KEY] = DisplayService.from_config(config.display, openface)
     voice = app[SPEAKER_KEY] = SpeakerService(config, openface)
+    commands = Commands(
+        openface,
+        face_packs,
+        screen,
+        voice,
+        limiter=guard.limiter,  # a command over MQTT counts as a write request
+        max_bytes=config.limits.agent_message_max_bytes,
+    )
+    mqtt = app[MQTT_KEY] = MqttService(config, commands=commands, live=live, health=health)
     analyze_pool = analyze_pool_ctx(
         vision.analyze_workers,
         model_dir=vision.model_dir,
@@ -176,6 +188,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
             analyze_pool,  # frames from /v1/analyze* → the analyze workers
             screen.lifetime,  # the viewers' hub → the display policy → the display
             voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
+            mqtt.lifetime,  # every state above → the broker; its commands → the services
         ]
     )
     # Sockets and streams close with 1001 before cleanup starts.
@@ -188,6 +201,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     health.add_component("display", screen.report)
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
+    health.add_component("mqtt", mqtt.report)
 
 
 def _add_routes(app: web.Application, config: Config) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from faced.gateway import Chat
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
+    from faced.mqtt.link import MqttService
     from faced.openface import OpenFace
     from faced.system import Notifier
     from faced.vision.workers import AnalyzePool
@@ -52,6 +53,7 @@ ANALYZE_POOL_KEY: Final[web.AppKey[AnalyzePool]] = web.AppKey("analyze_pool")
 ANALYZE_API_KEY: Final[web.AppKey[AnalyzeApi]] = web.AppKey("analyze_api")
 DISPLAY_KEY: Final[web.AppKey[DisplayService]] = web.AppKey("display")
 SPEAKER_KEY: Final[web.AppKey[SpeakerService]] = web.AppKey("speaker")
+MQTT_KEY: Final[web.AppKey[MqttService]] = web.AppKey("mqtt")
 
 __all__ = [
     "ACCESS_KEY",
@@ -65,6 +67,7 @@ __all__ = [
     "HEALTH_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",
+    "MQTT_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",
