@@ -65,7 +65,7 @@ class Broker:
 @pytest.fixture
 async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
     if not await asyncio.to_thread(Path(MOSQUITTO).exists):
-        pytest.fail("mosquitto is not installed: apt-get install -y mosquitto (.ci/debian-packages.txt)")
+        pytest.fail("mosquitto missing: apt-get install -y mosquitto (.ci/debian-packages.txt)")
     server = Broker(tmp_path)
     await server.start()
     yield server

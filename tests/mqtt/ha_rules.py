@@ -16,37 +16,95 @@ TOPIC = re.compile(
     r"(?P<object>[A-Za-z0-9_-]+)/config$"
 )
 COMMON = {
-    "name", "unique_id", "default_entity_id", "availability", "availability_mode",
-    "availability_topic", "payload_available", "payload_not_available", "device", "origin",
-    "entity_category", "icon", "enabled_by_default", "json_attributes_topic",
-    "json_attributes_template", "qos", "encoding", "entity_picture",
+    "name",
+    "unique_id",
+    "default_entity_id",
+    "availability",
+    "availability_mode",
+    "availability_topic",
+    "payload_available",
+    "payload_not_available",
+    "device",
+    "origin",
+    "entity_category",
+    "icon",
+    "enabled_by_default",
+    "json_attributes_topic",
+    "json_attributes_template",
+    "qos",
+    "encoding",
+    "entity_picture",
 }
 STATEFUL = {"state_topic", "value_template"}
 COMMANDED = {"command_topic", "command_template", "retain", "optimistic"}
 PLATFORM_KEYS = {
-    "binary_sensor": STATEFUL | {"device_class", "payload_on", "payload_off", "expire_after",
-                                 "force_update", "off_delay"},
-    "sensor": STATEFUL | {"device_class", "unit_of_measurement", "state_class", "expire_after",
-                          "force_update", "suggested_display_precision", "options",
-                          "last_reset_value_template"},
+    "binary_sensor": STATEFUL
+    | {"device_class", "payload_on", "payload_off", "expire_after", "force_update", "off_delay"},
+    "sensor": STATEFUL
+    | {
+        "device_class",
+        "unit_of_measurement",
+        "state_class",
+        "expire_after",
+        "force_update",
+        "suggested_display_precision",
+        "options",
+        "last_reset_value_template",
+    },
     "select": STATEFUL | COMMANDED | {"options"},
     "text": STATEFUL | COMMANDED | {"min", "max", "mode", "pattern"},
     "button": COMMANDED | {"device_class", "payload_press"},
-    "switch": STATEFUL | COMMANDED | {"device_class", "payload_on", "payload_off",
-                                      "state_on", "state_off"},
-    "number": STATEFUL | COMMANDED | {"device_class", "min", "max", "step", "mode",
-                                      "unit_of_measurement", "payload_reset"},
+    "switch": STATEFUL
+    | COMMANDED
+    | {"device_class", "payload_on", "payload_off", "state_on", "state_off"},
+    "number": STATEFUL
+    | COMMANDED
+    | {"device_class", "min", "max", "step", "mode", "unit_of_measurement", "payload_reset"},
 }
 COMMAND_REQUIRED = {"select", "text", "button", "switch", "number"}
 DEVICE_KEYS = {
-    "identifiers", "connections", "name", "manufacturer", "model", "model_id", "sw_version",
-    "hw_version", "serial_number", "configuration_url", "suggested_area", "via_device",
+    "identifiers",
+    "connections",
+    "name",
+    "manufacturer",
+    "model",
+    "model_id",
+    "sw_version",
+    "hw_version",
+    "serial_number",
+    "configuration_url",
+    "suggested_area",
+    "via_device",
 }
 BINARY_CLASSES = {
-    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
-    "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
-    "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
-    "tamper", "update", "vibration", "window",
+    "battery",
+    "battery_charging",
+    "carbon_monoxide",
+    "cold",
+    "connectivity",
+    "door",
+    "garage_door",
+    "gas",
+    "heat",
+    "light",
+    "lock",
+    "moisture",
+    "motion",
+    "moving",
+    "occupancy",
+    "opening",
+    "plug",
+    "power",
+    "presence",
+    "problem",
+    "running",
+    "safety",
+    "smoke",
+    "sound",
+    "tamper",
+    "update",
+    "vibration",
+    "window",
 }
 DISTANCE_UNITS = {"km", "m", "cm", "mm", "mi", "nmi", "yd", "in", "ft"}
 ENTITY_ID = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
@@ -64,8 +122,9 @@ def check(topic: str, payload: dict[str, Any]) -> list[str]:
         problems.append(f"{topic}: unknown component {component}")
     if "object_id" in payload:
         problems.append(f"{topic}: object_id is deprecated (2025.10): use default_entity_id")
-    problems += [f"{topic}: key {key!r} not accepted by {component}"
-                 for key in payload.keys() - allowed]
+    problems += [
+        f"{topic}: key {key!r} not accepted by {component}" for key in payload.keys() - allowed
+    ]
     if not payload.get("unique_id"):
         problems.append(f"{topic}: no unique_id")
     entity_id = payload.get("default_entity_id", "")
@@ -90,19 +149,21 @@ def check(topic: str, payload: dict[str, Any]) -> list[str]:
         options = payload.get("options")
         if not options or not all(isinstance(o, str) and o for o in options):
             problems.append(f"{topic}: select needs a non-empty list of options")
-    if component in ("number", "text"):
-        if not payload.get("min", 0) < payload.get("max", 100):
-            problems.append(f"{topic}: min must be below max")
+    if component in ("number", "text") and not payload.get("min", 0) < payload.get("max", 100):
+        problems.append(f"{topic}: min must be below max")
     if component == "text" and payload.get("max", 255) > 255:
         problems.append(f"{topic}: text max above 255")
     if component == "number" and payload.get("step", 1) <= 0:
         problems.append(f"{topic}: number step must be positive")
-    if component == "binary_sensor" and payload.get("device_class", "occupancy") not in BINARY_CLASSES:
+    binary_class = payload.get("device_class", "occupancy")
+    if component == "binary_sensor" and binary_class not in BINARY_CLASSES:
         problems.append(f"{topic}: binary_sensor device_class {payload['device_class']}")
     if component == "sensor":
-        if payload.get("device_class") == "distance" and payload.get("unit_of_measurement") not in DISTANCE_UNITS:
+        unit = payload.get("unit_of_measurement")
+        if payload.get("device_class") == "distance" and unit not in DISTANCE_UNITS:
             problems.append(f"{topic}: a distance needs a length unit")
-        if payload.get("state_class", "measurement") not in ("measurement", "total", "total_increasing"):
+        state_class = payload.get("state_class", "measurement")
+        if state_class not in ("measurement", "total", "total_increasing"):
             problems.append(f"{topic}: state_class {payload['state_class']}")
         if payload.get("entity_category") == "config":
             problems.append(f"{topic}: a sensor cannot be a config entity")

@@ -72,12 +72,12 @@ async def test_discovery_follows_home_assistants_rules(broker, home_assistant, f
     assert mqtt["status"] == "ok" and mqtt["connected"] and mqtt["node_id"] == "kiosk-1"
 
     # Home Assistant restarts: it says online, and gets every config again.
-    before = sum(1 for topic, _ in ha.log if topic.endswith("/config"))
+    def announced() -> int:
+        return sum(1 for topic, _ in ha.log if topic.endswith("/config"))
+
+    before = announced()
     await ha.publish("homeassistant/status", "online")
-    await until(
-        lambda: sum(1 for topic, _ in ha.log if topic.endswith("/config")) >= before + len(ENTITIES),
-        what="the configs again",
-    )
+    await until(lambda: announced() >= before + len(ENTITIES), what="the configs again")
 
     # A clean stop says offline (a clean disconnect sends no last will).
     await client.close()
@@ -142,7 +142,8 @@ async def test_commands_change_the_box_as_the_rest_api_does(broker, home_assista
 
 async def test_commands_share_the_rest_rate_limit(broker, home_assistant, faced_client):
     ha = await home_assistant()
-    client = await _box(faced_client, broker, "box", limits={"requests_per_s": 0.01, "request_burst": 2})
+    limits = {"requests_per_s": 0.01, "request_burst": 2}
+    client = await _box(faced_client, broker, "box", limits=limits)
     await until(lambda: ha.text("faced/box/availability") == "online", what="online")
     for emotion in ("happy", "sad", "proud"):
         await ha.publish("faced/box/emotion/set", emotion)
