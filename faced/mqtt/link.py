@@ -208,15 +208,15 @@ class MqttService:
             self.link.failed(f"TLS set-up: {exc}")
             log.error("mqtt: cannot set up TLS: %s", exc)
             return
-        attempts = 0
+        ever_connected = False
         while True:
-            attempts += 1
             try:
                 async with make() as client:
                     self._client = client
                     self.connected = True
-                    if attempts > 1:
+                    if ever_connected:
                         self.link.reopens += 1
+                    ever_connected = True
                     ended = self.link.working()
                     backoff.reset()
                     log.info(
@@ -299,7 +299,9 @@ class MqttService:
             await self.commands.run(key, data)
         except ApiError as exc:
             self.refused += 1
-            log.info("mqtt: command %s refused: %s", topic, exc.message)
+            # Rate-limited refusals come in floods: the error topic has each, the log none.
+            if exc.status != 429:
+                log.info("mqtt: command %s refused: %s", topic, exc.message)
             body = {"error": exc.message, "status": exc.status, "entity": key, "topic": topic}
             await client.publish(self.topics.errors, msgspec.json.encode(body), qos=0)
         self._dirty.set()

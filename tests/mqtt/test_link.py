@@ -16,6 +16,7 @@ import pytest
 
 from faced.keys import MQTT_KEY
 from faced.mqtt.discovery import ENTITIES
+from tests.conftest import free_port
 from tests.helpers import until
 from tests.mqtt import ha_rules
 
@@ -248,3 +249,19 @@ async def test_no_url_no_mqtt(faced_client):
     health = await (await client.get("/health")).json()
     assert health["components"]["mqtt"] == {"status": "off", "reason": "mqtt.url is not set"}
     assert health["status"] == "ok"
+
+
+async def test_a_broker_that_is_not_there_does_not_stop_the_box(faced_client):
+    url = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    client = await faced_client(mqtt={"url": url, "node_id": "alone"})
+
+    async def failing() -> bool:
+        body = await (await client.get("/health")).json()
+        return body["components"]["mqtt"]["status"] == "error"
+
+    await until(failing, what="the failure in /health")
+    body = await (await client.get("/health")).json()
+    assert body["status"] == "degraded"
+    assert body["components"]["mqtt"]["connected"] is False
+    assert "error" in body["components"]["mqtt"]
+    assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
