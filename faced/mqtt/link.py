@@ -63,6 +63,26 @@ MAX_QUEUED_MESSAGES: Final = 64
 """Commands received and not yet carried out; beyond that paho drops them (bounded)."""
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its handshake fails: paho leaves that socket to the garbage
+    collector, and a broker with a bad certificate is retried every 30 s for days."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except OSError:  # ssl.SSLError included
+            self.close()
+            raise
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile)
+    context.sslsocket_class = _ClosingSSLSocket
+    return context
+
+
 def _flag(value: bool) -> str:
     return ON if value else OFF
 
@@ -178,7 +198,7 @@ class MqttService:
         tls: ssl.SSLContext | None = None
         if url.scheme == "mqtts":
             cafile = self.mqtt.tls_ca_file or None
-            tls = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+            tls = await asyncio.to_thread(_tls_context, cafile)
         will = aiomqtt.Will(self.topics.availability, NOT_AVAILABLE, qos=1, retain=True)
         assert url.hostname is not None  # faced.config checked the url
 

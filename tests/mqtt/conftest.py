@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,14 +26,25 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
         self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"{'mqtts' if tls else 'mqtt'}://127.0.0.1:{self.port}"
+        self.cert = directory / "broker-cert.pem" if tls else None
+        """The broker's self-signed certificate (its own CA), for ``mqtt.tls_ca_file``."""
         self._config = directory / "mosquitto.conf"
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         text = f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        if self.cert is not None:
+            key = self.cert.with_name("broker-key.pem")
+            if not await asyncio.to_thread(self.cert.exists):
+                await _self_signed(self.cert, key)
+            text += f"certfile {self.cert}\nkeyfile {key}\n"
+            if os.geteuid() == 0:
+                # Run as root, mosquitto drops to its own user before it reads the key, which
+                # then cannot enter the test's private temp directory.
+                text += "user root\n"
         await asyncio.to_thread(self._config.write_text, text + "log_dest stderr\n")
         self._process = await asyncio.create_subprocess_exec(
             MOSQUITTO,
@@ -60,6 +72,27 @@ class Broker:
             process.terminate()
             await process.wait()
         self._process = None
+
+
+async def _self_signed(cert: Path, key: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await process.wait() == 0, "openssl could not make a certificate"
+
+
+@pytest.fixture
+async def tls_broker(tmp_path: Path) -> AsyncIterator[Broker]:
+    """Mosquitto on mqtts:// with a self-signed certificate for 127.0.0.1."""
+    server = Broker(tmp_path, tls=True)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

@@ -265,3 +265,18 @@ async def test_a_broker_that_is_not_there_does_not_stop_the_box(faced_client):
     assert body["components"]["mqtt"]["connected"] is False
     assert "error" in body["components"]["mqtt"]
     assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
+
+
+async def test_mqtts_verifies_the_brokers_certificate(tls_broker, faced_client):
+    assert tls_broker.cert is not None
+    mqtt = {"url": tls_broker.url, "node_id": "secure", "tls_ca_file": str(tls_broker.cert)}
+    client = await faced_client(mqtt=mqtt)
+    service = client.app[MQTT_KEY]
+    await until(lambda: service.connected, what="connected over TLS")
+
+    # Without the broker's CA the system's store refuses it: no link, the daemon serves on.
+    other = await faced_client(mqtt={"url": tls_broker.url, "node_id": "unsure"})
+    untrusted = other.app[MQTT_KEY]
+    await until(lambda: untrusted.link.status == "error", what="the refusal")
+    assert "certificate" in (untrusted.link.error or "").lower()
+    assert not untrusted.connected
