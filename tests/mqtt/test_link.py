@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from faced.keys import MQTT_KEY
 from faced.mqtt.discovery import ENTITIES
+from faced.vision.synthetic import Motion, write_clip
+from tests import data
 from tests.conftest import free_port
 from tests.helpers import until
 from tests.mqtt import ha_rules
 
 pytestmark = pytest.mark.slow
+
+STILL = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=0.9)
 
 
 def _configs(ha: Any, node: str) -> dict[str, dict[str, Any]]:
@@ -190,14 +196,22 @@ async def _json_is(client: Any, path: str, key: str, value: Any) -> bool:
     return (await response.json()).get(key) == value
 
 
-async def test_three_boxes_one_broker_and_the_group_topic(broker, home_assistant, faced_client):
+async def test_three_daemons_one_broker_and_the_group_topic(broker, home_assistant, run_faced):
     ha = await home_assistant()
-    boxes = {node: await _box(faced_client, broker, node) for node in ("a", "b", "c")}
+    boxes = {}
+    for node in ("a", "b", "c"):
+        config = f'[mqtt]\nurl = "{broker.url}"\nnode_id = "{node}"\nmin_interval_s = 0\n'
+        boxes[node] = await run_faced(config_text=config)
     for node in boxes:
         await until(lambda n=node: ha.text(f"faced/{n}/availability") == "online", what=node)
 
     async def states(key: str) -> dict[str, Any]:
-        return {n: (await (await c.get("/api/state")).json())[key] for n, c in boxes.items()}
+        async with aiohttp.ClientSession() as session:
+            answers = {}
+            for node, box in boxes.items():
+                async with session.get(f"{box.url}/api/state") as response:
+                    answers[node] = (await response.json())[key]
+            return answers
 
     await ha.publish("faced/b/state/set", "thinking")
     await until(lambda: ha.text("faced/b/state") == "thinking", what="b thinking")
@@ -208,6 +222,9 @@ async def test_three_boxes_one_broker_and_the_group_topic(broker, home_assistant
         await until(lambda n=node: ha.text(f"faced/{n}/emotion") == "excited", what=node)
     assert await states("emotion") == {"a": "excited", "b": "excited", "c": "excited"}
     assert await states("state") == {"a": "idle", "b": "thinking", "c": "idle"}
+    # Three devices, each with its own entities.
+    ids = {json.loads(p)["unique_id"] for t, p in ha.seen.items() if t.endswith("/config")}
+    assert len(ids) == 3 * len(ENTITIES)
 
 
 async def test_reconnects_after_the_broker_restarts(broker, home_assistant, faced_client):
@@ -280,3 +297,28 @@ async def test_mqtts_verifies_the_brokers_certificate(tls_broker, faced_client):
     await until(lambda: untrusted.link.status == "error", what="the refusal")
     assert "certificate" in (untrusted.link.error or "").lower()
     assert not untrusted.connected
+
+
+@pytest.fixture(scope="module")
+def still_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real photograph looking at the camera, as a clip the file camera loops."""
+    path = tmp_path_factory.mktemp("mqtt-clip") / "still.avi"
+    return write_clip(data.load_rgb("tongue.jpg"), path, 30, motion=STILL)
+
+
+async def test_presence_from_the_camera_reaches_home_assistant(
+    broker, home_assistant, faced_client, still_clip
+):
+    clip = still_clip
+    ha = await home_assistant()
+    await _box(faced_client, broker, "seen", camera={"source": f"file:{clip}"})
+    await until(lambda: ha.text("faced/seen/presence") == "ON", seconds=30, what="presence")
+    await until(lambda: ha.text("faced/seen/people") == "1", what="one person")
+    await until(lambda: ha.text("faced/seen/distance") not in (None, "None"), what="distance")
+    assert 0.1 < float(ha.text("faced/seen/distance") or 0) < 5
+    await until(lambda: float(ha.text("faced/seen/fps") or 0) > 0, what="fps")
+    # Presence-level facts only: every state topic is an entity's, every payload short text.
+    states = {t: p for t, p in ha.log if t.startswith("faced/seen/") and not t.endswith("/set")}
+    keys = {t.removeprefix("faced/seen/") for t in states}
+    assert keys <= {e.key for e in ENTITIES} | {"availability"}
+    assert all(len(p) < 64 for _, p in ha.log if _.startswith("faced/seen/"))
