@@ -58,7 +58,9 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_S: Final = 1.0
 MAX_RETRY_S: Final = 30.0
 CONNECT_TIMEOUT_S: Final = 10.0
-GOODBYE_TIMEOUT_S: Final = 1.0
+GOODBYE_TIMEOUT_S: Final = 0.5
+"""Each of the goodbye and the disconnect: a hung broker must not eat the shutdown's time
+(``server.shutdown_timeout_s``)."""
 MAX_QUEUED_MESSAGES: Final = 64
 """Commands received and not yet carried out; beyond that paho drops them (bounded)."""
 
@@ -148,7 +150,7 @@ class MqttService:
             await self._goodbye()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(GOODBYE_TIMEOUT_S * 2):
+                async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                     await self._task
 
     async def _goodbye(self) -> None:

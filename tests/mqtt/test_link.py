@@ -261,6 +261,16 @@ async def test_last_will_after_kill_9(broker, home_assistant, run_faced):
     await until(lambda: ha.text("faced/doomed/availability") == "offline", what="the last will")
 
 
+async def test_sigterm_says_offline_and_exits_cleanly(broker, home_assistant, run_faced):
+    ha = await home_assistant()
+    process = await run_faced(config_text=f'[mqtt]\nurl = "{broker.url}"\nnode_id = "calm"\n')
+    await until(lambda: ha.text("faced/calm/availability") == "online", what="online")
+    process.terminate()
+    assert await process.wait_exit() == 0
+    await until(lambda: ha.text("faced/calm/availability") == "offline", what="offline")
+    assert "did not finish in time" not in process.stderr
+
+
 async def test_no_url_no_mqtt(faced_client):
     client = await faced_client()
     health = await (await client.get("/health")).json()
