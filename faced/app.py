@@ -76,6 +76,7 @@ from faced.keys import (
     MAX_BODY_KEY,
     MDNS_KEY,
     METRICS_KEY,
+    MQTT_KEY,
     NOTIFIER_KEY,
     OPENFACE_KEY,
     PRESETS_KEY,
@@ -85,6 +86,8 @@ from faced.keys import (
 )
 from faced.live import LiveService
 from faced.metrics import Metrics
+from faced.mqtt.commands import Commands
+from faced.mqtt.link import MqttService
 from faced.openface import OpenFace
 from faced.schemas.audio import VolumeUpdate
 from faced.schemas.follow import FollowUpdate
@@ -160,12 +163,14 @@ def create_app(config: Config, layers: Layers | None = None) -> web.Application:
     if stats is not None:
         app[METRICS_KEY] = stats
         health.add_component("metrics", stats.report)
-    _add_components(app, config, health, layers or Layers.of(config))
+    _add_components(app, config, health, layers or Layers.of(config), guard)
     _add_routes(app, config)
     return app
 
 
-def _add_components(app: web.Application, config: Config, health: Health, layers: Layers) -> None:
+def _add_components(
+    app: web.Application, config: Config, health: Health, layers: Layers, guard: Guard
+) -> None:
     """Build each component with what it needs, and start them in the order data flows."""
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
@@ -178,8 +183,16 @@ def _add_components(app: web.Application, config: Config, health: Health, layers
     voice = app[SPEAKER_KEY] = SpeakerService(config, openface)
     settings = app[SETTINGS_KEY] = Settings(config, layers, state_dir(config))
     components = app[COMPONENTS_KEY] = Components(health, state_dir(config))
-    guard = app[GUARD_KEY]
     announcer = app[MDNS_KEY] = Announcer(config, key_required=lambda: guard.api_key is not None)
+    commands = Commands(
+        openface,
+        face_packs,
+        screen,
+        voice,
+        limiter=guard.limiter,  # a command over MQTT counts as a write request
+        max_bytes=config.limits.agent_message_max_bytes,
+    )
+    mqtt = app[MQTT_KEY] = MqttService(config, commands=commands, live=live, health=health)
     analyze_pool = analyze_pool_ctx(
         vision.analyze_workers,
         model_dir=vision.model_dir,
@@ -205,6 +218,7 @@ def _add_components(app: web.Application, config: Config, health: Health, layers
             settings.lifetime,  # the persisted settings layer (the system API)
             components.lifetime,  # the saved run-time switches, once all above started
             announcer.lifetime,  # the running daemon → the LAN (mDNS); goodbye first
+            mqtt.lifetime,  # every state above → the broker; its commands → the services
         ]
     )
     # Sockets and streams close with 1001 before cleanup starts.
@@ -217,6 +231,7 @@ def _add_components(app: web.Application, config: Config, health: Health, layers
     health.add_component("display", screen.report)
     health.add_component("speaker", voice.speaker_report)
     health.add_component("tts", voice.tts_report)
+    health.add_component("mqtt", mqtt.report)
     health.add_component("mdns", announcer.report)
     health.add_component("perception", live.perception_report)
     stats = app.get(METRICS_KEY)

@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect
@@ -316,6 +317,43 @@ class MdnsConfig(_Section, frozen=True):
     responders must never announce the same records."""
 
 
+class MqttConfig(_Section, frozen=True):
+    """The link to an MQTT broker and Home Assistant's discovery (faced.mqtt)."""
+
+    url: str = ""
+    """Broker: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (TLS, 8883). Empty: no MQTT."""
+    username: str | None = None
+    """User name at the broker; None: anonymous."""
+    password: str | None = None
+    """Password at the broker (or the systemd credential mqtt-password)."""
+    tls_ca_file: str = ""
+    """CA certificates (PEM) that sign an mqtts broker's certificate; empty: the system's."""
+    node_id: Annotated[str, Meta(pattern=r"^([A-Za-z0-9_-]{1,64})?$")] = ""
+    """This box's id in topics and entity ids ([A-Za-z0-9_-]); empty: the host name,
+    sanitised (lower case, other characters as _)."""
+    base_topic: str = ""
+    """Where this box's states and commands live; empty: faced/<node_id>."""
+    group_topic: str = "faced/all"
+    """Commands under <group_topic>/<entity>/set reach every box; empty: none."""
+    discovery: bool = True
+    """Announce the entities to Home Assistant (retained discovery configs)."""
+    discovery_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_/-]{1,128}$")] = "homeassistant"
+    """Home Assistant's discovery prefix."""
+    name: str = ""
+    """The device's name in Home Assistant; empty: faced <node_id>."""
+    dashboard_url: str = ""
+    """The device's configuration_url in Home Assistant; empty:
+    http://<host name>.local:<port>/dashboard."""
+    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+    """MQTT keepalive: the broker sends the last will this long (x1.5) after the box falls
+    silent."""
+    min_interval_s: Annotated[float, Meta(ge=0, le=60)] = 1.0
+    """Most one state publication round per this many seconds (changes in between are
+    merged: the latest value is sent)."""
+    poll_s: Annotated[float, Meta(gt=0, le=3600)] = 5.0
+    """States nothing announces (volume, display, fps, health) are looked at this often."""
+
+
 class LoggingConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level written."""
@@ -344,6 +382,7 @@ class Config(_Section, frozen=True):
     display: DisplayConfig = msgspec.field(default_factory=DisplayConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
     mdns: MdnsConfig = msgspec.field(default_factory=MdnsConfig)
+    mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
@@ -358,7 +397,9 @@ ENVIRONMENT: Final[Mapping[str, tuple[str, str]]] = {
 }
 
 # Keys whose values `faced config show` masks.
-SECRETS: Final = frozenset({("auth", "api_key"), ("openclaw", "gateway_token")})
+SECRETS: Final = frozenset(
+    {("auth", "api_key"), ("openclaw", "gateway_token"), ("mqtt", "password")}
+)
 
 
 class ConfigError(Exception):
@@ -463,26 +504,39 @@ def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 
 # systemd credential (LoadCredential=api-key:/etc/faced/api-key) holding auth.api_key.
 API_KEY_CREDENTIAL: Final = "api-key"
+# systemd credential (LoadCredential=mqtt-password:…) holding mqtt.password.
+MQTT_PASSWORD_CREDENTIAL: Final = "mqtt-password"
 
 
 def credentials_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    """auth.api_key from systemd's credentials directory, so the secret never sits in the
-    environment or a world-readable file. The lowest layer above the defaults: a key set in
-    the TOML file, the environment or a flag wins; the appliance's unit sets it up."""
+    """auth.api_key (and mqtt.password) from systemd's credentials directory, so a secret
+    never sits in the environment or a world-readable file. The lowest layer above the
+    defaults: a key set in the TOML file, the environment or a flag wins; the appliance's
+    unit sets it up."""
     directory = environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return {}
-    path = Path(directory) / API_KEY_CREDENTIAL
+    layer: dict[str, Any] = {}
+    key = _credential(Path(directory) / API_KEY_CREDENTIAL, "the API key")
+    if key is not None:
+        layer["auth"] = {"api_key": key}
+    password = _credential(Path(directory) / MQTT_PASSWORD_CREDENTIAL, "the MQTT password")
+    if password is not None:
+        layer["mqtt"] = {"password": password}
+    return layer
+
+
+def _credential(path: Path, what: str) -> str | None:
     try:
-        key = path.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"credential {path}: unreadable ({reason})") from None
-    if not key:
-        raise ConfigError(f"credential {path}: empty, expected the API key")
-    return {"auth": {"api_key": key}}
+    if not value:
+        raise ConfigError(f"credential {path}: empty, expected {what}")
+    return value
 
 
 def check_types(raw: Mapping[str, Any], origin: str = "config") -> Config:
@@ -519,6 +573,7 @@ def _check_semantics(config: Config, origin: str) -> None:
                 value=entry,
                 expected="expected an IP address or CIDR network",
             ) from None
+    _check_mqtt(config.mqtt, origin)
     display = config.display
     if 0 < display.idle_off_after_s <= display.idle_dim_after_s:
         expected = (
@@ -610,6 +665,35 @@ def read_persisted_layer(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object of config sections")
     return data
+
+
+def _check_mqtt(mqtt: MqttConfig, origin: str) -> None:
+    if not mqtt.url:
+        return
+    parts = urlsplit(mqtt.url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == -1:
+        expected = "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], or empty (no MQTT)"
+        raise ConfigError(
+            f"{origin}: mqtt.url = {mqtt.url!r}: {expected}",
+            key="mqtt.url",
+            value=mqtt.url,
+            expected=expected,
+        )
+    for name in ("base_topic", "group_topic"):
+        topic = getattr(mqtt, name)
+        wild = any(c in topic for c in "+#\x00")
+        if topic and (wild or topic.startswith("/") or topic.endswith("/")):
+            expected = "expected a topic without wildcards (+, #) or a leading/trailing /"
+            raise ConfigError(
+                f"{origin}: mqtt.{name} = {topic!r}: {expected}",
+                key=f"mqtt.{name}",
+                value=topic,
+                expected=expected,
+            )
 
 
 def load_layers(

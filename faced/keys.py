@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from faced.gaze_follow import FollowService
     from faced.live import LiveService
     from faced.metrics import Metrics
+    from faced.mqtt.link import MqttService
     from faced.openface import OpenFace
     from faced.settings import Settings
     from faced.system import Lifecycle, Notifier
@@ -66,6 +67,7 @@ ANALYZE_API_KEY: Final[web.AppKey[AnalyzeApi]] = web.AppKey("analyze_api")
 DISPLAY_KEY: Final[web.AppKey[DisplayService]] = web.AppKey("display")
 SPEAKER_KEY: Final[web.AppKey[SpeakerService]] = web.AppKey("speaker")
 MDNS_KEY: Final[web.AppKey[Announcer]] = web.AppKey("mdns")
+MQTT_KEY: Final[web.AppKey[MqttService]] = web.AppKey("mqtt")
 
 __all__ = [
     "ACCESS_KEY",
@@ -83,6 +85,7 @@ __all__ = [
     "MAX_BODY_KEY",
     "MDNS_KEY",
     "METRICS_KEY",
+    "MQTT_KEY",
     "NOTIFIER_KEY",
     "OPENAPI_KEY",
     "OPENFACE_KEY",

@@ -238,6 +238,13 @@ async def read_body(
     if read is None:
         return None
     body, encoding = read
+    return decode_body(body, encoding, schema, name_the_field=name_the_field)
+
+
+def decode_body(
+    body: bytes, encoding: Encoding, schema: type[T], *, name_the_field: bool = False
+) -> T:
+    """``read_body``'s decoding, for a body that came another way (an MQTT command)."""
     try:
         return decoder(schema, encoding).decode(body)  # one pass when all is well
     except (msgspec.ValidationError, msgspec.DecodeError):

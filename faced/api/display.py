@@ -65,7 +65,11 @@ def add_routes(app: web.Application) -> None:
 
 
 def _service(request: web.Request) -> DisplayService:
-    service = request.app[DISPLAY_KEY]
+    return started(request.app[DISPLAY_KEY])
+
+
+def started(service: DisplayService) -> DisplayService:
+    """The service, or 503 while its display is not started yet."""
     if service.display is None:
         raise ApiError(503, "the display is not started yet", headers={"Retry-After": "1"})
     return service
@@ -79,6 +83,13 @@ async def put_display(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     update = await read_body(request, DisplayUpdate, max_bytes=MAX_BODY_BYTES, name_the_field=True)
     assert update is not None  # read_body refuses an empty body unless allow_empty
+    await change(service, update, "a client")
+    return respond(request, service.status())
+
+
+async def change(service: DisplayService, update: DisplayUpdate, who: str) -> None:
+    """A manual change (PUT /api/display, an MQTT command): the same checks and errors."""
+    started(service)
     power = None if update.power is UNSET else update.power
     brightness = None if update.brightness is UNSET else update.brightness
     if power is None and brightness is None:
@@ -93,8 +104,7 @@ async def put_display(request: web.Request) -> web.StreamResponse:
         raise ApiError(409, str(exc), extra={"field": "brightness"}) from None
     except DisplayError as exc:
         raise ApiError(503, f"the display did not change: {exc}") from None
-    log.info("display set by a client", extra={"power": power, "brightness": brightness})
-    return respond(request, service.status())
+    log.info("display set by %s", who, extra={"power": power, "brightness": brightness})
 
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "change", "started"]
