@@ -32,6 +32,7 @@ from faced import __version__
 from faced.api import (
     analyze,
     analyze_stream,
+    calibration,
     display,
     face_routes,
     follow,
@@ -51,6 +52,8 @@ from faced.api.middlewares import (
     make_response_hook,
 )
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
+from faced.calibration import STATE_FILE as CALIBRATION_FILE
+from faced.calibration import Calibration, Neutral
 from faced.config import EX_CONFIG, Config, ConfigError
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
@@ -76,6 +79,7 @@ from faced.keys import (
 )
 from faced.live import LiveService
 from faced.openface import OpenFace
+from faced.state import StateFile, state_dir
 from faced.system import setup_logging, watchdog_ctx
 from faced.vision.runtime import Runtime
 from faced.vision.workers import analyze_pool_ctx
@@ -148,7 +152,12 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
-    live = app[LIVE_KEY] = LiveService(config, on_presence=openface.presence)
+    neutral_face = Calibration(
+        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration")
+    )
+    live = app[LIVE_KEY] = LiveService(
+        config, on_presence=openface.presence, calibration=neutral_face
+    )
     live.person.observers.append(openface.person)  # attention and speech → the history
     gaze_follow = app[FOLLOW_KEY] = FollowService(config, openface, live)
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
@@ -170,6 +179,7 @@ def _add_components(app: web.Application, config: Config, health: Health) -> Non
             watchdog_ctx,  # systemd: READY=1 once serving, WATCHDOG=1 while alive
             openface.lifetime,  # the face model and the viewers' hub: the single writer
             chat.lifetime,  # POST /api/chat → the OpenClaw gateway
+            neutral_face.lifetime,  # the persisted neutral face, before tracking uses it
             live.lifetime,  # camera → tracking → results hub; presence → the face
             gaze_follow.lifetime,  # tracking results → gaze follow → the face state
             face_packs.lifetime,  # the face pack every viewer shows → the viewers' hub
@@ -195,6 +205,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     then health and the pages; the document of them all last."""
     face_routes.add_routes(app)
     tracking.add_routes(app)
+    calibration.add_routes(app)
     person.add_routes(app)
     follow.add_routes(app)
     presets.add_routes(app)
