@@ -32,6 +32,7 @@ from faced import __version__
 from faced.api import (
     analyze,
     analyze_stream,
+    calibration,
     display,
     face_routes,
     follow,
@@ -53,6 +54,8 @@ from faced.api.middlewares import (
     make_response_hook,
 )
 from faced.api.ratelimit import ClientAddress, RateLimiter, parse_networks
+from faced.calibration import STATE_FILE as CALIBRATION_FILE
+from faced.calibration import Calibration, Neutral
 from faced.components import Components
 from faced.config import EX_CONFIG, Config, ConfigError, Layers
 from faced.devices.audio import check_sink
@@ -92,7 +95,7 @@ from faced.openface import OpenFace
 from faced.schemas.audio import VolumeUpdate
 from faced.schemas.follow import FollowUpdate
 from faced.settings import Settings
-from faced.state import state_dir
+from faced.state import StateFile, state_dir
 from faced.system import EX_RESTART, Lifecycle, reexec, setup_logging, under_systemd, watchdog_ctx
 from faced.vision.runtime import Runtime
 from faced.vision.workers import analyze_pool_ctx
@@ -175,7 +178,12 @@ def _add_components(
     vision = config.vision
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
-    live = app[LIVE_KEY] = LiveService(config, on_presence=openface.presence)
+    neutral_face = Calibration(
+        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration")
+    )
+    live = app[LIVE_KEY] = LiveService(
+        config, on_presence=openface.presence, calibration=neutral_face
+    )
     live.person.observers.append(openface.person)  # attention and speech → the history
     gaze_follow = app[FOLLOW_KEY] = FollowService(config, openface, live)
     face_packs = app[PRESETS_KEY] = Presets(config, publish=openface.viewer_config)
@@ -209,6 +217,7 @@ def _add_components(
             watchdog_ctx,  # systemd: READY=1 once serving, WATCHDOG=1 while alive
             openface.lifetime,  # the face model and the viewers' hub: the single writer
             chat.lifetime,  # POST /api/chat → the OpenClaw gateway
+            neutral_face.lifetime,  # the persisted neutral face, before tracking uses it
             live.lifetime,  # camera → tracking → results hub; presence → the face
             gaze_follow.lifetime,  # tracking results → gaze follow → the face state
             face_packs.lifetime,  # the face pack every viewer shows → the viewers' hub
@@ -301,6 +310,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     then health and the pages; the document of them all last."""
     face_routes.add_routes(app)
     tracking.add_routes(app)
+    calibration.add_routes(app)
     person.add_routes(app)
     follow.add_routes(app)
     presets.add_routes(app)

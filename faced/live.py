@@ -14,11 +14,12 @@ never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
 the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,
-``fps`` and ``latency_ms`` (capture → publish), becomes ``latest`` (without landmarks) and
-goes to every listener (the results hub first, then gaze follow), to ``Presence``, then
-with its landmarks to the ``Perception`` (faced.perception), whose events go to the person
-events' hub (``person``: a bounded queue per subscriber, /api/person/events and
-/ws/tracking?events=1) and its observers (the face's history).
+``fps`` and ``latency_ms`` (capture → publish), feeds a calibration being recorded, is
+calibrated when a neutral is set (faced.calibration, before anyone reads it), becomes
+``latest`` (without landmarks) and goes to every listener (the results hub first, then gaze
+follow), to ``Presence``, then with its landmarks to the ``Perception`` (faced.perception),
+whose events go to the person events' hub (``person``: a bounded queue per subscriber,
+/api/person/events and /ws/tracking?events=1) and its observers (the face's history).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from faced.calibration import Calibration
 from faced.config import CameraConfig, Config, ConfigError, VisionConfig
 from faced.devices.camera import Camera, Frame, open_source
 from faced.hub import Hub
@@ -175,8 +177,10 @@ class LiveTracking:
         presence: Presence | None = None,
         on_presence: Callable[[PresenceMessage], None] | None = None,
         perception: Perception | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.camera = camera
+        self.calibration = calibration or Calibration()
         self._tracker = tracker
         self._loop = loop
         self.presence = presence or Presence()
@@ -314,6 +318,8 @@ class LiveTracking:
             fps=round(self.fps, 2),
             latency_ms=round((now - frame.captured) * 1000, 3),
         )
+        self.calibration.observe(full)
+        full = self.calibration.apply(full)
         result = without_landmarks(full)
         self.latest = result
         self.listeners(result)
@@ -374,8 +380,15 @@ def _load_tracker(vision: VisionConfig) -> Tracker:
 class LiveService:
     """The camera, the tracking and the tracking results' hub of one daemon."""
 
-    def __init__(self, config: Config, on_presence: Callable[[PresenceMessage], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        on_presence: Callable[[PresenceMessage], None],
+        calibration: Calibration | None = None,
+    ) -> None:
         self.config: CameraConfig = config.camera
+        self.calibration = calibration or Calibration()
+        """The neutral face live results are calibrated against (faced.calibration)."""
         self._vision = config.vision
         self._on_presence = on_presence
         self.camera: Camera | None = None
@@ -423,6 +436,7 @@ class LiveService:
                 asyncio.get_running_loop(),
                 on_presence=self._on_presence,
                 perception=Perception(self._perception, config),
+                calibration=self.calibration,
             )
             live.listeners.append(self.results.publish)
             live.person_listeners.append(self.person.publish)

@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="precision (default all)",
     )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="instead: IMAGE mode's tiled search on a 1920x1080 photo (faced.bench.wide_shots)",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -116,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.detect_frames < 0 or args.threads < 1:
         print("faced bench pipeline: --frames and --threads must be >= 1", file=sys.stderr)
         return 2
+    if args.wide:
+        from faced.bench import wide_shots  # noqa: PLC0415
+
+        return wide_shots.run(args, args.photo or _TEST_DATA / DEFAULT_PHOTO)
     combos = _combos(args)
     if len(combos) == 1:
         return _run_one(args, *combos[0])

@@ -26,6 +26,9 @@ class TrackingResult(Analysis, kw_only=True):
     """Results published per second, over the last second or so."""
     latency_ms: float
     """From capture to publication of this result."""
+    calibrated: bool = False
+    """True when the primary face's blendshapes are relative to the neutral face measured
+    by ``POST /api/tracking/calibrate`` (faced.calibration); left out when False."""
 
 
 class Position(msgspec.Struct, kw_only=True):

@@ -11,7 +11,8 @@ and `faced analyze` alike.
 ``detector`` (vision.detector) picks the BlazeFace model: short (MediaPipe's default, faces
 within ~2 m), full (full range, faces up to ~5 m) or auto (both loaded; short unless the face
 is expected to be small: IMAGE mode falls back to full range when short range finds nobody,
-trackers decide per stream).
+trackers decide per stream; when neither finds anybody, full range searches the image's
+tiles as a tracker searches a wide frame, so a small face in a large photo is found).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faced.schemas.analysis import Analysis
+from faced.vision.landmarks import Roi
 from faced.vision.models import ModelStore, default_model_dir
 from faced.vision.runtime import Runtime
 from faced.vision.stages import (
@@ -39,7 +41,7 @@ from faced.vision.stages import (
     model_files,
     prepare,
 )
-from faced.vision.tracker import Tracker
+from faced.vision.tracker import Tracker, associate, image_tiles
 
 
 class FacePipeline(Stages):
@@ -95,12 +97,30 @@ class FacePipeline(Stages):
                 # second look only when short range finds nobody (near faces cost nothing
                 # extra).
                 rois = self.detect_rois(frame, wanted, times, "full")
+            if not rois and self.detector_mode == "auto":
+                rois = self._search_tiles(frame, wanted, times)
             found = self.run_landmarks(frame, rois, times)
             faces = [
                 self.describe(f, f.points, width, height, with_landmarks=landmarks, times=times)
                 for f in found
             ]
         return self.result(faces, width, height, times, start, with_landmarks=landmarks)
+
+    def _search_tiles(
+        self, frame: npt.NDArray[np.uint8], wanted: int, times: StageTimes
+    ) -> list[Roi]:
+        """Full range over the image's tiles (faced.vision.tracker.image_tiles), as live
+        tracking searches a wide frame, until ``wanted`` faces are found; a face seen by two
+        overlapping tiles counts once."""
+        height, width = frame.shape[:2]
+        rois: list[Roi] = []
+        for tile in image_tiles(width, height):
+            found = self.detect_rois(frame, wanted, times, "full", tile)
+            if found:
+                rois = associate(rois, found, MAX_FACES)
+                if len(rois) >= wanted:
+                    break
+        return rois[:wanted]
 
 
 __all__ = [

@@ -51,6 +51,9 @@ SHORT_PATIENCE_MS: Final = 1000
 # than the widest face the whole-frame view might miss, so no such face is cut by a seam.
 TILE_SIZE: Final = 256
 TILE_OVERLAP: Final = 64
+# Full range on a whole frame stops finding faces below about 7 % of its long side
+# (bench/detection_range.py); IMAGE mode's tiles overlap by a little more than that.
+WHOLE_FRAME_SMALLEST: Final = 0.08
 
 View = tuple[str, tuple[int, int, int] | None]
 """A detector (short/full) and the square tile (left, top, side px) it looks at, or None for
@@ -103,6 +106,17 @@ class RangeChooser:
             self._cursor = 0
         elif self._empty_since_ms is None:
             self._empty_since_ms = timestamp_ms
+
+
+def image_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
+    """IMAGE mode's search tiles (left, top, side px) for a photo nobody was found in whole.
+    A tracker can afford small tiles, one per frame; a photo gets one look, so its tiles
+    grow with it: they overlap by more than the smallest face the whole-frame look finds
+    (no face it missed is cut by a seam) and are three overlaps wide (fewer tiles; full
+    range still finds faces down to ~7 % of a tile). On 640x480 they are the tracker's."""
+    overlap = max(TILE_OVERLAP, int(np.ceil(WHOLE_FRAME_SMALLEST * max(width, height))))
+    size = max(TILE_SIZE, 3 * overlap)
+    return [(x, y, size) for x, y in tiles(width, height, size, overlap)]
 
 
 def associate(tracked: list[Roi], detected: list[Roi], limit: int) -> list[Roi]:
