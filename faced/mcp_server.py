@@ -36,16 +36,13 @@ from pydantic import Field
 from faced import __version__
 from faced.client import FaceClient, FacedError
 from faced.schemas.face_state import Emotion, StateName
-from faced.schemas.person import PersonEventKind, PersonSummary
+from faced.schemas.person import PersonChangeKind, PersonSummary
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES: Final = 16 * 1024 * 1024
 """The daemon's default ``vision.max_image_bytes``: a larger file is refused here, unread."""
 MAX_WAIT_S: Final = 3600.0
-POLL_S: Final = 1.0
-"""``wait_for_person`` re-reads the summary this often besides the events, so a change
-between its first look and the event stream's connection is not missed."""
 INSTRUCTIONS: Final = (
     "Tools of a faced box: an animated face on a screen (state, emotion, gaze, speech "
     "bubble) with a camera that sees the person in front of it. get_person tells who is "
@@ -126,29 +123,21 @@ class FacedTools:
     async def wait_person(
         self, accept: Callable[[PersonSummary], bool], timeout_s: float
     ) -> PersonSummary | None:
-        """The first summary ``accept`` takes — now, from an event, or from a re-read —
-        or None after ``timeout_s``."""
+        """The first summary ``accept`` takes — the stream's snapshot (the summary as it
+        stood when the stream started, so nothing between a first look and the first
+        event is missed) or a later event — or None after ``timeout_s``."""
         async with self.call() as face:
-            events = face.person_events()
-            pending: asyncio.Future[Any] | None = None
+            events = face.person_events(snapshot=True)
             try:
                 async with asyncio.timeout(timeout_s):
-                    pending = asyncio.ensure_future(anext(events))
-                    while True:
-                        summary = await face.person()
-                        if accept(summary):
-                            return summary
-                        done, _ = await asyncio.wait({pending}, timeout=POLL_S)
-                        if pending in done:
-                            event = pending.result()
-                            if accept(event):
-                                return event
-                            pending = asyncio.ensure_future(anext(events))
+                    async for event in events:
+                        if accept(event):
+                            return PersonSummary(**msgspec.structs.asdict(event))
             except TimeoutError:
                 return None
             finally:
-                await _cancel(pending)
                 await events.aclose()
+        return None
 
     async def wait_event(self, kinds: Collection[str], timeout_s: float) -> Any:
         async with self.call() as face:
@@ -189,14 +178,6 @@ class FacedTools:
                 "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             )
             raise ToolError(self.explain(FacedError(None, f"GET /{path}: {reason}"))) from None
-
-
-async def _cancel(task: asyncio.Future[Any] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, FacedError):
-        await task
 
 
 def _error_message(body: bytes) -> str | None:
@@ -402,7 +383,7 @@ def build_server(tools: FacedTools) -> MCPServer:
     )
     async def wait_for_event(
         kinds: Annotated[
-            list[PersonEventKind] | None, Field(description="Event kinds to wait for")
+            list[PersonChangeKind] | None, Field(description="Event kinds to wait for")
         ] = None,
         timeout_s: Annotated[
             float, Field(gt=0, le=MAX_WAIT_S, description="Give up after this many seconds")

@@ -9,8 +9,11 @@ get presence only (faced.openface), never these.
 * ``GET /api/person`` — the current ``PersonSummary`` (JSON, or msgpack by ``Accept``).
 * ``GET /api/person/events`` — Server-Sent Events, one ``PersonEvent`` as JSON per
   ``data:`` line (``event``, ``ts`` and the summary at that moment); a comment line every
-  15 s keeps proxies from closing an idle stream. A client that lets ``PERSON_QUEUE``
-  events pile up is cut off; the stream ends on shutdown.
+  15 s keeps proxies from closing an idle stream. ``?snapshot=1`` first sends the summary
+  as it stands when the client joins (``event: "snapshot"``): a client that (re)connects
+  while someone is already there learns it without a second request, and with no gap
+  between what it read and the first event. A client that lets ``PERSON_QUEUE`` events
+  pile up is cut off; the stream ends on shutdown.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Final
+from typing import Annotated, Final
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from faced.api import openapi
-from faced.api.codec import respond, sse_response
+from faced.api.codec import Query, parse_query, respond, sse_response
 from faced.api.errors import ApiError
 from faced.api.face_sockets import Pump
 from faced.keys import ACCESS_KEY, LIVE_KEY
 from faced.live import LiveTracking
-from faced.schemas.person import PersonSummary
+from faced.schemas.person import PersonEvent, PersonSummary
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,24 @@ MAX_STREAMS: Final = 16
 KEEPALIVE: Final = b": keepalive\n\n"
 
 _stream_ids = itertools.count(1)
+
+
+class PersonEventsQuery(Query, frozen=True):
+    """``/api/person/events``' parameters: ``?snapshot=1``."""
+
+    snapshot: Annotated[
+        bool,
+        Meta(
+            description="First send the current summary as one event with event "
+            '"snapshot" (then every change, in order)'
+        ),
+    ] = False
+
+    @classmethod
+    def prepare(cls, params: dict[str, object]) -> dict[str, object]:
+        if params.get("snapshot") == "":  # blank: the default
+            del params["snapshot"]
+        return params
 
 
 def add_routes(app: web.Application) -> None:
@@ -60,10 +83,12 @@ def add_routes(app: web.Application) -> None:
         private(router.add_get("/api/person/events", person_events, allow_head=False)),
         openapi.Operation(
             summary="Server-Sent Events: arrived, left, attention_start/_end, "
-            "speaking_start/_end, expression (PersonEvent as JSON per data: line)",
+            "speaking_start/_end, expression (PersonEvent as JSON per data: line); with "
+            "?snapshot=1 the current summary first (event snapshot)",
             tags=tags,
+            query=PersonEventsQuery,
             response_content={"text/event-stream": {"type": "string"}},
-            errors=(503,),
+            errors=(400, 503),
         ),
     )
 
@@ -86,7 +111,8 @@ async def person_summary(request: web.Request) -> web.StreamResponse:
 
 async def person_events(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE_KEY]
-    _live(request)
+    query = parse_query(request, PersonEventsQuery)
+    live = _live(request)
     if service.closing.is_set():
         raise ApiError(503, "server shutting down")
     hub = service.person
@@ -98,7 +124,10 @@ async def person_events(request: web.Request) -> web.StreamResponse:
         )
     response = await sse_response(request)
     number = next(_stream_ids)
-    subscriber = hub.subscribe("sse")
+    # Queued as the subscriber joins, with no await between: nothing published in between
+    # is lost or comes before it (faced.hub).
+    first = [_snapshot(live.perception.summary)] if query.snapshot else []
+    subscriber = hub.subscribe("sse", first)
 
     async def finish(code: int, reason: str) -> None:
         del code, reason  # returning from the handler ends the stream
@@ -117,4 +146,8 @@ async def person_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-__all__ = ["add_routes"]
+def _snapshot(summary: PersonSummary) -> PersonEvent:
+    return PersonEvent(event="snapshot", **msgspec.structs.asdict(summary))
+
+
+__all__ = ["PersonEventsQuery", "add_routes"]

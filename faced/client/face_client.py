@@ -256,12 +256,15 @@ class FaceClient:
 
     # --- streams ---------------------------------------------------------------------------
 
-    def person_events(self, *, reconnect: bool = True) -> AsyncGenerator[PersonEvent, None]:
+    def person_events(
+        self, *, snapshot: bool = False, reconnect: bool = True
+    ) -> AsyncGenerator[PersonEvent, None]:
         """Person events as they happen (``GET /api/person/events``): arrived, left,
-        attention_start/_end, speaking_start/_end, expression."""
-        return self._stream(
-            lambda link: self._sse("api/person/events", PersonEvent, link), reconnect
-        )
+        attention_start/_end, speaking_start/_end, expression. ``snapshot=True``: each
+        connection, the first included, starts with the summary as it stands (event
+        ``snapshot``), so someone already there when the stream (re)connects is seen."""
+        path = "api/person/events?snapshot=1" if snapshot else "api/person/events"
+        return self._stream(lambda link: self._sse(path, PersonEvent, link), reconnect)
 
     def viewer_messages(self, *, reconnect: bool = True) -> AsyncGenerator[ViewerMessage, None]:
         """Everything viewers get (``/ws/viewer``): the state and history on each

@@ -18,7 +18,7 @@ from faced.schemas.tracking import Position
 Expression = Literal["neutral", "happy", "surprised", "sad", "angry", "disgusted"]
 """A coarse label from the blendshapes (docs/api.md says how coarse)."""
 
-PersonEventKind = Literal[
+PersonChangeKind = Literal[
     "arrived",
     "left",
     "attention_start",
@@ -27,7 +27,13 @@ PersonEventKind = Literal[
     "speaking_end",
     "expression",
 ]
-PERSON_EVENT_KINDS: tuple[PersonEventKind, ...] = get_args(PersonEventKind)
+"""What the summary's changes are called: the events perception makes (and the history
+keeps)."""
+PersonEventKind = Literal[PersonChangeKind, "snapshot"]
+"""The changes, and ``snapshot``: the summary as it stood when a client joined the event
+stream (``/api/person/events?snapshot=1`` only; never in the history or /ws/tracking)."""
+PERSON_CHANGE_KINDS: tuple[PersonChangeKind, ...] = get_args(PersonChangeKind)
+PERSON_EVENT_KINDS: tuple[PersonEventKind, ...] = (*PERSON_CHANGE_KINDS, "snapshot")
 
 
 class PersonSummary(msgspec.Struct, kw_only=True):
@@ -65,8 +71,10 @@ class PersonEvent(PersonSummary, kw_only=True, tag_field="type", tag="person"):
 
 
 __all__ = [
+    "PERSON_CHANGE_KINDS",
     "PERSON_EVENT_KINDS",
     "Expression",
+    "PersonChangeKind",
     "PersonEvent",
     "PersonEventKind",
     "PersonSummary",

@@ -2,8 +2,9 @@
 entries, through the real daemon.
 
 A ``file:`` camera plays a clip of a real photograph (a face looking at the camera) that
-comes and goes, shrinks to half its size, or whose mouth is opened (faced.vision.synthetic,
-placed by the pipeline's own landmarks) at speech rate or once and held; the real models
+comes and goes, turns away and back, shrinks to half its size, or whose mouth is opened
+(faced.vision.synthetic, placed by the pipeline's own landmarks) at speech rate or once
+and held; the real models
 track it and faced.perception runs on every result. Real HTTP, SSE and WebSocket clients
 read what an agent would; viewers never see perception.
 """
@@ -32,6 +33,7 @@ from faced.vision.synthetic import (
     Motion,
     open_mouth,
     render_frame,
+    turn_head,
     write_clip,
 )
 from tests import data
@@ -89,6 +91,19 @@ def _mouth_clips(directory: Path) -> dict[str, Path]:
     }
 
 
+def _turns_away(path: Path) -> Path:
+    """The face toward the camera for 2 s, turned 50° away for 2 s (a cylinder warp round
+    the face: the tracker reads about 25° of yaw, beyond the attention cone), back for 3 s."""
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+
+    facing = render_frame(data.load_rgb(MOUTH_PHOTO), 0, motion=STILL)
+    face = FacePipeline.load(None, detector="auto").analyze(facing).faces[0]
+    width = face.bbox[2] * DEFAULT_SIZE[0]
+    centre = face.bbox[0] * DEFAULT_SIZE[0] + width / 2
+    turned = turn_head(facing, 50.0, centre, 0.75 * width)
+    return _write(path, [facing] * 60 + [turned] * 60 + [facing] * 90)
+
+
 def _shrinks(path: Path) -> Path:
     """The same face at full size for 2 s, shrinking to half its size over 1 s (as a person
     stepping back: the tracker follows it), at half size for 3 s, same frame size."""
@@ -127,6 +142,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             data.load_rgb("breakingbad.jpg"), directory / "two.avi", 30, motion=STILL
         ),
         "shrinks": _shrinks(directory / "shrinks.avi"),
+        "turns": _turns_away(directory / "turns.avi"),
         **_mouth_clips(directory),
     }
 
@@ -186,6 +202,50 @@ async def test_arrival_attention_and_departure_arrive_over_sse(faced_client, cli
     assert not left["present"] and left["attention"] is False
     assert "speaking_start" not in kinds  # a still face does not speak
     response.close()
+
+
+async def test_turning_away_and_back_ends_and_restarts_attention(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['turns']}"})
+    response = await client.get("/api/person/events")
+    seen = await _until_kinds(response, ["attention_start", "attention_end", "attention_start"], 40)
+    response.close()
+    kinds = [e["event"] for e in seen]
+    first = kinds.index("attention_start")
+    end = kinds.index("attention_end", first)
+    again = kinds.index("attention_start", end)
+    start, stop, back = seen[first], seen[end], seen[again]
+    assert "left" not in kinds[first:again]  # only the head turned; the person stayed
+    for event in (start, stop, back):
+        assert event["present"] and event["present_since"] == start["present_since"]
+    assert start["attention"] and start["attention_since"] <= start["ts"]
+    assert stop["attention"] is False and stop["attention_since"] is None
+    assert start["ts"] < stop["ts"] < back["ts"]
+    assert back["attention"] and stop["ts"] < back["attention_since"] <= back["ts"]
+
+
+async def test_snapshot_first_on_request(faced_client, clips) -> None:
+    client = await faced_client(camera={"source": f"file:{clips['still']}"})
+    plain = await client.get("/api/person/events")
+    await _until_kinds(plain, ["attention_start"])  # someone is there, looking
+    # A client that joins now missed arrived: the snapshot says who is there.
+    response = await client.get("/api/person/events?snapshot=1")
+    assert response.status == 200
+    (snapshot,) = await _sse(response, 1)
+    msgspec.convert(snapshot, PersonEvent)
+    assert snapshot["event"] == "snapshot" and snapshot["type"] == "person"
+    assert snapshot["present"] and snapshot["attention"] and snapshot["people"] == 1
+    assert snapshot["present_since"] <= snapshot["attention_since"] <= snapshot["ts"]
+    summary = await (await client.get("/api/person")).json()
+    assert summary["present_since"] == snapshot["present_since"]
+    response.close()
+    plain.close()
+    for value in ("maybe", "2"):
+        response = await client.get(f"/api/person/events?snapshot={value}")
+        assert response.status == 400, value
+        assert "snapshot" in (await response.json())["error"]
+    history = await (await client.get("/api/history")).json()
+    kinds = [e["data"]["event"] for e in history["entries"] if e["type"] == "person"]
+    assert "snapshot" not in kinds
 
 
 async def test_summary_json_and_msgpack(faced_client, clips) -> None:

@@ -68,6 +68,19 @@ async def test_person_summary_and_events(faced_client: Any, face_clip: Path, enc
         assert events_refused.value.status == 403
 
 
+async def test_person_events_with_a_snapshot_start_with_the_summary(
+    faced_client: Any, face_clip: Path
+) -> None:
+    client = await faced_client(camera={"source": f"file:{face_clip}"})
+    async with FaceClient(_url(client)) as face:
+        events = face.person_events(snapshot=True)
+        async with contextlib.aclosing(events), asyncio.timeout(30):
+            first = await anext(events)
+            assert isinstance(first, PersonEvent) and first.event == "snapshot"
+            arrived = await _arrival(events)  # then the changes, as without it
+        assert arrived.ts >= first.ts
+
+
 async def test_person_events_survive_a_restart_until_the_key_changes(
     run_faced: Any, face_clip: Path
 ) -> None:
