@@ -294,6 +294,13 @@ def _add_system(app: web.Application, config: Config, layers: Layers) -> None:
         switch=lambda on: voice.set_volume(VolumeUpdate(muted=not on)),
         persist=False,  # the volume's own file
     )
+    mqtt = app[MQTT_KEY]
+    components.add_toggle(
+        "mqtt",
+        enabled=lambda: mqtt.enabled and mqtt.switched_on,
+        switch=mqtt.switch,
+        unavailable=lambda: None if mqtt.enabled else "mqtt.url is not set",
+    )
     del config
 
 

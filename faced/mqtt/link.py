@@ -6,7 +6,9 @@ last will says ``offline``), publishes the discovery configs (faced.mqtt.discove
 publishes the states on change — at most one round per ``mqtt.min_interval_s``, each value
 only when it changed — and hands commands (this box's and the group's) to
 faced.mqtt.commands. A lost broker is retried with faced.devices.retry's backoff and shows
-in /health; nothing else waits for it: the services only poke an event. Does not own: the
+in /health; nothing else waits for it: the services only poke an event. ``switch(on)``
+takes the link down (``offline``, then a clean disconnect) or up again at run time
+(``POST /api/components/mqtt``; faced.components persists it). Does not own: the
 entities' table, what a command does, or the services whose states it reads. Why apart:
 the broker is someone else's engine; all of faced's dealings with it sit in one place.
 
@@ -104,6 +106,10 @@ class MqttService:
         self.config = config
         self.mqtt = config.mqtt
         self.enabled = bool(self.mqtt.url)
+        """Configured (``mqtt.url`` set); ``switched_on`` says whether the link should run."""
+        self.switched_on = True
+        self._started = False
+        self._switching = asyncio.Lock()
         self.topics = Topics.from_config(config, host_name)
         self.device = device_of(config, self.topics, host_name)
         self.commands = commands
@@ -137,21 +143,50 @@ class MqttService:
         self.openface.hub.observers.append(self.poke)
         self.live.person.observers.append(self.poke)
         self.live.results.observers.append(self.poke)
-        self._task = asyncio.create_task(self._run(), name="mqtt")
+        self._started = True
+        if self.switched_on:  # else switched off before the start (the saved switch)
+            self._connect()
         try:
             yield
         finally:
+            self._started = False
             for observers in (
                 self.openface.hub.observers,
                 self.live.person.observers,
                 self.live.results.observers,
             ):
                 observers.remove(self.poke)
-            await self._goodbye()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(GOODBYE_TIMEOUT_S):
-                    await self._task
+            async with self._switching:
+                await self._disconnect()
+
+    async def switch(self, on: bool) -> None:
+        """The component's run-time switch: off says ``offline`` (retained) and disconnects
+        cleanly (no last will: the box is alive, only its link is off); on connects again."""
+        async with self._switching:
+            if on == self.switched_on:
+                return
+            self.switched_on = on
+            if not self._started:
+                return  # the lifetime starts (or not) with it
+            if on:
+                self._connect()
+            else:
+                await self._disconnect()
+
+    def _connect(self) -> None:
+        reopens, self.link = self.link.reopens, LinkHealth("starting")  # a new link's errors
+        self.link.reopens = reopens
+        self._task = asyncio.create_task(self._run(), name="mqtt")
+
+    async def _disconnect(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        await self._goodbye()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                await task
 
     async def _goodbye(self) -> None:
         client = self._client
@@ -172,7 +207,7 @@ class MqttService:
             return {"status": "off", "reason": "mqtt.url is not set"}
         url = urlsplit(self.mqtt.url)
         report: dict[str, Any] = {
-            "status": self.link.status,
+            "status": self.link.status if self.switched_on else "off",
             "connected": self.connected,
             "broker": f"{url.scheme}://{url.hostname}:{self._port(url.scheme, url.port)}",
             "node_id": self.topics.node_id,
@@ -183,7 +218,9 @@ class MqttService:
             "commands": self.received,
             "refused": self.refused,
         }
-        if self.link.error is not None:
+        if not self.switched_on:
+            report["reason"] = "switched off (POST /api/components/mqtt)"
+        elif self.link.error is not None:
             report["error"] = self.link.error
         return report
 

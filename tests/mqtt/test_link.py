@@ -271,11 +271,58 @@ async def test_sigterm_says_offline_and_exits_cleanly(broker, home_assistant, ru
     assert "did not finish in time" not in process.stderr
 
 
+async def test_switching_mqtt_off_says_offline_and_on_connects_again(
+    broker, home_assistant, faced_client, tmp_path
+):
+    ha = await home_assistant()
+    state = {"server": {"state_dir": str(tmp_path / "state")}}
+    client = await _box(faced_client, broker, "box", **state)
+    service = client.app[MQTT_KEY]
+    await until(lambda: ha.text("faced/box/availability") == "online", what="online")
+    response = await client.post("/api/components/mqtt", json={"enabled": False})
+    assert response.status == 200, await response.text()
+    entry = await response.json()
+    assert entry["enabled"] is False and entry["status"] == "off" and entry["toggle"]
+    await until(lambda: ha.text("faced/box/availability") == "offline", what="offline")
+    assert not service.connected
+    # Off means off: a command is not heard, a change is not published.
+    await ha.publish("faced/box/emotion/set", "happy")
+    await client.post("/api/state", json={"state": "thinking"})
+    await ha.publish("faced/box/availability", "probe")  # the broker round-trips to here
+    await until(lambda: ha.text("faced/box/availability") == "probe", what="the probe")
+    state_now = await (await client.get("/api/state")).json()
+    assert state_now["emotion"] != "happy" and ha.text("faced/box/state") != "thinking"
+    health = await (await client.get("/health")).json()
+    assert health["components"]["mqtt"]["status"] == "off" and health["status"] == "ok"
+
+    response = await client.post("/api/components/mqtt", json={"enabled": True})
+    assert response.status == 200, await response.text()
+    await until(lambda: service.connected, what="connected again")
+    await until(lambda: ha.text("faced/box/availability") == "online", what="online again")
+    await until(lambda: ha.text("faced/box/state") == "thinking", what="the states again")
+    await ha.publish("faced/box/emotion/set", "proud")
+    await until(lambda: ha.text("faced/box/emotion") == "proud", what="commands again")
+
+    # Persisted: a daemon started on the same state directory keeps the link off.
+    assert (await client.post("/api/components/mqtt", json={"enabled": False})).status == 200
+    await until(lambda: ha.text("faced/box/availability") == "offline", what="offline")
+    await client.close()
+    client = await _box(faced_client, broker, "box", **state)
+    listing = await (await client.get("/api/components")).json()
+    (entry,) = [c for c in listing["components"] if c["name"] == "mqtt"]
+    assert entry["enabled"] is False and entry["status"] == "off"
+    assert not client.app[MQTT_KEY].connected
+    assert ha.text("faced/box/availability") == "offline"
+
+
 async def test_no_url_no_mqtt(faced_client):
     client = await faced_client()
     health = await (await client.get("/health")).json()
     assert health["components"]["mqtt"] == {"status": "off", "reason": "mqtt.url is not set"}
     assert health["status"] == "ok"
+    response = await client.post("/api/components/mqtt", json={"enabled": True})
+    assert response.status == 409
+    assert (await response.json())["error"] == "mqtt cannot be switched now: mqtt.url is not set"
 
 
 async def test_a_broker_that_is_not_there_does_not_stop_the_box(faced_client):
