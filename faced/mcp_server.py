@@ -132,7 +132,9 @@ class FacedTools:
                 async with asyncio.timeout(timeout_s):
                     async for event in events:
                         if accept(event):
-                            return PersonSummary(**msgspec.structs.asdict(event))
+                            fields = msgspec.structs.asdict(event)
+                            del fields["event"]  # the summary, whichever event brought it
+                            return PersonSummary(**fields)
             except TimeoutError:
                 return None
             finally:
