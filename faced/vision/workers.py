@@ -13,10 +13,12 @@ wait per worker; beyond that ``PoolBusy`` (the API answers 503 with Retry-After)
 no unbounded queue anywhere. A stream (/v1/stream, faced.api.analyze_stream) pins one
 worker, because its tracker belongs to that worker's pipeline.
 
-``analyze_pool_ctx`` is the ``cleanup_ctx``: it loads and verifies every model at startup
-(a missing or corrupt model stops startup with the ModelError's one-line message, as a
+``analyze_pool_ctx`` is the ``cleanup_ctx``: it verifies every model file at startup (a
+missing or corrupt model stops startup with the ModelError's one-line message, as a
 ``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
-threads down at cleanup.
+threads down at cleanup. A worker builds its interpreters on its own thread when its first
+job comes, not at startup: a model set is ~22 MiB of packed weights and activations
+(docs/performance.md, "Memory"), which a box nobody sends images to never pays.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, TypeVar
 
 from aiohttp import web
 
 from faced.keys import ANALYZE_POOL_KEY
+from faced.schemas.analysis import ModelInfo
+from faced.vision.models import ModelStore, default_model_dir
 from faced.vision.pipeline import DetectorMode, FacePipeline
 from faced.vision.runtime import Runtime
 
@@ -58,20 +63,39 @@ class PoolBusy(Exception):
 
 @dataclass(eq=False)
 class Worker:
-    """One pipeline and the only thread that ever runs it."""
+    """One pipeline and the only thread that ever runs it (and loads it, on first use)."""
 
     index: int
-    pipeline: FacePipeline
+    loader: Callable[[], FacePipeline]
     executor: ThreadPoolExecutor
+    loaded: FacePipeline | None = None
     load: int = 0
     """Jobs submitted and not finished (running + waiting)."""
     done: int = 0
     streams: int = 0
 
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The loaded pipeline (``AnalyzePool.prepare`` or a first job loads it)."""
+        if self.loaded is None:
+            raise RuntimeError(f"analyze worker {self.index} has not loaded its models yet")
+        return self.loaded
+
+    def pipeline_here(self) -> FacePipeline:
+        """The pipeline, loaded now if need be: only ever called on this worker's thread."""
+        if self.loaded is None:
+            with _native_stderr_logged():
+                self.loaded = self.loader()
+            log.info("analyze worker %d loaded its models", self.index)
+        return self.loaded
+
 
 @dataclass(eq=False)
 class AnalyzePool:
     workers: Sequence[Worker]
+    model_info: ModelInfo
+    runtime: Runtime
+    """The verified files (``loaded``) and the back end, for /health before any load."""
     backlog: int = DEFAULT_BACKLOG
     rejected: int = 0
     _closed: bool = field(default=False, repr=False)
@@ -87,43 +111,46 @@ class AnalyzePool:
         backlog: int = DEFAULT_BACKLOG,
         runtime: Runtime | None = None,
         detector: DetectorMode = "short",
+        eager: bool = False,
     ) -> AnalyzePool:
-        """Load ``size`` pipelines (blocking: call from a thread) on ``runtime``'s back end
-        and precision. ModelError if a model is missing or corrupt or the back end is not
+        """Verify the model files on ``runtime``'s back end and precision and make ``size``
+        workers that load their pipeline on first use (``eager``: now). Blocking: call from
+        a thread. ModelError if a model is missing or corrupt or the back end is not
         installed."""
-        with _native_stderr_logged():
-            workers = cls._load_workers(
-                size, model_dir, threads, num_faces, runtime, detector=detector
-            )
-        return cls(workers, backlog=backlog)
+        directory = Path(model_dir) if model_dir else default_model_dir()
+        checked = runtime.fresh() if runtime is not None else Runtime(threads=threads)
+        model_info = FacePipeline.verify(ModelStore(directory), checked, detector)
 
-    @staticmethod
-    def _load_workers(
-        size: int,
-        model_dir: str | None,
-        threads: int,
-        num_faces: int,
-        runtime: Runtime | None,
-        *,
-        detector: DetectorMode = "short",
-    ) -> list[Worker]:
-        workers: list[Worker] = []
-        try:
-            for index in range(size):
-                pipeline = FacePipeline.load(
-                    model_dir or None,
-                    threads=threads,
-                    num_faces=num_faces,
-                    runtime=runtime.fresh() if runtime is not None else None,
-                    detector=detector,
-                )
-                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyze-{index}")
-                workers.append(Worker(index, pipeline, executor))
-        except BaseException:
-            for worker in workers:
-                worker.executor.shutdown(wait=False)
-            raise
-        return workers
+        def loader() -> FacePipeline:
+            return FacePipeline.load(
+                directory,
+                threads=threads,
+                num_faces=num_faces,
+                runtime=runtime.fresh() if runtime is not None else None,
+                detector=detector,
+            )
+
+        workers = [
+            Worker(index, loader, ThreadPoolExecutor(1, thread_name_prefix=f"analyze-{index}"))
+            for index in range(size)
+        ]
+        pool = cls(workers, model_info, checked, backlog=backlog)
+        if eager:
+            try:
+                for worker in workers:
+                    worker.pipeline_here()
+            except BaseException:
+                pool.close()
+                raise
+        return pool
+
+    async def prepare(self, worker: Worker) -> FacePipeline:
+        """``worker``'s pipeline, loaded on its own thread if this is its first use."""
+        if worker.loaded is not None:
+            return worker.loaded
+        return await asyncio.get_running_loop().run_in_executor(
+            worker.executor, worker.pipeline_here
+        )
 
     @property
     def size(self) -> int:
@@ -164,7 +191,7 @@ class AnalyzePool:
         worker.load += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(worker.executor, job, worker.pipeline)
+            return await loop.run_in_executor(worker.executor, _on_pipeline, worker, job)
         finally:
             worker.load -= 1
             worker.done += 1
@@ -185,6 +212,10 @@ class AnalyzePool:
         for worker in self.workers:
             # Jobs already running finish on their own; waiting ones are dropped.
             worker.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_pipeline(worker: Worker, job: Callable[[FacePipeline], T]) -> T:
+    return job(worker.pipeline_here())
 
 
 @contextlib.contextmanager
@@ -259,9 +290,9 @@ def analyze_pool_ctx(
             detector=detector,
         )
         app[ANALYZE_POOL_KEY] = pool
-        model = pool.workers[0].pipeline.model_info
+        model = pool.model_info
         log.info(
-            "analyze pool ready: %d worker(s), model %s %s",
+            "analyze pool ready (models load on first use): %d worker(s), model %s %s",
             size,
             model.name,
             model.version,
