@@ -53,13 +53,23 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=_positive, default=0.5, help="idle phase (0.5; 5)")
     parser.add_argument("--warm-up", type=_positive, default=10.0, help="tracking warm-up s")
-    parser.add_argument("--viewers", type=int, default=50, help="/ws/viewer clients (50)")
-    parser.add_argument("--clients", type=int, default=2, help="/v1/analyze clients (2)")
+    parser.add_argument("--viewers", type=_count, default=50, help="/ws/viewer clients (50)")
+    parser.add_argument("--clients", type=_count, default=2, help="/v1/analyze clients (2)")
     parser.add_argument("--load-s", type=_positive, default=10.0, help="analyze load, s (10)")
-    parser.add_argument("--starts", type=int, default=3, help="start-time runs (3)")
+    parser.add_argument("--starts", type=_count, default=3, help="start-time runs (3)")
     parser.add_argument(
         "--no-reference", action="store_true", help="skip MediaPipe and faced analyze"
     )
