@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-s", type=_positive, default=10.0, help="analyze load, s (10)")
     parser.add_argument("--starts", type=_count, default=3, help="start-time runs (3)")
     parser.add_argument(
+        "--idle-unload-s",
+        type=float,
+        default=None,
+        help="vision.analyze_idle_unload_s for the daemon (its default: 300)",
+    )
+    parser.add_argument(
         "--no-reference", action="store_true", help="skip MediaPipe and faced analyze"
     )
 
@@ -98,10 +104,13 @@ def sample(pid: int) -> Sample:
 class Daemon:
     """`faced serve` as a child with a NOTIFY_SOCKET this bench owns (as systemd would)."""
 
-    def __init__(self, camera: str, scratch: Path) -> None:
+    def __init__(self, camera: str, scratch: Path, idle_unload_s: float | None = None) -> None:
         self.port = free_port()
         config = scratch / "faced.toml"
-        config.write_text("[logging]\nlevel = 'warning'\n")
+        text = "[logging]\nlevel = 'warning'\n"
+        if idle_unload_s is not None:
+            text += f"[vision]\nanalyze_idle_unload_s = {idle_unload_s}\n"
+        config.write_text(text)
         self._notify_path = str(scratch / f"notify-{self.port}")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(self._notify_path)
@@ -273,7 +282,7 @@ async def _measure(args: argparse.Namespace) -> list[tuple[str, Sample | float |
         first: list[float] = []
         async with aiohttp.ClientSession() as session:
             for run in range(args.starts):
-                daemon = Daemon("demo", scratch)
+                daemon = Daemon("demo", scratch, args.idle_unload_s)
                 try:
                     ready.append(await daemon.ready())
                     first.append(await daemon.first_result(session))

@@ -18,13 +18,17 @@ missing or corrupt model stops startup with the ModelError's one-line message, a
 ``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
 threads down at cleanup. A worker builds its interpreters on its own thread when its first
 job comes, not at startup: a model set is ~22 MiB of packed weights and activations
-(docs/performance.md, "Memory"), which a box nobody sends images to never pays.
+(docs/performance.md, "Memory"), which a box nobody sends images to never pays; and frees
+it again after ``idle_unload_s`` without a job or stream (``malloc_trim`` then returns the
+memory to the system: without it glibc keeps the freed arena pages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 import os
 import sys
@@ -81,6 +85,15 @@ class Worker:
             raise RuntimeError(f"analyze worker {self.index} has not loaded its models yet")
         return self.loaded
 
+    def unload_here(self) -> None:
+        """Free the pipeline if still idle: only ever called on this worker's thread."""
+        if self.loaded is None or self.load > 0 or self.streams > 0:
+            return
+        self.loaded = None
+        gc.collect()  # the interpreters sit in reference cycles of LiteRT's wrappers
+        _malloc_trim()
+        log.info("analyze worker %d freed its models (idle)", self.index)
+
     def pipeline_here(self) -> FacePipeline:
         """The pipeline, loaded now if need be: only ever called on this worker's thread."""
         if self.loaded is None:
@@ -97,8 +110,11 @@ class AnalyzePool:
     runtime: Runtime
     """The verified files (``loaded``) and the back end, for /health before any load."""
     backlog: int = DEFAULT_BACKLOG
+    idle_unload_s: float = 0.0
+    """Free an idle worker's models after this long without a job or stream (0: never)."""
     rejected: int = 0
     _closed: bool = field(default=False, repr=False)
+    _timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -112,6 +128,7 @@ class AnalyzePool:
         runtime: Runtime | None = None,
         detector: DetectorMode = "short",
         eager: bool = False,
+        idle_unload_s: float = 0.0,
     ) -> AnalyzePool:
         """Verify the model files on ``runtime``'s back end and precision and make ``size``
         workers that load their pipeline on first use (``eager``: now). Blocking: call from
@@ -134,7 +151,7 @@ class AnalyzePool:
             Worker(index, loader, ThreadPoolExecutor(1, thread_name_prefix=f"analyze-{index}"))
             for index in range(size)
         ]
-        pool = cls(workers, model_info, checked, backlog=backlog)
+        pool = cls(workers, model_info, checked, backlog=backlog, idle_unload_s=idle_unload_s)
         if eager:
             try:
                 for worker in workers:
@@ -176,6 +193,8 @@ class AnalyzePool:
 
     def release_stream(self, worker: Worker) -> None:
         worker.streams -= 1
+        with contextlib.suppress(RuntimeError):  # no loop: nothing can be loaded either
+            self._idle_timer(worker, asyncio.get_running_loop())
 
     async def run(self, job: Callable[[FacePipeline], T], *, worker: Worker | None = None) -> T:
         """Run ``job(pipeline)`` on a worker's thread. Unpinned jobs are refused with
@@ -189,12 +208,29 @@ class AnalyzePool:
                 raise PoolBusy(1.0)
             worker = self.least_loaded()
         worker.load += 1
+        loop = asyncio.get_running_loop()
         try:
-            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(worker.executor, _on_pipeline, worker, job)
         finally:
             worker.load -= 1
             worker.done += 1
+            self._idle_timer(worker, loop)
+
+    def _idle_timer(self, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
+        """(Re)start ``worker``'s idle countdown; at its end the unload queues behind any
+        job on the worker's own thread, so a job never finds its models gone."""
+        if self.idle_unload_s <= 0 or self._closed:
+            return
+        previous = self._timers.pop(worker.index, None)
+        if previous is not None:
+            previous.cancel()
+
+        def unload() -> None:
+            self._timers.pop(worker.index, None)
+            if not self._closed and worker.load == 0 and worker.streams == 0:
+                worker.executor.submit(worker.unload_here)
+
+        self._timers[worker.index] = loop.call_later(self.idle_unload_s, unload)
 
     def report(self) -> dict[str, object]:
         """For /health: cheap, no locks."""
@@ -203,15 +239,28 @@ class AnalyzePool:
             "workers": self.size,
             "pending": self.pending,
             "streams": sum(w.streams for w in self.workers),
+            "loaded": sum(w.loaded is not None for w in self.workers),
             "analyzed": sum(w.done for w in self.workers),
             "rejected_busy": self.rejected,
         }
 
     def close(self) -> None:
         self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for worker in self.workers:
             # Jobs already running finish on their own; waiting ones are dropped.
             worker.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _malloc_trim() -> None:
+    """Hand glibc's free pages back to the system (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _on_pipeline(worker: Worker, job: Callable[[FacePipeline], T]) -> T:
@@ -250,6 +299,7 @@ async def start_pool(
     num_faces: int,
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
+    idle_unload_s: float = 0.0,
 ) -> AnalyzePool:
     """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
     from faced.config import ConfigError  # noqa: PLC0415
@@ -264,6 +314,7 @@ async def start_pool(
             num_faces=num_faces,
             runtime=runtime,
             detector=detector,
+            idle_unload_s=idle_unload_s,
         )
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
@@ -277,6 +328,7 @@ def analyze_pool_ctx(
     num_faces: int,
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
+    idle_unload_s: float = 0.0,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx that owns the pool for the app's lifetime."""
 
@@ -288,6 +340,7 @@ def analyze_pool_ctx(
             num_faces=num_faces,
             runtime=runtime,
             detector=detector,
+            idle_unload_s=idle_unload_s,
         )
         app[ANALYZE_POOL_KEY] = pool
         model = pool.model_info
