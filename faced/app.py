@@ -208,6 +208,7 @@ def _add_components(
         runtime=Runtime.from_config(vision),
         num_faces=vision.num_faces,
         detector=vision.detector,
+        idle_unload_s=vision.analyze_idle_unload_s,
     )
 
     # The order the data flows in: each starts after what it reads from, and aiohttp

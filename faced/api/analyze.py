@@ -142,9 +142,10 @@ def _model_summary(app: web.Application) -> dict[str, Any]:
     pool = app.get(ANALYZE_POOL_KEY)
     if pool is None:
         return {}
-    pipeline = pool.workers[0].pipeline
-    model = pipeline.model_info
-    runtime = pipeline.runtime
+    model = pool.model_info
+    # What a loaded worker runs; before any has loaded (first use), the verified files.
+    first = pool.workers[0].loaded
+    runtime = first.runtime if first is not None else pool.runtime
     return {
         "model": {
             "name": model.name,

@@ -240,7 +240,12 @@ async def _serve_stream(
     """An authenticated stream: holds a stream place and a pinned worker until it closes."""
     api.streams.add(socket)
     worker = pool.pin_stream()
-    tracker = worker.pipeline.tracker()
+    try:
+        tracker = (await pool.prepare(worker)).tracker()
+    except BaseException:
+        pool.release_stream(worker)
+        api.streams.discard(socket)
+        raise
     state = _StreamState()
     analyzer = asyncio.create_task(
         _analyze_frames(

@@ -210,6 +210,9 @@ class VisionConfig(_Section, frozen=True):
     analyze_workers: Annotated[int, Meta(ge=1, le=16)] = 1
     """Pipelines serving the analyze API (/v1/analyze, /v1/stream), each with its own
     models on its own thread: one per spare CPU core scales requests/s."""
+    analyze_idle_unload_s: Annotated[float, Meta(ge=0)] = 300.0
+    """A worker with no job and no stream for this long gives its models' memory back
+    (~22 MiB each) and loads them again on its next job; 0 keeps them loaded."""
     max_image_bytes: PositiveInt = 16 * 1024 * 1024
     """Largest encoded image the analyze API accepts (upload, base64 or stream frame)."""
 

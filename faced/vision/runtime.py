@@ -352,6 +352,26 @@ class Runtime:
         else:
             _interpreter_class()
 
+    def verify(self, store: ModelStore, name: str) -> None:
+        """Check model ``name`` as ``open`` would (back end installed, file present, hash)
+        without loading it, and list it in ``loaded``: a pool that loads its models on first
+        use still refuses to start on a missing or corrupt file."""
+        from faced.vision import variants  # noqa: PLC0415
+
+        self.check_available()
+        file, data = variants.read(store, name, self.backend, self.precision)
+        if self.backend == "onnxruntime":
+            first = onnx_providers(
+                self.onnx_provider,
+                _onnxruntime().get_available_providers(),
+                self.tensorrt_cache_dir or default_trt_cache(),
+            )[0]
+            name = first if isinstance(first, str) else first[0]
+            runs_on = "onnxruntime/" + name.removesuffix("ExecutionProvider").lower()
+        else:
+            runs_on = _interpreter_class()[1]
+        self.loaded.append(LoadedModel(file, variants.sha256(data), runs_on))
+
     def open(self, store: ModelStore, name: str) -> InferenceModel:
         """Model ``name`` of the bundle (e.g. face_detector.tflite) in this runtime's
         back end and precision, verified (ModelError names the file and the fix)."""

@@ -158,6 +158,22 @@ class Stages:
             sha256=manifest.bundle_sha256,
         )
 
+    @staticmethod
+    def verify(store: ModelStore, runtime: Runtime, detector: DetectorMode = "short") -> ModelInfo:
+        """Verify every file ``__init__`` would load for ``detector`` (listed in
+        ``runtime.loaded``) without building an interpreter; the bundle's ModelInfo."""
+        runtime.check_available()
+        for spec in (SHORT_RANGE, FULL_RANGE):
+            if detector in (spec.name, "auto"):
+                runtime.verify(store, spec.file)
+        runtime.verify(store, LANDMARKS_FILE)
+        runtime.verify(store, BLENDSHAPES_FILE)
+        store.read(GEOMETRY_FILE)
+        manifest = store.manifest
+        return ModelInfo(
+            name="face_landmarker", version=manifest.bundle_version, sha256=manifest.bundle_sha256
+        )
+
     # -- the steps -------------------------------------------------------------------------
 
     def detect_rois(

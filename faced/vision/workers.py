@@ -13,16 +13,22 @@ wait per worker; beyond that ``PoolBusy`` (the API answers 503 with Retry-After)
 no unbounded queue anywhere. A stream (/v1/stream, faced.api.analyze_stream) pins one
 worker, because its tracker belongs to that worker's pipeline.
 
-``analyze_pool_ctx`` is the ``cleanup_ctx``: it loads and verifies every model at startup
-(a missing or corrupt model stops startup with the ModelError's one-line message, as a
+``analyze_pool_ctx`` is the ``cleanup_ctx``: it verifies every model file at startup (a
+missing or corrupt model stops startup with the ModelError's one-line message, as a
 ``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
-threads down at cleanup.
+threads down at cleanup. A worker builds its interpreters on its own thread when its first
+job comes, not at startup: a model set is ~22 MiB of packed weights and activations
+(docs/performance.md, "Memory"), which a box nobody sends images to never pays; and frees
+it again after ``idle_unload_s`` without a job or stream (``malloc_trim`` then returns the
+memory to the system: without it glibc keeps the freed arena pages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 import os
 import sys
@@ -31,11 +37,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, TypeVar
 
 from aiohttp import web
 
 from faced.keys import ANALYZE_POOL_KEY
+from faced.schemas.analysis import ModelInfo
+from faced.vision.models import ModelStore, default_model_dir
 from faced.vision.pipeline import DetectorMode, FacePipeline
 from faced.vision.runtime import Runtime
 
@@ -59,25 +68,56 @@ class PoolBusy(Exception):
 
 @dataclass(eq=False)
 class Worker:
-    """One pipeline and the only thread that ever runs it."""
+    """One pipeline and the only thread that ever runs it (and loads it, on first use)."""
 
     index: int
-    pipeline: FacePipeline
+    loader: Callable[[], FacePipeline]
     executor: ThreadPoolExecutor
+    loaded: FacePipeline | None = None
     load: int = 0
     """Jobs submitted and not finished (running + waiting)."""
     done: int = 0
     streams: int = 0
 
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The loaded pipeline (``AnalyzePool.prepare`` or a first job loads it)."""
+        if self.loaded is None:
+            raise RuntimeError(f"analyze worker {self.index} has not loaded its models yet")
+        return self.loaded
+
+    def unload_here(self) -> None:
+        """Free the pipeline if still idle: only ever called on this worker's thread."""
+        if self.loaded is None or self.load > 0 or self.streams > 0:
+            return
+        self.loaded = None
+        gc.collect()  # the interpreters sit in reference cycles of LiteRT's wrappers
+        _malloc_trim()
+        log.info("analyze worker %d freed its models (idle)", self.index)
+
+    def pipeline_here(self) -> FacePipeline:
+        """The pipeline, loaded now if need be: only ever called on this worker's thread."""
+        if self.loaded is None:
+            with _native_stderr_logged():
+                self.loaded = self.loader()
+            log.info("analyze worker %d loaded its models", self.index)
+        return self.loaded
+
 
 @dataclass(eq=False)
 class AnalyzePool:
     workers: Sequence[Worker]
+    model_info: ModelInfo
+    runtime: Runtime
+    """The verified files (``loaded``) and the back end, for /health before any load."""
     backlog: int = DEFAULT_BACKLOG
+    idle_unload_s: float = 0.0
+    """Free an idle worker's models after this long without a job or stream (0: never)."""
     rejected: int = 0
     on_job: Callable[[float], None] | None = None
     """Told each job's seconds, waiting included (faced.metrics), on the event loop."""
     _closed: bool = field(default=False, repr=False)
+    _timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -90,43 +130,47 @@ class AnalyzePool:
         backlog: int = DEFAULT_BACKLOG,
         runtime: Runtime | None = None,
         detector: DetectorMode = "short",
+        eager: bool = False,
+        idle_unload_s: float = 0.0,
     ) -> AnalyzePool:
-        """Load ``size`` pipelines (blocking: call from a thread) on ``runtime``'s back end
-        and precision. ModelError if a model is missing or corrupt or the back end is not
+        """Verify the model files on ``runtime``'s back end and precision and make ``size``
+        workers that load their pipeline on first use (``eager``: now). Blocking: call from
+        a thread. ModelError if a model is missing or corrupt or the back end is not
         installed."""
-        with _native_stderr_logged():
-            workers = cls._load_workers(
-                size, model_dir, threads, num_faces, runtime, detector=detector
-            )
-        return cls(workers, backlog=backlog)
+        directory = Path(model_dir) if model_dir else default_model_dir()
+        checked = runtime.fresh() if runtime is not None else Runtime(threads=threads)
+        model_info = FacePipeline.verify(ModelStore(directory), checked, detector)
 
-    @staticmethod
-    def _load_workers(
-        size: int,
-        model_dir: str | None,
-        threads: int,
-        num_faces: int,
-        runtime: Runtime | None,
-        *,
-        detector: DetectorMode = "short",
-    ) -> list[Worker]:
-        workers: list[Worker] = []
-        try:
-            for index in range(size):
-                pipeline = FacePipeline.load(
-                    model_dir or None,
-                    threads=threads,
-                    num_faces=num_faces,
-                    runtime=runtime.fresh() if runtime is not None else None,
-                    detector=detector,
-                )
-                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyze-{index}")
-                workers.append(Worker(index, pipeline, executor))
-        except BaseException:
-            for worker in workers:
-                worker.executor.shutdown(wait=False)
-            raise
-        return workers
+        def loader() -> FacePipeline:
+            return FacePipeline.load(
+                directory,
+                threads=threads,
+                num_faces=num_faces,
+                runtime=runtime.fresh() if runtime is not None else None,
+                detector=detector,
+            )
+
+        workers = [
+            Worker(index, loader, ThreadPoolExecutor(1, thread_name_prefix=f"analyze-{index}"))
+            for index in range(size)
+        ]
+        pool = cls(workers, model_info, checked, backlog=backlog, idle_unload_s=idle_unload_s)
+        if eager:
+            try:
+                for worker in workers:
+                    worker.pipeline_here()
+            except BaseException:
+                pool.close()
+                raise
+        return pool
+
+    async def prepare(self, worker: Worker) -> FacePipeline:
+        """``worker``'s pipeline, loaded on its own thread if this is its first use."""
+        if worker.loaded is not None:
+            return worker.loaded
+        return await asyncio.get_running_loop().run_in_executor(
+            worker.executor, worker.pipeline_here
+        )
 
     @property
     def size(self) -> int:
@@ -152,6 +196,8 @@ class AnalyzePool:
 
     def release_stream(self, worker: Worker) -> None:
         worker.streams -= 1
+        with contextlib.suppress(RuntimeError):  # no loop: nothing can be loaded either
+            self._idle_timer(worker, asyncio.get_running_loop())
 
     async def run(self, job: Callable[[FacePipeline], T], *, worker: Worker | None = None) -> T:
         """Run ``job(pipeline)`` on a worker's thread. Unpinned jobs are refused with
@@ -166,14 +212,31 @@ class AnalyzePool:
             worker = self.least_loaded()
         worker.load += 1
         began = time.perf_counter()
+        loop = asyncio.get_running_loop()
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(worker.executor, job, worker.pipeline)
+            return await loop.run_in_executor(worker.executor, _on_pipeline, worker, job)
         finally:
             worker.load -= 1
             worker.done += 1
             if self.on_job is not None:
                 self.on_job(time.perf_counter() - began)
+            self._idle_timer(worker, loop)
+
+    def _idle_timer(self, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
+        """(Re)start ``worker``'s idle countdown; at its end the unload queues behind any
+        job on the worker's own thread, so a job never finds its models gone."""
+        if self.idle_unload_s <= 0 or self._closed:
+            return
+        previous = self._timers.pop(worker.index, None)
+        if previous is not None:
+            previous.cancel()
+
+        def unload() -> None:
+            self._timers.pop(worker.index, None)
+            if not self._closed and worker.load == 0 and worker.streams == 0:
+                worker.executor.submit(worker.unload_here)
+
+        self._timers[worker.index] = loop.call_later(self.idle_unload_s, unload)
 
     def report(self) -> dict[str, object]:
         """For /health: cheap, no locks."""
@@ -182,15 +245,32 @@ class AnalyzePool:
             "workers": self.size,
             "pending": self.pending,
             "streams": sum(w.streams for w in self.workers),
+            "loaded": sum(w.loaded is not None for w in self.workers),
             "analyzed": sum(w.done for w in self.workers),
             "rejected_busy": self.rejected,
         }
 
     def close(self) -> None:
         self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for worker in self.workers:
             # Jobs already running finish on their own; waiting ones are dropped.
             worker.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _malloc_trim() -> None:
+    """Hand glibc's free pages back to the system (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _on_pipeline(worker: Worker, job: Callable[[FacePipeline], T]) -> T:
+    return job(worker.pipeline_here())
 
 
 @contextlib.contextmanager
@@ -225,6 +305,7 @@ async def start_pool(
     num_faces: int,
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
+    idle_unload_s: float = 0.0,
 ) -> AnalyzePool:
     """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
     from faced.config import ConfigError  # noqa: PLC0415
@@ -239,6 +320,7 @@ async def start_pool(
             num_faces=num_faces,
             runtime=runtime,
             detector=detector,
+            idle_unload_s=idle_unload_s,
         )
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
@@ -252,6 +334,7 @@ def analyze_pool_ctx(
     num_faces: int,
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
+    idle_unload_s: float = 0.0,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx that owns the pool for the app's lifetime."""
 
@@ -263,11 +346,12 @@ def analyze_pool_ctx(
             num_faces=num_faces,
             runtime=runtime,
             detector=detector,
+            idle_unload_s=idle_unload_s,
         )
         app[ANALYZE_POOL_KEY] = pool
-        model = pool.workers[0].pipeline.model_info
+        model = pool.model_info
         log.info(
-            "analyze pool ready: %d worker(s), model %s %s",
+            "analyze pool ready (models load on first use): %d worker(s), model %s %s",
             size,
             model.name,
             model.version,

@@ -293,6 +293,27 @@ async def test_health_reports_model_and_workers(client: Client) -> None:
     assert health["components"]["analyze"]["workers"] == 1
 
 
+async def test_a_worker_loads_on_first_use_and_frees_its_models_when_idle(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await faced_client(vision={"analyze_idle_unload_s": 0.5})
+
+    async def loaded() -> int:
+        health = await (await client.get("/health")).json()
+        return int(health["components"]["analyze"]["loaded"])
+
+    async def freed() -> bool:
+        return await loaded() == 0
+
+    assert await freed()  # verified at start-up, not loaded
+    data = await _read("lenna.png")
+    for _ in range(2):  # the second request finds the models freed and loads them again
+        response = await client.post("/v1/analyze", data=_form(data))
+        assert response.status == 200, await response.text()
+        assert (await response.json())["face_found"] is True
+        await until(freed, 30.0, interval=0.1, what="the idle worker freeing its models")
+
+
 async def test_missing_model_stops_startup(run_faced: Any, tmp_path: Path) -> None:
     process = await run_faced(config_text=f'[vision]\nmodel_dir = "{tmp_path}"\n', wait=False)
     status = await process.wait_exit(30)
