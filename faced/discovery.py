@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import ipaddress
 import logging
 import socket
@@ -132,6 +133,9 @@ class Announcer:
 
     async def _run(self) -> None:
         try:
+            # Imported on a thread: zeroconf's ifaddr runs `ldconfig -p` while importing, a
+            # blocking subprocess the event loop must not wait for.
+            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
             from zeroconf import InterfaceChoice, IPVersion  # noqa: PLC0415 - optional extra
             from zeroconf.asyncio import AsyncZeroconf  # noqa: PLC0415
         except ImportError:

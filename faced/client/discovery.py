@@ -9,6 +9,7 @@ own the announcement (faced.discovery, in the daemon) or the TXT's shape.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 from typing import Any, Final
 
@@ -26,6 +27,8 @@ async def discover(timeout_s: float = 3.0, *, interfaces: list[str] | None = Non
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be more than 0, not {timeout_s!r}")
     try:
+        # On a thread: importing zeroconf runs `ldconfig -p`, which would block the loop.
+        await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
         from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange  # noqa: PLC0415
         from zeroconf.asyncio import (  # noqa: PLC0415
             AsyncServiceBrowser,
