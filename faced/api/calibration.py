@@ -17,7 +17,7 @@ from aiohttp import web
 
 from faced.api import openapi
 from faced.api.codec import read_body, respond
-from faced.api.errors import ApiError
+from faced.api.tracking import live_tracking
 from faced.calibration import CalibrationRequest, CalibrationState, Neutral
 from faced.keys import ACCESS_KEY, LIVE_KEY
 
@@ -73,11 +73,7 @@ async def calibrate(request: web.Request) -> web.StreamResponse:
         request, CalibrationRequest, max_bytes=MAX_BODY_BYTES, allow_empty=True, name_the_field=True
     )
     seconds = (body or CalibrationRequest()).seconds
-    live = service.live
-    if live is None:
-        if not service.has_camera:
-            raise ApiError(503, "no camera: camera.source is none")
-        raise ApiError(503, "live tracking is off: camera.tracking is false")
+    live = live_tracking(request)
     neutral = await service.calibration.record(seconds, live.latest)
     return respond(request, neutral)
 

@@ -31,8 +31,8 @@ from faced.api import openapi
 from faced.api.codec import Query, parse_query, respond, sse_response
 from faced.api.errors import ApiError
 from faced.api.face_sockets import Pump
+from faced.api.tracking import live_tracking
 from faced.keys import ACCESS_KEY, LIVE_KEY
-from faced.live import LiveTracking
 from faced.schemas.person import PersonEvent, PersonSummary
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,8 @@ def add_routes(app: web.Application) -> None:
     )
 
 
-def _live(request: web.Request) -> LiveTracking:
-    service = request.app[LIVE_KEY]
-    if service.live is None:
-        if not service.has_camera:
-            raise ApiError(503, "no camera: camera.source is none")
-        raise ApiError(503, "live tracking is off: camera.tracking is false")
-    return service.live
-
-
 async def person_summary(request: web.Request) -> web.StreamResponse:
-    live = _live(request)
+    live = live_tracking(request)
     if live.latest is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, live.perception.summary)
@@ -112,7 +103,7 @@ async def person_summary(request: web.Request) -> web.StreamResponse:
 async def person_events(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE_KEY]
     query = parse_query(request, PersonEventsQuery)
-    live = _live(request)
+    live = live_tracking(request)
     if service.closing.is_set():
         raise ApiError(503, "server shutting down")
     hub = service.person

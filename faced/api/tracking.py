@@ -122,7 +122,9 @@ def add_routes(app: web.Application) -> None:
     )
 
 
-def _live(request: web.Request) -> LiveTracking:
+def live_tracking(request: web.Request) -> LiveTracking:
+    """The running live tracking, or the 503 that says why there is none (every camera
+    route answers the same)."""
     service = request.app[LIVE_KEY]
     if service.live is None:
         if not service.has_camera:
@@ -190,7 +192,7 @@ def _field_names(raw: str) -> frozenset[str]:
 
 async def tracking_socket(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE_KEY]
-    _live(request)
+    live_tracking(request)
     query = parse_query(request, TrackingQuery)
     encoding = query.encoding
     fields = query.wanted_fields()
@@ -291,14 +293,14 @@ async def _send_loop(
 
 
 async def latest_result(request: web.Request) -> web.StreamResponse:
-    latest = _live(request).latest
+    latest = live_tracking(request).latest
     if latest is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, latest)
 
 
 async def emotion_state(request: web.Request) -> web.StreamResponse:
-    state = _live(request).emotion_state()
+    state = live_tracking(request).emotion_state()
     if state is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, state)
