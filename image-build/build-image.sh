@@ -89,7 +89,7 @@ else
     "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
         "${platforms[@]}" \
         --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
-        -d "$WHEELHOUSE.partial" "$WHEEL"
+        -d "$WHEELHOUSE.partial" "${WHEEL}[mdns]"  # the extra step 20 installs
     rm -f "$WHEELHOUSE.partial"/faced-*.whl
     # Every wheel the models' manifest pins (by version and sha256), fetched here on the host:
     # the recipe's `faced models fetch` in the target then needs no network.
