@@ -248,10 +248,10 @@ def _add_components(
     if stats is not None:  # read at scrape time; the tracking timings as results publish
         stats.watch(app)
         live.results.observers.append(stats.tracking)
-    _add_system(app, config, layers)
+    _add_system(app)
 
 
-def _add_system(app: web.Application, config: Config, layers: Layers) -> None:
+def _add_system(app: web.Application) -> None:
     """What the system API may change at run time: each setting applied live, and each
     component's switch, one line each (faced.settings, faced.components)."""
     gaze_follow, screen, voice, live = (
@@ -302,7 +302,6 @@ def _add_system(app: web.Application, config: Config, layers: Layers) -> None:
         switch=mqtt.switch,
         unavailable=lambda: None if mqtt.enabled else "mqtt.url is not set",
     )
-    del config
 
 
 def _follow_mode(settings: Settings, on: bool) -> str | None:
