@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 from aiohttp import WSMsgType
 
-from faced.vision.synthetic import BACKGROUND_RGB, DEFAULT_SIZE, Motion, render_frame, write_clip
+from faced.vision.synthetic import BACKGROUND_RGB, Motion, render_frame, write_clip
 from tests import data
+from tests.helpers import write_face_then_nobody
 
 STILL = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=1.0)
 FACE_DATA = ("blendshapes", "eyeBlink", "landmarks", "bbox", '"faces"', '"head"')
@@ -44,17 +44,8 @@ def _canvas(side: str) -> np.ndarray:
 
 def _comes_and_goes(directory: Path) -> Path:
     """1.5 s of the face on the left, then 4 s of nobody (the file camera loops)."""
-    face = cv2.cvtColor(render_frame(_canvas("left"), 0, motion=STILL), cv2.COLOR_RGB2BGR)
-    empty = np.empty_like(face)
-    empty[:] = BACKGROUND_RGB[::-1]
-    path = directory / "comes-and-goes.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
-    try:
-        for index in range(45 + 120):
-            writer.write(face if index < 45 else empty)
-    finally:
-        writer.release()
-    return path
+    face = render_frame(_canvas("left"), 0, motion=STILL)
+    return write_face_then_nobody(directory / "comes-and-goes.avi", face, 45)
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,10 @@ from msgspec import Meta
 from faced.api import openapi
 from faced.api.codec import EncodingQuery, frame_type, is_ping, parse_query, respond
 from faced.api.errors import ApiError
+from faced.devices.camera import Camera
 from faced.hub import Hub, LatestSubscriber, Subscriber
 from faced.keys import ACCESS_KEY, LIVE_KEY
-from faced.live import LiveTracking
+from faced.live import LiveService, LiveTracking
 from faced.openface import close_socket
 from faced.schemas.person import PersonEvent
 from faced.schemas.tracking import EmotionState, TrackingResult
@@ -60,6 +61,8 @@ TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - {
     *STREAM_FIELDS,
     "landmarks",
 }
+
+NO_CAMERA: Final = "no camera: camera.source is none"
 
 _client_ids = itertools.count(1)
 
@@ -122,13 +125,20 @@ def add_routes(app: web.Application) -> None:
     )
 
 
+def camera_of(service: LiveService) -> Camera:
+    """The box's camera, or the 503 every camera route answers without one."""
+    if service.camera is None:
+        raise ApiError(503, NO_CAMERA)
+    return service.camera
+
+
 def live_tracking(request: web.Request) -> LiveTracking:
     """The running live tracking, or the 503 that says why there is none (every camera
     route answers the same)."""
     service = request.app[LIVE_KEY]
     if service.live is None:
         if not service.has_camera:
-            raise ApiError(503, "no camera: camera.source is none")
+            raise ApiError(503, NO_CAMERA)
         raise ApiError(503, "live tracking is off: camera.tracking is false")
     return service.live
 
@@ -319,9 +329,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     service = request.app[LIVE_KEY]
     if not service.config.preview:
         raise ApiError(404, "camera preview is off; set camera.preview = true to enable it")
-    camera = service.camera
-    if camera is None:
-        raise ApiError(503, "no camera: camera.source is none")
+    camera = camera_of(service)
     response = web.StreamResponse(
         headers={
             "Content-Type": f"multipart/x-mixed-replace; boundary={PREVIEW_BOUNDARY}",
@@ -354,9 +362,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     if not service.config.snapshots:
         # 403, not 404: the route exists and the key may be right; the box's owner said no.
         raise ApiError(403, "camera snapshots are off; set camera.snapshots = true to allow them")
-    camera = service.camera
-    if camera is None:
-        raise ApiError(503, "no camera: camera.source is none")
+    camera = camera_of(service)
     frame = camera.latest
     if frame is None:
         raise ApiError(503, "no camera frame yet", headers={"Retry-After": "1"})

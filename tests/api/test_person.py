@@ -28,7 +28,6 @@ from aiohttp import WSMsgType
 
 from faced.schemas.person import PersonEvent, PersonSummary
 from faced.vision.synthetic import (
-    BACKGROUND_RGB,
     DEFAULT_SIZE,
     Motion,
     open_mouth,
@@ -37,6 +36,7 @@ from faced.vision.synthetic import (
     write_clip,
 )
 from tests import data
+from tests.helpers import write_face_then_nobody
 
 pytestmark = pytest.mark.slow
 
@@ -120,16 +120,7 @@ def _shrinks(path: Path) -> Path:
 
 def _comes_and_goes(path: Path) -> Path:
     """2 s of the face looking at the camera, then 4 s of nobody (the file camera loops)."""
-    face = cv2.cvtColor(render_frame(data.load_rgb(PHOTO), 0, motion=STILL), cv2.COLOR_RGB2BGR)
-    empty = np.empty_like(face)
-    empty[:] = BACKGROUND_RGB[::-1]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
-    try:
-        for index in range(60 + 120):
-            writer.write(face if index < 60 else empty)
-    finally:
-        writer.release()
-    return path
+    return write_face_then_nobody(path, render_frame(data.load_rgb(PHOTO), 0, motion=STILL), 60)
 
 
 @pytest.fixture(scope="module")
