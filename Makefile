@@ -10,7 +10,7 @@ HOST   ?= 0.0.0.0
 PORT   ?= 9999
 CAMERA ?= demo
 
-.PHONY: setup run test lint lint-js typecheck pytest models models-build reference test-data system-deps fresh-test bench bench-pipeline clean help
+.PHONY: fuzz soak pytest-deps setup run test lint lint-js typecheck pytest models models-build reference test-data system-deps fresh-test bench bench-pipeline clean help
 
 help:
 	@echo "make run    - set up and start faced serve on http://$(HOST):$(PORT)"
@@ -21,6 +21,8 @@ help:
 	@echo "make system-deps  - install the Debian packages the tests need (root or sudo -n; make test runs it)"
 	@echo "make fresh-test   - make test as a newcomer would: fresh Debian bookworm, clone in a 0700 home (root)"
 	@echo "make bench  - run the benchmarks (API, pipeline)"
+	@echo "make fuzz   - the fuzzers of make test (API document, decoders), for minutes instead of seconds"
+	@echo "make soak   - the long soak: viewers, agents, tracking and analyze for 10 minutes"
 	@echo "make image  - build the arm64 appliance disk image under emulation (root; image-build/)"
 	@echo "make image-test - build it, boot it under qemu and check it from outside"
 	@echo "make hw-test    - the real-device checks (camera, audio, backlight, systemd) on a Pi/Jetson"
@@ -120,7 +122,9 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-pytest: system-deps setup $(VENV)/.installed-test $(REF_VENV)/.installed test-data models-build
+pytest-deps: system-deps setup $(VENV)/.installed-test $(REF_VENV)/.installed test-data models-build
+
+pytest: pytest-deps
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -132,6 +136,14 @@ test: system-deps lint typecheck pytest
 # whole set-up and suite, ~20-30 min); never part of make test.
 fresh-test:
 	.ci/fresh-debian 'make test'
+
+# The long runs: the same tests as make test's bounded ones, with long budgets
+# (tests/helpers.run_seconds reads FACED_LONG_RUNS).
+fuzz: pytest-deps
+	FACED_LONG_RUNS=1 $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)
+
+soak: pytest-deps
+	FACED_LONG_RUNS=1 $(BIN)/python -m pytest tests -m soak -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/faced bench api

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,9 @@ def write_face_then_nobody(
     finally:
         writer.release()
     return path
+
+
+def run_seconds(short: float, long: float) -> float:
+    """A fuzz or soak test's budget: ``short`` in `make test`, ``long`` under `make fuzz` or
+    `make soak` (they set FACED_LONG_RUNS=1), so both run the very same test."""
+    return long if os.environ.get("FACED_LONG_RUNS") == "1" else short
