@@ -47,6 +47,7 @@ from faced.api import (
     tracking,
 )
 from faced.api.access import AccessPolicy
+from faced.api.connections import ConnectionGuard, ConnectionLimits, raise_file_limit
 from faced.api.health import Health
 from faced.api.middlewares import (
     Guard,
@@ -335,6 +336,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
 # --- running the daemon ------------------------------------------------------------------
 
 SHUTDOWN_SLACK_S: Final = 0.4  # on_shutdown + cleanup after in-flight requests had their time
+LISTEN_BACKLOG: Final = 512  # aiohttp's 128 fills under a burst of connects before the caps act
 
 
 def run(config: Config, layers: Layers | None = None) -> int:
@@ -342,6 +344,7 @@ def run(config: Config, layers: Layers | None = None) -> int:
     the API ends in ``EX_RESTART`` under systemd (its ``Restart=`` starts faced again),
     else in the same command line executed again."""
     setup_logging(config.logging)
+    log.debug("open-file limit: %d", raise_file_limit())
     try:
         import uvloop  # noqa: PLC0415
 
@@ -367,6 +370,7 @@ async def serve(config: Config, layers: Layers | None = None) -> int:
         access_log=None,  # faced.api.middlewares logs one line per request
         handle_signals=False,
         shutdown_timeout=config.server.shutdown_timeout_s,
+        keepalive_timeout=config.server.keepalive_timeout_s,  # aiohttp's default: an hour
     )
     try:
         await runner.setup()
@@ -379,8 +383,10 @@ async def serve(config: Config, layers: Layers | None = None) -> int:
         await runner.cleanup()
         return 1
     host, port = config.server.host, config.server.port
+    assert runner.server is not None
+    ConnectionGuard(ConnectionLimits.of(config.server)).attach(runner.server)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         await runner.cleanup()

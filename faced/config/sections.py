@@ -40,6 +40,19 @@ class ServerConfig(_Section, frozen=True):
     """Access-Control-Allow-Origin for the API, as Open Face sends it."""
     shutdown_timeout_s: PositiveFloat = 2.5
     """How long in-flight requests may take to finish on SIGTERM."""
+    header_timeout_s: PositiveFloat = 10.0
+    """A new connection that has not sent a complete request head by then is closed."""
+    keepalive_timeout_s: PositiveFloat = 15.0
+    """An idle kept-alive connection is closed after this; it also bounds the next head."""
+    body_timeout_s: PositiveFloat = 10.0
+    """Grace for a request body; after it the body must keep up body_min_bytes_per_s."""
+    body_min_bytes_per_s: PositiveInt = 1024
+    """Slowest body accepted after the grace: time allowed grows 1 s per this many bytes."""
+    max_connections_per_client: PositiveInt = 32
+    """Open connections one client (an IPv4 address, an IPv6 /64) may hold; more are closed
+    at accept. 127.0.0.1, ::1 and trusted proxies are not capped."""
+    max_connections: PositiveInt = 512
+    """Open connections from all capped clients together (LimitNOFILE is sized for it)."""
     state_dir: str = ""
     """Where settings changed through the API persist (face pack, volume, config.json: the
     settings layer). Empty: $STATE_DIRECTORY,
