@@ -336,7 +336,6 @@ def _add_routes(app: web.Application, config: Config) -> None:
 # --- running the daemon ------------------------------------------------------------------
 
 SHUTDOWN_SLACK_S: Final = 0.4  # on_shutdown + cleanup after in-flight requests had their time
-LISTEN_BACKLOG: Final = 512  # aiohttp's 128 fills under a burst of connects before the caps act
 
 
 def run(config: Config, layers: Layers | None = None) -> int:
@@ -386,7 +385,7 @@ async def serve(config: Config, layers: Layers | None = None) -> int:
     assert runner.server is not None
     ConnectionGuard(ConnectionLimits.of(config.server)).attach(runner.server)
     try:
-        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         await runner.cleanup()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from faced.config import ServerConfig
 from faced.devices.display import KIOSK_RUNTIME_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,6 +122,13 @@ def test_faced_service_is_notify_with_watchdog_and_restart(faced_unit: Unit) -> 
         "serve",
     ]
     assert one(faced_unit, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_faced_service_file_limit_fits_the_connection_caps(faced_unit: Unit) -> None:
+    """LimitNOFILE's arithmetic (its comment in the unit): the capped connections, the box's
+    own, one accept turn of refused ones and the process itself, at least doubled."""
+    capped = ServerConfig().max_connections
+    assert int(one(faced_unit, "Service", "LimitNOFILE")) >= 2 * (capped + 64 + 129 + 64)
 
 
 def test_faced_service_runs_as_its_own_user_with_device_groups(faced_unit: Unit) -> None:
