@@ -42,8 +42,9 @@ class ServerConfig(_Section, frozen=True):
     """How long in-flight requests may take to finish on SIGTERM."""
     header_timeout_s: PositiveFloat = 10.0
     """A new connection that has not sent a complete request head by then is closed."""
-    keepalive_timeout_s: PositiveFloat = 15.0
-    """An idle kept-alive connection is closed after this; it also bounds the next head."""
+    keepalive_timeout_s: PositiveFloat = 30.0
+    """An idle kept-alive connection is closed after this; it also bounds the next head.
+    Longer than aiohttp clients keep one (15 s): the client lets go first, no reuse race."""
     body_timeout_s: PositiveFloat = 10.0
     """Grace for a request body; after it the body must keep up body_min_bytes_per_s."""
     body_min_bytes_per_s: PositiveInt = 1024
