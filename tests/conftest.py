@@ -274,3 +274,13 @@ def chromium() -> str:
 async def browser(chromium: str, browser_size: tuple[int, int]) -> AsyncIterator[Browser]:
     async with launched(chromium, *browser_size) as running:
         yield running
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (tests.helpers.tiny_tmpfs; skipped where it cannot be mounted, as
+    when not root): a state directory that ``tests.helpers.fill_disk`` fills at once."""
+    from tests.helpers import tiny_tmpfs  # noqa: PLC0415
+
+    with tiny_tmpfs(tmp_path / "tiny-disk") as mounted:
+        yield mounted

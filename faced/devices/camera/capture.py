@@ -79,7 +79,7 @@ class Camera(Reporting):
         self._stream = 0
         self._failed_since: float | None = None
         self.last_error: str | None = None
-        """The reason of the last failure, kept after the camera recovers (for /health)."""
+        """Why the last outage began, kept after the camera recovers (for /health)."""
         self.last_outage_s: float | None = None
         """How long the last failure lasted, from the failure to the reopen."""
 
@@ -146,9 +146,7 @@ class Camera(Reporting):
             if failed_since is not None:
                 self.health.reopens += 1
                 self.last_outage_s = self._clock() - failed_since
-                log.info(
-                    "camera %s recovered after %.1f s", self.source.name, self.last_outage_s
-                )
+                log.info("camera %s recovered after %.1f s", self.source.name, self.last_outage_s)
             else:
                 log.info("camera %s open", self.source.name)
             failed_since = self._failed_since = None
@@ -170,8 +168,9 @@ class Camera(Reporting):
     def _failed(self, reason: str, since: float | None) -> float:
         if self.health.failed(reason):
             log.warning("camera %s: %s; retrying", self.source.name, reason)
-        self.last_error = reason
-        since = since if since is not None else self._clock()
+        if since is None:  # an outage begins: its first reason is what happened
+            self.last_error = reason
+            since = self._clock()
         self._failed_since = since
         return since
 
