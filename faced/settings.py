@@ -37,7 +37,7 @@ from faced.config import (
 from faced.devices.audio import check_sink
 from faced.devices.camera import check_source
 from faced.schemas.system import ConfigReport
-from faced.state import write_atomically
+from faced.state import save_refused, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,7 @@ class Settings:
                 )
             except OSError as exc:
                 log.error("cannot persist the settings to %s: %s", self.path, exc)
-                raise ApiError(
-                    500, f"cannot save the settings in {self.path.parent}: {exc.strerror}"
-                ) from None
+                raise save_refused(exc, f"the settings in {self.path.parent}") from None
             layers.persisted = layer
             after = flatten(msgspec.to_builtins(effective))
             applied = []

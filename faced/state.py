@@ -3,7 +3,8 @@
 Owns: where the state directory is (``server.state_dir``, else systemd's
 ``$STATE_DIRECTORY``, else ``~/.local/state/faced``), writing a file atomically and durably
 (a power cut leaves the old file or the new one, never half, and a write that returned is
-on disk), and reading and writing one setting as a msgspec Struct in JSON. Does not own:
+on disk, and the temporary a write cut short leaves is removed by a later write), and
+reading and writing one setting as a msgspec Struct in JSON. Does not own:
 what the settings mean (faced.face_packs keeps the viewer's face pack, faced.voice the
 volume). Why: the appliance is switched off at the wall; every persisted setting must
 survive that the same way.
@@ -13,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import re
 import tempfile
+import time
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -27,6 +32,12 @@ from faced.config import Config, resolve_state_dir
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=msgspec.Struct)
+
+STALE_TEMPORARY_S = 60.0
+"""A temporary this old is what a killed write left (a write takes well under a second
+even on a slow SD card); younger ones may belong to a write still in progress."""
+_TEMPORARY_SUFFIX = re.compile(r"[a-z0-9_]{8}")
+"""What tempfile.mkstemp adds to the prefix."""
 
 
 def state_dir(config: Config) -> Path:
@@ -51,6 +62,21 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    # A power cut or kill -9 mid-write leaves its temporary behind; each later write of the
+    # same file removes those, so a box switched off at the wall does not fill up with them.
+    prefix = f".{path.name}."
+    now = time.time()
+    for candidate in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        suffix = candidate.name[len(prefix) :]
+        if not _TEMPORARY_SUFFIX.fullmatch(suffix):
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if now - candidate.lstat().st_mtime > STALE_TEMPORARY_S:
+                candidate.unlink()
 
 
 def _sync_directory(directory: Path) -> None:
@@ -62,6 +88,17 @@ def _sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def save_refused(exc: OSError, what: str) -> ApiError:
+    """The answer to a request whose setting the disk refused: 507 (Insufficient Storage)
+    when the disk or the quota is full — the client may retry once space is freed — else
+    500; the sentence names the directory and the system's reason."""
+    status = 507 if exc.errno in DISK_FULL else 500
+    return ApiError(status, f"cannot save {what}: {exc.strerror}")
 
 
 class StateFile(Generic[S]):
@@ -97,16 +134,15 @@ class StateFile(Generic[S]):
         return await asyncio.to_thread(self.read)
 
     async def save(self, value: S, what: str) -> None:
-        """Persist ``value``; when the disk refuses, log it and answer the request with a 500
-        naming the directory, so a client never believes a setting survives a restart when
-        it does not. ``what`` names the setting in the log ("the volume")."""
+        """Persist ``value``; when the disk refuses, log it and answer the request with a 507
+        (disk full) or 500 naming the directory (``save_refused``), so a client never
+        believes a setting survives a restart when it does not; the file keeps the previous
+        value. ``what`` names the setting in the log ("the volume")."""
         try:
             await asyncio.to_thread(self.write, value)
         except OSError as exc:
             log.error("cannot persist %s to %s: %s", what, self.path, exc)
-            raise ApiError(
-                500, f"cannot save the setting in {self.path.parent}: {exc.strerror}"
-            ) from None
+            raise save_refused(exc, f"the setting in {self.path.parent}") from None
 
 
-__all__ = ["StateFile", "state_dir", "write_atomically"]
+__all__ = ["DISK_FULL", "StateFile", "save_refused", "state_dir", "write_atomically"]

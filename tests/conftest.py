@@ -39,6 +39,10 @@ These names are stable; every test module may use them.
     closed at teardown. Skipped only where Chromium is not installed, which ``make test``
     never allows (its system-deps step installs Debian's chromium).
 
+``tiny_disk``
+    A 256 KiB tmpfs mounted for the test (root only; skipped saying why elsewhere): a state
+    directory that ``tests.helpers.fill_disk`` fills to the last byte.
+
 ``blockbuster`` (autouse)
     Fails a test with ``BlockingError`` when code under ``faced/`` or ``tests/`` makes a
     blocking call (file I/O, time.sleep, blocking sockets, …) while an event loop is running
@@ -274,3 +278,13 @@ def chromium() -> str:
 async def browser(chromium: str, browser_size: tuple[int, int]) -> AsyncIterator[Browser]:
     async with launched(chromium, *browser_size) as running:
         yield running
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (tests.helpers.tiny_tmpfs; skipped where it cannot be mounted, as
+    when not root): a state directory that ``tests.helpers.fill_disk`` fills at once."""
+    from tests.helpers import tiny_tmpfs  # noqa: PLC0415
+
+    with tiny_tmpfs(tmp_path / "tiny-disk") as mounted:
+        yield mounted

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -121,3 +122,113 @@ def run_seconds(short: float, long: float) -> float:
     """A fuzz or soak test's budget: ``short`` in `make test`, ``long`` under `make fuzz` or
     `make soak` (they set FACED_LONG_RUNS=1), so both run the very same test."""
     return long if os.environ.get("FACED_LONG_RUNS") == "1" else short
+
+
+@dataclass(frozen=True)
+class KillReport:
+    """What ``kill_writes`` saw: how many kills, and how many left a write half done."""
+
+    kills: int
+    mid_write: int
+    """Kills that left a temporary file behind (the write had begun and not finished)."""
+
+
+def kill_writes(kind: str, directory: Path, *, runs: int = 50, seed: int = 20) -> KillReport:
+    """Save one persisted setting (``tests.fault_writer``'s KIND) in a loop and ``kill -9``
+    the writer at a random moment, ``runs`` times; after each kill the file must parse and
+    hold the value of the last write begun or the one before it (old or new, never half).
+    Fails naming the run. A new persisted file (the jobs' database) is one more ``Kind`` in
+    tests/fault_writer.py and one call of this."""
+    import random  # noqa: PLC0415
+    import select  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from tests.fault_writer import KINDS  # noqa: PLC0415
+
+    spec = KINDS[kind]
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_writer", kind, str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    stdin, stdout = writer.stdin, writer.stdout
+    mid_write = 0
+    try:
+        assert stdout.readline().strip() == "ready"
+        for run in range(runs):
+            before = spec.read(directory)
+            temporaries = set(directory.glob(".*"))
+            stdin.write("go\n")
+            stdin.flush()
+            pid = int(stdout.readline().split()[1])
+            # A delay from nothing (before the first write) to a few writes' worth.
+            select.select([], [], [], rng.uniform(0, 0.03))
+            os.kill(pid, signal.SIGKILL)
+            announced: list[int] = []
+            for line in stdout:
+                if line.strip() == "dead":
+                    break
+                announced.append(int(line))
+            try:
+                value = spec.read(directory)
+            except Exception as exc:
+                raise AssertionError(f"run {run}: the {kind} file is damaged: {exc}") from None
+            # The file holds the last write begun, or what was there before that write.
+            allowed = {before}
+            if announced:
+                allowed = {spec.stored(announced[-1])}
+                allowed.add(spec.stored(announced[-2]) if len(announced) > 1 else before)
+            assert value in allowed, f"run {run}: {kind} holds {value}, expected one of {allowed}"
+            mid_write += bool(set(directory.glob(".*")) - temporaries)
+    finally:
+        stdin.close()
+        writer.kill()
+        writer.wait()
+        stdout.close()
+    return KillReport(kills=runs, mid_write=mid_write)
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(path: Path, size: str = "256k") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (created), unmounted afterwards: a disk that
+    can be filled in milliseconds (``fill_disk``). Needs root (CI runs as root); skips the
+    test saying why where it cannot mount."""
+    import pytest  # noqa: PLC0415
+
+    if os.geteuid() != 0:
+        pytest.skip("a tiny tmpfs needs root (mount -t tmpfs); CI runs as root")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs at {path}: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_disk(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last byte with one file (returned:
+    remove it to free the space again)."""
+    filler = directory / "filler"
+    block = b"\0" * 65536
+    with filler.open("wb", buffering=0) as file:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    file.write(block[:size])
+            except OSError as exc:
+                if exc.errno != 28:  # ENOSPC: this size no longer fits; try a smaller one
+                    raise
+    return filler

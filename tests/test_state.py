@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,21 @@ async def test_a_setting_the_disk_refuses_is_a_500_and_stays_as_it_was(
         assert response.status == 500, path
         assert (await response.json())["error"].startswith(f"cannot save the setting in {blocker}")
         assert await (await client.get(path)).json() == before, path
+
+
+def test_a_write_removes_the_temporaries_killed_writes_left(tmp_path: Path) -> None:
+    setting = StateFile(tmp_path, "audio.json", Volume, fallback="audio.volume")
+    stale, young, other = (
+        tmp_path / ".audio.json.k1ll3d_1",
+        tmp_path / ".audio.json.inflight",
+        tmp_path / ".audio.json.not-ours",
+    )
+    for path in (stale, young, other):
+        path.write_bytes(b'{"vol')
+    os.utime(stale, (time.time() - 120, time.time() - 120))  # left by a write long ago
+    os.utime(other, (time.time() - 120, time.time() - 120))
+    setting.write(Volume(volume=10, muted=False))
+    assert not stale.exists()
+    assert young.exists()  # may be another write's, still in progress
+    assert other.exists()  # not a name write_atomically makes
+    assert setting.read() == Volume(volume=10, muted=False)

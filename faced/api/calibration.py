@@ -44,7 +44,7 @@ def add_routes(app: web.Application) -> None:
             request=CalibrationRequest,
             request_optional=True,
             response=Neutral,
-            errors=(400, 409, 503),
+            errors=(400, 409, 503, 507),
         ),
     )
     openapi.describe(

@@ -318,6 +318,7 @@ _STATUS_TEXT: Final = {
     429: "Rate limited (Retry-After)",
     502: "Upstream gateway failed",
     503: "Busy or not configured (Retry-After when busy)",
+    507: "The state directory is full: the setting was not saved, the old one stays",
 }
 
 

@@ -61,7 +61,7 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             request=ViewerConfigUpdate,
             response=ViewerConfig,
-            errors=(400,),
+            errors=(400, 507),
         ),
     )
 

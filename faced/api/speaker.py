@@ -47,7 +47,7 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             request=VolumeUpdate,
             response=Volume,
-            errors=(400,),
+            errors=(400, 507),
         ),
     )
 

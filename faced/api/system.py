@@ -147,7 +147,7 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             request=ComponentToggle,
             response=Component,
-            errors=(400, 404, 409),
+            errors=(400, 404, 409, 507),
         ),
     )
     openapi.describe(
@@ -172,7 +172,7 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             request=dict[str, Any],
             response=ConfigReport,
-            errors=(400,),
+            errors=(400, 507),
         ),
     )
     openapi.describe(

@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 BLOCKS_PER_S: Final = 30
 """Slices per second of audio: the lip-sync rate, and how soon a flush takes effect."""
 BACKOFF_FIRST_S: Final = 0.5
-BACKOFF_MAX_S: Final = 10.0
+BACKOFF_MAX_S: Final = 2.0
+"""A speaker that comes back plays again within about 2 s, however long it was away."""
 ATTACK_S: Final = 0.02
 """Time constant of the envelope rising: the mouth opens with the syllable."""
 RELEASE_S: Final = 0.12

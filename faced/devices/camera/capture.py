@@ -28,7 +28,9 @@ from faced.devices.retry import Backoff, Health, Reporting
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S: Final = 0.5
-BACKOFF_MAX_S: Final = 10.0
+BACKOFF_MAX_S: Final = 2.0
+"""A camera that comes back is seen within 2 s, so tracking resumes within 5 s of its
+return however long it was away; a failed open of a missing device costs next to nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,11 @@ class Camera(Reporting):
         """Its ``reopens`` count recoveries: opens that followed a failure."""
         self.frames = 0
         self._stream = 0
+        self._failed_since: float | None = None
+        self.last_error: str | None = None
+        """Why the last outage began, kept after the camera recovers (for /health)."""
+        self.last_outage_s: float | None = None
+        """How long the last failure lasted, from the failure to the reopen."""
 
     # --- the consumer's side -------------------------------------------------------------
 
@@ -85,6 +92,13 @@ class Camera(Reporting):
             report["error"] = self.error
         report["frames"] = self.frames
         report["reopens"] = self.reopens
+        since = self._failed_since
+        if since is not None:
+            report["down_s"] = round(self._clock() - since, 1)
+        if self.last_error is not None:
+            report["last_error"] = self.last_error
+        if self.last_outage_s is not None:
+            report["last_outage_s"] = round(self.last_outage_s, 1)
         return report
 
     def wait_frame(self, after: int, timeout: float) -> Frame | None:
@@ -131,14 +145,11 @@ class Camera(Reporting):
             self._stream += 1
             if failed_since is not None:
                 self.health.reopens += 1
-                log.info(
-                    "camera %s recovered after %.1f s",
-                    self.source.name,
-                    self._clock() - failed_since,
-                )
+                self.last_outage_s = self._clock() - failed_since
+                log.info("camera %s recovered after %.1f s", self.source.name, self.last_outage_s)
             else:
                 log.info("camera %s open", self.source.name)
-            failed_since = None
+            failed_since = self._failed_since = None
             try:
                 self._capture()
             except CameraError as exc:
@@ -157,7 +168,11 @@ class Camera(Reporting):
     def _failed(self, reason: str, since: float | None) -> float:
         if self.health.failed(reason):
             log.warning("camera %s: %s; retrying", self.source.name, reason)
-        return since if since is not None else self._clock()
+        if since is None:  # an outage begins: its first reason is what happened
+            self.last_error = reason
+            since = self._clock()
+        self._failed_since = since
+        return since
 
     def _close_source(self) -> None:
         try:

@@ -1,14 +1,17 @@
 """The ``file:`` camera source: a video looped forever at its own frame rate, or a still
 image repeated.
 
-Owns reading and looping one file through faced.vision.video (decoding is that module's).
-Does not own pacing (the capture thread paces at ``pace_fps``) or retrying a vanished file.
+Owns reading and looping one file through faced.vision.video (decoding is that module's),
+and noticing that the file was removed (within ``PRESENCE_CHECK_S``, as a camera that is
+unplugged fails its next read). Does not own pacing (the capture thread paces at
+``pace_fps``) or retrying a vanished file.
 Why: a file is the camera of tests, demos and benchmarks; it must behave like a camera that
-never ends.
+never ends, and fail like one that goes away.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Final
 
@@ -18,6 +21,10 @@ from faced.devices.camera.source import CameraError, Image, rgb_frame
 from faced.vision.video import VideoError, VideoReader
 
 VIDEO_SUFFIXES: Final = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg"})
+PRESENCE_CHECK_S: Final = 0.25
+"""How often a read looks whether the file is still there: an open file stays readable
+after it is removed (and a still image is held in memory), so without a look a removed
+file would never be noticed. One stat() per quarter second costs nothing."""
 
 
 class FileSource:
@@ -30,6 +37,7 @@ class FileSource:
         self._video: VideoReader | None = None
         self._still: Image | None = None
         self._fps: float | None = None
+        self._checked_at = 0.0
 
     @property
     def pace_fps(self) -> float | None:
@@ -54,6 +62,11 @@ class FileSource:
         self._video = video
 
     def read(self) -> Image:
+        now = time.monotonic()
+        if now - self._checked_at >= PRESENCE_CHECK_S:
+            self._checked_at = now
+            if not self.path.is_file():
+                raise CameraError(f"{self.path}: the file vanished")
         if self._still is not None:
             return self._still.copy()
         video = self._video
