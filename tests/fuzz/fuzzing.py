@@ -10,6 +10,7 @@ the terminal summary.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -385,3 +386,101 @@ def video_bombs(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
     side = st.one_of(st.integers(1, 9000), st.sampled_from((0, 16384, 65535)))
     data[at + 5 : at + 9] = struct.pack(">HH", draw(side), draw(side))
     return bytes(data)
+
+
+# --- requests for the real daemon -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    label: str
+    """What is fuzzed (the executions are counted under it)."""
+    path: str
+    content_type: str | None
+    body: bytes
+
+    def __repr__(self) -> str:  # hypothesis prints the falsifying request
+        return f"Request({self.label!r}, {self.path!r}, {self.content_type!r}, {self.body!r})"
+
+
+def _multipart_part(
+    name: str, body: bytes, filename: str | None, content_type: str | None
+) -> bytes:
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    head = f"Content-Disposition: {disposition}\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+@st.composite
+def multipart_uploads(draw: st.DrawFn, images: st.SearchStrategy[bytes]) -> Request:
+    """POST /v1/analyze as multipart/form-data: the image field (mutated), option fields of
+    any value, unknown and repeated fields, odd boundaries; then maybe the whole body
+    mutated."""
+    boundary = draw(st.sampled_from(("fuzzb0undary", "x" * 70, "a b", "--", "é")))
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from(("image", "num_faces", "landmarks", "other", "")))
+        if name == "image":
+            body = draw(images)
+        else:
+            body = draw(st.sampled_from((b"1", b"true", b"9" * 100, b"\xff\xfe", b"")))
+        filename = draw(st.sampled_from((None, "face.jpg", '"', "\u00e9.png")))
+        content_type = draw(st.sampled_from((None, "image/jpeg", "text/plain; charset=bogus")))
+        parts.append(_multipart_part(name, body, filename, content_type))
+    delimiter = b"--" + boundary.encode()
+    body = b"".join(delimiter + b"\r\n" + part + b"\r\n" for part in parts) + delimiter + b"--\r\n"
+    if draw(st.booleans()):
+        body = draw(mutated([body]))
+    header_boundary = draw(st.sampled_from((boundary, "other", None)))
+    content_type = "multipart/form-data"
+    if header_boundary is not None:
+        content_type += f'; boundary="{header_boundary}"'
+    return Request("multipart", "/v1/analyze", content_type, body)
+
+
+def daemon_requests(image_seeds: list[bytes], wav_seeds: list[bytes]) -> st.SearchStrategy[Request]:
+    images = st.one_of(mutated(image_seeds), sized_images(image_seeds), vp8x_images(image_seeds))
+    raw_images = st.builds(
+        lambda data, kind: Request("raw image", "/v1/analyze", kind, data),
+        images,
+        st.sampled_from(("image/jpeg", "image/png", "image/webp", "application/octet-stream")),
+    )
+    base64_images = st.builds(
+        lambda data, prefix, encoding: Request(
+            f"base64 image ({encoding})",
+            "/v1/analyze/base64",
+            f"application/{encoding}",
+            (msgspec.json.encode if encoding == "json" else msgspec.msgpack.encode)(
+                {"image_base64": prefix + base64.b64encode(data).decode()}
+            ),
+        ),
+        images,
+        st.sampled_from(("", "data:image/png;base64,", "data:;base64,", "data:x,")),
+        st.sampled_from(("json", "msgpack")),
+    )
+    wavs = st.builds(
+        lambda data: Request("raw WAV", "/api/audio", "audio/wav", data),
+        st.one_of(mutated(wav_seeds), built_wavs()),
+    )
+    routes = {
+        "state": "/api/state",
+        "speak": "/api/speak",
+        "audio": "/api/audio",
+        "volume": "/api/audio/volume",
+        "base64": "/v1/analyze/base64",
+    }
+    body_requests = st.sampled_from(("json", "msgpack")).flatmap(
+        lambda encoding: bodies(encoding).map(
+            lambda drawn: Request(
+                f"{encoding} body",
+                routes.get(drawn[0], "/api/state"),
+                f"application/{encoding}",
+                drawn[1],
+            )
+        )
+    )
+    return st.one_of(raw_images, multipart_uploads(images), base64_images, wavs, body_requests)

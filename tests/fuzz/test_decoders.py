@@ -11,10 +11,14 @@ decoder), minutes under `make fuzz` (tests/helpers.run_seconds).
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import resource
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import strategies as st
@@ -25,6 +29,18 @@ from tests.fuzz.fuzzing import Child, fuzz_for
 from tests.helpers import run_seconds
 
 pytestmark = pytest.mark.slow
+
+# Seconds of fuzzing per decoder: a few in make test (~45 s in all), minutes in make fuzz.
+IMAGE_S = run_seconds(5, 300)
+WAV_S = run_seconds(4, 240)
+BODY_S = run_seconds(3, 180)
+VIDEO_S = run_seconds(5, 300)
+HTTP_S = run_seconds(12, 600)
+
+
+def _timeout(budget: float) -> pytest.MarkDecorator:
+    """pytest-timeout's limit: the budget, plus the round in progress and a slow start."""
+    return pytest.mark.timeout(budget + 120)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +56,7 @@ def image_seeds() -> list[bytes]:
     return fuzzing.image_seeds()
 
 
+@_timeout(IMAGE_S)
 def test_images_decode_or_are_refused(child: Child, image_seeds: list[bytes]) -> None:
     strategy = st.one_of(
         fuzzing.mutated(image_seeds),
@@ -59,9 +76,10 @@ def test_images_decode_or_are_refused(child: Child, image_seeds: list[bytes]) ->
             assert width * height <= DEFAULT_MAX_MEGAPIXELS * 1e6
             assert channels in (3, 4) and result["dtype"] == "uint8"
 
-    assert fuzz_for("image", run_seconds(6, 300), strategy, check) > 0
+    assert fuzz_for("image", IMAGE_S, strategy, check) > 0
 
 
+@_timeout(WAV_S)
 def test_wav_chunks_parse_or_are_refused(child: Child) -> None:
     seeds = fuzzing.wav_seeds()
     strategy = st.one_of(fuzzing.mutated(seeds), fuzzing.built_wavs())
@@ -73,9 +91,10 @@ def test_wav_chunks_parse_or_are_refused(child: Child) -> None:
             assert result["frames"] > 0 and result["in_range"], result
             assert result["shape"] == [result["frames"], result["channels"]]
 
-    assert fuzz_for("wav", run_seconds(4, 240), strategy, check) > 0
+    assert fuzz_for("wav", WAV_S, strategy, check) > 0
 
 
+@_timeout(BODY_S)
 @pytest.mark.parametrize("encoding", ["json", "msgpack"])
 def test_bodies_decode_or_are_400(child: Child, encoding: str) -> None:
     strategy = st.tuples(fuzzing.bodies(encoding), st.booleans())
@@ -88,9 +107,10 @@ def test_bodies_decode_or_are_400(child: Child, encoding: str) -> None:
         if "refused" in answer:
             assert answer["refused"]["status"] == 400, answer
 
-    assert fuzz_for(f"{encoding} body", run_seconds(3, 180), strategy, check) > 0
+    assert fuzz_for(f"{encoding} body", BODY_S, strategy, check) > 0
 
 
+@_timeout(VIDEO_S)
 def test_videos_open_or_are_refused(child: Child, tmp_path: Path) -> None:
     seeds = fuzzing.clip_seeds(tmp_path)
 
@@ -107,7 +127,7 @@ def test_videos_open_or_are_refused(child: Child, tmp_path: Path) -> None:
         st.one_of(fuzzing.mutated(seeds), fuzzing.video_bombs(seeds)),
         st.sampled_from(("rgb", "rgba")),
     )
-    assert fuzz_for("video", run_seconds(6, 300), strategy, check) > 0
+    assert fuzz_for("video", VIDEO_S, strategy, check) > 0
 
 
 # --- regressions: each finding's input, shrunk by hypothesis ---------------------------------
@@ -168,3 +188,96 @@ def test_video_stream_over_the_limit_is_refused_at_opening(tmp_path: Path) -> No
     path.write_bytes(fuzzing.clip_seeds(tmp_path)[1])
     with pytest.raises(VideoError, match=r"32x24 \(0\.0 MP\), over the 0\.0001 MP limit"):
         VideoReader(path, max_megapixels=0.0001)
+
+
+# --- over HTTP: the real daemon, under an address-space limit --------------------------------
+
+DAEMON_HEADROOM: Final = 1024 << 20
+"""The daemon's address space beyond its size once warm (a worker has analyzed an image)."""
+
+
+def _daemon_config(tmp_path: Path) -> str:
+    return f"""
+[limits]
+requests_per_s = 1000
+request_burst = 1000
+
+[audio]
+sink = "wav:{tmp_path / "speaker.wav"}"
+rate = 16000
+channels = 1
+
+[audio.tts]
+enabled = false
+
+[server]
+state_dir = "{tmp_path / "state"}"
+"""
+
+
+def _vm_size(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmSize for {pid}")
+
+
+class _Client:
+    """A blocking HTTP/1.1 client (it runs on a worker thread, off the event loop)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, request: fuzzing.Request) -> tuple[int, bytes]:
+        headers = {"Content-Length": str(len(request.body))}
+        if request.content_type is not None:
+            headers["Content-Type"] = request.content_type
+        for attempt in range(2):  # the server may close a keep-alive connection after a 4xx
+            try:
+                self.connection.request("POST", request.path, request.body, headers)
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, ConnectionError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@_timeout(HTTP_S)
+async def test_daemon_answers_every_input_with_a_4xx_or_a_result(
+    run_faced: Any, tmp_path: Path, image_seeds: list[bytes]
+) -> None:
+    faced = await run_faced(config_text=_daemon_config(tmp_path))
+    client = _Client(faced.port)
+    statuses: Counter[tuple[str, int]] = Counter()
+
+    def check(request: fuzzing.Request) -> None:
+        status, body = client.post(request)
+        statuses[request.label, status] += 1
+        fuzzing.EXECUTIONS[f"HTTP {request.label}"] = (
+            fuzzing.EXECUTIONS.get(f"HTTP {request.label}", 0) + 1
+        )
+        assert status < 500, (status, body[:300], faced.stderr[-2000:])
+
+    def fuzz() -> int:
+        warm = fuzzing.Request("warm-up", "/v1/analyze", "image/jpeg", image_seeds[0])
+        status, body = client.post(warm)  # a worker loads its models: the daemon is warm
+        assert status == 200, body
+        pid = faced.process.pid
+        limit = _vm_size(pid) + DAEMON_HEADROOM
+        resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+        strategy = fuzzing.daemon_requests(image_seeds, fuzzing.wav_seeds())
+        return fuzz_for("HTTP", HTTP_S, strategy, check)
+
+    try:
+        executions = await asyncio.to_thread(fuzz)
+    finally:
+        client.connection.close()
+    assert executions > 0
+    print("statuses:", dict(sorted(statuses.items())))
+    assert faced.process.returncode is None, faced.stderr
+    await faced.wait_healthy(5)
+    assert "Traceback" not in faced.stderr, faced.stderr
