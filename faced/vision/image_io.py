@@ -218,7 +218,12 @@ def _decode(
             )
         except ValueError:
             pass  # CMYK, a recoverable error...: OpenCV decides, as for every other file
-    decoded = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        # OpenCV refuses some headers ours let through (a side over 2^20 pixels, within
+        # the megapixel limit) by raising: the same refusal as any undecodable image.
+        decoded = None
     if decoded is None or decoded.size == 0:
         raise ImageError(f"corrupt or truncated {kind.upper()}: cannot decode")
     return from_opencv(decoded, rgba=rgba)

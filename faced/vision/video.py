@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
-from faced.vision.image_io import from_opencv
+from faced.vision.image_io import DEFAULT_MAX_MEGAPIXELS, from_opencv
 
 Image = npt.NDArray[np.uint8]
 Layout = Literal["rgb", "rgba"]
@@ -39,18 +39,40 @@ _RAW_PACKETS: Final = -1.0  # CAP_PROP_FORMAT: FFmpeg hands out packets undecode
 
 
 class VideoError(Exception):
-    """The file cannot be opened as a video; the message says which file."""
+    """The file cannot be opened as a video, or its frames are over the megapixel limit;
+    the message says which file."""
 
 
 class VideoReader:
-    """One video file's frames as ``layout`` (RGB or RGBA) uint8 arrays."""
+    """One video file's frames as ``layout`` (RGB or RGBA) uint8 arrays.
 
-    def __init__(self, path: Path | str, layout: Layout = "rgb") -> None:
+    Frames over ``max_megapixels`` are never decoded, as for still images: a stream that
+    declares them is a ``VideoError`` at opening, and a Motion-JPEG packet that declares
+    them (each JPEG carries its own size) ends the clip there: a small file must not
+    inflate to gigabytes."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        layout: Layout = "rgb",
+        *,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    ) -> None:
         self.path = str(path)
         self.layout = layout
         self._channels = 4 if layout == "rgba" else 3
         self._index = 0
+        self._max_pixels = max_megapixels * 1e6
+        self._oversized = False
         self._capture = self._open()
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if width * height > self._max_pixels:
+            self._capture.release()
+            raise VideoError(
+                f"{self.path}: frames of {width}x{height} ({width * height / 1e6:.1f} MP), "
+                f"over the {max_megapixels:g} MP limit"
+            )
         fourcc = int(self._capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         self.codec = fourcc.to_bytes(4, "little").decode("latin-1")
         fps = float(self._capture.get(cv2.CAP_PROP_FPS))
@@ -72,6 +94,8 @@ class VideoReader:
         """The next frame, written into ``out`` when it has the frame's shape (a reused
         buffer spares a page-faulting allocation per frame); None at the end of the file
         or when no further frame can be decoded."""
+        if self._oversized:  # the clip ends at its first frame over the limit
+            return None
         if self.decoder == "libjpeg-turbo":
             ok, packet = self._capture.read()
             if not ok:
@@ -80,7 +104,8 @@ class VideoReader:
             if frame is not None:
                 self._index += 1
                 return frame
-            if not self._fall_back_to_opencv():
+            # FFmpeg would decode an oversized packet at its declared size: no fallback.
+            if self._oversized or not self._fall_back_to_opencv():
                 return None
         ok, bgr = self._capture.read()
         if not ok or bgr is None or bgr.size == 0:
@@ -95,6 +120,9 @@ class VideoReader:
         colorspace = "RGBA" if self._channels == 4 else "RGB"
         try:
             height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            if width * height > self._max_pixels:
+                self._oversized = True
+                return None
             shape = (height, width, self._channels)
             buffer = out if out is not None and out.shape == shape else None
             return cast(Image, simplejpeg.decode_jpeg(data, colorspace=colorspace, buffer=buffer))
@@ -118,6 +146,7 @@ class VideoReader:
     def rewind(self) -> bool:
         """Back to the first frame (for looping); False when the file cannot seek."""
         self._index = 0
+        self._oversized = False
         return bool(self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0))
 
     def close(self) -> None:
