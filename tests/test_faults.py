@@ -210,6 +210,9 @@ async def test_a_full_disk_refuses_each_setting_with_507_and_keeps_the_old_value
         before: dict[str, bytes] = {}
         for method, path, first, _, _ in changes:
             status, body = await _send(session, faced, method, path, first)
+            if status == 409 and path == "/api/tracking/calibrate":
+                # Under load a frame can miss the face for the whole window: ask again.
+                status, body = await _send(session, faced, method, path, first)
             assert status == 200, (path, body)
         for name in ("viewer.json", "audio.json", PERSISTED_LAYER_FILE, "calibration.json"):
             before[name] = await asyncio.to_thread((state / name).read_bytes)
