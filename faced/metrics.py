@@ -83,21 +83,36 @@ class Durations:
 
 
 class Requests:
-    """HTTP requests by (route, status): the middleware's ``observe`` per request."""
+    """HTTP requests by (route, status): the middleware's ``observe`` per request.
+
+    The common case is pre-bound: the middleware passes the handler it was given, and a
+    handler that serves one route (with that route's method) finds its per-status series
+    in one dict lookup by identity — no ``request.match_info.route`` (two property calls),
+    no (route, status) tuple to build and hash. Everything else (HEAD on a GET handler, a
+    handler shared by routes, the router's 404/405 stand-ins, a handler wrapped by a later
+    middleware) takes the slower path keyed by route, which is also bounded."""
 
     def __init__(self) -> None:
         self.series: dict[tuple[AbstractRoute | str, int], Durations] = {}
+        # handler -> (the route's method, its series by status); only handlers of one route.
+        self._bound: dict[object, tuple[str, dict[int, Durations]]] = {}
+        self._shared: set[object] | None = None
 
-    def observe(self, request: web.Request, status: int, seconds: float) -> None:
-        # The common case inline (one lookup, no call): this runs on every request.
+    def observe(
+        self, handler: object, method: str, request: web.Request, status: int, seconds: float
+    ) -> None:
+        # Inline, no further call: this runs on every request.
+        bound = self._bound.get(handler)
+        if bound is not None and bound[0] == method:
+            durations = bound[1].get(status)
+            if durations is not None:
+                durations.counts[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+                durations.total += seconds
+                return
+        self._add(handler, request, status).observe(seconds)
+
+    def _add(self, handler: object, request: web.Request, status: int) -> Durations:
         route = request.match_info.route
-        durations = self.series.get((route, status))
-        if durations is None:
-            durations = self._add(request, route, status)
-        durations.counts[bisect_left(REQUEST_BUCKETS, seconds)] += 1
-        durations.total += seconds
-
-    def _add(self, request: web.Request, route: AbstractRoute, status: int) -> Durations:
         key: tuple[AbstractRoute | str, int] = (route, status)
         if route.resource is None:
             # The router's 404/405 stand-ins (a new object per request): one label for all.
@@ -108,7 +123,29 @@ class Requests:
         found = self.series.get(key)
         if found is None:
             found = self.series[key] = Durations(REQUEST_BUCKETS)
+        if (
+            key[0] is route
+            and route.handler is handler
+            and route.method != "HEAD"  # a GET's HEAD twin shares its handler: GET binds
+            and handler not in self._shared_handlers(request)
+        ):
+            self._bound.setdefault(handler, (route.method, {}))[1][status] = found
         return found
+
+    def _shared_handlers(self, request: web.Request) -> set[object]:
+        """Handlers the router gives more than one resource or more than one method besides
+        HEAD; worked out once, from the router (frozen by the first request)."""
+        if self._shared is None:
+            owners: dict[object, tuple[object, str]] = {}
+            shared: set[object] = set()
+            for route in request.app.router.routes():
+                if route.method == "HEAD":
+                    continue
+                owner = (route.resource, route.method)
+                if owners.setdefault(route.handler, owner) != owner:
+                    shared.add(route.handler)
+            self._shared = shared
+        return self._shared
 
     def labelled(self) -> Iterator[tuple[list[str], Durations]]:
         """(method, route, status) labels beside each series."""

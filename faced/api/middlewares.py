@@ -240,8 +240,9 @@ def error_response(
     return response
 
 
-RequestObserver = Callable[[web.Request, int, float], None]
-"""Told of every finished request: (request, status, seconds); faced.metrics.Requests."""
+RequestObserver = Callable[[Handler, str, web.Request, int, float], None]
+"""Told of every finished request: (handler, method, request, status, seconds); the handler
+the middleware was given lets faced.metrics.Requests find the route's series by identity."""
 
 
 def make_middleware(guard: Guard, observe: RequestObserver | None = None) -> Middleware:
@@ -272,10 +273,10 @@ def make_middleware(guard: Guard, observe: RequestObserver | None = None) -> Mid
         peer, forwarded_for = request.remote, headers.get(hdrs.X_FORWARDED_FOR)
         client = known_clients.get((peer, forwarded_for)) or clients.add(peer, forwarded_for)
         request[CLIENT_KEY] = client
+        method = request.method
         status = 500
         try:
             try:
-                method = request.method
                 if method == hdrs.METH_OPTIONS:
                     response: web.StreamResponse = web.Response(status=204)  # CORS preflight
                 else:
@@ -316,7 +317,7 @@ def make_middleware(guard: Guard, observe: RequestObserver | None = None) -> Mid
             if log_enabled(level):
                 _log_access(request, level, status, started)
             if observe is not None:
-                observe(request, status, time.perf_counter() - started)
+                observe(handler, method, request, status, time.perf_counter() - started)
 
     return request_context
 

@@ -51,6 +51,11 @@ async def test_requests_counted_by_route_template_and_bounded(faced_client: Any)
     for _ in range(3):
         assert (await client.get("/health")).status == 200
     assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
+    # The same route again (its series found by handler) and with another status; HEAD
+    # shares GET's handler and keeps its own label.
+    assert (await client.post("/api/state", json={"state": "thinking"})).status == 200
+    assert (await client.post("/api/state", json={"state": "no-such-state"})).status == 400
+    assert (await client.head("/health")).status == 200
     assert (await client.get("/no/such/page-4711")).status == 404
     assert (await client.get("/static/no-such-file-4711.js")).status == 404
     assert (await client.request("PROPFIND", "/coffee-4711")).status in (404, 405)
@@ -76,6 +81,16 @@ async def test_requests_counted_by_route_template_and_bounded(faced_client: Any)
         _value(
             samples, "faced_http_requests_total", method="POST", route="/api/state", status="200"
         )
+        == 2
+    )
+    assert (
+        _value(
+            samples, "faced_http_requests_total", method="POST", route="/api/state", status="400"
+        )
+        == 1
+    )
+    assert (
+        _value(samples, "faced_http_requests_total", method="HEAD", route="/health", status="200")
         == 1
     )
     # The duration histogram counts the same requests.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
-async def _faced(*args: str) -> tuple[int, str, str]:
+async def _faced(*args: str, limit_s: float = 90) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -20,7 +22,7 @@ async def _faced(*args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(90):
+    async with asyncio.timeout(limit_s):
         out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -53,3 +55,41 @@ async def test_bench_needs_a_subject_and_checks_its_numbers() -> None:
     code, _out, err = await _faced("bench", "api", "--rate", "0")
     assert code == 2
     assert "--rate must be positive" in err
+    code, _out, err = await _faced("bench", "api", "--instructions", "-1")
+    assert code == 2
+    assert "--instructions must be 0 (off) or positive" in err
+    code, _out, err = await _faced("bench", "api", "--instruction-rounds", "0")
+    assert code == 2
+    assert "--instruction-rounds must be at least 1" in err
+
+
+@pytest.mark.slow
+@pytest.mark.soak  # not a soak, but a long run: `make soak` (FACED_LONG_RUNS=1) picks it up
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(
+    os.environ.get("FACED_LONG_RUNS") != "1",
+    reason="two daemons under callgrind take minutes: make soak runs it",
+)
+async def test_bench_api_counts_instructions_under_callgrind() -> None:
+    code, out, err = await _faced(
+        "bench",
+        "api",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+        "--fanout-seconds",
+        "0.3",
+        "--fanout-rounds",
+        "1",
+        "--viewers",
+        "3",
+        "--instructions",
+        "50",
+        "--instruction-rounds",
+        "2",
+        limit_s=600,
+    )
+    assert code == 0, err
+    for row in ("instructions/request", "idle instructions/s", "cost of the metrics"):
+        assert row in out
