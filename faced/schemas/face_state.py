@@ -155,10 +155,15 @@ class SpeakRequest(StateUpdate, kw_only=True):
     expect_audio: bool = True
 
 
+BASE64: Final = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+"""Non-empty, padded base64: what msgspec decodes into ``bytes`` (for the document; msgspec
+checks it itself)."""
+
+
 class AudioRequest(_Message, kw_only=True):
     """POST /api/audio as JSON or msgpack: base64 WAV (msgpack may send raw bytes)."""
 
-    data: Annotated[bytes, Meta(min_length=1)]
+    data: Annotated[bytes, Meta(min_length=1, extra_json_schema={"pattern": BASE64})]
     seq: int | UnsetType = UNSET
 
 
@@ -409,10 +414,10 @@ def _describe(node: Mapping[str, Any]) -> str:
             low, high = option.get("minimum"), option.get("maximum")
             word = "a whole number" if kind == "integer" else "a number"
             words.append(f"{word} from {low} to {high}" if low is not None else word)
-        elif kind == "string" and "pattern" in option:
-            words.append(option.get("description") or f"a string matching {option['pattern']}")
         elif kind == "string" and option.get("contentEncoding") == "base64":
             words.append("non-empty base64 text" if option.get("minLength") else "base64 text")
+        elif kind == "string" and "pattern" in option:
+            words.append(option.get("description") or f"a string matching {option['pattern']}")
         elif kind == "null":
             words.append("null")
         elif kind == "object":

@@ -141,4 +141,6 @@ timeout_s = 5
     assert child.returncode == 0, text
     assert tested == report["operations"]["selected"] > 0, text  # none skipped or errored
     assert faced.process.returncode is None, faced.stderr  # still serving
-    assert "Traceback" not in faced.stderr, faced.stderr
+    # No handler failed (faced.api.middlewares logs "unhandled error" before a 500). aiohttp's
+    # own parser logs its 400 for schemathesis' NUL-header probe with a traceback: not ours.
+    assert "unhandled error" not in faced.stderr, faced.stderr
