@@ -93,13 +93,17 @@ def setup(app: web.Application, vision: VisionConfig) -> None:
     upload_schema = {
         "type": "object",
         "properties": {
-            "image": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "image": {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "minLength": 1,  # an empty image is 400
+            },
             # The form may carry the query's options as fields of the same names.
             **{p["name"]: p["schema"] for p in query_parameters(AnalyzeOptions)},
         },
         "required": ["image"],
     }
-    raw_image = {"type": "string", "contentMediaType": "image/*"}
+    raw_image = {"type": "string", "contentMediaType": "image/*", "minLength": 1}
     openapi.describe(
         app,
         router.add_post("/v1/analyze", analyze_upload),

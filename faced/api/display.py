@@ -28,7 +28,7 @@ from faced.api.errors import ApiError
 from faced.devices.display import DisplayError, Unsupported
 from faced.display_policy import DisplayService
 from faced.keys import DISPLAY_KEY
-from faced.schemas.display import DisplayStatus, DisplayUpdate
+from faced.schemas.display import DisplayChange, DisplayStatus, DisplayUpdate
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def add_routes(app: web.Application) -> None:
             summary="The attached display: power, brightness, and what the policy calls for",
             tags=tags,
             response=DisplayStatus,
+            errors=(503,),  # not started yet
         ),
     )
     openapi.describe(
@@ -57,7 +58,7 @@ def add_routes(app: web.Application) -> None:
             "wakes, the night window starts or ends). 409: no brightness control; 503: the "
             "device or its tool failed (also in /health).",
             tags=tags,
-            request=DisplayUpdate,
+            request=DisplayChange,
             response=DisplayStatus,
             errors=(400, 409, 503),
         ),

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,15 +56,22 @@ class Operation:
     tags: tuple[str, ...] = ()
     request: Any = None
     """A msgspec-compatible type: the JSON / msgpack request body."""
+    request_of: Callable[[web.Application], Any] | None = None
+    """Instead of ``request``: the type, from the app once it has started (a choice known
+    only then, e.g. the installed face packs)."""
     request_optional: bool = False
     request_content: Mapping[str, Any] | None = None
     """Other request media types -> JSON Schema (e.g. multipart/form-data, image/*)."""
     response: Any = None
-    """A msgspec-compatible type: the 200 JSON / msgpack body."""
+    """A msgspec-compatible type: the success body (JSON / msgpack)."""
+    status: int = 200
+    """The success status (e.g. 202 for a restart that has only begun)."""
     response_content: Mapping[str, Any] | None = None
     """Non-JSON 200 bodies: media type -> JSON Schema (pages, streams)."""
     errors: tuple[int, ...] = ()
-    """Statuses this operation answers with ErrorBody besides the generic ones."""
+    """Statuses this operation answers with ErrorBody besides those every route of its kind
+    can answer, which the document adds itself: 401/403 (not public), 429 (writes), 400 (a
+    body or query parameters), 413/415 (a JSON or msgpack body), 404 (path parameters)."""
     query: type[Query] | None = None
     """The route's query parameters (``parameters``, ``in: query``)."""
     websocket_receives: Any = None
@@ -170,6 +177,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
         if method == "HEAD" and path in gets:
             continue  # aiohttp's automatic HEAD for a GET: documented by the GET
         operation = described.get((method, path)) or _undescribed(method, path)
+        if operation.request_of is not None:
+            operation = replace(operation, request=operation.request_of(app), request_of=None)
         plan.append((method, path, route, operation))
         for kind in (
             operation.request,
@@ -273,6 +282,7 @@ def _operation_doc(
         }
     error = _content(schema_of[id(ErrorBody)])
     responses: dict[str, Any] = {}
+    ok = str(operation.status)
     is_socket = operation.websocket_receives is not None or operation.websocket_sends is not None
     if is_socket:
         responses["101"] = {"description": "Switching Protocols: a WebSocket"}
@@ -281,30 +291,59 @@ def _operation_doc(
             "sends": _one_of(operation.websocket_sends, schema_of),
         }
     elif operation.response is not None:
-        responses["200"] = {
+        responses[ok] = {
             "description": "OK",
             "content": _content(schema_of[id(operation.response)]),
         }
     elif operation.response_content:
-        responses["200"] = {
+        responses[ok] = {
             "description": "OK",
             "content": {m: {"schema": dict(s)} for m, s in operation.response_content.items()},
         }
     else:
-        responses["200"] = {"description": "OK"}
+        responses[ok] = {"description": "OK"}
+    # No "default": every status a route can answer is listed, so a client (and the fuzz
+    # test, tests/fuzz/test_openapi_fuzz.py) can rely on the list.
+    for status in sorted(_statuses(method, operation, access, parameters)):
+        responses[str(status)] = {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": error,
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        }
+    doc["responses"] = responses
+    return doc
+
+
+def _statuses(
+    method: str, operation: Operation, access: Access, parameters: list[dict[str, Any]]
+) -> set[int]:
+    """The error statuses of an operation: its own and those of every route of its kind."""
     statuses = set(operation.errors)
     if access is not Access.PUBLIC:
         statuses |= {401, 403}
     if method in ("POST", "PUT", "PATCH", "DELETE"):
-        statuses |= {429}
-    for status in sorted(statuses):
-        responses[str(status)] = {
-            "description": _STATUS_TEXT.get(status, "Error"),
-            "content": error,
+        statuses |= {429}  # the per-client write limit (faced.api.ratelimit)
+    if operation.request is not None:
+        statuses |= {400, 413, 415}  # faced.api.codec.read_body
+    if operation.request_content:
+        statuses |= {400, 413, 415}
+    if any(p["in"] == "query" for p in parameters):
+        statuses |= {400}  # faced.api.codec.parse_query
+    if any(p["in"] == "path" for p in parameters):
+        statuses |= {404}
+    return statuses
+
+
+_HEADERS: Final = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "required": True,
         }
-    responses["default"] = {"description": "Any other error", "content": error}
-    doc["responses"] = responses
-    return doc
+    },
+}
 
 
 _STATUS_TEXT: Final = {
@@ -313,6 +352,7 @@ _STATUS_TEXT: Final = {
     403: "API key wrong, or a private route off loopback without a key",
     404: "Not found",
     413: "Body, image or message too large",
+    409: "Conflict: not possible now, or not on this device",
     415: "Unsupported media type",
     422: "The image cannot be decoded",
     429: "Rate limited (Retry-After)",

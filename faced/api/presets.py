@@ -12,7 +12,12 @@ from aiohttp import web
 from faced.api import openapi
 from faced.api.codec import read_body, respond
 from faced.keys import PRESETS_KEY
-from faced.schemas.presets import PresetList, ViewerConfig, ViewerConfigUpdate
+from faced.schemas.presets import (
+    PresetList,
+    ViewerConfig,
+    ViewerConfigUpdate,
+    viewer_config_update_of,
+)
 
 
 async def list_presets(request: web.Request) -> web.StreamResponse:
@@ -59,9 +64,9 @@ def add_routes(app: web.Application) -> None:
             summary="Switch every viewer to another face pack, live; persisted",
             description='Viewers get {"type": "config", "face": SLUG} on /ws/viewer.',
             tags=tags,
-            request=ViewerConfigUpdate,
+            request_of=lambda app: viewer_config_update_of(app[PRESETS_KEY].slugs),
             response=ViewerConfig,
-            errors=(400, 507),
+            errors=(507,),
         ),
     )
 

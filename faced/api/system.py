@@ -185,7 +185,7 @@ def add_routes(app: web.Application) -> None:
             tags=tags,
             request=RestartRequest,
             response=Restarting,
-            errors=(400,),
+            status=202,
         ),
     )
 

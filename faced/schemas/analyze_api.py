@@ -8,7 +8,7 @@ and the stream's replies. They drive validation, JSON, msgpack and the OpenAPI d
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta
@@ -19,10 +19,19 @@ NumFaces = Annotated[int, Meta(ge=1, le=8)]
 FrameId = str | int
 
 
+BASE64_IMAGE: Final = (
+    r"^(data:[^,]*;base64,)?(?:[A-Za-z0-9+/]{4})*"
+    r"(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+)
+"""Non-empty, padded, strict base64 (what faced.api.analyze.from_base64 accepts), perhaps a
+data: URL; in the document only, so a mistake keeps the handler's wording (empty, not
+base64)."""
+
+
 class Base64Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """POST /v1/analyze/base64."""
 
-    image_base64: str
+    image_base64: Annotated[str, Meta(extra_json_schema={"minLength": 1, "pattern": BASE64_IMAGE})]
     """The encoded image (JPEG, PNG or WebP) as base64, or a data: URL."""
     landmarks: bool = False
     """Include the 478 landmarks of each face."""

@@ -25,6 +25,11 @@ class DisplayUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Backlight brightness in percent (needs a backlight)."""
 
 
+DisplayChange = Annotated[DisplayUpdate, Meta(extra_json_schema={"minProperties": 1})]
+"""PUT /api/display's body: a ``DisplayUpdate`` naming at least one field (an empty one is
+400 "nothing to change")."""
+
+
 class DisplayStatus(msgspec.Struct, kw_only=True):
     driver: Driver
     """The back end in use (display.driver, auto resolved at startup)."""

@@ -3,11 +3,12 @@
 Owns: the protocol's types and their ranges. Does not own: applying updates
 (faced.face.model) or carrying them (faced.openface, faced.api). Why apart: every range and
 choice is declared here once, in the field's type: the enums as ``Literal``s, the numeric
-ranges as JSON-schema ``minimum``/``maximum`` in ``Meta(extra_json_schema=…)`` (not
-``Meta(ge/le)``, because the protocol clamps out-of-range numbers instead of rejecting
-them). From these declarations come decoding (msgspec), the clamping table (``CLAMPS``), the
-error wording (``describe_problem``) and the JSON schema / OpenAPI document
-(``msgspec.json.schema``).
+ranges of what the face holds as JSON-schema ``minimum``/``maximum`` (the state the server
+sends never leaves them), and on the update types as ``x-clamped`` (not ``Meta(ge/le)`` nor
+``minimum``/``maximum``: the protocol clamps an out-of-range number instead of rejecting
+it, and the document must not promise a refusal it does not make). From these declarations
+come decoding (msgspec), the clamping table (``CLAMPS``), the error wording
+(``describe_problem``) and the JSON schema / OpenAPI document (``msgspec.json.schema``).
 
 Field names on the wire are camelCase (``rename="camel"``): ``emotion_secondary`` in
 Python is ``emotionSecondary`` in JSON and msgpack.
@@ -55,26 +56,34 @@ Emotion = Literal[
 STATES: Final[tuple[str, ...]] = typing.get_args(StateName)
 EMOTIONS: Final[tuple[str, ...]] = typing.get_args(Emotion)
 
-Unit = Annotated[
-    float, Meta(extra_json_schema={"minimum": 0, "maximum": 1}, description="0 to 1; clamped")
-]
-Signed = Annotated[
-    float, Meta(extra_json_schema={"minimum": -1, "maximum": 1}, description="-1 to 1; clamped")
-]
+CLAMPED: Final = "x-clamped"
+"""The JSON-schema keyword of a clamped input: ``{"minimum": low, "maximum": high}``."""
+
+
+def _clamped(low: float, high: float, description: str) -> Meta:
+    return Meta(
+        extra_json_schema={CLAMPED: {"minimum": low, "maximum": high}},
+        description=f"{description}; any number is accepted and clamped to {low}..{high}",
+    )
+
+
+def _ranged(low: float, high: float, description: str) -> Meta:
+    return Meta(extra_json_schema={"minimum": low, "maximum": high}, description=description)
+
+
+# What the face holds (and the server sends): always within the range.
+Unit = Annotated[float, _ranged(0, 1, "0 to 1")]
+Signed = Annotated[float, _ranged(-1, 1, "-1 to 1")]
 TextDurationMs = Annotated[
-    int,
-    Meta(
-        extra_json_schema={"minimum": 500, "maximum": 30000},
-        description="How long the viewer shows `text`, in milliseconds; clamped",
-    ),
+    int, _ranged(500, 30000, "How long the viewer shows `text`, in milliseconds")
 ]
-# Accepted on input as any number (then clamped and rounded); always an integer on output.
+# What a client may send: any number, clamped (Open Face's behaviour).
+UnitInput = Annotated[float, _clamped(0, 1, "0 to 1")]
+SignedInput = Annotated[float, _clamped(-1, 1, "-1 to 1")]
+# Any number (then clamped and rounded); always an integer on output.
 TextDurationInput = Annotated[
     int | float,
-    Meta(
-        extra_json_schema={"minimum": 500, "maximum": 30000},
-        description="How long the viewer shows `text`, in milliseconds; clamped",
-    ),
+    _clamped(500, 30000, "How long the viewer shows `text`, in milliseconds"),
 ]
 Color = Annotated[str, Meta(pattern="^#[0-9a-fA-F]{6}$", description='a colour "#RRGGBB"')]
 
@@ -110,8 +119,8 @@ class FaceState(_Message, kw_only=True):
 
 
 class LookAtUpdate(_Message, kw_only=True):
-    x: Signed | UnsetType = UNSET
-    y: Signed | UnsetType = UNSET
+    x: SignedInput | UnsetType = UNSET
+    y: SignedInput | UnsetType = UNSET
 
 
 class StateUpdate(_Message, kw_only=True):
@@ -124,19 +133,19 @@ class StateUpdate(_Message, kw_only=True):
 
     type: str | UnsetType = UNSET
     state: StateName | UnsetType = UNSET
-    amplitude: Unit | UnsetType = UNSET
+    amplitude: UnitInput | UnsetType = UNSET
     emotion: Emotion | UnsetType = UNSET
     emotion_secondary: Emotion | UnsetType = UNSET
-    emotion_blend: Unit | UnsetType = UNSET
-    intensity: Unit | UnsetType = UNSET
-    progress: Unit | UnsetType | None = UNSET
+    emotion_blend: UnitInput | UnsetType = UNSET
+    intensity: UnitInput | UnsetType = UNSET
+    progress: UnitInput | UnsetType | None = UNSET
     look_at: LookAtUpdate | UnsetType = UNSET
     color: Color | UnsetType | None = UNSET
     text: str | UnsetType | None = UNSET
     text_duration: TextDurationInput | UnsetType = UNSET
     detail: str | UnsetType | None = UNSET
-    wink_left: Unit | UnsetType = UNSET
-    wink_right: Unit | UnsetType = UNSET
+    wink_left: UnitInput | UnsetType = UNSET
+    wink_right: UnitInput | UnsetType = UNSET
 
 
 class SpeakRequest(StateUpdate, kw_only=True):
@@ -146,10 +155,15 @@ class SpeakRequest(StateUpdate, kw_only=True):
     expect_audio: bool = True
 
 
+BASE64: Final = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+"""Non-empty, padded base64: what msgspec decodes into ``bytes`` (for the document; msgspec
+checks it itself)."""
+
+
 class AudioRequest(_Message, kw_only=True):
     """POST /api/audio as JSON or msgpack: base64 WAV (msgpack may send raw bytes)."""
 
-    data: bytes
+    data: Annotated[bytes, Meta(min_length=1, extra_json_schema={"pattern": BASE64})]
     seq: int | UnsetType = UNSET
 
 
@@ -157,8 +171,15 @@ class AudioDoneRequest(_Message, kw_only=True):
     seq: int | UnsetType = UNSET
 
 
+# ASCII white space only: Python's \s and JSON Schema's (ECMA 262) differ beyond it.
+_NOT_BLANK: Final = r"[^ \t\n\r\f\v]"
+
+
 class ChatRequest(_Message, kw_only=True):
-    message: str
+    message: Annotated[
+        str, Meta(min_length=1, pattern=_NOT_BLANK, description="a non-blank string")
+    ]
+    """Not blank; at most limits.chat_max_chars characters (413 beyond)."""
 
 
 # --- history ----------------------------------------------------------------------------
@@ -306,7 +327,7 @@ class Clamp:
 
 
 def _clamps(struct: type[msgspec.Struct]) -> dict[str, Clamp]:
-    """Field name -> range, read from each field's JSON-schema minimum/maximum."""
+    """Field name -> range, read from each field's ``x-clamped``."""
     table: dict[str, Clamp] = {}
     for field in msgspec.inspect.type_info(struct).fields:  # type: ignore[attr-defined]
         node = field.type
@@ -315,7 +336,7 @@ def _clamps(struct: type[msgspec.Struct]) -> dict[str, Clamp]:
                 (t for t in node.types if not isinstance(t, msgspec.inspect.NoneType)), node
             )
         if isinstance(node, msgspec.inspect.Metadata):
-            extra = node.extra_json_schema or {}
+            extra = (node.extra_json_schema or {}).get(CLAMPED, {})
             if "minimum" in extra and "maximum" in extra:
                 integer = isinstance(node.type, msgspec.inspect.IntType) or (
                     isinstance(node.type, msgspec.inspect.UnionType)
@@ -378,6 +399,9 @@ def _schema_for(schema: Mapping[str, Any], path: list[str]) -> Mapping[str, Any]
 
 def _describe(node: Mapping[str, Any]) -> str:
     """A JSON-schema fragment in words: 'a number from 0 to 1, or null'."""
+    clamped = node.get(CLAMPED)
+    if clamped is not None:  # any number, clamped: still worded by its range
+        node = {k: v for k, v in node.items() if k != CLAMPED} | clamped
     options = node.get("anyOf", [node])
     words: list[str] = []
     for option in options:
@@ -390,10 +414,10 @@ def _describe(node: Mapping[str, Any]) -> str:
             low, high = option.get("minimum"), option.get("maximum")
             word = "a whole number" if kind == "integer" else "a number"
             words.append(f"{word} from {low} to {high}" if low is not None else word)
+        elif kind == "string" and option.get("contentEncoding") == "base64":
+            words.append("non-empty base64 text" if option.get("minLength") else "base64 text")
         elif kind == "string" and "pattern" in option:
             words.append(option.get("description") or f"a string matching {option['pattern']}")
-        elif kind == "string" and option.get("contentEncoding") == "base64":
-            words.append("base64 text")
         elif kind == "null":
             words.append("null")
         elif kind == "object":

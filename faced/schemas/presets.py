@@ -9,7 +9,8 @@ messages and the OpenAPI document share them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -42,6 +43,18 @@ class ViewerConfigUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     """Slug of an installed face pack (see GET /api/v1/presets)."""
 
 
+def viewer_config_update_of(slugs: Sequence[str]) -> type[msgspec.Struct]:
+    """``ViewerConfigUpdate`` as the document gives it: ``face`` one of the installed packs
+    (known once they are scanned; an unknown one is 400, faced.face_packs)."""
+    installed: Any = Literal[tuple(slugs)]  # a Literal built at run time
+    face: Any = Annotated[
+        installed, Meta(description="Slug of an installed face pack (see GET /api/v1/presets).")
+    ]
+    return msgspec.defstruct(
+        "ViewerConfigUpdate", [("face", face)], kw_only=True, forbid_unknown_fields=True
+    )
+
+
 class ConfigMessage(msgspec.Struct, kw_only=True, tag_field="type", tag="config"):
     """Broadcast to every viewer when the config changes: ``{"type":"config","face":…}``."""
 
@@ -55,4 +68,5 @@ __all__ = [
     "Slug",
     "ViewerConfig",
     "ViewerConfigUpdate",
+    "viewer_config_update_of",
 ]

@@ -69,7 +69,8 @@ async def test_chat_without_a_gateway_is_503(faced_client: Any) -> None:
     ("body", "status", "words"),
     [
         ({}, 400, "missing field 'message'"),
-        ({"message": ""}, 400, "missing field 'message'"),
+        ({"message": ""}, 400, "invalid value for 'message': ''; expected a non-blank string"),
+        ({"message": " \n"}, 400, "expected a non-blank string"),
         ({"message": 42}, 400, "'message'"),
         ({"message": "x" * 51}, 413, "too long: 51 characters, limit 50"),
     ],

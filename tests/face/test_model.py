@@ -186,14 +186,14 @@ def test_the_broadcast_form_always_matches_the_state() -> None:
 def test_the_declared_ranges_and_choices_drive_the_json_schema() -> None:
     schema = msgspec.json.schema(StateUpdate)
     fields = schema["$defs"]["StateUpdate"]["properties"]
-    assert fields["emotionBlend"]["minimum"] == 0
-    assert fields["emotionBlend"]["maximum"] == 1
-    assert fields["textDuration"]["minimum"] == 500
-    assert fields["textDuration"]["maximum"] == 30000
+    # Clamped, not refused: the document says so, and promises no refusal (no "maximum").
+    assert fields["emotionBlend"]["x-clamped"] == {"minimum": 0, "maximum": 1}
+    assert "maximum" not in fields["emotionBlend"]
+    assert fields["textDuration"]["x-clamped"] == {"minimum": 500, "maximum": 30000}
     assert set(fields["state"]["enum"]) == set(STATES)
     assert set(fields["emotionSecondary"]["enum"]) == set(EMOTIONS)
     look_at = schema["$defs"]["LookAtUpdate"]["properties"]
-    assert (look_at["x"]["minimum"], look_at["x"]["maximum"]) == (-1, 1)
+    assert look_at["x"]["x-clamped"] == {"minimum": -1, "maximum": 1}
     # The same declarations are what the model clamps to.
     assert {name: (c.low, c.high) for name, c in CLAMPS.items()} == {
         "amplitude": (0, 1),
