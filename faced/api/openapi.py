@@ -71,7 +71,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     """Statuses this operation answers with ErrorBody besides those every route of its kind
     can answer, which the document adds itself: 401/403 (not public), 429 (writes), 400 (a
-    body or query parameters), 413/415 (a JSON or msgpack body), 404 (path parameters)."""
+    body or query parameters), 408/413/415 (a JSON or msgpack body), 404 (path parameters)."""
     query: type[Query] | None = None
     """The route's query parameters (``parameters``, ``in: query``)."""
     websocket_receives: Any = None
@@ -323,10 +323,10 @@ def _statuses(
         statuses |= {401, 403}
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         statuses |= {429}  # the per-client write limit (faced.api.ratelimit)
-    if operation.request is not None:
-        statuses |= {400, 413, 415}  # faced.api.codec.read_body
-    if operation.request_content:
-        statuses |= {400, 413, 415}
+    # faced.api.codec.read_body; 408 when the body trickles in below the floor
+    # (faced.api.connections)
+    if operation.request is not None or operation.request_content:
+        statuses |= {400, 408, 413, 415}
     if any(p["in"] == "query" for p in parameters):
         statuses |= {400}  # faced.api.codec.parse_query
     if any(p["in"] == "path" for p in parameters):
@@ -351,6 +351,7 @@ _STATUS_TEXT: Final = {
     401: "API key missing",
     403: "API key wrong, or a private route off loopback without a key",
     404: "Not found",
+    408: "The body came in too slowly (server.body_min_bytes_per_s)",
     413: "Body, image or message too large",
     409: "Conflict: not possible now, or not on this device",
     415: "Unsupported media type",
