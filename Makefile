@@ -143,7 +143,7 @@ fuzz: pytest-deps
 	FACED_LONG_RUNS=1 $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)
 
 soak: pytest-deps
-	FACED_LONG_RUNS=1 $(BIN)/python -m pytest tests -m soak -p no:cacheprovider $(PYTEST_ARGS)
+	FACED_LONG_RUNS=1 $(BIN)/python -m pytest tests -m 'soak or long_only' -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/faced bench api

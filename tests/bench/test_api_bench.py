@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 
@@ -64,12 +63,8 @@ async def test_bench_needs_a_subject_and_checks_its_numbers() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.soak  # not a soak, but a long run: `make soak` (FACED_LONG_RUNS=1) picks it up
+@pytest.mark.long_only  # two daemons under callgrind take minutes: `make soak` runs it
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-@pytest.mark.skipif(
-    os.environ.get("FACED_LONG_RUNS") != "1",
-    reason="two daemons under callgrind take minutes: make soak runs it",
-)
 async def test_bench_api_counts_instructions_under_callgrind() -> None:
     code, out, err = await _faced(
         "bench",
