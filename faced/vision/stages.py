@@ -212,11 +212,16 @@ class Stages:
         *,
         with_landmarks: bool,
         times: StageTimes,
+        blendshapes: bool = True,
     ) -> Face:
-        """Blendshapes, head pose, eyes and box of one face from (possibly smoothed)
-        ``points`` in a width x height image."""
+        """Blendshapes (unless not wanted: the model is not run), head pose, eyes and box
+        of one face from (possibly smoothed) ``points`` in a width x height image."""
         began = time.perf_counter()
-        scores = self.blendshape_model.run(points, width, height, face.tongue_out)
+        shapes = None
+        if blendshapes:
+            scores = self.blendshape_model.run(points, width, height, face.tongue_out)
+            rounded = np.round(scores.astype(np.float64), 5).tolist()
+            shapes = dict(zip(ARKIT_NAMES, rounded, strict=True))
         after_blendshapes = time.perf_counter()
         pose = self.geometry.solve(points, width, height)
         left, right = eye_states(points, width, height)
@@ -227,9 +232,7 @@ class Stages:
         result = Face(
             bbox=(box[0], box[1], box[2], box[3]),
             score=round(face.presence, 5),
-            blendshapes=dict(
-                zip(ARKIT_NAMES, np.round(scores.astype(np.float64), 5).tolist(), strict=True)
-            ),
+            blendshapes=shapes,
             head=Head(
                 yaw=round(pose.yaw, 3),
                 pitch=round(pose.pitch, 3),
