@@ -11,7 +11,6 @@ survive that the same way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -94,6 +93,8 @@ class StateFile(Generic[S]):
         write_atomically(self.path, msgspec.json.encode(value))
 
     async def load(self) -> S | None:
+        import asyncio  # noqa: PLC0415  (`faced analyze` reads models without an event loop)
+
         return await asyncio.to_thread(self.read)
 
     async def save(self, value: S, what: str) -> None:
@@ -101,6 +102,8 @@ class StateFile(Generic[S]):
         naming the directory, so a client never believes a setting survives a restart when
         it does not. ``what`` names the setting in the log ("the volume")."""
         try:
+            import asyncio  # noqa: PLC0415
+
             await asyncio.to_thread(self.write, value)
         except OSError as exc:
             log.error("cannot persist %s to %s: %s", what, self.path, exc)

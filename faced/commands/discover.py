@@ -9,7 +9,6 @@ prints one line on stderr and exits 1; python-zeroconf missing or a bad argument
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Final
 
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from faced.client.discovery import discover  # noqa: PLC0415
 
+    import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
     try:
         boxes = asyncio.run(discover(args.timeout))
     except ImportError as exc:
