@@ -137,6 +137,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
                 await action(client, args)
 
         import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
+
         try:
             asyncio.run(main())
         except FacedError as exc:

@@ -49,11 +49,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
+
     import msgspec  # noqa: PLC0415
 
     from faced.client.discovery import discover  # noqa: PLC0415
 
-    import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
     try:
         boxes = asyncio.run(discover(args.timeout))
     except ImportError as exc:

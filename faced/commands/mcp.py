@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr, level=logging.WARNING, format="faced mcp: %(levelname)s %(message)s"
     )
     import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
+
     try:
         asyncio.run(serve(url, args.api_key))
     except KeyboardInterrupt:
