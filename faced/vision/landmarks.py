@@ -193,8 +193,8 @@ def project(raw: FloatArray, roi: Roi, width: int, height: int) -> FloatArray:
         ],
         dtype=np.float32,
     )
-    centred = raw - _CROP_CENTRE
-    out = centred @ transform
+    centred: FloatArray = raw - _CROP_CENTRE
+    out: FloatArray = centred @ transform
     out[:, 0] += roi.cx / width
     out[:, 1] += roi.cy / height
     return out

@@ -72,8 +72,14 @@ class OneEuroFilter:
         if self._last_ns != 0 and timestamp_ns != 0:
             self.frequency = 1e9 / (timestamp_ns - self._last_ns)
         self._last_ns = timestamp_ns
-        raw, value, derivative = self._raw, self._value, self._derivative
-        if raw is None or value is None or derivative is None or raw.shape != values.shape:
+        raw, value, derivative, work = self._raw, self._value, self._derivative, self._scratch
+        if (
+            raw is None
+            or value is None
+            or derivative is None
+            or work is None
+            or raw.shape != values.shape
+        ):
             # First sample: both low-pass filters start at the input (derivative 0).
             self._raw = values.copy()
             self._value = values.copy()
@@ -83,7 +89,6 @@ class OneEuroFilter:
         # The arithmetic of the textbook form, in place: 478 x 3 temporaries per operation
         # cost more than the operations (same operations, same order, same results).
         frequency = self.frequency
-        work = self._scratch
         np.subtract(values, raw, out=work)
         work *= value_scale * frequency
         work -= derivative
