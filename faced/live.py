@@ -13,7 +13,9 @@ camera's results have readers of their own (/ws/tracking, gaze follow) that view
 never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
-the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,
+the thread always takes the newest frame. It runs the blendshape model on a frame only while
+someone needs the scores (``LiveService.blendshapes``, faced.demand: a tracking socket that
+asked, a recent reader, mirror mode, person events, MQTT, a calibration). On the loop each result gets ``frame``, ``ts``,
 ``fps`` and ``latency_ms`` (capture → publish), feeds a calibration being recorded, is
 calibrated when a neutral is set (faced.calibration, before anyone reads it), becomes
 ``latest`` (without landmarks) and goes to every listener (the results hub first, then gaze
