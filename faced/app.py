@@ -245,6 +245,9 @@ def _add_components(
     health.add_component("mqtt", mqtt.report)
     health.add_component("mdns", announcer.report)
     health.add_component("perception", live.perception_report)
+    health.add_summary(live.blendshapes_summary)
+    # MQTT publishes whether the person speaks (from the blendshapes) while connected.
+    live.blendshapes.watch("mqtt", lambda: mqtt.connected)
     stats = app.get(METRICS_KEY)
     if stats is not None:  # read at scrape time; the tracking timings as results publish
         stats.watch(app)

@@ -96,8 +96,10 @@ class Recorder:
 
     def add(self, result: TrackingResult) -> None:
         faces = len(result.faces)
-        if faces == 0 or result.blendshapes is None:
+        if faces == 0:
             self.nobody += 1
+        elif result.blendshapes is None:
+            return  # a frame from before the model was switched on for this recording
         elif faces > 1:
             self.several += 1
         elif len(self.frames) < MAX_FRAMES:
@@ -150,6 +152,11 @@ class Calibration:
             if self.neutral is not None:
                 log.info("calibration restored", extra={"frames": self.neutral.frames})
         yield
+
+    @property
+    def recording(self) -> bool:
+        """A recording is under way (it needs live blendshapes: faced.demand)."""
+        return self._recorder is not None
 
     # --- on the loop, for each live result --------------------------------------------
 

@@ -118,6 +118,8 @@ class FollowService:
             return
         self.tracking = True
         live.listeners.append(self.observe)
+        # Mirror mode copies blinks, jaw, smile and brows: it reads the blendshapes.
+        live.blendshapes.watch("mirror", lambda: self.follower.mode == "mirror")
         openface = self.openface
         openface.agent_listeners.append(self.follower.agent_wrote)
         task = openface.spawn(supervised("gaze follow", self.run), "gaze-follow")
@@ -127,6 +129,7 @@ class FollowService:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             live.listeners.remove(self.observe)
+            live.blendshapes.unwatch("mirror")
             openface.agent_listeners.remove(self.follower.agent_wrote)
 
 

@@ -13,7 +13,9 @@ camera's results have readers of their own (/ws/tracking, gaze follow) that view
 never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
-the thread always takes the newest frame. On the loop each result gets ``frame``, ``ts``,
+the thread always takes the newest frame. It runs the blendshape model on a frame only while
+someone needs the scores (``LiveService.blendshapes``, faced.demand: a tracking socket that
+asked, a recent reader, mirror mode, person events, MQTT, a calibration). On the loop each result gets ``frame``, ``ts``,
 ``fps`` and ``latency_ms`` (capture → publish), feeds a calibration being recorded, is
 calibrated when a neutral is set (faced.calibration, before anyone reads it), becomes
 ``latest`` (without landmarks) and goes to every listener (the results hub first, then gaze
@@ -38,6 +40,7 @@ from aiohttp import WSCloseCode, web
 
 from faced.calibration import Calibration
 from faced.config import CameraConfig, Config, ConfigError, VisionConfig
+from faced.demand import Demand
 from faced.devices.camera import Camera, Frame, open_source
 from faced.hub import Hub
 from faced.listeners import Listeners
@@ -178,9 +181,15 @@ class LiveTracking:
         on_presence: Callable[[PresenceMessage], None] | None = None,
         perception: Perception | None = None,
         calibration: Calibration | None = None,
+        blendshapes: Demand | None = None,
     ) -> None:
         self.camera = camera
         self.calibration = calibration or Calibration()
+        self.blendshapes = blendshapes or Demand(always=True)
+        """Who needs the blendshapes now: the model runs on a frame only when someone
+        does (faced.demand)."""
+        self.blendshapes_running = False
+        """Whether the last frame ran the blendshape model."""
         self._tracker = tracker
         self._loop = loop
         self.presence = presence or Presence()
@@ -198,6 +207,7 @@ class LiveTracking:
         self.enabled = True
         """False: the thread looks at no frame (a run-time toggle, faced.components)."""
         self._published_at: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._next_result: asyncio.Future[None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Monotonic -> wall clock, fixed once so ``ts`` never jumps with NTP corrections.
@@ -232,7 +242,33 @@ class LiveTracking:
             "failures": self.failures,
             "present": self.presence.present,
             "detector": self._tracker.detector_report(),
+            "blendshapes": running and self.blendshapes_running,
         }
+
+    def blendshapes_report(self) -> dict[str, object]:
+        """For /health: whether the blendshape model runs on live frames, and for whom."""
+        running = self._thread is not None and self._thread.is_alive() and self.enabled
+        consumers = self.blendshapes.consumers()
+        return {"running": running and bool(consumers), "consumers": consumers}
+
+    async def result_with_blendshapes(self, within_s: float) -> TrackingResult | None:
+        """The latest result, or, when it has a face but no blendshapes (nobody needed them
+        until now: the caller has just asked), the next one, waited for up to ``within_s``
+        seconds (the tracking thread reads the demand once per frame)."""
+        latest = self.latest
+        if latest is None or not latest.face_found or latest.blendshapes is not None:
+            return latest
+        waiter = self._next_result = self._next_result or self._loop.create_future()
+        try:
+            async with asyncio.timeout(within_s):
+                while True:
+                    await asyncio.shield(waiter)
+                    latest = self.latest
+                    if latest is None or not latest.face_found or latest.blendshapes is not None:
+                        return latest
+                    waiter = self._next_result = self._next_result or self._loop.create_future()
+        except TimeoutError:
+            return self.latest
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -280,7 +316,11 @@ class LiveTracking:
             try:
                 # Landmarks for perception's distance (the irises); they are dropped before
                 # the result is published: clients get them from the analyze API.
-                analysis = self._tracker.process(frame.image, ts_ms, landmarks=True)
+                wanted = self.blendshapes.needed()
+                analysis = self._tracker.process(
+                    frame.image, ts_ms, landmarks=True, blendshapes=wanted
+                )
+                self.blendshapes_running = wanted
             except Exception:
                 # One bad frame must not end tracking; the next frame is a fresh try. A
                 # persistent failure is logged at 1, 2, 4, 8, … failures, not 30 times/s.
@@ -322,6 +362,9 @@ class LiveTracking:
         full = self.calibration.apply(full)
         result = without_landmarks(full)
         self.latest = result
+        waiter, self._next_result = self._next_result, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self.listeners(result)
         event = self.presence.update(result.bbox, now, wall_ms)
         self._announce(event)
@@ -390,6 +433,9 @@ class LiveService:
         self.calibration = calibration or Calibration()
         """The neutral face live results are calibrated against (faced.calibration)."""
         self._vision = config.vision
+        self.blendshapes = Demand(always=config.vision.blendshapes == "always")
+        """Who needs live blendshapes now (faced.demand): the routes and components that
+        read them hold, touch or watch it."""
         self._on_presence = on_presence
         self.camera: Camera | None = None
         self.live: LiveTracking | None = None
@@ -400,6 +446,10 @@ class LiveService:
         self._perception = config.perception
         self.closing = asyncio.Event()
         self.has_camera = config.camera.source != "none"
+        # Perception's speech, expression and smile come from the blendshapes: they are
+        # needed while someone follows the person's events, and while a calibration records.
+        self.blendshapes.watch("person events", lambda: len(self.person) > 0)
+        self.blendshapes.watch("calibration", lambda: self.calibration.recording)
 
     @property
     def clients(self) -> int:
@@ -437,6 +487,7 @@ class LiveService:
                 on_presence=self._on_presence,
                 perception=Perception(self._perception, config),
                 calibration=self.calibration,
+                blendshapes=self.blendshapes,
             )
             live.listeners.append(self.results.publish)
             live.person_listeners.append(self.person.publish)
@@ -456,6 +507,12 @@ class LiveService:
         self.closing.set()
         self.results.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
         self.person.close_all(WSCloseCode.GOING_AWAY, "server shutting down")
+
+    def blendshapes_summary(self) -> dict[str, Any]:
+        """/health's ``blendshapes``: whether live tracking runs the model, and for whom."""
+        if self.live is None:
+            return {}
+        return {"blendshapes": self.live.blendshapes_report()}
 
     def camera_report(self) -> dict[str, Any]:
         if self.camera is None:

@@ -278,6 +278,15 @@ class Perception:
         if self._attention.update(looking, now, ts):
             events.append("attention_start" if looking else "attention_end")
         shapes = face.blendshapes
+        if shapes is None:
+            # The model is off (nobody reads these signals, faced.demand): speech runs
+            # out as if the mouth were still, and no expression is known.
+            self._speech.update(0.0, now)
+            if self._speaking.update(False, now, ts):
+                events.append("speaking_end")
+            self._expression = self._candidate = None
+            self._expression_score = self._expression_since = None
+            return events
         opening = max(shapes.get(name, 0.0) for name in _SPEECH_SHAPES)
         speech = self._speech.update(opening, now)
         if self._speaking.update(speech, now, ts):
@@ -360,7 +369,7 @@ class Perception:
             speaking=self._speaking.value,
             expression=self._expression,
             expression_score=self._expression_score,
-            smile=smile if smile is not None else previous.smile,
+            smile=smile if smile is not None or face is not None else previous.smile,
             position=position_of(face.bbox) if face is not None else previous.position,
             present_since=self._present_since,
             attention_since=self._attention.since,

@@ -12,7 +12,6 @@ survive that the same way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import logging
@@ -131,6 +130,8 @@ class StateFile(Generic[S]):
         write_atomically(self.path, msgspec.json.encode(value))
 
     async def load(self) -> S | None:
+        import asyncio  # noqa: PLC0415  (`faced analyze` reads models without an event loop)
+
         return await asyncio.to_thread(self.read)
 
     async def save(self, value: S, what: str) -> None:
@@ -139,6 +140,8 @@ class StateFile(Generic[S]):
         believes a setting survives a restart when it does not; the file keeps the previous
         value. ``what`` names the setting in the log ("the volume")."""
         try:
+            import asyncio  # noqa: PLC0415
+
             await asyncio.to_thread(self.write, value)
         except OSError as exc:
             log.error("cannot persist %s to %s: %s", what, self.path, exc)

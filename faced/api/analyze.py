@@ -5,7 +5,8 @@ Retry-After when every worker is busy), turning an image given as bytes or base6
 pixels on a worker thread, the refusal statuses, and the two one-shot routes:
 
 * ``POST /v1/analyze`` — one image (multipart field ``image``, or a raw ``image/*`` body),
-  read as a stream with a size limit; ``?landmarks=true``, ``?num_faces=N`` (or form
+  read as a stream with a size limit; ``?landmarks=true``, ``?num_faces=N``,
+  ``?blendshapes=false`` (the blendshape model is not run; faces carry none) (or form
   fields of those names);
 * ``POST /v1/analyze/base64`` — JSON or msgpack ``Base64Request``.
 
@@ -261,21 +262,26 @@ _FLAGS: Final = {
 
 
 class AnalyzeOptions(Query, frozen=True):
-    """``?landmarks=`` and ``?num_faces=`` (or multipart form fields of those names)."""
+    """``?landmarks=``, ``?num_faces=`` and ``?blendshapes=`` (or multipart form fields of
+    those names)."""
 
     landmarks: Annotated[bool, Meta(description="Include the 478 landmarks")] = False
     num_faces: (
         Annotated[int, Meta(ge=1, le=MAX_FACES, description="At most this many faces")] | None
     ) = None
+    blendshapes: Annotated[
+        bool, Meta(description="false: do not run the blendshape model (faces carry none)")
+    ] = True
 
     @classmethod
     def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
-        raw = params.pop("landmarks", "")
-        landmarks = raw.strip().lower()
-        if landmarks:
-            if landmarks not in _FLAGS:
-                raise cls.invalid("landmarks", raw)  # before num_faces, as the form reads
-            params["landmarks"] = _FLAGS[landmarks]
+        for flag in ("landmarks", "blendshapes"):  # before num_faces, as the form reads
+            raw = params.pop(flag, "")
+            value = raw.strip().lower()
+            if value:
+                if value not in _FLAGS:
+                    raise cls.invalid(flag, raw)
+                params[flag] = _FLAGS[value]
         faces = params.pop("num_faces", "")
         if faces != "":
             try:
@@ -286,8 +292,8 @@ class AnalyzeOptions(Query, frozen=True):
 
     @classmethod
     def invalid(cls, name: str, raw: str) -> ApiError:
-        if name == "landmarks":
-            return ApiError(400, f"landmarks must be true or false, got {raw!r}")
+        if name in ("landmarks", "blendshapes"):
+            return ApiError(400, f"{name} must be true or false, got {raw!r}")
         try:
             faces = int(raw)
         except ValueError:
@@ -296,10 +302,19 @@ class AnalyzeOptions(Query, frozen=True):
 
 
 def _job(
-    data: bytes | str, api: AnalyzeApi, landmarks: bool, num_faces: int | None
+    data: bytes | str,
+    api: AnalyzeApi,
+    landmarks: bool,
+    num_faces: int | None,
+    blendshapes: bool = True,
 ) -> Callable[[FacePipeline], Analysis]:
     def job(pipeline: FacePipeline) -> Analysis:
-        return pipeline.analyze(decode_source(data, api), landmarks=landmarks, num_faces=num_faces)
+        return pipeline.analyze(
+            decode_source(data, api),
+            landmarks=landmarks,
+            num_faces=num_faces,
+            blendshapes=blendshapes,
+        )
 
     return job
 
@@ -335,7 +350,7 @@ async def analyze_upload(request: web.Request) -> web.StreamResponse:
             )
         options = parse_params({**query, **fields}, AnalyzeOptions)
         check_image(data, api)
-        job = _job(data, api, options.landmarks, options.num_faces)
+        job = _job(data, api, options.landmarks, options.num_faces, options.blendshapes)
         result = await run_job(request.app, job)
     return respond(request, result)
 
@@ -383,7 +398,7 @@ async def analyze_base64(request: web.Request) -> web.StreamResponse:
             request, Base64Request, max_bytes=api.max_base64_chars + BASE64_SLACK
         )
         assert body is not None
-        job = _job(body.image_base64, api, body.landmarks, body.num_faces)
+        job = _job(body.image_base64, api, body.landmarks, body.num_faces, body.blendshapes)
         result = await run_job(request.app, job)
     return respond(request, result)
 

@@ -31,7 +31,7 @@ from faced.api import openapi
 from faced.api.codec import Query, parse_query, respond, sse_response
 from faced.api.errors import ApiError
 from faced.api.face_sockets import Pump
-from faced.api.tracking import live_tracking
+from faced.api.tracking import READ_HOLD_S, live_tracking
 from faced.keys import ACCESS_KEY, LIVE_KEY
 from faced.schemas.person import PersonEvent, PersonSummary
 
@@ -95,6 +95,8 @@ def add_routes(app: web.Application) -> None:
 
 async def person_summary(request: web.Request) -> web.StreamResponse:
     live = live_tracking(request)
+    # Speech, expression and smile need the blendshapes: a reader keeps them on a while.
+    request.app[LIVE_KEY].blendshapes.touch("person reader", READ_HOLD_S)
     if live.latest is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, live.perception.summary)

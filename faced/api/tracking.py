@@ -16,6 +16,13 @@ set, loopback clients only when none is.
   client costs no memory; one whose send is stuck for ``SEND_TIMEOUT_S`` is closed with
   1008. Each result is encoded once per (encoding, fields) in use, not once per client.
 * ``GET /api/tracking`` — the latest result; ``GET /api/emotion_state`` — its blendshapes.
+
+Live tracking runs the blendshape model only while someone reads the scores (faced.demand,
+``LiveService.blendshapes``): a /ws/tracking client whose ``fields`` include them (all
+fields, ``blendshapes`` or ``faces``) holds it on while connected; a read of
+/api/emotion_state or /api/tracking (unless ``?blendshapes=false``) keeps it on for
+``READ_HOLD_S`` after it, and when it was off waits up to ``FIRST_RESULT_S`` for a result
+that has them.
 * ``GET /api/camera/preview.mjpg`` — multipart JPEG for aiming the camera; 404 unless
   ``camera.preview = true``; frames are encoded in memory, never written to disk.
 * ``GET /api/camera/snapshot`` — the current frame as one JPEG (an agent's look); 403
@@ -37,7 +44,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from msgspec import Meta
 
 from faced.api import openapi
-from faced.api.codec import EncodingQuery, frame_type, is_ping, parse_query, respond
+from faced.api.codec import EncodingQuery, Query, frame_type, is_ping, parse_query, respond
 from faced.api.errors import ApiError
 from faced.devices.camera import Camera
 from faced.hub import Hub, LatestSubscriber, Subscriber
@@ -63,6 +70,13 @@ TRIMMABLE_FIELDS: Final = frozenset(TrackingResult.__struct_fields__) - {
 }
 
 NO_CAMERA: Final = "no camera: camera.source is none"
+READ_HOLD_S: Final = 10.0
+"""A polling reader of the blendshapes keeps the model on this long after each read: a
+reader that polls every few seconds never sees it stop, one that stopped costs nothing."""
+FIRST_RESULT_S: Final = 1.0
+"""How long a read waits for a result with blendshapes when the model was off (the next
+frame has them: one frame time, up to a detection frame's)."""
+BLENDSHAPE_FIELDS: Final = frozenset({"blendshapes", "faces"})
 
 _client_ids = itertools.count(1)
 
@@ -89,6 +103,7 @@ def add_routes(app: web.Application) -> None:
         openapi.Operation(
             summary="The latest live tracking result of the box's camera",
             tags=tags,
+            query=LatestQuery,
             response=TrackingResult,
             errors=(503,),
         ),
@@ -196,6 +211,24 @@ class TrackingQuery(EncodingQuery, frozen=True):
         return None if self.fields is None else _field_names(self.fields)
 
 
+class LatestQuery(Query, frozen=True):
+    """``/api/tracking``'s parameters."""
+
+    blendshapes: Annotated[
+        bool,
+        Meta(
+            description="false: do not switch the blendshape model on for this read (the "
+            "result has them only when another reader needs them)"
+        ),
+    ] = True
+
+    @classmethod
+    def prepare(cls, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("blendshapes") == "":
+            del params["blendshapes"]
+        return params
+
+
 def _field_names(raw: str) -> frozenset[str]:
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
 
@@ -222,6 +255,9 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
     kept = None if fields is None else fields.union(STREAM_FIELDS)
     subscriber = hub.subscribe_latest(encoding, fields=kept, max_rate_hz=fps)
     number = next(_client_ids)
+    wants_blendshapes = fields is None or not fields.isdisjoint(BLENDSHAPE_FIELDS)
+    if wants_blendshapes:
+        service.blendshapes.acquire("tracking socket")
     # Both loops send on the socket: one frame at a time.
     sending = asyncio.Lock()
     sender = asyncio.create_task(
@@ -247,6 +283,8 @@ async def tracking_socket(request: web.Request) -> web.StreamResponse:
             if is_ping(message.data):
                 await socket.send_str('{"type":"pong"}')
     finally:
+        if wants_blendshapes:
+            service.blendshapes.release("tracking socket")
         hub.unsubscribe(subscriber)
         if events is not None:
             service.person.unsubscribe(events)
@@ -303,14 +341,22 @@ async def _send_loop(
 
 
 async def latest_result(request: web.Request) -> web.StreamResponse:
-    latest = live_tracking(request).latest
+    live = live_tracking(request)
+    query = parse_query(request, LatestQuery)
+    latest = live.latest
+    if query.blendshapes:
+        request.app[LIVE_KEY].blendshapes.touch("tracking reader", READ_HOLD_S)
+        latest = await live.result_with_blendshapes(FIRST_RESULT_S)
     if latest is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, latest)
 
 
 async def emotion_state(request: web.Request) -> web.StreamResponse:
-    state = live_tracking(request).emotion_state()
+    live = live_tracking(request)
+    request.app[LIVE_KEY].blendshapes.touch("emotion_state", READ_HOLD_S)
+    await live.result_with_blendshapes(FIRST_RESULT_S)
+    state = live.emotion_state()
     if state is None:
         raise ApiError(503, "no tracking result yet", headers={"Retry-After": "1"})
     return respond(request, state)

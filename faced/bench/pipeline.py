@@ -11,7 +11,9 @@ pipeline's own overhead reads directly off the table. Tracking keeps the landmar
 daemon's live path does for perception (faced.perception); what perception adds per frame
 (keeping the 478 landmarks as a list, dropping them for clients, ``Perception.update``) is
 timed on the same frames and printed in µs beside the stages, with its share of a tracking
-frame.
+frame. A second stream tracks the same frames without running the blendshape model (what
+live tracking does while nobody reads them, and `faced analyze --no-blendshapes`), frame
+by frame alternated with the first: the ``no-bshapes`` rows.
 
 ``--backend``/``--precision`` choose the back end (vision.backend/precision); with ``all``
 (the default) every back end installed here runs, each in its own child process (so each
@@ -35,6 +37,9 @@ if TYPE_CHECKING:  # numpy is imported by run(): building the `faced` parser sta
     import numpy.typing as npt
 
 WIDTH, HEIGHT = 640, 480
+BARE = "no-bshapes"
+"""The tracking rows of the stream that does not run the blendshape model."""
+MODES = ("detection", "tracking", BARE)
 DEFAULT_PHOTO = "lenna.png"
 _TEST_DATA = Path(__file__).resolve().parents[2] / "tests" / ".data"
 
@@ -156,7 +161,7 @@ def _print_side_by_side(args: argparse.Namespace, results: list[dict[str, Any]])
         f"each back end in its own process; median / p90 ms"
     )
     print(f"{'mode':<10} {'stage':<16}" + "".join(f"{n:>22}" for n in names))
-    for mode in ("detection", "tracking"):
+    for mode in MODES:
         for stage in ("detect", "landmarks", "blendshapes", "pose+eyes+result", "total"):
             cells = [r["stages"].get(mode, {}).get(stage) for r in results]
             text = [f"{c[0]:.3f} / {c[1]:.3f}" if c else "-" for c in cells]
@@ -222,6 +227,10 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
 
     # VIDEO mode: track from the previous landmarks, detect only when lost.
     tracker = pipe.tracker()
+    # The same frames through a second stream that does not run the blendshape model (live
+    # tracking with nobody reading them, `faced analyze --no-blendshapes`), alternating
+    # which goes first so both see the same machine.
+    bare = pipe.tracker()
     floor_model = pipe.landmark_model
     landmark_invoke: list[float] = []
     blendshape_invoke: list[float] = []
@@ -231,12 +240,16 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     perception_us: list[float] = []
     arrived = PresenceMessage(event="arrived", present=True, ts=0)
     for index, frame in enumerate(_frames(photo, args.frames)):
+        if index % 2:
+            _without_blendshapes(bare, frame, index, encoder, record)
         began = time.perf_counter()
         result = tracker.process(frame, index * 33, landmarks=True)
         encoder.encode(result)
         wall = (time.perf_counter() - began) * 1e3
         tracked_wall += wall
         _record_result(record, "detection" if tracker.last_detected else "tracking", result, wall)
+        if not index % 2:
+            _without_blendshapes(bare, frame, index, encoder, record)
         full = TrackingResult(
             **{name: getattr(result, name) for name in result.__struct_fields__},
             frame=index,
@@ -293,7 +306,7 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
         f"model load {load_ms:.0f} ms"
     )
     print(f"{'mode':<10} {'stage':<16} {'frames':>6} {'median':>8} {'p90':>8}  (ms)")
-    for mode in ("detection", "tracking"):
+    for mode in MODES:
         stages = rows.get(mode, {})
         for stage in ("detect", "landmarks", "blendshapes", "pose+eyes+result", "total"):
             values = stages.get(stage, [])
@@ -307,6 +320,12 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     if tracking and floor:
         overhead = float(np.median(tracking) - np.median(floor))
         print(f"tracking overhead over the two model invocations: {overhead:.3f} ms/frame")
+    bare_total = rows.get(BARE, {}).get("total", [])
+    if tracking and bare_total:
+        with_ms, without_ms = float(np.median(tracking)), float(np.median(bare_total))
+        saved = 100 * (1 - without_ms / with_ms)
+        print(f"tracked frame: {with_ms:.3f} ms with blendshapes, {without_ms:.3f} ms without "
+              f"({saved:.1f} % less), same frames, alternated")  # fmt: skip
     if tracking and perception_us:
         cost_ms = float(np.median(perception_us)) / 1e3
         share = cost_ms / float(np.median(tracking))
@@ -316,6 +335,15 @@ def _run_one(args: argparse.Namespace, backend: str, precision: str) -> int:
     print(f"video mode: {fps:.1f} frames/s ({tracker.detections} detector runs)")
     print(f"peak RSS: {_peak_rss_mib():.1f} MiB")
     return 0
+
+
+def _without_blendshapes(tracker: Any, frame: Any, index: int, encoder: Any, record: Any) -> None:
+    began = time.perf_counter()
+    result = tracker.process(frame, index * 33, landmarks=True, blendshapes=False)
+    encoder.encode(result)
+    wall = (time.perf_counter() - began) * 1e3
+    if not tracker.last_detected:
+        _record_result(record, BARE, result, wall)
 
 
 def _record_result(record: Any, mode: str, result: Any, wall_ms: float) -> None:

@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("--landmarks", action="store_true", help="include the 478 landmarks")
     parser.add_argument(
+        "--no-blendshapes",
+        action="store_true",
+        help="do not run the blendshape model (faster; results carry no blendshapes)",
+    )
+    parser.add_argument(
         "--jsonl", action="store_true", help="one JSON document per image or video frame"
     )
     parser.add_argument(
@@ -231,7 +236,10 @@ def _analyze_path(
         image = decode_for_pipeline(data, max_megapixels=limit)
     except ImageError as exc:
         raise _PathError(str(exc)) from None
-    output.image(str(path), pipeline.analyze(image, landmarks=args.landmarks))
+    output.image(
+        str(path),
+        pipeline.analyze(image, landmarks=args.landmarks, blendshapes=not args.no_blendshapes),
+    )
 
 
 def _analyze_video(
@@ -254,7 +262,9 @@ def _analyze_video(
         # Decoding into the previous frame's array spares a 1 MB allocation per frame.
         while (frame := video.read(frame)) is not None:
             timestamp = math.floor(index * 1000 / fps)  # as a MediaPipe VIDEO-mode user does
-            result = tracker.process(frame, timestamp, args.landmarks)
+            result = tracker.process(
+                frame, timestamp, args.landmarks, blendshapes=not args.no_blendshapes
+            )
             if output.jsonl:
                 output.frame(source, index, result)
             stats["frames"] += 1

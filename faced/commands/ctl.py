@@ -12,7 +12,6 @@ exits 2.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable
@@ -136,6 +135,8 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
         async def main() -> None:
             async with client:
                 await action(client, args)
+
+        import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
 
         try:
             asyncio.run(main())

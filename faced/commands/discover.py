@@ -9,7 +9,6 @@ prints one line on stderr and exits 1; python-zeroconf missing or a bad argument
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Final
 
@@ -50,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
+
     import msgspec  # noqa: PLC0415
 
     from faced.client.discovery import discover  # noqa: PLC0415

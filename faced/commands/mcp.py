@@ -10,7 +10,6 @@ runs: ``faced --help`` must not pay its ~0.4 s and 40 MiB.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -48,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="faced mcp: %(levelname)s %(message)s"
     )
+    import asyncio  # noqa: PLC0415  (not at import: every command builds this parser)
+
     try:
         asyncio.run(serve(url, args.api_key))
     except KeyboardInterrupt:

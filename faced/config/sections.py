@@ -229,6 +229,10 @@ class VisionConfig(_Section, frozen=True):
     (~22 MiB each) and loads them again on its next job; 0 keeps them loaded."""
     max_image_bytes: PositiveInt = 16 * 1024 * 1024
     """Largest encoded image the analyze API accepts (upload, base64 or stream frame)."""
+    blendshapes: Literal["on_demand", "always"] = "on_demand"
+    """Live tracking's blendshape model. on_demand: it runs only while something reads the
+    scores (a /ws/tracking client that wants them, /api/emotion_state read in the last
+    10 s, mirror mode, person events followed, MQTT, a calibration); always: every frame."""
 
 
 class DisplayConfig(_Section, frozen=True):

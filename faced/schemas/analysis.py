@@ -49,10 +49,12 @@ class Face(_Schema):
     """[x, y, w, h] of the landmarks' extent, normalized, clipped to the image."""
     score: float
     """Face presence score of the landmark model, 0..1."""
-    blendshapes: dict[str, float]
-    """All 52 ARKit blendshape names (tongueOut included) -> score 0..1."""
     head: Head
     eyes: Eyes
+    blendshapes: dict[str, float] | None = None
+    """All 52 ARKit blendshape names (tongueOut included) -> score 0..1; left out when
+    nobody asked for them (live tracking runs the blendshape model on demand, /v1/analyze
+    and `faced analyze` unless told not to)."""
     landmarks: list[tuple[float, float, float]] | None = None
     """478 [x, y, z] in MediaPipe's normalized convention; only when asked for."""
 

@@ -37,6 +37,8 @@ class Base64Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """Include the 478 landmarks of each face."""
     num_faces: NumFaces | None = None
     """Faces to look for, 1-8 (default: vision.num_faces)."""
+    blendshapes: bool = True
+    """false: the blendshape model is not run (faces carry no blendshapes)."""
 
 
 class StreamHello(msgspec.Struct, kw_only=True):

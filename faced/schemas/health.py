@@ -37,6 +37,15 @@ class ModelHealth(msgspec.Struct, forbid_unknown_fields=True):
     files: dict[str, ModelFile]
 
 
+class BlendshapesHealth(msgspec.Struct, forbid_unknown_fields=True):
+    """Whether live tracking runs the blendshape model (only while someone needs it)."""
+
+    running: bool
+    consumers: list[str]
+    """Who needs them now: "tracking socket", "emotion_state", "mirror", "person events",
+    …; empty: the model is not run."""
+
+
 class Health(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The daemon's health: the process answers (``ok``); ``status`` says whether every
     component does."""
@@ -52,6 +61,8 @@ class Health(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The face's state (idle, listening, …)."""
     slow_viewers_disconnected: int | msgspec.UnsetType = msgspec.UNSET
     model: ModelHealth | msgspec.UnsetType = msgspec.UNSET
+    blendshapes: BlendshapesHealth | msgspec.UnsetType = msgspec.UNSET
+    """Live tracking's blendshape model (present while live tracking runs)."""
 
 
-__all__ = ["ComponentHealth", "Health", "ModelFile", "ModelHealth"]
+__all__ = ["BlendshapesHealth", "ComponentHealth", "Health", "ModelFile", "ModelHealth"]

@@ -161,10 +161,11 @@ class WeightedProcrustes:
     def solve(self, target: F64) -> F64:
         """4x4 [s R | t] minimising sum w_i |s R src_i + t - dst_i|^2 (points as columns)."""
         rotation, scale = self.rotation_and_scale(target)
-        target_centre = (target * self._weights).sum(axis=1) / self._total_weight
-        transform = np.eye(4)
-        transform[:3, :3] = scale * rotation
+        target_centre = (target @ self._weights) / self._total_weight
+        transform = np.zeros((4, 4))
+        np.multiply(rotation, scale, out=transform[:3, :3])
         transform[:3, 3] = target_centre - scale * (rotation @ self._source_centre)
+        transform[3, 3] = 1.0
         return transform
 
 
@@ -221,10 +222,13 @@ def euler_degrees(rotation: F64) -> tuple[float, float, float]:
     """(yaw, pitch, roll) with R = Ry(yaw) Rx(-pitch) Rz(roll) in the camera frame (x right,
     y up, z toward the viewer): yaw > 0 turns the face toward the image's right, pitch > 0
     tilts it up, roll > 0 rotates it counter-clockwise as seen in the image."""
-    r = rotation / np.linalg.norm(rotation[:, 0])
-    yaw = math.atan2(r[0, 2], r[2, 2])
-    pitch = math.asin(max(-1.0, min(1.0, r[1, 2])))
-    roll = math.atan2(r[1, 0], r[1, 1])
+    # Plain floats: nine numbers, where numpy's per-call overhead is the whole cost.
+    (_, _, r02), (r10, r11, r12), (_, _, r22) = rotation.tolist()
+    r00, r20 = rotation[0, 0], rotation[2, 0]
+    norm = math.sqrt(r00 * r00 + r10 * r10 + r20 * r20)
+    yaw = math.atan2(r02 / norm, r22 / norm)
+    pitch = math.asin(max(-1.0, min(1.0, r12 / norm)))
+    roll = math.atan2(r10 / norm, r11 / norm)
     return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
 
 
@@ -239,6 +243,9 @@ class GeometryPipeline:
         )
         self._height_at_near = 2 * NEAR * math.tan(math.radians(vertical_fov_deg) / 2)
         self._flip_z = np.array([[1.0], [1.0], [-1.0]])
+        self._frame: tuple[int, int, float, F64, F64] | None = None
+        """The last image size, its near-plane width and the screen projection's scale
+        and offset (images of one stream share a size: made once, not per frame)."""
 
     @classmethod
     def from_metadata(cls, data: bytes) -> GeometryPipeline:
@@ -256,14 +263,19 @@ class GeometryPipeline:
 
     def solve(self, landmarks: npt.NDArray[np.floating], width: int, height: int) -> HeadPose:
         """Pose of normalized landmarks (at least 468 x 3) in a width x height image."""
-        h = self._height_at_near
-        w = h * width / height
+        frame = self._frame
+        if frame is None or frame[:2] != (width, height):
+            h = self._height_at_near
+            w = h * width / height
+            scale = np.array([w, -h, w])
+            offset = np.array([-w / 2, h / 2, 0.0])
+            frame = self._frame = (width, height, w, scale, offset)
+        w, scale, offset = frame[2:]
         # Project to the near plane (origin top-left -> centre, y up); z scales like x.
-        depth_offset = float(landmarks[:MESH_POINTS, 2].mean()) * w
+        # (np.add.reduce / n is ndarray.mean's arithmetic without its Python wrapper.)
+        depth_offset = float(np.add.reduce(landmarks[:MESH_POINTS, 2]) / MESH_POINTS) * w
         # x * w - w/2, (1 - y) * h - h/2, z * w; points as columns for the solver.
-        screen: F64 = (
-            landmarks[self._indices].astype(np.float64) * (w, -h, w) + (-w / 2, h / 2, 0.0)
-        ).T
+        screen: F64 = (landmarks[self._indices].astype(np.float64) * scale + offset).T
         scale1 = self._estimate_scale(screen * self._flip_z)
         scale2 = self._estimate_scale(self._to_metric(screen, depth_offset, scale1))
         metric = self._to_metric(screen, depth_offset, scale1 * scale2)

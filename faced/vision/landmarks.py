@@ -177,6 +177,9 @@ class LandmarkModel:
         return FaceLandmarks(project(raw, roi, width, height), presence, tongue, roi)
 
 
+_CROP_CENTRE: Final = np.array([CROP_SIZE / 2, CROP_SIZE / 2, 0], dtype=np.float32)
+
+
 def project(raw: FloatArray, roi: Roi, width: int, height: int) -> FloatArray:
     """Crop-pixel landmarks (478, 3) -> normalized image coordinates."""
     cos, sin = math.cos(roi.rotation), math.sin(roi.rotation)
@@ -190,8 +193,8 @@ def project(raw: FloatArray, roi: Roi, width: int, height: int) -> FloatArray:
         ],
         dtype=np.float32,
     )
-    centred = raw - np.array([CROP_SIZE / 2, CROP_SIZE / 2, 0], dtype=np.float32)
-    out = centred @ transform
+    centred: FloatArray = raw - _CROP_CENTRE
+    out: FloatArray = centred @ transform
     out[:, 0] += roi.cx / width
     out[:, 1] += roi.cy / height
     return out

@@ -79,8 +79,10 @@ class FacePipeline(Stages):
         *,
         num_faces: int | None = None,
         bgr: bool = False,
+        blendshapes: bool = True,
     ) -> Analysis:
-        """Detect and analyze faces in one image (RGB by default; grey/RGBA accepted)."""
+        """Detect and analyze faces in one image (RGB by default; grey/RGBA accepted);
+        without ``blendshapes`` the blendshape model is not run."""
         start = time.perf_counter()
         wanted = self.num_faces if num_faces is None else num_faces
         if not 1 <= wanted <= MAX_FACES:
@@ -101,7 +103,15 @@ class FacePipeline(Stages):
                 rois = self._search_tiles(frame, wanted, times)
             found = self.run_landmarks(frame, rois, times)
             faces = [
-                self.describe(f, f.points, width, height, with_landmarks=landmarks, times=times)
+                self.describe(
+                    f,
+                    f.points,
+                    width,
+                    height,
+                    with_landmarks=landmarks,
+                    times=times,
+                    blendshapes=blendshapes,
+                )
                 for f in found
             ]
         return self.result(faces, width, height, times, start, with_landmarks=landmarks)

@@ -181,9 +181,11 @@ class Tracker:
         landmarks: bool = False,
         *,
         bgr: bool = False,
+        blendshapes: bool = True,
     ) -> Analysis:
         """Analyze the next frame of the stream; timestamps must increase. A bad image or
-        timestamp raises ValueError and leaves the stream's state as it was."""
+        timestamp raises ValueError and leaves the stream's state as it was. Without
+        ``blendshapes`` the blendshape model is not run (faces carry none)."""
         start = time.perf_counter()
         timestamp_ms = int(timestamp_ms)
         pipeline = self._pipeline
@@ -203,14 +205,19 @@ class Tracker:
                 if self._smoother is not None:
                     self._smoother.reset()
             self._last_timestamp_ms = timestamp_ms
-            faces = self._track(frame, timestamp_ms, landmarks, times)
+            faces = self._track(frame, timestamp_ms, landmarks, times, blendshapes)
         height, width = frame.shape[:2]
         return pipeline.result(
             faces, width, height, times, start, with_landmarks=landmarks, timestamp_ms=timestamp_ms
         )
 
     def _track(
-        self, frame: npt.NDArray[np.uint8], timestamp_ms: int, landmarks: bool, times: StageTimes
+        self,
+        frame: npt.NDArray[np.uint8],
+        timestamp_ms: int,
+        landmarks: bool,
+        times: StageTimes,
+        blendshapes: bool,
     ) -> list[Face]:
         pipeline = self._pipeline
         height, width = frame.shape[:2]
@@ -242,7 +249,13 @@ class Tracker:
                 points = smoother.apply(points, width, height, timestamp_ms * 1_000_000)
             faces.append(
                 pipeline.describe(
-                    face, points, width, height, with_landmarks=landmarks, times=times
+                    face,
+                    points,
+                    width,
+                    height,
+                    with_landmarks=landmarks,
+                    times=times,
+                    blendshapes=blendshapes,
                 )
             )
         return faces

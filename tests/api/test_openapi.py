@@ -159,4 +159,4 @@ async def test_query_parameters_come_from_the_query_structs(client: Client) -> N
     assert parameters["encoding"]["schema"]["enum"] == ["json", "msgpack"]
     assert parameters["fps"]["schema"]["exclusiveMinimum"] == 0
     analyze = {p["name"] for p in document["paths"]["/v1/analyze"]["post"]["parameters"]}
-    assert analyze == {"landmarks", "num_faces"}
+    assert analyze == {"landmarks", "num_faces", "blendshapes"}

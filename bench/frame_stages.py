@@ -1,0 +1,138 @@
+"""The per-frame steps of the face pipeline, this checkout against an earlier one, one run.
+
+Each step a tracked frame takes besides the two models (crop, projection, tracking region,
+smoothing, head pose, eyes, the face's fields, the result, the JSON line) is timed alone on
+a real frame of the synthetic bench clip: its thread CPU time (less disturbed by other
+processes than wall time), the minimum of 7 repeats. Both trees run as child processes with
+their own ``PYTHONPATH``, pinned to one core, alternating, ``--rounds`` times; the table
+shows the median per step. Steps are called as the pipeline calls them, so only steps whose
+signature both trees share are timed (the blendshape model is replaced by a stub where a
+step would run it).
+
+    git worktree add /tmp/before <commit>   # the earlier tree (its models: ln -s)
+    .venv/bin/python bench/frame_stages.py --before /tmp/before [--rounds 3] [--core 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+PHOTO: Final = ROOT / "tests" / ".data" / "lenna.png"
+
+
+def measure() -> dict[str, float]:
+    """The steps of the tree on ``sys.path`` (run in the child)."""
+    import io  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    import timeit  # noqa: PLC0415
+    from collections.abc import Callable  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from faced.commands.analyze import _Output  # noqa: PLC0415
+    from faced.vision.eyes import eye_states  # noqa: PLC0415
+    from faced.vision.landmarks import project, roi_from_landmarks  # noqa: PLC0415
+    from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
+    from faced.vision.stages import StageTimes, prepare  # noqa: PLC0415
+    from faced.vision.synthetic import load_photo, synthetic_frames  # noqa: PLC0415
+
+    pipe = FacePipeline.load(ROOT / "models")
+    tracker = pipe.tracker()
+    frames = list(synthetic_frames(load_photo(PHOTO), 6, frame_size=(640, 480)))
+    for index, image in enumerate(frames):
+        tracker.process(image, index * 33)
+    frame = prepare(frames[-1])  # the working RGBA frame, as the tracker has it
+    roi = tracker.regions[0]
+    face = pipe.landmark_model.run(frame, roi)
+    assert face is not None
+    points, width, height = face.points, 640, 480
+    times = StageTimes()
+    smoother = tracker._smoother  # the stream's own smoother, warmed up
+    assert smoother is not None
+    raw = (np.random.default_rng(0).random((478, 3)) * 256).astype(np.float32)
+    scores = pipe.blendshape_model.run(points, width, height, 0.0)
+
+    class Stub:
+        def run(self, *args: Any) -> Any:
+            return scores
+
+    model = pipe.blendshape_model
+
+    def describe() -> None:
+        pipe.blendshape_model = Stub()  # type: ignore[assignment]
+        try:
+            pipe.describe(face, points, width, height, with_landmarks=False, times=times)
+        finally:
+            pipe.blendshape_model = model
+
+    described = pipe.describe(face, points, width, height, with_landmarks=False, times=times)
+    result = pipe.result([described], width, height, times, 0.0, with_landmarks=False)
+    output = _Output(True, io.BytesIO(), sys.stderr)
+    steps: dict[str, tuple[Callable[[], object], int]] = {
+        "crop (warp, RGB, scale)": (lambda: pipe.landmark_model.crop(frame, roi), 300),
+        "landmarks: projection": (lambda: project(raw, roi, width, height), 2000),
+        "tracking region": (lambda: roi_from_landmarks(points, width, height), 2000),
+        "smoothing": (lambda: smoother.apply(points, width, height, 10**9), 2000),
+        "head pose": (lambda: pipe.geometry.solve(points, width, height), 2000),
+        "eyes": (lambda: eye_states(points, width, height), 2000),
+        "face fields (blendshape model stubbed)": (describe, 1000),
+        "result": (
+            lambda: pipe.result([described], width, height, times, 0.0, with_landmarks=False),
+            2000,
+        ),
+        "JSON line": (lambda: output.frame("clip", 1, result), 2000),
+        "blendshape model (reference)": (lambda: model.run(points, width, height, 0.0), 300),
+    }
+    return {
+        name: min(timeit.Timer(step, timer=time.thread_time).repeat(number=n, repeat=7)) / n * 1e6
+        for name, (step, n) in steps.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="the earlier checkout")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (default 3)")
+    parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (default 0)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure()))
+        return 0
+    if not (args.before / "faced" / "vision").is_dir():
+        parser.error(f"{args.before} is not a faced checkout")
+    if shutil.which("taskset") is None:
+        parser.error("taskset (util-linux) is needed to pin the runs to one core")
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for _ in range(args.rounds):
+        for side, tree in (("before", args.before.resolve()), ("after", ROOT)):
+            command = ["taskset", "-c", str(args.core), sys.executable, __file__, "--child"]
+            command += ["--before", str(args.before)]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                tail = done.stderr.strip().splitlines()[-5:]
+                raise SystemExit(f"{side} ({tree}) failed:\n" + "\n".join(tail))
+            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"per-frame steps, µs of thread CPU per call (median of {args.rounds} alternated "
+          f"rounds, each the minimum of 7 repeats), core {args.core}, load "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{'step':42s} {'before':>9s} {'after':>9s}")
+    for name in runs["after"][0]:
+        before = statistics.median(r[name] for r in runs["before"])
+        after = statistics.median(r[name] for r in runs["after"])
+        print(f"{name:42s} {before:9.1f} {after:9.1f}  {100 * (after / before - 1):+6.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
