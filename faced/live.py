@@ -15,11 +15,12 @@ never see.
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
 the thread always takes the newest frame. It runs the blendshape model on a frame only while
 someone needs the scores (``LiveService.blendshapes``, faced.demand: a tracking socket that
-asked, a recent reader, mirror mode, person events, MQTT, a calibration). On the loop each result gets ``frame``, ``ts``,
-``fps`` and ``latency_ms`` (capture → publish), feeds a calibration being recorded, is
-calibrated when a neutral is set (faced.calibration, before anyone reads it), becomes
-``latest`` (without landmarks) and goes to every listener (the results hub first, then gaze
-follow), to ``Presence``, then with its landmarks to the ``Perception`` (faced.perception),
+asked, a recent reader, mirror mode, person events, MQTT, a calibration). On the loop each
+result gets ``frame``, ``ts``, ``fps`` and ``latency_ms`` (capture → publish), feeds a
+calibration being recorded, is calibrated when a neutral is set (faced.calibration, before
+anyone reads it), becomes ``latest`` (without landmarks) and goes to every listener (the
+results hub first, then gaze follow), to ``Presence``, then with its landmarks to the
+``Perception`` (faced.perception),
 whose events go to the person events' hub (``person``: a bounded queue per subscriber,
 /api/person/events and /ws/tracking?events=1) and its observers (the face's history).
 """
