@@ -20,9 +20,9 @@ result gets ``frame``, ``ts``, ``fps`` and ``latency_ms`` (capture → publish),
 calibration being recorded, is calibrated when a neutral is set (faced.calibration, before
 anyone reads it), becomes ``latest`` (without landmarks) and goes to every listener (the
 results hub first, then gaze follow), to ``Presence``, then with its landmarks to the
-``Perception`` (faced.perception),
-whose events go to the person events' hub (``person``: a bounded queue per subscriber,
-/api/person/events and /ws/tracking?events=1) and its observers (the face's history).
+``Perception`` (faced.perception), whose events go to the person events' hub (``person``: a
+bounded queue per subscriber, /api/person/events and /ws/tracking?events=1) and its
+observers (the face's history).
 """
 
 from __future__ import annotations
