@@ -418,7 +418,7 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
         cpu_before, result.load_start = cpu_seconds(os.getpid()), os.getloadavg()[0]
         window: list[float] = []
         started = time.perf_counter()
-        next_sample, last_tracked = started + args.sample_s, 0
+        next_sample, last_tracked, last_sampled = started + args.sample_s, 0, started
         while (now := time.perf_counter()) < started + seconds:
             await asyncio.sleep(PROBE_INTERVAL_S)
             lag_ms = max(0.0, (time.perf_counter() - now - PROBE_INTERVAL_S) * 1000)
@@ -428,8 +428,9 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
                 result.lag_max_ms = max(result.lag_max_ms, lag_ms)
             if now >= next_sample:
                 rss, anon, threads = _memory()
-                rate = (tracked[0] - last_tracked) / args.sample_s
-                last_tracked = tracked[0]
+                # Over the interval that really passed: a stalled loop samples late.
+                rate = (tracked[0] - last_tracked) / (now - last_sampled)
+                last_tracked, last_sampled = tracked[0], now
                 result.samples.append(
                     Sample(
                         round(now - started, 1),
@@ -442,7 +443,7 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
                     )
                 )
                 window.clear()
-                next_sample += args.sample_s
+                next_sample = now + args.sample_s  # after a stall: no burst of samples
         async with asyncio.timeout(120):
             output, _ = await child.communicate()
     finally:
