@@ -28,9 +28,10 @@ WARM_UP_S = 60 if LONG else 15
 # their working size (more so on a loaded machine), so the short run gets twice the room.
 GROWTH_BOUND = soak.GROWTH_GOAL if LONG else 2 * soak.GROWTH_GOAL
 
-pytestmark = [pytest.mark.soak, pytest.mark.slow, pytest.mark.timeout(SECONDS + 180)]
 
-
+@pytest.mark.soak
+@pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 180)
 def test_soak_loses_nothing_and_memory_stays_bounded(tmp_path: Path) -> None:
     figures = tmp_path / "soak.json"
     command = [sys.executable, "-m", "faced", "bench", "soak", "--minutes", str(SECONDS / 60)]
@@ -53,3 +54,25 @@ def test_soak_loses_nothing_and_memory_stays_bounded(tmp_path: Path) -> None:
     assert result["growth"] < GROWTH_BOUND, done.stdout
     if LONG:
         assert result["lag_p99_ms"] <= soak.LAG_GOAL_MS, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--minutes", "0.1", "--warm-up", "10"], "--warm-up must be shorter than the run"),
+        (["--viewers", "0"], "expected a number > 0, got '0'"),
+        (["--rate", "fast"], "expected a number > 0, got 'fast'"),
+    ],
+)
+def test_soak_refuses_bad_arguments_in_one_line(arguments: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "faced", "bench", "soak", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
