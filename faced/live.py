@@ -13,7 +13,9 @@ camera's results have readers of their own (/ws/tracking, gaze follow) that view
 never see.
 
 When the pipeline is slower than the camera, frames in between are skipped, never queued:
-the thread always takes the newest frame. It runs the blendshape model on a frame only while
+the thread always takes the newest frame. Likewise when the loop is slower than the
+pipeline (a stalled or starved loop): one result waits for it, the newest, never a queue of
+results each holding its frame. The thread runs the blendshape model on a frame only while
 someone needs the scores (``LiveService.blendshapes``, faced.demand: a tracking socket that
 asked, a recent reader, mirror mode, person events, MQTT, a calibration). On the loop each
 result gets ``frame``, ``ts``, ``fps`` and ``latency_ms`` (capture → publish), feeds a
@@ -209,6 +211,13 @@ class LiveTracking:
         """False: the thread looks at no frame (a run-time toggle, faced.components)."""
         self._published_at: deque[float] = deque(maxlen=FPS_WINDOW)
         self._next_result: asyncio.Future[None] | None = None
+        # The result waiting for the loop: appending replaces it (atomic under the GIL), and
+        # one callback at a time is scheduled to take it. `faced bench soak` saw a loop
+        # stalled for 100 s by an overloaded host gather 120 MiB of queued results.
+        self._waiting: deque[tuple[Analysis, Frame]] = deque(maxlen=1)
+        self._scheduled = False
+        self.superseded = 0
+        """Results replaced by a newer one before the loop took them."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Monotonic -> wall clock, fixed once so ``ts`` never jumps with NTP corrections.
@@ -333,10 +342,15 @@ class LiveTracking:
                 self._tracker.reset()
                 continue
             self.processed += 1
-            try:
-                self._loop.call_soon_threadsafe(self._publish, analysis, frame)
-            except RuntimeError:
-                return  # the loop is closed: the daemon is going down
+            if self._waiting:
+                self.superseded += 1
+            self._waiting.append((analysis, frame))
+            if not self._scheduled:
+                self._scheduled = True
+                try:
+                    self._loop.call_soon_threadsafe(self._publish_waiting)
+                except RuntimeError:
+                    return  # the loop is closed: the daemon is going down
 
     # --- on the event loop ----------------------------------------------------------------
 
@@ -346,6 +360,12 @@ class LiveTracking:
         event = self.presence.update(None, now, wall_ms)
         self._announce(event)
         self._perceive(None, event, now, wall_ms)
+
+    def _publish_waiting(self) -> None:
+        # Cleared before taking: a result the thread adds meanwhile schedules its own call.
+        self._scheduled = False
+        if self._waiting:
+            self._publish(*self._waiting.popleft())
 
     def _publish(self, analysis: Analysis, frame: Frame) -> None:
         now = time.monotonic()

@@ -11,6 +11,8 @@ Stdlib only (runs with any python3). Steps:
    console (Type=notify: printed only after READY=1) and for GET /health; boot-to-READY time;
 3. /health answers with the model version; the API requires the key; /v1/analyze finds the
    face on a test photograph when the daemon has that endpoint (skipped LOUDLY otherwise);
+   on the second boot, after analyze: the daemon's RSS and its cgroup's MemoryCurrent and
+   memory.peak from faced-report-memory.service, each at most the unit's MemoryHigh;
 4. power down cleanly (ACPI power button), read faced-api-key.txt from the boot partition;
 5. remove faced.toml from the boot partition and boot again: the config (port) and the key
    are kept; shut down again.
@@ -47,6 +49,9 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 READY_LINE = re.compile(r"FACED-READY (.*)")
 # The same unit, then: faced's "serving" log entry's FACED_PORT field from journalctl -o json.
 JOURNAL_LINE = re.compile(r"FACED-JOURNAL (\S+)")
+# faced-report-memory.service (build-image.sh), every 10 s: "FACED-MEMORY VmRSSkB=… MemoryPeak=…
+# MemoryCurrent=… MemoryHigh=… MemoryMax=… TasksCurrent=… TasksMax=…" (bytes; kB for VmRSS).
+MEMORY_LINE = re.compile(r"FACED-MEMORY (.*)")
 FAILED_LINE = re.compile(r"Failed to start faced\.service|faced\.service: Failed with result")
 SKIPPED: list[str] = []
 
@@ -351,6 +356,47 @@ def check_analyze(machine: Machine, key: str, photo: Path | None) -> None:
     check(status == 200 and bool(faces), f"/v1/analyze finds the face in {photo.name} ({status})")
 
 
+def _size(value: str | None) -> int | None:
+    """A byte count systemd or the kernel printed; None for unset, "infinity" or "none"."""
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def check_memory(machine: Machine, boot: str, figures: dict[str, float]) -> None:
+    """The daemon's memory inside the emulated Pi, after what ran so far (start, /health,
+    analyze: the analyze worker has loaded its models), held against the unit's MemoryHigh
+    and TasksMax. Memory does not depend on emulation speed; the figures are arm64's own."""
+    seen = len(MEMORY_LINE.findall(machine.console_text()))
+    deadline = time.monotonic() + 60
+    while len(lines := MEMORY_LINE.findall(machine.console_text())) <= seen:
+        if time.monotonic() > deadline:
+            raise Failure("no FACED-MEMORY line on the console (faced-report-memory.service)")
+        time.sleep(0.5)
+    fields = dict(re.findall(r"(\w+)=(\S*)", lines[-1]))
+    mib = 1 << 20
+    rss_kb, current = _size(fields.get("VmRSSkB")), _size(fields.get("MemoryCurrent"))
+    peak, high = _size(fields.get("MemoryPeak")), _size(fields.get("MemoryHigh"))
+    tasks, tasks_max = _size(fields.get("TasksCurrent")), _size(fields.get("TasksMax"))
+    check(high is not None, f"{boot}: faced.service has a MemoryHigh ({fields})")
+    check(rss_kb is not None and current is not None, f"{boot}: faced's memory read ({fields})")
+    assert high is not None and rss_kb is not None and current is not None
+    figures[f"{boot}: faced RSS after analyze, in the emulated Pi (MiB)"] = rss_kb / 1024
+    figures[f"{boot}: faced.service MemoryCurrent (MiB)"] = current / mib
+    if peak is not None:
+        figures[f"{boot}: faced.service memory.peak since start (MiB)"] = peak / mib
+    else:
+        skip_loudly("the cgroup's memory.peak", "this kernel has no memory.peak")
+    log(
+        f"{boot}: faced RSS {rss_kb / 1024:.1f} MiB, MemoryCurrent {current / mib:.1f} MiB, "
+        f"peak {peak / mib if peak else float('nan'):.1f} MiB, MemoryHigh {high / mib:.0f} MiB; "
+        f"tasks {tasks} of {tasks_max}"
+    )
+    for name, value in (("RSS", rss_kb * 1024), ("MemoryCurrent", current), ("peak", peak)):
+        if value is not None:
+            check(value <= high, f"{boot}: faced's {name} {value / mib:.1f} MiB <= MemoryHigh")
+    if tasks is not None and tasks_max is not None:
+        check(tasks <= tasks_max, f"{boot}: faced's tasks {tasks} <= TasksMax {tasks_max}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-dir", type=Path, default=REPO / "build" / "image")
@@ -418,6 +464,7 @@ def main() -> int:
         check_health(machine, health, model_version)
         check_key_required(machine, key)
         check_analyze(machine, key, photo if photo.is_file() else None)
+        check_memory(machine, "boot 2", figures)
         machine.power_down()
         machine = None
         check(

@@ -183,8 +183,38 @@ StandardOutput=journal+console
 [Install]
 WantedBy=multi-user.target
 EOF
+# faced's memory and tasks every 10 s on the console, for boot_test.py to hold against the
+# unit's MemoryHigh and TasksMax: VmRSS of the main process, and the cgroup's memory.peak
+# (bookworm's systemd 252 has no MemoryPeak property; the kernel's file is the same figure).
+cat > "$ROOTFS/usr/lib/faced/report-memory" <<'EOF'
+#!/bin/sh
+# Emulated test image only (image-build/build-image.sh): faced's memory, every 10 s.
+while :; do
+    pid=$(systemctl show faced.service -p MainPID --value)
+    group=$(systemctl show faced.service -p ControlGroup --value)
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)  # kB
+    peak=$(cat "/sys/fs/cgroup$group/memory.peak" 2>/dev/null)
+    echo "FACED-MEMORY VmRSSkB=${rss:-none} MemoryPeak=${peak:-none} $(systemctl show \
+        faced.service -p MemoryCurrent -p MemoryHigh -p MemoryMax -p TasksCurrent -p TasksMax \
+        | tr '\n' ' ')"
+    sleep 10
+done
+EOF
+chmod 0755 "$ROOTFS/usr/lib/faced/report-memory"
+cat > "$ROOTFS/etc/systemd/system/faced-report-memory.service" <<'EOF'
+[Unit]
+Description=Report faced's memory on the serial console (emulated test image)
+After=faced-report-ready.service
+
+[Service]
+ExecStart=/usr/lib/faced/report-memory
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+EOF
 systemctl --root="$ROOTFS" enable systemd-networkd.service serial-getty@ttyAMA0.service \
-    faced-report-ready.service >/dev/null
+    faced-report-ready.service faced-report-memory.service >/dev/null
 # The root password stays locked; nothing logs in on the console.
 rm -f "$ROOTFS/usr/sbin/policy-rc.d" "$ROOTFS/etc/resolv.conf"
 printf 'nameserver 10.0.2.3\n' > "$ROOTFS/etc/resolv.conf"

@@ -24,6 +24,7 @@ SUBJECTS: dict[str, str] = {
     "analyze": "POST /v1/analyze p50/p99 latency and requests/s, 1 vs 2 pipeline workers",
     "perception": "distance_m error by face size, person event latency frame → SSE",
     "memory": "the daemon's RSS: bare, tracking, 50 viewers, analyze load, N min; start time",
+    "soak": "viewers, agents, tracking and analyze for N min: RSS, loop lag, messages lost",
     "speaker": "CPU per second of audio played (conversion, resampling, lip sync) vs the floor",
 }
 

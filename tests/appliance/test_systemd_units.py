@@ -239,3 +239,22 @@ def test_tmpfiles_keep_the_api_key_root_only() -> None:
     lines = (UNITS / "tmpfiles.d" / "faced.conf").read_text().splitlines()
     entries = [line.split() for line in lines if line and not line.startswith("#")]
     assert ["z", "/etc/faced/api-key", "0600", "root", "root", "-"] in entries
+
+
+def _bytes(value: str) -> int:
+    """A systemd size (``320M``, ``1G``, plain bytes) in bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    suffix = value[-1].upper()
+    return int(value[:-1]) * units[suffix] if suffix in units else int(value)
+
+
+def test_faced_service_bounds_memory_and_tasks(faced_unit: Unit) -> None:
+    # The figures behind them are `faced bench soak`'s (the unit's comment says which):
+    # MemoryHigh (reclaim, throttle) must sit below MemoryMax (OOM kill, restart), both with
+    # room above the soak's steady 160-215 MiB; TasksMax well above the soak's 9-10 threads.
+    high = _bytes(one(faced_unit, "Service", "MemoryHigh"))
+    ceiling = _bytes(one(faced_unit, "Service", "MemoryMax"))
+    assert 256 << 20 <= high < ceiling <= 1 << 30, (high, ceiling)
+    tasks = int(one(faced_unit, "Service", "TasksMax"))
+    assert 32 <= tasks <= 512, tasks
+    assert "MALLOC_ARENA_MAX=2" in " ".join(faced_unit["Service"]["Environment"])
