@@ -65,6 +65,8 @@ class Operation:
     """Non-JSON 200 bodies: media type -> JSON Schema (pages, streams)."""
     errors: tuple[int, ...] = ()
     """Statuses this operation answers with ErrorBody besides the generic ones."""
+    success: int = 200
+    """The status of a success (202 for work accepted to be done later)."""
     query: type[Query] | None = None
     """The route's query parameters (``parameters``, ``in: query``)."""
     websocket_receives: Any = None
@@ -281,8 +283,8 @@ def _operation_doc(
             "sends": _one_of(operation.websocket_sends, schema_of),
         }
     elif operation.response is not None:
-        responses["200"] = {
-            "description": "OK",
+        responses[str(operation.success)] = {
+            "description": _STATUS_TEXT.get(operation.success, "OK"),
             "content": _content(schema_of[id(operation.response)]),
         }
     elif operation.response_content:
@@ -308,10 +310,12 @@ def _operation_doc(
 
 
 _STATUS_TEXT: Final = {
+    202: "Accepted: the work is queued",
     400: "Bad request: the error names the field",
     401: "API key missing",
     403: "API key wrong, or a private route off loopback without a key",
     404: "Not found",
+    409: "Conflict with the current state",
     413: "Body, image or message too large",
     415: "Unsupported media type",
     422: "The image cannot be decoded",
