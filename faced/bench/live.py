@@ -12,7 +12,10 @@ the event-loop lag every request and socket in the daemon waits behind.
    result), beside the pipeline's own time per frame (``timing_ms.total``), and lag;
 3. **tracking + analyze** — the same, while ``--clients`` clients POST a 640×480 JPEG to
    /v1/analyze back to back (full load on the analyze workers): lag p99 (goal ≤ 10 ms),
-   capture → publish, and analyze requests/s.
+   capture → publish, and analyze requests/s;
+4. **tracking + job** — phase 2 while a job (faced.jobs: a 30 s clip uploaded before the
+   phase) runs in its lower-priority thread the whole time: tracking's frame rate and the
+   lag beside phase 2's, in the same run.
 
 The load (HTTP clients, the socket reader) runs in a child process, so its Python work
 does not share this process's interpreter lock; the daemon's own threads (capture,
@@ -81,6 +84,12 @@ class Phase:
     analyze_errors: int = 0
     socket_results: int = 0
     seconds: float = 0.0
+    job_ran: bool | None = None
+    """Phase 4: whether a job was running from the start to the end of the measurement."""
+
+    @property
+    def fps(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -103,6 +112,7 @@ def _inputs(directory: Path) -> tuple[Path, Path]:
     read_verified(model_dir)  # the right photograph, or the command that fetches it
     rgb = load_photo(photo_path(model_dir))
     clip = write_clip(rgb, directory / "live.avi", 90)
+    write_clip(rgb, directory / "job.avi", 900)  # phase 4's take: 30 s at 30 fps
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(render_frame(rgb, 17), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("cannot encode the analyze JPEG")
@@ -171,23 +181,41 @@ async def _start_load(
 # --- one phase of the daemon ---------------------------------------------------------------
 
 
+async def _submit_jobs(url: str, clip: Path, count: int) -> None:
+    """Upload ``clip`` as ``count`` jobs (before the measurement: the upload is loop work)."""
+    import aiohttp  # noqa: PLC0415
+
+    body = await asyncio.to_thread(clip.read_bytes)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            async with session.post(
+                f"{url}/api/v1/jobs", data=body, headers={"Content-Type": "video/avi"}
+            ) as response:
+                if response.status != 202:
+                    raise RuntimeError(f"job refused: {response.status} {await response.text()}")
+
+
 async def _phase(
-    name: str, sections: dict[str, Any], seconds: float, load: tuple[int, str] | None
+    name: str,
+    sections: dict[str, Any],
+    seconds: float,
+    load: tuple[int, str] | None,
+    job_clip: Path | None = None,
 ) -> Phase:
     from aiohttp import web  # noqa: PLC0415
 
     from faced.app import create_app  # noqa: PLC0415
     from faced.config import validate  # noqa: PLC0415
-    from faced.keys import LIVE_KEY  # noqa: PLC0415
+    from faced.keys import JOBS_KEY, LIVE_KEY  # noqa: PLC0415
     from faced.schemas.tracking import TrackingResult  # noqa: PLC0415
 
     port = free_port()
     config = validate(
         {
-            "server": {"host": "127.0.0.1", "port": port},
             # The load is one client address: no rate limit may refuse it.
             "limits": {"requests_per_s": 1e6, "request_burst": 1_000_000},
             **sections,
+            "server": {**sections.get("server", {}), "host": "127.0.0.1", "port": port},
         },
         "bench",
     )
@@ -213,7 +241,11 @@ async def _phase(
         url = f"http://127.0.0.1:{port}"
         child = await _start_load(url, seconds + WARM_UP_S, clients, jpeg_path)
 
+    jobs = runner.app[JOBS_KEY]
+    if job_clip is not None:
+        await _submit_jobs(f"http://127.0.0.1:{port}", job_clip, 2)
     await asyncio.sleep(WARM_UP_S)
+    running_at_start = jobs.report().get("running") is True
     measuring = True
     started = time.perf_counter()
     end = started + seconds
@@ -222,6 +254,8 @@ async def _phase(
         phase.lags_ms.append(max(0.0, (time.perf_counter() - now - PROBE_INTERVAL_S) * 1000))
     measuring = False
     phase.seconds = time.perf_counter() - started
+    if job_clip is not None:
+        phase.job_ran = running_at_start and jobs.report().get("running") is True
     if child is not None:
         output, _ = await asyncio.wait_for(child.communicate(), 60)
         analyzed, errors, results = (int(n) for n in output.split())
@@ -240,7 +274,7 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
     print()
     print(
         f"{'phase':<22}{'loop lag p50':>14}{'p99':>9}{'max':>9}   capture→publish p50    p99"
-        "   pipeline/frame p50   analyze req/s"
+        "   pipeline/frame p50   analyze req/s   tracking fps"
     )
     for phase in phases:
         latency = (
@@ -256,8 +290,10 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
             f"{phase.name:<22}{_ms(_percentile(phase.lags_ms, 50)):>14}"
             f"{_ms(_percentile(phase.lags_ms, 99)):>9}{_ms(max(phase.lags_ms)):>9}"
             f"   {latency}            {pipeline}          {rate}"
+            f"       {phase.fps:6.1f}"
+            + ("" if phase.job_ran is not False else "  (job ended early)")
         )
-    loaded = phases[-1]
+    loaded = phases[2]
     p99 = _percentile(loaded.lags_ms, 99)
     print()
     print(
@@ -272,6 +308,14 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
         f"{_percentile(tracked.latencies_ms, 99):.2f} ms over {len(tracked.latencies_ms)} "
         f"results; the pipeline alone p50 {_percentile(tracked.pipeline_ms, 50):.2f} ms/frame"
     )
+    with_job = phases[3]
+    print(
+        f"while a job runs: tracking {with_job.fps:.1f} fps (without: {tracked.fps:.1f}), "
+        f"loop lag p99 {_percentile(with_job.lags_ms, 99):.2f} ms "
+        f"(without: {_percentile(tracked.lags_ms, 99):.2f} ms), capture -> publish p50 "
+        f"{_percentile(with_job.latencies_ms, 50):.2f} ms "
+        f"(without: {_percentile(tracked.latencies_ms, 50):.2f} ms)"
+    )
     if loaded.analyze_errors:
         print(f"note: {loaded.analyze_errors} analyze requests failed", flush=True)
     return 0
@@ -285,13 +329,17 @@ def run(args: argparse.Namespace) -> int:
         clip, jpeg = _inputs(Path(scratch))
         camera = {"source": f"file:{clip}"}
         vision = {"analyze_workers": args.workers}
-        plan: list[tuple[str, dict[str, Any], tuple[int, str] | None]] = [
-            ("idle (baseline)", {"vision": vision}, None),
-            ("tracking", {"camera": camera, "vision": vision}, None),
-            ("tracking + analyze", {"camera": camera, "vision": vision}, (args.clients, str(jpeg))),
+        state = {"state_dir": str(Path(scratch) / "state")}
+        tracking = {"camera": camera, "vision": vision, "server": state}
+        job_clip = Path(scratch) / "job.avi"
+        plan: list[tuple[str, dict[str, Any], tuple[int, str] | None, Path | None]] = [
+            ("idle (baseline)", {"vision": vision, "server": state}, None, None),
+            ("tracking", tracking, None, None),
+            ("tracking + analyze", tracking, (args.clients, str(jpeg)), None),
+            ("tracking + job", tracking, None, job_clip),
         ]
         phases = []
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            for name, sections, load in plan:
-                phases.append(runner.run(_phase(name, sections, args.seconds, load)))
+            for name, sections, load, jobs in plan:
+                phases.append(runner.run(_phase(name, sections, args.seconds, load, jobs)))
     return _report(phases, args)
