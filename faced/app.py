@@ -37,6 +37,7 @@ from faced.api import (
     face_routes,
     follow,
     health,
+    jobs,
     metrics,
     openapi,
     pages,
@@ -66,6 +67,7 @@ from faced.display_policy import DisplayService
 from faced.face_packs import Presets
 from faced.gateway import Chat
 from faced.gaze_follow import FollowService
+from faced.jobs.service import Jobs
 from faced.keys import (
     ACCESS_KEY,
     CHAT_KEY,
@@ -75,6 +77,7 @@ from faced.keys import (
     FOLLOW_KEY,
     GUARD_KEY,
     HEALTH_KEY,
+    JOBS_KEY,
     LIFECYCLE_KEY,
     LIVE_KEY,
     MAX_BODY_KEY,
@@ -202,6 +205,7 @@ def _add_components(
         max_bytes=config.limits.agent_message_max_bytes,
     )
     mqtt = app[MQTT_KEY] = MqttService(config, commands=commands, live=live, health=health)
+    takes = app[JOBS_KEY] = Jobs(config, live)
     analyze_pool = analyze_pool_ctx(
         vision.analyze_workers,
         model_dir=vision.model_dir,
@@ -224,6 +228,7 @@ def _add_components(
             gaze_follow.lifetime,  # tracking results → gaze follow → the face state
             face_packs.lifetime,  # the face pack every viewer shows → the viewers' hub
             analyze_pool,  # frames from /v1/analyze* → the analyze workers
+            takes.lifetime,  # videos and camera takes → the job thread → curves and CSVs
             screen.lifetime,  # the viewers' hub → the display policy → the display
             voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
             settings.lifetime,  # the persisted settings layer (the system API)
@@ -233,7 +238,7 @@ def _add_components(
         ]
     )
     # Sockets and streams close with 1001 before cleanup starts.
-    app.on_shutdown.extend([openface.shutdown, live.shutdown, announcer.shutdown])
+    app.on_shutdown.extend([openface.shutdown, live.shutdown, announcer.shutdown, takes.shutdown])
 
     health.add_summary(openface.summary)
     health.add_component("camera", live.camera_report)
@@ -248,6 +253,7 @@ def _add_components(
     health.add_summary(live.blendshapes_summary)
     # MQTT publishes whether the person speaks (from the blendshapes) while connected.
     live.blendshapes.watch("mqtt", lambda: mqtt.connected)
+    health.add_component("jobs", takes.report)
     stats = app.get(METRICS_KEY)
     if stats is not None:  # read at scrape time; the tracking timings as results publish
         stats.watch(app)
@@ -327,6 +333,7 @@ def _add_routes(app: web.Application, config: Config) -> None:
     presets.add_routes(app)
     analyze.setup(app, config.vision)
     analyze_stream.setup(app)
+    jobs.add_routes(app)
     display.add_routes(app)
     speaker.add_routes(app)
     system.add_routes(app)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from faced.face_packs import Presets
     from faced.gateway import Chat
     from faced.gaze_follow import FollowService
+    from faced.jobs.service import Jobs
     from faced.live import LiveService
     from faced.metrics import Metrics
     from faced.mqtt.link import MqttService
@@ -68,6 +69,7 @@ DISPLAY_KEY: Final[web.AppKey[DisplayService]] = web.AppKey("display")
 SPEAKER_KEY: Final[web.AppKey[SpeakerService]] = web.AppKey("speaker")
 MDNS_KEY: Final[web.AppKey[Announcer]] = web.AppKey("mdns")
 MQTT_KEY: Final[web.AppKey[MqttService]] = web.AppKey("mqtt")
+JOBS_KEY: Final[web.AppKey[Jobs]] = web.AppKey("jobs")
 
 __all__ = [
     "ACCESS_KEY",
@@ -80,6 +82,7 @@ __all__ = [
     "FOLLOW_KEY",
     "GUARD_KEY",
     "HEALTH_KEY",
+    "JOBS_KEY",
     "LIFECYCLE_KEY",
     "LIVE_KEY",
     "MAX_BODY_KEY",

@@ -292,16 +292,16 @@ def _operation_doc(
         }
     elif operation.response is not None:
         responses[ok] = {
-            "description": "OK",
+            "description": _STATUS_TEXT.get(operation.status, "OK"),
             "content": _content(schema_of[id(operation.response)]),
         }
     elif operation.response_content:
         responses[ok] = {
-            "description": "OK",
+            "description": _STATUS_TEXT.get(operation.status, "OK"),
             "content": {m: {"schema": dict(s)} for m, s in operation.response_content.items()},
         }
     else:
-        responses[ok] = {"description": "OK"}
+        responses[ok] = {"description": _STATUS_TEXT.get(operation.status, "OK")}
     # No "default": every status a route can answer is listed, so a client (and the fuzz
     # test, tests/fuzz/test_openapi_fuzz.py) can rely on the list.
     for status in sorted(_statuses(method, operation, access, parameters)):
@@ -347,6 +347,7 @@ _HEADERS: Final = {
 
 
 _STATUS_TEXT: Final = {
+    202: "Accepted: the work is queued",
     400: "Bad request: the error names the field",
     401: "API key missing",
     403: "API key wrong, or a private route off loopback without a key",

@@ -12,7 +12,10 @@ the event-loop lag every request and socket in the daemon waits behind.
    result), beside the pipeline's own time per frame (``timing_ms.total``), and lag;
 3. **tracking + analyze** — the same, while ``--clients`` clients POST a 640×480 JPEG to
    /v1/analyze back to back (full load on the analyze workers): lag p99 (goal ≤ 10 ms),
-   capture → publish, and analyze requests/s.
+   capture → publish, and analyze requests/s;
+4. **tracking + job** — phase 2 while a job (faced.jobs: a clip of up to 30 s uploaded before the
+   phase) runs in its lower-priority thread the whole time: tracking's frame rate and the
+   lag beside phase 2's, in the same run.
 
 The load (HTTP clients, the socket reader) runs in a child process, so its Python work
 does not share this process's interpreter lock; the daemon's own threads (capture,
@@ -81,6 +84,12 @@ class Phase:
     analyze_errors: int = 0
     socket_results: int = 0
     seconds: float = 0.0
+    job_ran: bool | None = None
+    """Phase 4: whether a job was running from the start to the end of the measurement."""
+
+    @property
+    def fps(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,8 +100,9 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
-def _inputs(directory: Path) -> tuple[Path, Path]:
-    """The clip the file source plays and a JPEG for /v1/analyze, both from the demo photo."""
+def _inputs(directory: Path, seconds: float = 0.0) -> tuple[Path, Path]:
+    """The clip the file source plays and a JPEG for /v1/analyze, both from the demo photo;
+    with ``seconds`` (a phase's length), also the job phase's take (job.avi)."""
     import cv2  # noqa: PLC0415
 
     from faced.devices.demo_photo import photo_path, read_verified  # noqa: PLC0415
@@ -103,6 +113,9 @@ def _inputs(directory: Path) -> tuple[Path, Path]:
     read_verified(model_dir)  # the right photograph, or the command that fetches it
     rgb = load_photo(photo_path(model_dir))
     clip = write_clip(rgb, directory / "live.avi", 90)
+    # Phase 4's take: long enough to outlast the phase (the job runs faster than real time).
+    if seconds > 0:
+        write_clip(rgb, directory / "job.avi", max(150, min(900, round(180 * seconds))))
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(render_frame(rgb, 17), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("cannot encode the analyze JPEG")
@@ -171,23 +184,45 @@ async def _start_load(
 # --- one phase of the daemon ---------------------------------------------------------------
 
 
+async def _submit_jobs(url: str, clip: Path, count: int) -> None:
+    """Upload ``clip`` as ``count`` jobs (before the measurement: the upload is loop work)."""
+    import io  # noqa: PLC0415
+
+    import aiohttp  # noqa: PLC0415
+
+    body = await asyncio.to_thread(clip.read_bytes)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            async with session.post(
+                f"{url}/api/v1/jobs",
+                data=io.BytesIO(body),  # streamed: a 3 MB body must not hold the loop
+                headers={"Content-Type": "video/avi"},
+            ) as response:
+                if response.status != 202:
+                    raise RuntimeError(f"job refused: {response.status} {await response.text()}")
+
+
 async def _phase(
-    name: str, sections: dict[str, Any], seconds: float, load: tuple[int, str] | None
+    name: str,
+    sections: dict[str, Any],
+    seconds: float,
+    load: tuple[int, str] | None,
+    job_clip: Path | None = None,
 ) -> Phase:
     from aiohttp import web  # noqa: PLC0415
 
     from faced.app import create_app  # noqa: PLC0415
     from faced.config import validate  # noqa: PLC0415
-    from faced.keys import LIVE_KEY  # noqa: PLC0415
+    from faced.keys import JOBS_KEY, LIVE_KEY  # noqa: PLC0415
     from faced.schemas.tracking import TrackingResult  # noqa: PLC0415
 
     port = free_port()
     config = validate(
         {
-            "server": {"host": "127.0.0.1", "port": port},
             # The load is one client address: no rate limit may refuse it.
             "limits": {"requests_per_s": 1e6, "request_burst": 1_000_000},
             **sections,
+            "server": {**sections.get("server", {}), "host": "127.0.0.1", "port": port},
         },
         "bench",
     )
@@ -213,7 +248,11 @@ async def _phase(
         url = f"http://127.0.0.1:{port}"
         child = await _start_load(url, seconds + WARM_UP_S, clients, jpeg_path)
 
+    jobs = runner.app[JOBS_KEY]
+    if job_clip is not None:
+        await _submit_jobs(f"http://127.0.0.1:{port}", job_clip, 2)
     await asyncio.sleep(WARM_UP_S)
+    running_at_start = jobs.report().get("running") is True
     measuring = True
     started = time.perf_counter()
     end = started + seconds
@@ -222,6 +261,8 @@ async def _phase(
         phase.lags_ms.append(max(0.0, (time.perf_counter() - now - PROBE_INTERVAL_S) * 1000))
     measuring = False
     phase.seconds = time.perf_counter() - started
+    if job_clip is not None:
+        phase.job_ran = running_at_start and jobs.report().get("running") is True
     if child is not None:
         output, _ = await asyncio.wait_for(child.communicate(), 60)
         analyzed, errors, results = (int(n) for n in output.split())
@@ -240,7 +281,7 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
     print()
     print(
         f"{'phase':<22}{'loop lag p50':>14}{'p99':>9}{'max':>9}   capture→publish p50    p99"
-        "   pipeline/frame p50   analyze req/s"
+        "   pipeline/frame p50   analyze req/s   tracking fps"
     )
     for phase in phases:
         latency = (
@@ -256,8 +297,10 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
             f"{phase.name:<22}{_ms(_percentile(phase.lags_ms, 50)):>14}"
             f"{_ms(_percentile(phase.lags_ms, 99)):>9}{_ms(max(phase.lags_ms)):>9}"
             f"   {latency}            {pipeline}          {rate}"
+            f"       {phase.fps:6.1f}"
+            + ("" if phase.job_ran is not False else "  (job ended early)")
         )
-    loaded = phases[-1]
+    loaded = phases[2]
     p99 = _percentile(loaded.lags_ms, 99)
     print()
     print(
@@ -272,6 +315,14 @@ def _report(phases: list[Phase], args: argparse.Namespace) -> int:
         f"{_percentile(tracked.latencies_ms, 99):.2f} ms over {len(tracked.latencies_ms)} "
         f"results; the pipeline alone p50 {_percentile(tracked.pipeline_ms, 50):.2f} ms/frame"
     )
+    with_job = phases[3]
+    print(
+        f"while a job runs: tracking {with_job.fps:.1f} fps (without: {tracked.fps:.1f}), "
+        f"loop lag p99 {_percentile(with_job.lags_ms, 99):.2f} ms "
+        f"(without: {_percentile(tracked.lags_ms, 99):.2f} ms), capture -> publish p50 "
+        f"{_percentile(with_job.latencies_ms, 50):.2f} ms "
+        f"(without: {_percentile(tracked.latencies_ms, 50):.2f} ms)"
+    )
     if loaded.analyze_errors:
         print(f"note: {loaded.analyze_errors} analyze requests failed", flush=True)
     return 0
@@ -282,16 +333,20 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("faced").setLevel(logging.WARNING)
     loop_factory = client_loop_factory()
     with tempfile.TemporaryDirectory(prefix="faced-bench-live-") as scratch:
-        clip, jpeg = _inputs(Path(scratch))
+        clip, jpeg = _inputs(Path(scratch), args.seconds)
         camera = {"source": f"file:{clip}"}
         vision = {"analyze_workers": args.workers}
-        plan: list[tuple[str, dict[str, Any], tuple[int, str] | None]] = [
-            ("idle (baseline)", {"vision": vision}, None),
-            ("tracking", {"camera": camera, "vision": vision}, None),
-            ("tracking + analyze", {"camera": camera, "vision": vision}, (args.clients, str(jpeg))),
+        state = {"state_dir": str(Path(scratch) / "state")}
+        tracking = {"camera": camera, "vision": vision, "server": state}
+        job_clip = Path(scratch) / "job.avi"
+        plan: list[tuple[str, dict[str, Any], tuple[int, str] | None, Path | None]] = [
+            ("idle (baseline)", {"vision": vision, "server": state}, None, None),
+            ("tracking", tracking, None, None),
+            ("tracking + analyze", tracking, (args.clients, str(jpeg)), None),
+            ("tracking + job", tracking, None, job_clip),
         ]
         phases = []
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            for name, sections, load in plan:
-                phases.append(runner.run(_phase(name, sections, args.seconds, load)))
+            for name, sections, load, jobs in plan:
+                phases.append(runner.run(_phase(name, sections, args.seconds, load, jobs)))
     return _report(phases, args)

@@ -13,7 +13,6 @@ if any failed. Heavy imports (numpy, OpenCV, LiteRT) happen only when the comman
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Iterator
@@ -252,16 +251,11 @@ def _analyze_video(
     except VideoError:
         raise _PathError("cannot be opened as a video") from None
     with video:
-        fps = video.fps or 30.0
         tracker = pipeline.tracker(smoothing=not args.no_smoothing)
         progress = _Progress(str(path), video.frame_count)
         stats: dict[str, Any] = {"frames": 0, "with_face": 0, "ms": 0.0}
         source = str(path)
-        index = 0
-        frame = None
-        # Decoding into the previous frame's array spares a 1 MB allocation per frame.
-        while (frame := video.read(frame)) is not None:
-            timestamp = math.floor(index * 1000 / fps)  # as a MediaPipe VIDEO-mode user does
+        for index, timestamp, frame in video.timed_frames():
             result = tracker.process(
                 frame, timestamp, args.landmarks, blendshapes=not args.no_blendshapes
             )
@@ -270,16 +264,16 @@ def _analyze_video(
             stats["frames"] += 1
             stats["with_face"] += result.face_found
             stats["ms"] += result.timing_ms.total
-            index += 1
-            progress.update(index)
-        progress.done(index)
-        if index == 0:
+            progress.update(index + 1)
+        frames: int = stats["frames"]
+        progress.done(frames)
+        if frames == 0:
             raise _PathError("video has no readable frames")
         if not output.jsonl:
             print(
-                f"{path}: {index} frames, face in {stats['with_face']}, "
+                f"{path}: {frames} frames, face in {stats['with_face']}, "
                 f"detector ran on {tracker.detections}, "
-                f"{stats['ms'] / index:.2f} ms/frame in the pipeline"
+                f"{stats['ms'] / frames:.2f} ms/frame in the pipeline"
             )
 
 

@@ -377,6 +377,26 @@ class MetricsConfig(_Section, frozen=True):
     key, or loopback only when none is set (the metrics include presence)."""
 
 
+class JobsConfig(_Section, frozen=True):
+    """Takes: videos turned into ARKit curves as queued jobs (faced.jobs)."""
+
+    enabled: bool = True
+    """Accept jobs (POST /api/v1/jobs) and run them, one at a time, below live tracking."""
+    max_upload_bytes: PositiveInt = 512 * 1024 * 1024
+    """Largest video one upload may send (413 beyond); it streams to disk, never to memory."""
+    max_queued: PositiveInt = 16
+    """Jobs waiting or running at once; more are refused with 429."""
+    keep_days: NonNegativeFloat = 7.0
+    """Finished jobs (and their files) are removed this long after they finished; 0 keeps
+    them until max_bytes needs the room."""
+    max_bytes: PositiveInt = 2 * 1024 * 1024 * 1024
+    """The jobs' files together (curves, CSVs, kept videos): beyond it the oldest finished
+    jobs are removed first."""
+    nice: Annotated[int, Meta(ge=0, le=19)] = 10
+    """How much lower than the daemon's the job thread's CPU priority is (its nice value
+    over the daemon's), so live tracking keeps its frame rate while a job runs."""
+
+
 class Config(_Section, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -393,3 +413,4 @@ class Config(_Section, frozen=True):
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)

@@ -18,17 +18,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def test_bench_live_reports_three_phases(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_live_reports_four_phases(capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["--seconds", "0.5", "--clients", "1"])
     assert bench_live.run(args) == 0
     out = capsys.readouterr().out
     rows = {line.split("  ")[0]: line for line in out.splitlines()}
-    assert {"idle (baseline)", "tracking", "tracking + analyze"} <= set(rows)
+    assert {"idle (baseline)", "tracking", "tracking + analyze", "tracking + job"} <= set(rows)
     assert "event-loop lag p99 under tracking + analyze:" in out
     assert "(goal <= 10 ms:" in out
     assert "capture -> publish (file source, tracking only): p50" in out
     # The loaded phase did analyze: its requests/s column is a number, not a dash.
-    assert float(rows["tracking + analyze"].split()[-1]) > 0
+    assert float(rows["tracking + analyze"].split()[-2]) > 0
+    # Tracking's frame rate with and without a job, side by side in the same run.
+    assert float(rows["tracking + job"].split("   ")[-1].split()[0]) >= 0
+    assert "while a job runs: tracking" in out
     assert "analyze requests failed" not in out
 
 

@@ -5,6 +5,7 @@ the tracking and system panels report what the daemon has."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from aiohttp import web
 
 from faced.vision.blendshapes import ARKIT_NAMES
+from faced.vision.synthetic import write_clip
+from tests import data
 from tests.browser import Browser, Page
 
 pytestmark = pytest.mark.slow
@@ -408,4 +411,38 @@ async def test_dashboard_shows_the_person_and_their_events(
         "1",
     )
     await page.screenshot("dashboard-person")
+    assert page.errors == []
+
+
+async def test_dashboard_takes_panel_shows_progress_and_downloads(
+    faced_client: Any, state_dir: Any, browser: Browser, tmp_path: Path
+) -> None:
+    clip = await asyncio.to_thread(
+        lambda: write_clip(data.load_rgb("tongue.jpg"), tmp_path / "take.avi", 30)
+    )
+    body = await asyncio.to_thread(clip.read_bytes)
+    client = await faced_client(**state_dir)
+    page = await open_dashboard(browser, str(client.make_url("/dashboard")))
+    # An upload made elsewhere shows up, with its progress bar, then its downloads.
+    posted = await client.post(
+        "/api/v1/jobs?label=dash", data=io.BytesIO(body), headers={"Content-Type": "video/avi"}
+    )
+    assert posted.status == 202
+    await page.wait_for(
+        "document.querySelectorAll('#takes-list li.take.done a.take-link').length === 2",
+        seconds=60,
+        what="the done take's two download links",
+    )
+    assert await page.evaluate("document.querySelector('#takes-list progress').value") == 1
+    header = await page.evaluate(
+        "fetch(document.querySelectorAll('#takes-list a.take-link')[1].href)"
+        ".then(r => r.text()).then(t => t.split('\\n')[0])"
+    )
+    assert header.startswith("Timecode,BlendShapeCount,EyeBlinkLeft,")
+    # Recording without a camera is refused in the notice, plainly.
+    await click(page, "#takes-form button[type=submit]")
+    await page.wait_for(
+        "document.getElementById('notice').textContent.includes('no camera')",
+        what="the refusal to record without a camera",
+    )
     assert page.errors == []

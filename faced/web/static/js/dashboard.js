@@ -14,6 +14,7 @@ import { PersonPanel } from "./dashboard/person.js";
 import { FacePicker } from "./dashboard/presets.js";
 import { StatusBar } from "./dashboard/status.js";
 import { SystemPanel } from "./dashboard/system.js";
+import { TakesPanel } from "./dashboard/takes.js";
 import { Timeline } from "./dashboard/timeline.js";
 import { TrackingPanel } from "./dashboard/tracking.js";
 
@@ -28,6 +29,7 @@ function startDashboard() {
   const system = new SystemPanel(api);
   const tracking = new TrackingPanel(api, () => system.cameraStatus);
   const person = new PersonPanel(api);
+  const takes = new TakesPanel(api);
   new Chat(api);
 
   function onMessage(message) {
@@ -64,6 +66,7 @@ function startDashboard() {
   });
   tracking.start();
   person.start();
+  takes.start();
   system.start();
   timeline.start();
   return viewer;
