@@ -397,7 +397,8 @@ class Query(msgspec.Struct, frozen=True):
         expected = _expected(kind)
         return ApiError(
             400,
-            f"invalid value for {name!r}: {raw!r}; expected a {expected}",
+            f"invalid value for {name!r}: {raw!r}; expected "
+            f"{'an' if expected[:1] in 'aeiou' else 'a'} {expected}{_bounds(kind)}",
             extra={"field": name, "expected": expected},
         )
 
@@ -459,6 +460,24 @@ def _expected(kind: msgspec.inspect.Type) -> str:
             return str(expected)
         kind = kind.type
     return type(kind).__name__.removesuffix("Type").lower()
+
+
+def _bounds(kind: msgspec.inspect.Type) -> str:
+    """`` from LOW to HIGH`` (or one side) for a number field with bounds, else '' (also
+    when the field words what it expects itself)."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        if (kind.extra or {}).get("expected") is not None:
+            return ""
+        kind = kind.type
+    if not isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return ""
+    low = kind.ge if kind.ge is not None else kind.gt
+    high = kind.le if kind.le is not None else kind.lt
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" of at least {low}"
+    return "" if high is None else f" of at most {high}"
 
 
 def query_parameters(schema: type[Query]) -> tuple[dict[str, Any], ...]:

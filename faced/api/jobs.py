@@ -83,7 +83,7 @@ class JobOptionsQuery(Query, frozen=True):
 
 class JobListQuery(Query, frozen=True):
     limit: Annotated[int, Meta(ge=1, le=100, description="Jobs per page")] = 20
-    offset: Annotated[int, Meta(ge=0, description="Jobs to skip (newest first)")] = 0
+    offset: Annotated[int, Meta(ge=0, le=2**31 - 1, description="Jobs to skip (newest first)")] = 0
 
 
 def add_routes(app: web.Application) -> None:
@@ -94,13 +94,18 @@ def add_routes(app: web.Application) -> None:
     upload_schema = {
         "type": "object",
         "properties": {
-            "video": {"type": "string", "contentMediaType": "application/octet-stream"},
+            # An empty video is 400 "the video is empty".
+            "video": {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "minLength": 1,
+            },
             # The form may carry the query's options as fields of the same names.
             **{p["name"]: p["schema"] for p in query_parameters(JobOptionsQuery)},
         },
         "required": ["video"],
     }
-    raw_video = {"type": "string", "contentMediaType": "video/*"}
+    raw_video = {"type": "string", "contentMediaType": "video/*", "minLength": 1}
     openapi.describe(
         app,
         private(router.add_post("/api/v1/jobs", submit)),

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict, istr
 from yarl import URL
@@ -304,6 +305,12 @@ def make_middleware(guard: Guard, observe: RequestObserver | None = None) -> Mid
                 response = _http_error_response(request, exc)
             except (ConnectionResetError, ConnectionAbortedError):
                 raise  # the client left; there is no one to answer
+            except HttpProcessingError as exc:
+                # aiohttp's parsers raise these while a handler reads the body, e.g. a
+                # multipart part whose headers hold a NUL: the client's fault, a 4xx.
+                status = exc.code if 400 <= exc.code < 500 else 400
+                message = f"malformed request body: {exc.message}"
+                response = error_response(request, status, ErrorBody(error=message))
             except Exception:
                 response = _unexpected_error_response(request, request_id)
             status = response.status

@@ -127,6 +127,7 @@ class Store:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        self._empty: sqlite3.Connection | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -148,12 +149,13 @@ class Store:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func)
 
     def _open(self) -> tuple[int, int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(SCHEMA)
+        # The database is created by the first job, not at start: a box nobody sends a take
+        # writes nothing. Until then reads see an empty table in memory.
+        self._empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._empty.executescript(SCHEMA)
+        if not self.path.exists():
+            return 0, 0
+        db = self._connect()
         with self._transaction():
             requeued = db.execute(
                 "UPDATE jobs SET status='pending', started=NULL, progress=0 "
@@ -162,18 +164,33 @@ class Store:
             cut_off = db.execute("UPDATE jobs SET recording=0 WHERE recording=1").rowcount
         return requeued, cut_off
 
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        return db
+
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
 
     def _transaction(self) -> _Transaction:
         assert self._db is not None
         return _Transaction(self._db)
 
     def _query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        assert self._db is not None
-        return self._db.execute(sql, args).fetchall()
+        db = self._db or self._empty
+        assert db is not None
+        return db.execute(sql, args).fetchall()
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -229,6 +246,7 @@ class Store:
         job = record.job
 
         def insert() -> None:
+            self._connect()
             assert self._db is not None
             with self._transaction():
                 (active,) = self._db.execute(
@@ -263,7 +281,8 @@ class Store:
         """The oldest pending job whose video is complete, now marked processing."""
 
         def claim() -> Record | None:
-            assert self._db is not None
+            if self._db is None:
+                return None  # no database yet: no job
             with self._transaction():
                 rows = self._db.execute(
                     f"SELECT {_COLUMNS} FROM jobs WHERE status='pending' AND recording=0 "
@@ -337,7 +356,8 @@ class Store:
         return await self._call(lambda: self._write("DELETE FROM jobs WHERE id=?", job_id) > 0)
 
     def _write(self, sql: str, *args: object) -> int:
-        assert self._db is not None
+        if self._db is None:
+            return 0  # no database yet: no job to change
         with self._transaction():
             return self._db.execute(sql, args).rowcount
 

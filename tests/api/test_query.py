@@ -98,3 +98,14 @@ def test_the_structs_give_the_openapi_parameters() -> None:
     assert "default" not in fps["schema"]  # absent means the camera's cap, not null
     faces = {p["name"]: p for p in query_parameters(AnalyzeOptions)}["num_faces"]
     assert faces["schema"]["minimum"] == 1 and faces["schema"]["maximum"] == 8
+
+
+def test_a_bounded_number_names_its_range() -> None:
+    from faced.api.jobs import JobListQuery  # noqa: PLC0415
+
+    assert _refusal({"offset": "18446744073709551615"}, JobListQuery) == {
+        "error": "invalid value for 'offset': '18446744073709551615'; "
+        "expected an int from 0 to 2147483647",
+        "field": "offset",
+        "expected": "int",
+    }
