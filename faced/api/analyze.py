@@ -103,6 +103,7 @@ def setup(app: web.Application, vision: VisionConfig) -> None:
             **{p["name"]: p["schema"] for p in query_parameters(AnalyzeOptions)},
         },
         "required": ["image"],
+        "propertyNames": openapi.FORM_FIELD_NAMES,
     }
     raw_image = {"type": "string", "contentMediaType": "image/*", "minLength": 1}
     openapi.describe(

@@ -416,8 +416,12 @@ def parse_params(params: Mapping[str, str], schema: type[Q]) -> Q:
     raw = {name: params[name] for name in schema.__struct_fields__ if name in params}
     values = schema.prepare(dict(raw))
     failed: str | None = None
+    # msgspec's lax mode reads the text "null" as None for an optional number or flag;
+    # absent is how a client says None, so "null" there is a bad value.
+    failed = next((name for name, value in values.items() if _null_text(schema, name, value)), None)
     try:
-        query = msgspec.convert(values, schema, strict=False)
+        if failed is None:
+            query = msgspec.convert(values, schema, strict=False)
     except msgspec.ValidationError as exc:
         failed = _failed_field(exc, schema)
     for name in schema.__struct_fields__:
@@ -430,6 +434,15 @@ def parse_params(params: Mapping[str, str], schema: type[Q]) -> Q:
     return query
 
 
+def _null_text(schema: type[Query], name: str, value: object) -> bool:
+    if value != "null":
+        return False
+    kind = _field_type(schema, name)
+    if isinstance(kind, msgspec.inspect.Metadata):
+        kind = kind.type
+    return not isinstance(kind, msgspec.inspect.StrType | msgspec.inspect.LiteralType)
+
+
 def _failed_field(exc: msgspec.ValidationError, schema: type[Query]) -> str:
     path = str(exc).rpartition("- at `$.")[2].rstrip("`")
     return path if path in schema.__struct_fields__ else schema.__struct_fields__[-1]
@@ -439,6 +452,10 @@ def _field_type(schema: type[Query], name: str) -> msgspec.inspect.Type:
     info = msgspec.inspect.type_info(schema)
     assert isinstance(info, msgspec.inspect.StructType)
     kind = next(f.type for f in info.fields if f.name == name)
+    if isinstance(kind, msgspec.inspect.Metadata) and isinstance(
+        kind.type, msgspec.inspect.UnionType
+    ):
+        kind = kind.type  # Annotated[T | None, Meta(description=…)]
     if isinstance(kind, msgspec.inspect.UnionType):  # T | None: T says what is wanted
         kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
     return kind

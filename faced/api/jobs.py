@@ -104,6 +104,7 @@ def add_routes(app: web.Application) -> None:
             **{p["name"]: p["schema"] for p in query_parameters(JobOptionsQuery)},
         },
         "required": ["video"],
+        "propertyNames": openapi.FORM_FIELD_NAMES,
     }
     raw_video = {"type": "string", "contentMediaType": "video/*", "minLength": 1}
     openapi.describe(

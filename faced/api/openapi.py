@@ -334,6 +334,10 @@ def _statuses(
     return statuses
 
 
+FORM_FIELD_NAMES: Final = {"pattern": '^[^\\x00-\\x08\\x0a-\\x1f\\x7f"]*$'}
+"""A multipart form's field names (``propertyNames``): a part's name travels in its
+Content-Disposition header, where control characters are refused (400) and a quote ends it."""
+
 _HEADERS: Final = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
     429: {
@@ -365,6 +369,7 @@ _STATUS_TEXT: Final = {
 
 
 __all__ = [
+    "FORM_FIELD_NAMES",
     "ApiDocs",
     "Operation",
     "build_document",

@@ -109,3 +109,11 @@ def test_a_bounded_number_names_its_range() -> None:
         "field": "offset",
         "expected": "int",
     }
+
+
+def test_the_text_null_is_not_an_absent_number() -> None:
+    # msgspec's lax mode would read it as None; a client leaves the field out instead.
+    from faced.api.jobs import JobOptionsQuery  # noqa: PLC0415
+
+    assert _refusal({"fps": "null"}, JobOptionsQuery)["field"] == "fps"
+    assert parse_params({"label": "null"}, JobOptionsQuery).label == "null"  # a name is text
