@@ -510,6 +510,10 @@ def query_parameters(schema: type[Query]) -> tuple[dict[str, Any], ...]:
             field_schema.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
         if field_schema.get("default", ...) is None:
             del field_schema["default"]
+        if field_schema.get("type") == "boolean":
+            # A flag in a query or form is text: 1 and 0 are read as true and false too.
+            del field_schema["type"]
+            field_schema["anyOf"] = [{"type": "boolean"}, {"enum": [0, 1]}]
         parameters.append({"name": name, "in": "query", "schema": field_schema})
     return tuple(parameters)
 
