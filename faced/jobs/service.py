@@ -317,6 +317,8 @@ class Jobs:
             cutoff = now_ms() - int(self.config.keep_days * 86400 * 1000)
             doomed += await self.store.finished_before(cutoff)
         total, finished = await self.store.usage()
+        # The expired jobs' bytes are freed too: only what remains counts against max_bytes.
+        total -= sum(size for job_id, size in finished if job_id in doomed)
         for job_id, size in finished:
             if total <= self.config.max_bytes:
                 break
