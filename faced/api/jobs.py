@@ -117,7 +117,7 @@ def add_routes(app: web.Application) -> None:
             query=JobOptionsQuery,
             response=JobsAccepted,
             status=202,
-            errors=(400, 409, 413, 415, 503),
+            errors=(400, 409, 413, 415, 503, 507),
         ),
     )
     openapi.describe(
