@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage
 from msgspec import Meta
 
 from faced.api import openapi
@@ -378,7 +379,7 @@ async def _read_multipart(request: web.Request, api: AnalyzeApi, fields: dict[st
                 fields[part.name] = raw.decode("utf-8", errors="replace")
             else:
                 await part.release()  # unknown fields are skipped unread
-    except (ValueError, AssertionError) as exc:  # aiohttp's malformed-multipart errors
+    except (ValueError, AssertionError, BadHttpMessage) as exc:  # aiohttp's malformed multipart
         raise ApiError(400, f"malformed multipart body: {exc}") from None
     if image is None:
         raise ApiError(400, "missing field `image` (multipart/form-data)")

@@ -26,6 +26,7 @@ from pathlib import PurePath
 from typing import Annotated, Final
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 from msgspec import Meta
 
 from faced.api import openapi
@@ -123,7 +124,7 @@ def add_routes(app: web.Application) -> None:
             query=JobOptionsQuery,
             response=JobsAccepted,
             status=202,
-            errors=(400, 409, 413, 415, 503),
+            errors=(400, 409, 413, 415, 503, 507),
         ),
     )
     openapi.describe(
@@ -295,7 +296,7 @@ async def _upload_multipart(request: web.Request, jobs: Jobs) -> str:
             if upload is None:
                 raise ApiError(400, "missing field `video` (multipart/form-data)")
             return await upload.accept(jobs.settings_of(_options(fields)))
-    except (ValueError, AssertionError) as exc:  # aiohttp's malformed-multipart errors
+    except (ValueError, AssertionError, BadHttpMessage) as exc:  # aiohttp's malformed multipart
         raise ApiError(400, f"malformed multipart body: {exc}") from None
 
 

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ from faced.api.errors import ApiError
 from faced.jobs import recorder, worker
 from faced.jobs.store import QueueFull, Record, Settings, Store, now_ms
 from faced.schemas.jobs import FINISHED, Job, JobOptions, JobResult
-from faced.state import state_dir
+from faced.state import save_refused, state_dir
 
 if TYPE_CHECKING:
     from faced.config import Config
@@ -213,6 +214,8 @@ class Jobs:
             await self.store.add(record, self.config.max_queued)
         except QueueFull:
             raise _queue_full(self.config.max_queued) from None
+        except sqlite3.OperationalError as exc:
+            raise _not_stored(exc) from None
         log.info("job %s accepted", job_id, extra={"bytes": size})
         self._wake.set()
         self._notify()
@@ -317,6 +320,8 @@ class Jobs:
             cutoff = now_ms() - int(self.config.keep_days * 86400 * 1000)
             doomed += await self.store.finished_before(cutoff)
         total, finished = await self.store.usage()
+        # The expired jobs' bytes are freed too: only what remains counts against max_bytes.
+        total -= sum(size for job_id, size in finished if job_id in doomed)
         for job_id, size in finished:
             if total <= self.config.max_bytes:
                 break
@@ -497,7 +502,10 @@ class Upload:
             self.directory.mkdir(parents=True, exist_ok=True)
             return (self.directory / self.name).open("wb")
 
-        self._handle = await asyncio.to_thread(open_file)
+        try:
+            self._handle = await asyncio.to_thread(open_file)
+        except OSError as exc:
+            raise save_refused(exc, "the video") from None
         return self
 
     async def __aexit__(self, kind: object, value: object, traceback: object) -> None:
@@ -517,7 +525,10 @@ class Upload:
 
     async def _flush(self) -> None:
         data, self._buffer = bytes(self._buffer), bytearray()
-        await asyncio.to_thread(self._handle.write, data)  # type: ignore[attr-defined]
+        try:
+            await asyncio.to_thread(self._handle.write, data)  # type: ignore[attr-defined]
+        except OSError as exc:  # a full disk: 507, the upload's directory removed
+            raise save_refused(exc, "the video") from None
 
     async def _close(self) -> None:
         handle = self._handle
@@ -528,11 +539,16 @@ class Upload:
         def close() -> None:
             import os  # noqa: PLC0415
 
-            handle.flush()  # type: ignore[attr-defined]
-            os.fsync(handle.fileno())  # type: ignore[attr-defined]
-            handle.close()  # type: ignore[attr-defined]
+            try:
+                handle.flush()  # type: ignore[attr-defined]
+                os.fsync(handle.fileno())  # type: ignore[attr-defined]
+            finally:
+                handle.close()  # type: ignore[attr-defined]
 
-        await asyncio.to_thread(close)
+        try:
+            await asyncio.to_thread(close)
+        except OSError as exc:
+            raise save_refused(exc, "the video") from None
 
     async def accept(self, settings: Settings) -> str:
         """The video is whole: commit the job (202 follows); its id."""
@@ -567,6 +583,12 @@ def _queue_full(limit: int) -> ApiError:
         f"too many jobs waiting: {limit} queued or running (jobs.max_queued)",
         headers={"Retry-After": "10"},
     )
+
+
+def _not_stored(exc: sqlite3.OperationalError) -> ApiError:
+    """A job the database refused: 507 when the disk is full (SQLITE_FULL), else 500."""
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+    return ApiError(507 if full else 500, f"cannot save the job: {exc}")
 
 
 def _size_of(directory: Path) -> int:

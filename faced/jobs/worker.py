@@ -27,6 +27,7 @@ from faced.calibration import calibrated
 from faced.jobs import livelink
 from faced.jobs.store import Settings
 from faced.schemas.jobs import CurveFrame, HeadAngles
+from faced.state import DISK_FULL
 
 if TYPE_CHECKING:
     from faced.vision.pipeline import FacePipeline
@@ -84,7 +85,32 @@ def process(
     cancelled: threading.Event,
 ) -> Outcome:
     """Track ``video_path`` and write ``out_dir/curves.json`` and the CSV (named
-    ``<slate>_<take>_<subject>.csv``); each file appears whole or not at all."""
+    ``<slate>_<take>_<subject>.csv``); each file appears whole or not at all: a job that
+    stops leaves no partial file, and a full disk fails it saying so."""
+    try:
+        return _track(
+            pipeline, video_path, out_dir, settings,
+            take=take, subject=subject, progress=progress, cancelled=cancelled,
+        )  # fmt: skip
+    except BaseException as exc:
+        for partial in out_dir.glob("*.part"):
+            partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise JobFailed(f"cannot write the results: {exc.strerror} ({out_dir})") from None
+        raise
+
+
+def _track(
+    pipeline: FacePipeline,
+    video_path: Path,
+    out_dir: Path,
+    settings: Settings,
+    *,
+    take: int,
+    subject: str,
+    progress: ProgressFn,
+    cancelled: threading.Event,
+) -> Outcome:
     from faced.vision.video import VideoError, VideoReader  # noqa: PLC0415  (OpenCV)
 
     try:

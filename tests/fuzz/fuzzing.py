@@ -442,7 +442,9 @@ def multipart_uploads(draw: st.DrawFn, images: st.SearchStrategy[bytes]) -> Requ
     return Request("multipart", "/v1/analyze", content_type, body)
 
 
-def daemon_requests(image_seeds: list[bytes], wav_seeds: list[bytes]) -> st.SearchStrategy[Request]:
+def daemon_requests(
+    image_seeds: list[bytes], wav_seeds: list[bytes], clip_seeds: list[bytes] | None = None
+) -> st.SearchStrategy[Request]:
     images = st.one_of(mutated(image_seeds), sized_images(image_seeds), vp8x_images(image_seeds))
     raw_images = st.builds(
         lambda data, kind: Request("raw image", "/v1/analyze", kind, data),
@@ -483,4 +485,13 @@ def daemon_requests(image_seeds: list[bytes], wav_seeds: list[bytes]) -> st.Sear
             )
         )
     )
-    return st.one_of(raw_images, multipart_uploads(images), base64_images, wavs, body_requests)
+    requests = [raw_images, multipart_uploads(images), base64_images, wavs, body_requests]
+    if clip_seeds:  # takes for POST /api/v1/jobs: accepted, then each job done or failed
+        requests.append(
+            st.builds(
+                lambda data, kind: Request("job upload", "/api/v1/jobs", kind, data),
+                st.one_of(mutated(clip_seeds), video_bombs(clip_seeds)),
+                st.sampled_from(("video/x-msvideo", "application/octet-stream")),
+            )
+        )
+    return st.one_of(*requests)

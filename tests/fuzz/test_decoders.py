@@ -4,7 +4,8 @@ Directly, in a child process under an address-space limit (tests/fuzz/decoder_ch
 images (JPEG, PNG, WebP: mutated real photos, headers declaring other sizes up to bombs),
 WAV chunks, JSON and msgpack bodies against the routes' schemas, and video files. Over
 HTTP against the real daemon (also under an address-space limit): the analyze uploads
-(raw, multipart, base64), POST /api/audio and JSON/msgpack bodies — every answer a 4xx or
+(raw, multipart, base64), POST /api/audio, job uploads (POST /api/v1/jobs: each job
+ends done or failed with an error) and JSON/msgpack bodies — every answer a 4xx or
 a 2xx, never a 5xx, and the daemon still healthy after. Bounded in `make test` (seconds per
 decoder), minutes under `make fuzz` (tests/helpers.run_seconds).
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
 import pytest
 from hypothesis import strategies as st
 
@@ -190,6 +192,20 @@ def test_video_stream_over_the_limit_is_refused_at_opening(tmp_path: Path) -> No
         VideoReader(path, max_megapixels=0.0001)
 
 
+async def test_multipart_part_header_aiohttp_refuses_is_a_400(faced_client: Any) -> None:
+    """A part header of invalid characters (a NUL before ``Content-Disposition``) made
+    aiohttp's multipart reader raise ``InvalidHeader`` (no ValueError): a 500 from the
+    analyze upload and the jobs' upload. Now a 400 naming the malformed body."""
+    client = await faced_client()
+    body = b'--b\r\n\x00Content-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n'
+    for path in ("/v1/analyze", "/api/v1/jobs"):
+        response = await client.post(
+            path, data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert response.status == 400, (path, await response.text())
+        assert "malformed multipart body" in (await response.json())["error"]
+
+
 # --- over HTTP: the real daemon, under an address-space limit --------------------------------
 
 DAEMON_HEADROOM: Final = 1024 << 20
@@ -246,6 +262,23 @@ class _Client:
         raise AssertionError("unreachable")
 
 
+async def _jobs_finished(url: str, seconds: float = 60.0) -> list[dict[str, Any]]:
+    """Every job the fuzzing left, once none waits or runs."""
+    async with asyncio.timeout(seconds), aiohttp.ClientSession() as session:
+        while True:
+            jobs: list[dict[str, Any]] = []
+            while True:
+                async with session.get(f"{url}/api/v1/jobs?limit=100&offset={len(jobs)}") as got:
+                    assert got.status == 200
+                    page = await got.json()
+                jobs += page["jobs"]
+                if not page["jobs"]:
+                    break
+            if all(job["status"] in ("done", "failed") for job in jobs):
+                return jobs
+            await asyncio.sleep(0.2)
+
+
 @_timeout(HTTP_S)
 async def test_daemon_answers_every_input_with_a_4xx_or_a_result(
     run_faced: Any, tmp_path: Path, image_seeds: list[bytes]
@@ -269,7 +302,9 @@ async def test_daemon_answers_every_input_with_a_4xx_or_a_result(
         pid = faced.process.pid
         limit = _vm_size(pid) + DAEMON_HEADROOM
         resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
-        strategy = fuzzing.daemon_requests(image_seeds, fuzzing.wav_seeds())
+        strategy = fuzzing.daemon_requests(
+            image_seeds, fuzzing.wav_seeds(), fuzzing.clip_seeds(tmp_path)
+        )
         return fuzz_for("HTTP", HTTP_S, strategy, check)
 
     try:
@@ -278,6 +313,11 @@ async def test_daemon_answers_every_input_with_a_4xx_or_a_result(
         client.connection.close()
     assert executions > 0
     print("statuses:", dict(sorted(statuses.items())))
+    jobs = await _jobs_finished(faced.url)
+    assert jobs, "no job upload was accepted"
+    for job in jobs:  # a take that is no video fails saying why; none is lost or stuck
+        assert job["status"] == "done" or job["error"], job
+    print("jobs:", dict(Counter(job["status"] for job in jobs)))
     assert faced.process.returncode is None, faced.stderr
     await faced.wait_healthy(5)
     assert "Traceback" not in faced.stderr, faced.stderr
