@@ -619,4 +619,4 @@ async def test_a_multipart_part_with_a_bad_header_is_a_400(faced_client, path, t
         path, data=body, headers={"Content-Type": "multipart/form-data; boundary=B"}
     )
     assert response.status == 400
-    assert (await response.json())["error"].startswith("malformed request body: ")
+    assert (await response.json())["error"].startswith("malformed multipart body: ")
