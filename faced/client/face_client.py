@@ -3,9 +3,10 @@
 Owns: one aiohttp session per client and every route an agent uses — the face state,
 speech and audio, history, health, analysis, the person summary — and the streams
 (``person_events``, ``viewer_messages``, ``tracking``) as async iterators that reconnect
-with backoff once they have been connected. Does not own the agent socket
-(faced.client.agent), decoding and errors (faced.client.wire) or the types
-(faced.schemas). It imports no server module: an agent's machine needs aiohttp and msgspec
+with backoff once they have been connected; the jobs (takes: a video or a camera recording
+in, curves and a Live Link Face CSV out), a file uploaded from disk as it is read. Does
+not own the agent socket (faced.client.agent), decoding and errors (faced.client.wire) or
+the types (faced.schemas). It imports no server module: an agent's machine needs aiohttp and msgspec
 alone (no camera, no models).
 
 Why: an agent wants attributes, not dicts, and one exception to catch; the streams it reads
@@ -17,10 +18,13 @@ never memory.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -56,6 +60,7 @@ from faced.schemas.face_state import (
     StateResponse,
 )
 from faced.schemas.health import Health
+from faced.schemas.jobs import FINISHED, Curves, Job, JobDeleted, JobList, JobsAccepted
 from faced.schemas.person import PersonEvent, PersonSummary
 from faced.schemas.tracking import TrackingResult
 
@@ -67,6 +72,9 @@ HEARTBEAT_S: Final = 20.0
 """WebSocket ping interval: a daemon that vanished without closing is noticed in one."""
 SSE_READ_TIMEOUT_S: Final = 45.0
 """The daemon sends a keep-alive comment every 15 s; three missed ones mean it is gone."""
+MAX_TAKE_BYTES: Final = 512 * 1024 * 1024
+"""A job's curves or CSV, at most: ten minutes at 60 fps is ~36,000 frames of ~1.5 KB of
+JSON each, more than an ordinary answer's limit."""
 
 
 class _Link:
@@ -157,27 +165,48 @@ class FaceClient:
         schema: type[T],
         *,
         body: Any = None,
-        data: bytes | None = None,
+        data: Any = None,
         content_type: str | None = None,
         params: Mapping[str, str] | None = None,
+        long: bool = False,
     ) -> T:
+        payload, encoding = await self._fetch(
+            method, path, body=body, data=data, content_type=content_type, params=params, long=long
+        )
+        return decode(payload, schema, encoding)
+
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        data: Any = None,
+        content_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+        long: bool = False,
+    ) -> tuple[bytes, Encoding]:
+        """The answer's bytes and encoding; a refusal raises. ``long``: an upload or a
+        take's download, bounded per read rather than as a whole (its length is the
+        take's) and allowed up to ``MAX_TAKE_BYTES``."""
         if body is not None:
             data, content_type = self._encode(body)
         headers = {hdrs.CONTENT_TYPE: content_type} if content_type else None
         what = f"{method} {self.url}{path}"
+        if long:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+            )
+        else:
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
             async with self._open().request(
-                method,
-                self.url + path,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                method, self.url + path, data=data, headers=headers, params=params, timeout=timeout
             ) as response:
-                payload = await read_body(response)
+                payload = await read_body(response, MAX_TAKE_BYTES if long else None)
                 if response.status >= 400:
                     raise error_of(response, payload)
-                return decode(payload, schema, encoding_of(response))
+                return payload, encoding_of(response)
         except FacedError:
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -253,6 +282,126 @@ class FaceClient:
     async def person(self) -> PersonSummary:
         """Who is in front of the box now (``GET /api/person``; needs the key)."""
         return await self._request("GET", "api/person", PersonSummary)
+
+    # --- jobs (takes) -----------------------------------------------------------------------
+
+    async def submit_job(
+        self,
+        video: bytes | str | os.PathLike[str] | None = None,
+        *,
+        record_s: float | None = None,
+        label: str | None = None,
+        keep_video: bool = False,
+        calibrated: bool = False,
+        fps: float | None = None,
+    ) -> str:
+        """Queue a take (``POST /api/v1/jobs``); its job id. ``video`` is the clip itself
+        (``bytes``) or a file's path, streamed from disk as it is sent (never read whole);
+        without it, ``record_s`` seconds are recorded from the box's own camera. ``label``
+        names the take (the CSV's slate), ``keep_video`` keeps the video on the box,
+        ``calibrated`` applies the current calibration (409 without one), ``fps``
+        resamples. Follow it with ``wait_job``, ``job_events`` or ``job``."""
+        if (video is None) == (record_s is None):
+            raise ValueError("give either video (bytes or a path) or record_s, not both")
+        options: dict[str, Any] = {"keep_video": keep_video, "calibrated": calibrated}
+        if label is not None:
+            options["label"] = label
+        if fps is not None:
+            options["fps"] = fps
+        if video is None:
+            answer = await self._request(
+                "POST", "api/v1/jobs", JobsAccepted, body={"record_s": record_s, **options}
+            )
+        else:
+            params = {
+                name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+                for name, value in options.items()
+            }
+            if isinstance(video, bytes):
+                # A BytesIO shares the bytes (no copy) and is sent in chunks, not at once.
+                answer = await self._upload(io.BytesIO(video), params)
+            else:
+                try:
+                    # aiohttp reads an open file in its executor, 64 KiB at a time (the
+                    # length from fstat), so a take is never held whole in memory.
+                    file = await asyncio.to_thread(open, video, "rb")
+                except OSError as exc:
+                    raise FacedError(None, f"cannot read {video}: {exc.strerror or exc}") from None
+                try:
+                    answer = await self._upload(file, params)
+                finally:
+                    file.close()  # aiohttp closes it once sent; not when the request failed
+        return answer.jobs[0].job_id
+
+    async def _upload(self, data: Any, params: Mapping[str, str]) -> JobsAccepted:
+        return await self._request(
+            "POST",
+            "api/v1/jobs",
+            JobsAccepted,
+            data=data,
+            content_type="application/octet-stream",
+            params=params,
+            long=True,
+        )
+
+    @staticmethod
+    def _job_path(job_id: str, tail: str = "") -> str:
+        return f"api/v1/job/{quote(job_id, safe='')}{tail}"
+
+    async def job(self, job_id: str) -> Job:
+        """One job (``GET /api/v1/job/{id}``): status, progress, error, result."""
+        return await self._request("GET", self._job_path(job_id), Job)
+
+    async def jobs(self, limit: int = 20, offset: int = 0) -> JobList:
+        """A page of jobs, newest first (``GET /api/v1/jobs``; ``limit`` 1..100)."""
+        params = {"limit": str(limit), "offset": str(offset)}
+        return await self._request("GET", "api/v1/jobs", JobList, params=params)
+
+    async def delete_job(self, job_id: str) -> None:
+        """Cancel a job (recording or running) and remove it and its files
+        (``DELETE /api/v1/job/{id}``); 404 when there is none."""
+        await self._request("DELETE", self._job_path(job_id), JobDeleted)
+
+    async def job_curves(self, job_id: str) -> Curves:
+        """A done job's curves: per frame the 52 blendshapes, head and eyes (409 before)."""
+        payload, _ = await self._fetch("GET", self._job_path(job_id, "/curves"), long=True)
+        curves: Curves = decode(payload, Curves, "json")  # a file: JSON whatever Accept says
+        return curves
+
+    async def job_csv(self, job_id: str) -> bytes:
+        """A done job's curves as a Live Link Face CSV (Unreal's importer, Blender
+        add-ons); its file name is ``job.result.csv_name``."""
+        payload, _ = await self._fetch("GET", self._job_path(job_id, "/csv"), long=True)
+        return payload
+
+    async def job_events(self, job_id: str, *, reconnect: bool = True) -> AsyncGenerator[Job, None]:
+        """The job now and at each change (``GET /api/v1/job/{id}/events``), ending with
+        it done or failed. A lost connection is reopened (the first event of each is the
+        job as it stands, so nothing final is missed); a removed job raises 404."""
+        path = self._job_path(job_id, "/events")
+        stream = self._stream(lambda link: self._sse(path, Job, link), reconnect)
+        try:
+            async for job in stream:
+                yield job
+                if job.status in FINISHED:
+                    return
+        finally:
+            await stream.aclose()
+
+    async def wait_job(self, job_id: str, timeout_s: float = 600.0) -> Job:
+        """The job once done or failed (a failed job is returned, its ``error`` says why);
+        FacedError (status None) when it is not finished within ``timeout_s``."""
+        events = self.job_events(job_id)
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for job in events:
+                    if job.status in FINISHED:
+                        return job
+        except TimeoutError:
+            raise FacedError(None, f"job {job_id} did not finish within {timeout_s:g} s") from None
+        finally:
+            await events.aclose()
+        raise FacedError(None, f"job {job_id}: its event stream ended before it finished")
 
     # --- streams ---------------------------------------------------------------------------
 

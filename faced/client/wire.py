@@ -153,17 +153,18 @@ def decode_tracking(
     return result
 
 
-async def read_body(response: aiohttp.ClientResponse) -> bytes:
-    """The whole answer, refused past ``MAX_RESPONSE_BYTES`` instead of held."""
+async def read_body(response: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+    """The whole answer, refused past ``limit`` (``MAX_RESPONSE_BYTES``) instead of held."""
+    limit = MAX_RESPONSE_BYTES if limit is None else limit
     length = response.content_length
-    if length is not None and length > MAX_RESPONSE_BYTES:
+    if length is not None and length > limit:
         raise FacedError(None, f"the answer is too large: {length} bytes")
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.read(64 * 1024):
         size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise FacedError(None, f"the answer is too large: over {MAX_RESPONSE_BYTES} bytes")
+        if size > limit:
+            raise FacedError(None, f"the answer is too large: over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
