@@ -4,7 +4,8 @@ Owns: the MCP tools — Open Face's eight (``set_face_state``, ``set_face_look``
 ``face_wink``, ``face_speak``, ``set_face_progress``, ``face_emote``, ``get_face_state``,
 ``face_reset``: same names, parameters and behaviour as Open Face's own MCP server) and
 faced's own (``get_person``, ``wait_for_person``, ``wait_for_event``, ``look_at_person``,
-``analyze_image``, ``camera_snapshot``) — and how a daemon's refusal becomes a tool error.
+``analyze_image``, ``camera_snapshot``, and the takes: ``record_take``, ``job_status``,
+``list_jobs``) — and how a daemon's refusal becomes a tool error.
 Does not own the daemon's HTTP API or its client (faced.client.FaceClient, through which
 every call goes) or the command line (faced.commands.mcp).
 
@@ -36,6 +37,7 @@ from pydantic import Field
 from faced import __version__
 from faced.client import FaceClient, FacedError
 from faced.schemas.face_state import Emotion, StateName
+from faced.schemas.jobs import MAX_LABEL_CHARS, MAX_RECORD_S
 from faced.schemas.person import PersonChangeKind, PersonSummary
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,9 @@ INSTRUCTIONS: Final = (
     "Tools of a faced box: an animated face on a screen (state, emotion, gaze, speech "
     "bubble) with a camera that sees the person in front of it. get_person tells who is "
     "there, how far, whether they look at the box or speak; wait_for_person and "
-    "wait_for_event wait for that; camera_snapshot works only where the box's owner allows it."
+    "wait_for_event wait for that; camera_snapshot works only where the box's owner allows it. "
+    "record_take records the person from the camera and turns the take into ARKit "
+    "blendshape curves (a job: follow it with job_status)."
 )
 
 _pretty = msgspec.json.Encoder()
@@ -452,6 +456,55 @@ def build_server(tools: FacedTools) -> MCPServer:
     )
     async def camera_snapshot() -> Image:
         return Image(data=await tools.snapshot(), format="jpeg")
+
+    # --- takes (jobs) ---------------------------------------------------------------------
+
+    @tool(
+        structured_output=False,
+        description="Record a take of the person in front of the box from its camera for "
+        "`seconds` and queue it as a job that turns it into ARKit blendshape curves (JSON) "
+        "and a Live Link Face CSV. Returns the job (status pending, recording true); follow "
+        "it with job_status. The video is deleted once processed.",
+    )
+    async def record_take(
+        seconds: Annotated[
+            float, Field(ge=1, le=MAX_RECORD_S, description="Seconds to record (1-600)")
+        ],
+        label: Annotated[
+            str | None,
+            Field(
+                max_length=MAX_LABEL_CHARS,
+                pattern=r"^[^\x00-\x1f\x7f]*$",
+                description="A name for the take (the CSV's slate)",
+            ),
+        ] = None,
+    ) -> str:
+        async with tools.call() as face:
+            job_id = await face.submit_job(record_s=seconds, label=label)
+            return _json(await face.job(job_id))
+
+    @tool(
+        structured_output=False,
+        description="A job (take) by id: status (pending, processing, done, failed), "
+        "progress 0-1, error, and once done the result: frames, fps, duration_s, "
+        "faces_found and the daemon's URLs of the curves JSON and the Live Link Face CSV.",
+    )
+    async def job_status(
+        job_id: Annotated[str, Field(min_length=1, max_length=64, description="The job's id")],
+    ) -> str:
+        async with tools.call() as face:
+            return _json(await face.job(job_id))
+
+    @tool(
+        structured_output=False,
+        description="The jobs (takes), newest first, a page at a time, with the total.",
+    )
+    async def list_jobs(
+        limit: Annotated[int, Field(ge=1, le=100, description="Jobs per page")] = 20,
+        offset: Annotated[int, Field(ge=0, description="Jobs to skip (newest first)")] = 0,
+    ) -> str:
+        async with tools.call() as face:
+            return _json(await face.jobs(limit, offset))
 
     return server
 

@@ -23,6 +23,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import rich.console  # noqa: F401  # imported now: the SDK imports it in build_server, and
+
+# rich's import reads the cwd, a blocking call blockbuster refuses inside the event loop.
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
@@ -60,6 +63,9 @@ FACED_TOOLS = {
     "look_at_person": set(),
     "analyze_image": {"path", "image_base64", "landmarks", "num_faces"},
     "camera_snapshot": set(),
+    "record_take": {"seconds", "label"},
+    "job_status": {"job_id"},
+    "list_jobs": {"limit", "offset"},
 }
 
 
@@ -207,6 +213,9 @@ async def test_a_wink_opens_again_after_its_duration(faced_client: Any) -> None:
         ("wait_for_person", {"timeout_s": -1}, "timeout_s"),
         ("wait_for_event", {"kinds": ["jumped"]}, "kinds"),
         ("analyze_image", {"path": "a.jpg", "num_faces": 9}, "num_faces"),
+        ("record_take", {"seconds": 601}, "seconds"),
+        ("record_take", {"seconds": 2, "label": "a\nb"}, "label"),
+        ("list_jobs", {"limit": 0}, "limit"),
     ],
 )
 async def test_bad_arguments_are_a_tool_error_and_leave_the_daemon_alone(
@@ -330,6 +339,41 @@ async def test_analyze_image_by_path_and_by_base64(faced_client: Any, tmp_path: 
             client, "analyze_image", image_base64=base64.b64encode(b"hello").decode()
         )
         assert "answered 4" in not_an_image
+
+
+# --- takes (jobs) from the camera -----------------------------------------------------------
+
+
+async def test_record_take_then_job_status_until_done_and_list_jobs(
+    faced_client: Any, face_clip: Path, tmp_path: Path
+) -> None:
+    daemon = await faced_client(
+        camera=_camera(face_clip),
+        auth={"api_key": KEY},
+        server={"state_dir": str(tmp_path / "state")},
+        jobs={},
+    )
+    await _a_frame(daemon)
+    async with mcp_of(daemon, KEY) as client:
+        take = json.loads(await call(client, "record_take", seconds=1, label="mcp take"))
+        assert take["source"] == "camera" and take["label"] == "mcp take"
+        assert take["status"] == "pending" and take["recording"]
+
+        async def done() -> bool:
+            job = json.loads(await call(client, "job_status", job_id=take["id"]))
+            return bool(job["status"] in ("done", "failed"))
+
+        await until(done, 60, interval=0.2, what="the take done")
+        job = json.loads(await call(client, "job_status", job_id=take["id"]))
+        assert job["status"] == "done" and job["result"]["faces_found"] > 0, job
+        assert job["result"]["csv_url"].endswith("/csv")
+        listed = json.loads(await call(client, "list_jobs"))
+        assert [j["id"] for j in listed["jobs"]] == [take["id"]] and listed["total"] == 1
+        unknown = await refused(client, "job_status", job_id="f" * 32)
+        assert "answered 404" in unknown and "no job" in unknown
+    async with mcp_of(daemon) as keyless:  # camera-derived: the key is needed
+        assert "401" in await refused(keyless, "record_take", seconds=1)
+        assert "401" in await refused(keyless, "list_jobs")
 
 
 # --- over stdio, as an agent's host runs it -------------------------------------------------
