@@ -98,7 +98,10 @@ class JobProcess:
         """Run one job in the child (started if none is); ``JobFailed`` with the job's
         error, ``Ended`` when the child ended before answering."""
         process = self._process
-        if process is None or process.returncode is not None:
+        if process is not None and process.returncode is not None:
+            await self.stop()  # it died while idle: reaped before the next one starts
+            process = None
+        if process is None:
             process = self._process = await self._start()
         assert process.stdin is not None and process.stdout is not None
         try:
@@ -132,8 +135,8 @@ class JobProcess:
 
     async def close(self) -> None:
         """The queue is empty: the child ends (its models' memory goes with it)."""
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        process = self._process
+        if process is None:
             return
         assert process.stdin is not None
         process.stdin.close()
@@ -142,19 +145,23 @@ class JobProcess:
                 await _reap(process)
         except TimeoutError:
             log.warning("the job process did not exit when idle: killed")
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            self.kill()
             await _reap(process)
+        self._forget(process)
 
     async def stop(self) -> None:
         """The daemon is stopping: kill the child and reap it."""
-        process, self._process = self._process, None
+        process = self._process
         if process is None:
             return
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        self.kill()
         await _reap(process)
+        self._forget(process)
+
+    def _forget(self, process: asyncio.subprocess.Process) -> None:
+        # Only once reaped: a close cut short (the daemon stopping) leaves it to stop().
+        if self._process is process:
+            self._process = None
 
     async def _start(self) -> asyncio.subprocess.Process:
         env = dict(os.environ)
@@ -170,8 +177,7 @@ class JobProcess:
 
     async def _ended(self, process: asyncio.subprocess.Process) -> str:
         code = await _reap(process)
-        if self._process is process:
-            self._process = None
+        self._forget(process)
         if code < 0:
             try:
                 name = signal.Signals(-code).name
