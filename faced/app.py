@@ -228,7 +228,7 @@ def _add_components(
             gaze_follow.lifetime,  # tracking results → gaze follow → the face state
             face_packs.lifetime,  # the face pack every viewer shows → the viewers' hub
             analyze_pool,  # frames from /v1/analyze* → the analyze workers
-            takes.lifetime,  # videos and camera takes → the job thread → curves and CSVs
+            takes.lifetime,  # videos and camera takes → the job process → curves and CSVs
             screen.lifetime,  # the viewers' hub → the display policy → the display
             voice.lifetime,  # /api/audio and the viewers' hub → the speaker → the mouth
             settings.lifetime,  # the persisted settings layer (the system API)

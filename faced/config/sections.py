@@ -393,7 +393,7 @@ class JobsConfig(_Section, frozen=True):
     """The jobs' files together (curves, CSVs, kept videos): beyond it the oldest finished
     jobs are removed first."""
     nice: Annotated[int, Meta(ge=0, le=19)] = 10
-    """How much lower than the daemon's the job thread's CPU priority is (its nice value
+    """How much lower than the daemon's the job process's CPU priority is (its nice value
     over the daemon's), so live tracking keeps its frame rate while a job runs."""
 
 

@@ -1,14 +1,15 @@
 """The jobs component: takes accepted, queued, run one at a time, kept and removed.
 
 Owns: the jobs' lifecycle — an upload streamed to its file and accepted (``Upload``), a
-take recorded from the camera (faced.jobs.recorder), the queue (``max_queued``), the one
-job thread (its own pipeline, loaded for a run of jobs and dropped when the queue empties,
-at a lower CPU priority than live tracking), progress (to the database at most once a
+take recorded from the camera (faced.jobs.recorder), the queue (``max_queued``), one job at
+a time in the job process (faced.jobs.child: its own pipeline, started for a run of jobs and
+ended when the queue empties, at a lower CPU priority than live tracking; a job whose
+process dies is run once more, then fails), progress (to the database at most once a
 second, to event-stream readers as it comes), cancelling and deleting, retention
 (``keep_days``, ``max_bytes``: oldest finished first) and what a restart finds (processing
 jobs run again, queued ones go on, files no job owns are removed). Does not own: the
-database (faced.jobs.store), the work of one job (faced.jobs.worker), or the routes
-(faced.api.jobs).
+database (faced.jobs.store), the job process (faced.jobs.child), the work of one job
+(faced.jobs.worker), or the routes (faced.api.jobs).
 
 Files: ``<state dir>/jobs.sqlite3`` and ``<state dir>/jobs/<job id>/`` (the video, the curves
 JSON, the CSV). A job is accepted (202) only once its video is whole on disk and its row
@@ -27,7 +28,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -35,7 +35,7 @@ import msgspec
 from aiohttp import web
 
 from faced.api.errors import ApiError
-from faced.jobs import recorder, worker
+from faced.jobs import child, recorder, worker
 from faced.jobs.store import QueueFull, Record, Settings, Store, now_ms
 from faced.schemas.jobs import FINISHED, Job, JobOptions, JobResult
 from faced.state import save_refused, state_dir
@@ -43,7 +43,6 @@ from faced.state import save_refused, state_dir
 if TYPE_CHECKING:
     from faced.config import Config
     from faced.live import LiveService
-    from faced.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,9 @@ SWEEP_EVERY_S: Final = 3600.0
 WRITE_BATCH: Final = 1024 * 1024
 """Upload bytes gathered before one write to disk (off the loop)."""
 NO_CAMERA: Final = "no camera: camera.source is none"
+ATTEMPTS: Final = 2
+"""A job whose process ends under it (a crash, the OOM killer, kill -9) runs once more: a
+passing cause loses nothing, a video that kills its decoder fails instead of looping."""
 
 
 class Jobs:
@@ -62,7 +64,6 @@ class Jobs:
 
     def __init__(self, config: Config, live: LiveService) -> None:
         self.config = config.jobs
-        self._vision = config.vision
         self._camera_fps = config.camera.fps
         self._live = live
         self._state = state_dir(config)
@@ -80,8 +81,7 @@ class Jobs:
         self._progress: dict[str, float] = {}
         self._recordings: dict[str, threading.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._thread: ThreadPoolExecutor | None = None
-        self._pipeline: FacePipeline | None = None
+        self._process = child.JobProcess(config.vision, self.config.nice)
         self.done = 0
         self.failed = 0
 
@@ -89,7 +89,7 @@ class Jobs:
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
         """Cleanup context: the database opened and tidied, the runner and the sweeper
-        started; at cleanup a running job stops between frames and stays queued."""
+        started; at cleanup the job process is killed and its job stays queued."""
         del app
         if not self.config.enabled:
             yield
@@ -98,12 +98,6 @@ class Jobs:
         if requeued or cut_off:
             log.info("jobs resumed", extra={"requeued": requeued, "recordings_cut_off": cut_off})
         await self._remove_orphans()
-        self._thread = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="jobs",
-            initializer=worker.lower_priority,
-            initargs=(self.config.nice,),
-        )
         self.ready = True
         runner = asyncio.create_task(self._run_jobs(), name="jobs-runner")
         sweeper = asyncio.create_task(self._sweep_regularly(), name="jobs-sweeper")
@@ -115,11 +109,11 @@ class Jobs:
                 stop.set()
             if self._running is not None:
                 self._running[1].set()
+            self._process.kill()
             for task in (runner, sweeper, *self._tasks):
                 task.cancel()
             await asyncio.gather(runner, sweeper, *self._tasks, return_exceptions=True)
-            await asyncio.to_thread(self._thread.shutdown, wait=True)
-            self._pipeline = None
+            await self._process.stop()
             await self.store.close()
 
     async def shutdown(self, app: web.Application) -> None:
@@ -135,6 +129,7 @@ class Jobs:
         return {
             "status": "ok" if self.ready else "off",
             "running": self._running is not None,
+            "process": self._process.pid is not None,
             "recording": len(self._recordings),
             "done": self.done,
             "failed": self.failed,
@@ -288,7 +283,8 @@ class Jobs:
             stop.set()
         running = self._running
         if running is not None and running[0] == job_id:
-            running[1].set()  # the runner removes its files once the thread let go
+            running[1].set()  # the runner removes its files once the process is gone
+            self._process.kill()
         removed = await self.store.delete(job_id)
         await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), ignore_errors=True)
         if removed:
@@ -344,38 +340,56 @@ class Jobs:
     # --- running -------------------------------------------------------------------------
 
     async def _run_jobs(self) -> None:
-        while True:
-            self._wake.clear()
-            record = await self.store.claim_next()
-            if record is None:
-                self._pipeline = None  # the models' memory back while idle
-                await self._wake.wait()
-                continue
-            self._notify()
-            await self._run(record)
+        try:
+            while True:
+                self._wake.clear()
+                record = await self.store.claim_next()
+                if record is None:
+                    await self._process.close()  # the models' memory back while idle
+                    await self._wake.wait()
+                    continue
+                self._notify()
+                await self._run(record)
+        finally:
+            self._process.kill()  # stopping: the job stays queued for the next start
 
     async def _run(self, record: Record) -> None:
         job_id = record.job.id
         cancel = threading.Event()
         self._running = (job_id, cancel)
         self._progress[job_id] = 0.0
-        loop = asyncio.get_running_loop()
         last_write = [time.monotonic()]
 
-        def progress(share: float) -> None:  # in the job thread
-            loop.call_soon_threadsafe(self._on_progress, job_id, share, last_write)
+        def progress(share: float) -> None:
+            self._on_progress(job_id, share, last_write)
 
         directory = self.job_dir(job_id)
         video = directory / record.video if record.video else None
         started = time.monotonic()
         try:
-            assert self._thread is not None
-            outcome = await loop.run_in_executor(
-                self._thread, self._process, record, video, directory, progress, cancel
+            if video is None or not await asyncio.to_thread(video.exists):
+                await self._finish_failed(record, "the job's video is missing")
+                return
+            request = child.Request(
+                video=str(video),
+                out_dir=str(directory),
+                settings=record.settings,
+                take=record.take,
+                subject=self.subject,
             )
-        except asyncio.CancelledError:
-            cancel.set()  # the daemon is stopping: the job thread lets go between frames
-            raise
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    outcome = await self._process.run(request, progress)
+                    break
+                except child.Ended as exc:
+                    if cancel.is_set():
+                        raise
+                    if attempt == ATTEMPTS:
+                        raise worker.JobFailed(f"{exc}, twice") from None
+                    log.warning("job %s: %s; running it again", job_id, exc)
+                    self._progress[job_id] = 0.0
+            if cancel.is_set():  # it finished as it was deleted
+                raise child.Ended("deleted")
         except Exception as exc:
             if cancel.is_set():  # deleted (its row is gone), or the daemon is stopping
                 await self._stopped(job_id)
@@ -411,45 +425,11 @@ class Jobs:
         await self.sweep()
 
     async def _stopped(self, job_id: str) -> None:
-        """A job stopped between frames: if it was deleted, what the thread wrote after
+        """A job's process was killed: if the job was deleted, what the process wrote after
         the delete goes too; else (shutdown) it stays queued for the next start."""
         log.info("job %s stopped", job_id)
         if await self.store.get(job_id) is None:
             await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), ignore_errors=True)
-
-    def _process(
-        self,
-        record: Record,
-        video: Path | None,
-        directory: Path,
-        progress: worker.ProgressFn,
-        cancel: threading.Event,
-    ) -> worker.Outcome:
-        """In the job thread: the pipeline (loaded once for a run of jobs), then the job."""
-        if video is None or not video.exists():
-            raise worker.JobFailed("the job's video is missing")
-        if self._pipeline is None:
-            from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (the runtime)
-            from faced.vision.runtime import Runtime  # noqa: PLC0415
-
-            vision = self._vision
-            self._pipeline = FacePipeline.load(
-                vision.model_dir or None,
-                threads=1,
-                num_faces=vision.num_faces,
-                runtime=Runtime.from_config(vision, threads=1),
-                detector=vision.detector,
-            )
-        return worker.process(
-            self._pipeline,
-            video,
-            directory,
-            record.settings,
-            take=record.take,
-            subject=self.subject,
-            progress=progress,
-            cancelled=cancel,
-        )
 
     def _on_progress(self, job_id: str, share: float, last_write: list[float]) -> None:
         if job_id not in self._progress:

@@ -1,19 +1,18 @@
-"""One job's work, in the job thread: a video in, the curves JSON and the Live Link Face CSV out.
+"""One job's work (in the job process): a video in, curves JSON and Live Link Face CSV out.
 
 Owns: reading the video frame by frame (faced.vision.video's ``timed_frames``, the very
 loop `faced analyze VIDEO --jsonl` runs), tracking it in VIDEO mode with a tracker of the
-job thread's own pipeline (smoothing on, as live tracking), calibrating the scores when the
-job asked, and writing both files as frames come (never the whole take in memory); the
-job thread's lower CPU priority. Does not own: which job runs when, the database or the
-routes (faced.jobs.service, faced.api.jobs). Blocking: run it off the event loop.
+job process's own pipeline (smoothing on, as live tracking), calibrating the scores when the
+job asked, and writing both files as frames come (never the whole take in memory). Does not
+own: the process it runs in and its priority (faced.jobs.child), which job runs when, the
+database or the routes (faced.jobs.service, faced.api.jobs). Blocking.
 
 A file that cannot be read as a video raises ``JobFailed`` with a sentence for the client;
-``Cancelled`` when the job was deleted (or the daemon is stopping) in between frames.
+``Cancelled`` when ``cancelled`` is set in between frames.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -32,15 +31,13 @@ from faced.state import DISK_FULL
 if TYPE_CHECKING:
     from faced.vision.pipeline import FacePipeline
 
-log = logging.getLogger(__name__)
-
 CURVES_FILE: Final = "curves.json"
 PROGRESS_EVERY: Final = 0.02
 """Progress is reported in steps of this share of the frames (50 updates a job)."""
 
 
 ProgressFn = Callable[[float], None]
-"""Told the share of frames done (0..1), from the job thread."""
+"""Told the share of frames done (0..1)."""
 
 
 class JobFailed(Exception):
@@ -58,19 +55,6 @@ class Outcome:
     duration_s: float
     faces_found: int
     csv_name: str
-
-
-def lower_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority by ``nice`` (Linux: a thread's nice value is
-    its own, set through its native thread id); where that fails the job still runs."""
-    if nice <= 0:
-        return
-    try:
-        thread = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
-    except (OSError, AttributeError) as exc:
-        log.warning("cannot lower the job thread's priority: %s", exc)
 
 
 def process(
@@ -193,6 +177,5 @@ __all__ = [
     "JobFailed",
     "Outcome",
     "ProgressFn",
-    "lower_priority",
     "process",
 ]
