@@ -232,3 +232,26 @@ def fill_disk(directory: Path) -> Path:
                 if exc.errno != 28:  # ENOSPC: this size no longer fits; try a smaller one
                     raise
     return filler
+
+
+async def job_of(client: Any, job_id: str) -> dict[str, Any]:
+    """GET /api/v1/job/{id} through ``client`` (a test client or a session with a base
+    URL), asserting 200."""
+    response = await client.get(f"/api/v1/job/{job_id}")
+    assert response.status == 200, await response.text()
+    job: dict[str, Any] = await response.json()
+    return job
+
+
+async def job_finished(client: Any, job_id: str, seconds: float = 60.0) -> dict[str, Any]:
+    """The job once it is done or failed, polled through ``client``; fails after
+    ``seconds``."""
+    job: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal job
+        job = await job_of(client, job_id)
+        return job["status"] in ("done", "failed")
+
+    await until(finished, seconds, interval=0.05, what=f"job {job_id} finished")
+    return job

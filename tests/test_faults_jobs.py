@@ -27,7 +27,7 @@ import pytest
 from faced.vision.synthetic import render_frame, write_clip
 from tests import data
 from tests.conftest import RunFaced
-from tests.helpers import fill_disk, tiny_tmpfs, until, write_face_then_nobody
+from tests.helpers import fill_disk, job_finished, job_of, tiny_tmpfs, until, write_face_then_nobody
 
 pytestmark = pytest.mark.slow
 
@@ -41,25 +41,6 @@ def _integrity(database: Path) -> tuple[str, list[tuple[str, str]]]:
         (check,) = db.execute("PRAGMA integrity_check").fetchone()
         rows = db.execute("SELECT id, status FROM jobs ORDER BY seq").fetchall()
     return str(check), rows
-
-
-async def _job(client: Any, job_id: str) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/job/{job_id}")
-    assert response.status == 200, await response.text()
-    job: dict[str, Any] = await response.json()
-    return job
-
-
-async def _finished(client: Any, job_id: str, seconds: float = 60.0) -> dict[str, Any]:
-    job: dict[str, Any] = {}
-
-    async def finished() -> bool:
-        nonlocal job
-        job = await _job(client, job_id)
-        return job["status"] in ("done", "failed")
-
-    await until(finished, seconds, interval=0.05, what=f"job {job_id} finished")
-    return job
 
 
 async def _upload(client: Any, body: bytes) -> Any:
@@ -90,7 +71,7 @@ async def test_a_full_disk_refuses_the_upload_fails_the_job_and_keeps_the_older_
     client = await faced_client(server={"state_dir": str(state)})
     first = await _upload(client, short)
     older = (await first.json())["jobs"][0]["job_id"]
-    job = await _finished(client, older)
+    job = await job_finished(client, older)
     assert job["status"] == "done"
     csv = await (await client.get(job["result"]["csv_url"])).read()
 
@@ -100,11 +81,11 @@ async def test_a_full_disk_refuses_the_upload_fails_the_job_and_keeps_the_older_
     running = (await response.json())["jobs"][0]["job_id"]
 
     async def started() -> bool:
-        return (await _job(client, running))["progress"] > 0
+        return (await job_of(client, running))["progress"] > 0
 
     await until(started, 60, what="the long job processing")
     filler = await asyncio.to_thread(fill_disk, state)
-    job = await _finished(client, running)
+    job = await job_finished(client, running)
     assert job["status"] == "failed", job
     assert job["error"].startswith("cannot write the results: No space left"), job
     assert not any(
@@ -121,12 +102,14 @@ async def test_a_full_disk_refuses_the_upload_fails_the_job_and_keeps_the_older_
     assert [j["id"] for j in listed["jobs"]] == [running, older]
 
     # The job before is intact: its row, its files.
-    assert (await _job(client, older))["status"] == "done"
+    assert (await job_of(client, older))["status"] == "done"
     assert await (await client.get(f"/api/v1/job/{older}/csv")).read() == csv
     await asyncio.to_thread(filler.unlink)  # room again: jobs run again
     again = await _upload(client, short)
     assert again.status == 202
-    assert (await _finished(client, (await again.json())["jobs"][0]["job_id"]))["status"] == "done"
+    assert (await job_finished(client, (await again.json())["jobs"][0]["job_id"]))[
+        "status"
+    ] == "done"
     await client.close()
     check, rows = await asyncio.to_thread(_integrity, state / "jobs.sqlite3")
     assert check == "ok"

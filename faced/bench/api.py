@@ -53,7 +53,14 @@ from pathlib import Path
 from typing import Final
 
 from faced.bench import callgrind
-from faced.bench.server import client_loop_factory, cpu_seconds, free_port, running_server
+from faced.bench.server import (
+    client_loop_factory,
+    cpu_seconds,
+    free_port,
+    running_server,
+    take_upgrade,
+    ws_frames,
+)
 
 API_KEY: Final = "bench-key"
 STATE_BODY: Final = b'{"state":"thinking","emotion":"happy","amplitude":0.4}'
@@ -263,34 +270,10 @@ class _Viewer(asyncio.Protocol):
         now = time.monotonic_ns()
         self.buffer += data
         if not self.upgraded:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+            self.upgraded = take_upgrade(self.buffer, self.ready)
+            if not self.upgraded:
                 return
-            if not self.buffer.startswith(b"HTTP/1.1 101"):
-                self.ready.set_exception(RuntimeError(bytes(self.buffer[:200]).decode()))
-                return
-            del self.buffer[: end + 4]
-            self.upgraded = True
-            self.ready.set_result(None)
-        self._frames(now)
-
-    def _frames(self, now: int) -> None:
-        buffer = self.buffer
-        while len(buffer) >= 2:
-            length = buffer[1] & 0x7F
-            offset = 2
-            if length == 126:
-                if len(buffer) < 4:
-                    return
-                length, offset = int.from_bytes(buffer[2:4], "big"), 4
-            elif length == 127:
-                if len(buffer) < 10:
-                    return
-                length, offset = int.from_bytes(buffer[2:10], "big"), 10
-            if len(buffer) < offset + length:
-                return
-            payload = bytes(buffer[offset : offset + length])
-            del buffer[: offset + length]
+        for _opcode, payload in ws_frames(self.buffer):
             if not payload.startswith(b'{"type":"history"'):
                 mark = payload.find(_DETAIL_MARK)
                 if mark >= 0:

@@ -36,39 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from faced.bench.server import client_loop_factory, free_port
+from faced.bench.server import client_loop_factory, free_port, positive
 
 LAG_GOAL_MS: Final = 10.0
 PROBE_INTERVAL_S: Final = 0.005
 WARM_UP_S: Final = 1.0
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--seconds", type=_positive(float), default=5.0, help="length of each phase (5)"
+        "--seconds", type=positive(float), default=5.0, help="length of each phase (5)"
     )
     parser.add_argument(
         "--clients",
-        type=_positive(int),
+        type=positive(int),
         default=4,
         help="concurrent /v1/analyze clients in phase 3 (4)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         help="analyze workers (vision.analyze_workers, 1)",
     )

@@ -36,21 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from faced.bench.server import client_loop_factory, free_port
+from faced.bench.server import client_loop_factory, free_port, positive
 
 REPO: Final = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S: Final = 120.0
 POLL_S: Final = 0.02
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
 
 
 def _count(text: str) -> int:
@@ -64,11 +54,11 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=_positive, default=0.5, help="idle phase (0.5; 5)")
-    parser.add_argument("--warm-up", type=_positive, default=10.0, help="tracking warm-up s")
+    parser.add_argument("--minutes", type=positive(float), default=0.5, help="idle phase (0.5; 5)")
+    parser.add_argument("--warm-up", type=positive(float), default=10.0, help="tracking warm-up s")
     parser.add_argument("--viewers", type=_count, default=50, help="/ws/viewer clients (50)")
     parser.add_argument("--clients", type=_count, default=2, help="/v1/analyze clients (2)")
-    parser.add_argument("--load-s", type=_positive, default=10.0, help="analyze load, s (10)")
+    parser.add_argument("--load-s", type=positive(float), default=10.0, help="analyze load, s (10)")
     parser.add_argument("--starts", type=_count, default=3, help="start-time runs (3)")
     parser.add_argument(
         "--idle-unload-s",

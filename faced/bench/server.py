@@ -4,19 +4,22 @@ Owns: what the benchmarks share; does not own any measurement (one module per su
 Shared by `faced bench api` (faced and the bare aiohttp baseline), `faced bench analyze` and
 `faced bench live` (its port only), with the CPU time a server process has used (on a shared
 machine req/s follow the neighbours' load, CPU per request much less so), and the event loop
-the load generators run on.
+the load generators run on; the raw WebSocket viewers' framing (`faced bench api`, `soak`)
+and the positive-number arguments of several benches.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
 import os
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -28,6 +31,57 @@ def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+def positive(kind: type[int] | type[float]) -> Any:
+    """An argparse ``type`` for a number > 0 of ``kind``, refused in one line otherwise."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def take_upgrade(buffer: bytearray, ready: asyncio.Future[None]) -> bool:
+    """A raw WebSocket client's handshake: True once the server's 101 head has been taken
+    from ``buffer`` (``ready`` resolved); False while it is incomplete, or refused (``ready``
+    then fails with the server's answer)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    if not buffer.startswith(b"HTTP/1.1 101"):
+        if not ready.done():
+            ready.set_exception(RuntimeError(bytes(buffer[:200]).decode(errors="replace")))
+        return False
+    del buffer[: end + 4]
+    ready.set_result(None)
+    return True
+
+
+def ws_frames(buffer: bytearray) -> Iterator[tuple[int, bytes]]:
+    """The complete server frames (unmasked) at the start of ``buffer`` as (opcode, payload),
+    each removed as it is yielded; a partial frame stays for the next read."""
+    while len(buffer) >= 2:
+        opcode, length, offset = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+        if length == 126:
+            if len(buffer) < 4:
+                return
+            length, offset = int.from_bytes(buffer[2:4], "big"), 4
+        elif length == 127:
+            if len(buffer) < 10:
+                return
+            length, offset = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < offset + length:
+            return
+        payload = bytes(buffer[offset : offset + length])
+        del buffer[: offset + length]
+        yield opcode, payload
 
 
 def free_port() -> int:

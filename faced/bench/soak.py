@@ -44,7 +44,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from faced.bench.server import client_loop_factory, cpu_seconds, free_port
+from faced.bench.server import (
+    client_loop_factory,
+    cpu_seconds,
+    free_port,
+    positive,
+    take_upgrade,
+    ws_frames,
+)
 
 LAG_GOAL_MS: Final = 10.0
 GROWTH_GOAL: Final = 0.05
@@ -58,21 +65,8 @@ _STATE: Final = b'{"type":"state"'
 _DETAIL: Final = b'"detail":"'
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    number, whole = _positive(float), _positive(int)
+    number, whole = positive(float), positive(int)
     parser.add_argument("--minutes", type=number, default=10.0, help="whole run (10)")
     parser.add_argument("--warm-up", type=number, default=60.0, help="not judged, s (60)")
     parser.add_argument("--viewers", type=whole, default=100, help="/ws/viewer clients (100)")
@@ -115,36 +109,16 @@ class _Viewer(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if not self.upgraded:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+            self.upgraded = take_upgrade(self.buffer, self.ready)
+            if not self.upgraded:
                 return
-            if not self.buffer.startswith(b"HTTP/1.1 101"):
-                self.ready.set_exception(RuntimeError(bytes(self.buffer[:200]).decode()))
-                return
-            del self.buffer[: end + 4]
-            self.upgraded = True
-            self.ready.set_result(None)
-        buffer = self.buffer
-        while len(buffer) >= 2:
-            opcode, length, offset = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
-            if length == 126:
-                if len(buffer) < 4:
-                    return
-                length, offset = int.from_bytes(buffer[2:4], "big"), 4
-            elif length == 127:
-                if len(buffer) < 10:
-                    return
-                length, offset = int.from_bytes(buffer[2:10], "big"), 10
-            if len(buffer) < offset + length:
-                return
-            payload = bytes(buffer[offset : offset + length])
-            del buffer[: offset + length]
+        for opcode, payload in ws_frames(self.buffer):
             if opcode == 0x8:
                 self.closed = True  # the daemon closed it (e.g. too slow)
-            elif opcode == 0x9 and length < 126:
+            elif opcode == 0x9 and len(payload) < 126:
                 # The daemon's heartbeat: a viewer that does not answer is closed. Client
                 # frames are masked; a zero mask leaves the payload as it is.
-                self.transport.write(bytes((0x8A, 0x80 | length)) + bytes(4) + payload)
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + bytes(4) + payload)
             elif payload.startswith(_STATE):
                 self._state(payload)
 

@@ -22,7 +22,7 @@ import pytest
 
 from faced.vision.synthetic import render_frame, write_clip
 from tests import data
-from tests.helpers import until, write_face_then_nobody
+from tests.helpers import job_finished, job_of, until, write_face_then_nobody
 
 pytestmark = pytest.mark.slow
 
@@ -59,25 +59,6 @@ async def _upload(client: Any, body: bytes, query: str = "") -> str:
     return str((await response.json())["jobs"][0]["job_id"])
 
 
-async def _job(client: Any, job_id: str) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/job/{job_id}")
-    assert response.status == 200, await response.text()
-    job: dict[str, Any] = await response.json()
-    return job
-
-
-async def _finished(client: Any, job_id: str, seconds: float = 60.0) -> dict[str, Any]:
-    job: dict[str, Any] = {}
-
-    async def finished() -> bool:
-        nonlocal job
-        job = await _job(client, job_id)
-        return job["status"] in ("done", "failed")
-
-    await until(finished, seconds, interval=0.1, what=f"job {job_id} finished")
-    return job
-
-
 def _size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.iterdir())
 
@@ -99,7 +80,7 @@ async def test_retention_keep_days_then_max_bytes_oldest_first_and_the_pages(
     ids = []
     for label in ("old", "older-than-c", "newest"):
         job_id = await _upload(client, clips["short"], f"?label={label}")
-        assert (await _finished(client, job_id))["status"] == "done"
+        assert (await job_finished(client, job_id))["status"] == "done"
         ids.append(job_id)
     old, middle, newest = ids
 
@@ -128,7 +109,7 @@ async def test_retention_keep_days_then_max_bytes_oldest_first_and_the_pages(
     await until(swept, 10, what="the start-up sweep")
     assert (await client.get(f"/api/v1/job/{old}")).status == 404  # keep_days
     assert (await client.get(f"/api/v1/job/{middle}")).status == 404  # max_bytes
-    kept = await _job(client, newest)  # within both: kept, its files served
+    kept = await job_of(client, newest)  # within both: kept, its files served
     assert kept["status"] == "done"
     assert (await client.get(kept["result"]["csv_url"])).status == 200
     page = await (await client.get("/api/v1/jobs")).json()
@@ -145,11 +126,11 @@ async def test_delete_cancels_a_running_job_and_removes_a_queued_one(
     queued = await _upload(client, clips["short"])
 
     async def processing() -> bool:
-        job = await _job(client, running)
+        job = await job_of(client, running)
         return job["status"] == "processing" and job["progress"] > 0
 
     await until(processing, 60, what="the long job processing")
-    assert (await _job(client, queued))["status"] == "pending"
+    assert (await job_of(client, queued))["status"] == "pending"
 
     deleted = await client.delete(f"/api/v1/job/{queued}")
     assert deleted.status == 200 and await deleted.json() == {"id": queued, "deleted": True}
@@ -175,7 +156,7 @@ async def test_delete_cancels_a_running_job_and_removes_a_queued_one(
     assert (jobs["done"], jobs["failed"]) == (0, 0)  # stopped, not finished
     # The runner goes on with the next take.
     after = await _upload(client, clips["short"])
-    assert (await _finished(client, after))["status"] == "done"
+    assert (await job_finished(client, after))["status"] == "done"
     assert await _names(files) == [after]
     page = await (await client.get("/api/v1/jobs")).json()
     assert [j["id"] for j in page["jobs"]] == [after]
