@@ -73,6 +73,7 @@ from faced.keys import (
     CHAT_KEY,
     COMPONENTS_KEY,
     CONFIG_KEY,
+    CONNECTIONS_KEY,
     DISPLAY_KEY,
     FOLLOW_KEY,
     GUARD_KEY,
@@ -154,6 +155,7 @@ def create_app(config: Config, layers: Layers | None = None) -> web.Application:
     app[CONFIG_KEY] = config
     app[STARTED_KEY] = time.monotonic()
     app[GUARD_KEY] = guard
+    app[CONNECTIONS_KEY] = ConnectionGuard(ConnectionLimits.of(config.server))
     app[ACCESS_KEY] = policy
     app[MAX_BODY_KEY] = config.server.max_body_bytes
     app[LIFECYCLE_KEY] = Lifecycle()
@@ -393,7 +395,7 @@ async def serve(config: Config, layers: Layers | None = None) -> int:
         return 1
     host, port = config.server.host, config.server.port
     assert runner.server is not None
-    ConnectionGuard(ConnectionLimits.of(config.server)).attach(runner.server)
+    app[CONNECTIONS_KEY].attach(runner.server)
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:

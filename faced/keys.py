@@ -17,6 +17,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from faced.api.access import AccessPolicy
     from faced.api.analyze import AnalyzeApi
+    from faced.api.connections import ConnectionGuard
     from faced.api.health import Health
     from faced.api.middlewares import Guard
     from faced.api.openapi import ApiDocs
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 CONFIG_KEY: Final[web.AppKey[Config]] = web.AppKey("config")
 STARTED_KEY: Final[web.AppKey[float]] = web.AppKey("started_monotonic")
 GUARD_KEY: Final[web.AppKey[Guard]] = web.AppKey("guard")
+CONNECTIONS_KEY: Final[web.AppKey[ConnectionGuard]] = web.AppKey("connections")
+"""The connections' deadlines and caps (faced.api.connections); attached to the server by
+faced.app's ``serve``, read by the metrics."""
 ACCESS_KEY: Final[web.AppKey[AccessPolicy]] = web.AppKey("access_policy")
 MAX_BODY_KEY: Final[web.AppKey[int]] = web.AppKey("max_body_bytes")
 HEALTH_KEY: Final[web.AppKey[Health]] = web.AppKey("health")
@@ -78,6 +82,7 @@ __all__ = [
     "CHAT_KEY",
     "COMPONENTS_KEY",
     "CONFIG_KEY",
+    "CONNECTIONS_KEY",
     "DISPLAY_KEY",
     "FOLLOW_KEY",
     "GUARD_KEY",

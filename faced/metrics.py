@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aiohttp import web
     from aiohttp.web_urldispatcher import AbstractRoute
 
+    from faced.api.connections import ConnectionGuard
     from faced.display_policy import DisplayService
     from faced.live import LiveService
     from faced.openface import OpenFace
@@ -238,6 +239,7 @@ class Metrics:
             return
         from faced.keys import (  # noqa: PLC0415  (keys imports nothing of faced at run time)
             ANALYZE_POOL_KEY,
+            CONNECTIONS_KEY,
             DISPLAY_KEY,
             LIVE_KEY,
             OPENFACE_KEY,
@@ -245,6 +247,7 @@ class Metrics:
         )
 
         yield from _clients(app.get(OPENFACE_KEY), app.get(LIVE_KEY))
+        yield from _connections(app.get(CONNECTIONS_KEY))
         live = app.get(LIVE_KEY)
         if live is not None:
             yield from self._camera(live)
@@ -344,6 +347,27 @@ def _clients(openface: OpenFace | None, live: LiveService | None) -> Iterator[Me
         yield _gauge("faced_agents", "Connected agents (/ws/agent)", openface.agents)
     if live is not None:
         yield _gauge("faced_tracking_clients", "Tracking result subscribers", live.clients)
+
+
+def _connections(guard: ConnectionGuard | None) -> Iterator[Metric]:
+    if guard is None:
+        return
+    yield _gauge("faced_connections", "Open HTTP connections", guard.open_connections)
+    yield _counter(
+        "faced_connections_refused",
+        "Connections closed at accept: a client's or the total cap (server.max_connections*)",
+        guard.refused,
+    )
+    yield _counter(
+        "faced_connections_header_timeouts",
+        "Connections closed without a whole request head (server.header_timeout_s)",
+        guard.header_timeouts,
+    )
+    yield _counter(
+        "faced_connections_body_timeouts",
+        "Requests cut with 408: a body below server.body_min_bytes_per_s",
+        guard.body_timeouts,
+    )
 
 
 def _speaker(voice: SpeakerService | None) -> Iterator[Metric]:

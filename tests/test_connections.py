@@ -226,6 +226,16 @@ async def test_deadlines_cut_slow_heads_idle_keepalive_and_trickled_bodies(
     writer.write(body[5:])
     assert (await _closed_within(reader, 5)).startswith(b"HTTP/1.1 200")
     writer.close()
+
+    # /metrics counts what the deadlines cut.
+    async with aiohttp.ClientSession() as session, session.get(f"{faced.url}/metrics") as got:
+        assert got.status == 200
+        samples = dict(
+            line.rsplit(" ", 1) for line in (await got.text()).splitlines() if line[:1] != "#"
+        )
+    assert float(samples["faced_connections_header_timeouts_total"]) >= 1
+    assert float(samples["faced_connections_body_timeouts_total"]) == 1
+    assert float(samples["faced_connections"]) >= 1  # this scrape's own
     assert "Traceback" not in faced.stderr, faced.stderr[-3000:]
 
 
