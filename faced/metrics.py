@@ -174,9 +174,15 @@ class Tracking:
     def __call__(self, result: TrackingResult) -> None:
         self.latency.observe(result.latency_ms / 1000)
         timing = result.timing_ms
-        self._detect.observe(timing.detect / 1000)
-        self._landmarks.observe(timing.landmarks / 1000)
-        self._blendshapes.observe(timing.blendshapes / 1000)
+        # A stage that did not run on this frame (the detector while tracking, the
+        # blendshape model with nobody reading them) records nothing, not a 0 ms sample.
+        for stage, ms in (
+            (self._detect, timing.detect),
+            (self._landmarks, timing.landmarks),
+            (self._blendshapes, timing.blendshapes),
+        ):
+            if ms > 0:
+                stage.observe(ms / 1000)
         self._total.observe(timing.total / 1000)
 
 

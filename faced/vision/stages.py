@@ -239,7 +239,8 @@ class Stages:
             eyes=Eyes(left=_eye(left), right=_eye(right)),
             landmarks=(np.round(points.astype(np.float64), 6).tolist() if with_landmarks else None),
         )
-        times.blendshapes += after_blendshapes - began
+        if blendshapes:  # a model that did not run takes 0 ms, not the if's microsecond
+            times.blendshapes += after_blendshapes - began
         times.pose += time.perf_counter() - after_blendshapes
         return result
 

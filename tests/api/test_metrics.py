@@ -216,8 +216,15 @@ async def test_camera_tracking_and_presence_move(faced_client: Any, still_clip: 
     assert ("faced_camera_reopens_total", frozenset()) in samples
     assert _value(samples, "faced_tracking_results_total") >= 10
     assert _value(samples, "faced_tracking_fps") > 0
-    for stage in ("detect", "landmarks", "blendshapes", "total"):
-        assert _value(samples, "faced_pipeline_stage_seconds_count", stage=stage) >= 10, stage
+    counts = {
+        stage: _value(samples, "faced_pipeline_stage_seconds_count", stage=stage)
+        for stage in ("detect", "landmarks", "blendshapes", "total")
+    }
+    assert counts["total"] >= 10 and counts["landmarks"] >= 10, counts
+    # A stage that did not run adds no sample: the detector ran on the first frames only
+    # (then tracking), the blendshape model on none (nobody asked for the scores).
+    assert 1 <= counts["detect"] < counts["total"], counts
+    assert counts["blendshapes"] == 0, counts
     assert _value(samples, "faced_people") >= 1
     assert ("faced_attention", frozenset()) in samples
     assert ("faced_speaking", frozenset()) in samples
