@@ -98,24 +98,11 @@ def python_for(as_user: list[str]) -> str:
 def write_face_then_nobody(
     path: Path, face_rgb: Any, face_frames: int, nobody_frames: int = 120
 ) -> Path:
-    """A 30 fps clip: ``face_frames`` of one still frame (RGB) showing a face, then
-    ``nobody_frames`` of the empty background; the ``file:`` camera loops it, so the person
-    keeps arriving and leaving."""
-    import cv2  # noqa: PLC0415 - only the clip-making tests pay for OpenCV
-    import numpy as np  # noqa: PLC0415
+    """faced.vision.synthetic.write_face_then_nobody, imported only by the tests that make
+    such a clip (OpenCV is not every test's cost)."""
+    from faced.vision.synthetic import write_face_then_nobody as write  # noqa: PLC0415
 
-    from faced.vision.synthetic import BACKGROUND_RGB, DEFAULT_SIZE  # noqa: PLC0415
-
-    face = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR)
-    empty = np.empty_like(face)
-    empty[:] = BACKGROUND_RGB[::-1]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
-    try:
-        for index in range(face_frames + nobody_frames):
-            writer.write(face if index < face_frames else empty)
-    finally:
-        writer.release()
-    return path
+    return write(path, face_rgb, face_frames, nobody_frames)
 
 
 def run_seconds(short: float, long: float) -> float:

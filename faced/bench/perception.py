@@ -170,32 +170,21 @@ def _distance_table() -> None:
 
 
 def _clip(path: Path) -> Path:
-    import cv2  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
     from faced.devices.demo_photo import photo_path, read_verified  # noqa: PLC0415
     from faced.vision.models import default_model_dir  # noqa: PLC0415
     from faced.vision.synthetic import (  # noqa: PLC0415
-        BACKGROUND_RGB,
-        DEFAULT_SIZE,
         Motion,
         load_photo,
         render_frame,
+        write_face_then_nobody,
     )
 
     read_verified(default_model_dir())
     rgb = load_photo(photo_path(default_model_dir()))
     still = Motion(drift=(0.0, 0.0), zoom=0.0, tilt_degrees=0.0, fill=0.9)
-    face = cv2.cvtColor(render_frame(rgb, 0, motion=still), cv2.COLOR_RGB2BGR)
-    empty = np.empty_like(face)
-    empty[:] = BACKGROUND_RGB[::-1]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
-    try:
-        for index in range(FACE_FRAMES + EMPTY_FRAMES):
-            writer.write(face if index < FACE_FRAMES else empty)
-    finally:
-        writer.release()
-    return path
+    return write_face_then_nobody(
+        path, render_frame(rgb, 0, motion=still), FACE_FRAMES, EMPTY_FRAMES
+    )
 
 
 def _turn_clip(path: Path) -> Path | None:

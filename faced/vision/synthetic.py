@@ -218,6 +218,25 @@ def write_clip(
     return target
 
 
+def write_face_then_nobody(
+    path: str | Path, face: Image, face_frames: int, nobody_frames: int = 120
+) -> Path:
+    """A 30 fps MJPEG clip: ``face_frames`` of one still RGB frame showing a face, then
+    ``nobody_frames`` of the empty background; a ``file:`` camera loops it, so the person
+    keeps arriving and leaving (the perception bench, the presence and person tests)."""
+    target = Path(path)
+    bgr = cv2.cvtColor(face, cv2.COLOR_RGB2BGR)
+    empty = np.empty_like(bgr)
+    empty[:] = BACKGROUND_RGB[::-1]
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, DEFAULT_SIZE)
+    try:
+        for index in range(face_frames + nobody_frames):
+            writer.write(bgr if index < face_frames else empty)
+    finally:
+        writer.release()
+    return target
+
+
 def cached_clip(
     photo_path: str | Path,
     cache_dir: str | Path,
