@@ -185,7 +185,8 @@ def _add_components(
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
     neutral_face = Calibration(
-        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration")
+        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration"),
+        lid_drift_correction=vision.lid_drift_correction,
     )
     live = app[LIVE_KEY] = LiveService(
         config, on_presence=openface.presence, calibration=neutral_face
