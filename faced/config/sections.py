@@ -237,7 +237,8 @@ class VisionConfig(_Section, frozen=True):
     """Correct MediaPipe's eyeLookDown drift on closing lids (faced.vision.lid_drift:
     eyeLookDownLeft/Right minus 1.3 x eyeBlink above the eye's rest) in live results (and
     so person events) and in jobs; /v1/analyze and `faced analyze` keep the model's scores.
-    Off: a real look down lowers the lids too, and reads weaker with it on."""
+    Off: a real look down lowers the lids too, and reads weaker with it on. Applied live
+    (PATCH /api/system/config)."""
 
 
 class DisplayConfig(_Section, frozen=True):

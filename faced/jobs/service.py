@@ -65,7 +65,6 @@ class Jobs:
     def __init__(self, config: Config, live: LiveService) -> None:
         self.config = config.jobs
         self._camera_fps = config.camera.fps
-        self._lid_drift_correction = config.vision.lid_drift_correction
         self._live = live
         self._state = state_dir(config)
         self.files = self._state / FILES
@@ -190,7 +189,8 @@ class Jobs:
             calibrated=options.calibrated,
             fps=options.fps,
             neutral=neutral,
-            lid_drift_correction=self._lid_drift_correction,
+            # The live results' setting (vision.lid_drift_correction, changeable at run time).
+            lid_drift_correction=self._live.calibration.lid_drift_correction,
         )
 
     def upload(self, suffix: str = "") -> Upload:

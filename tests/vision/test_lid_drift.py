@@ -23,8 +23,9 @@ import pytest
 from faced.calibration import Calibration, Neutral, calibrated
 from faced.jobs import worker
 from faced.jobs.store import Settings
-from faced.keys import LIVE_KEY
+from faced.keys import JOBS_KEY, LIVE_KEY
 from faced.schemas.analysis import Analysis
+from faced.schemas.jobs import JobOptions
 from faced.schemas.tracking import TrackingResult
 from faced.vision.lid_drift import corrected_look_down
 from faced.vision.pipeline import FacePipeline
@@ -155,29 +156,38 @@ def half_closed_clip(faces: dict[float, Image], tmp_path_factory: pytest.TempPat
 
 
 @pytest.mark.slow
-async def test_live_results_are_corrected_when_the_setting_is_on(
-    faced_client: Any, half_closed_clip: Path
+async def test_live_results_and_jobs_are_corrected_once_the_setting_is_switched_on(
+    faced_client: Any, half_closed_clip: Path, tmp_path: Path
 ) -> None:
-    downs = {}
-    for correction in (False, True):
-        client = await faced_client(
-            camera={"source": f"file:{half_closed_clip}"},
-            vision={"lid_drift_correction": correction, "blendshapes": "always"},
-        )
-        live = client.app[LIVE_KEY].live
-        assert live is not None
-        await until(lambda live=live: live.processed >= 15, what="tracking settled")
-        result = await (await client.get("/api/tracking")).json()
-        assert "calibrated" not in result  # corrected is not calibrated
-        assert result["faces"][0]["blendshapes"] == result["blendshapes"]
-        downs[correction] = result["blendshapes"]
-        await client.close()
+    client = await faced_client(
+        camera={"source": f"file:{half_closed_clip}"},
+        vision={"blendshapes": "always"},
+        server={"state_dir": str(tmp_path)},
+    )
+    live = client.app[LIVE_KEY].live
+    assert live is not None
+    await until(lambda: live.processed >= 15, what="tracking settled")
+    raw = (await (await client.get("/api/tracking")).json())["blendshapes"]
+
+    patch = {"vision": {"lid_drift_correction": True}}
+    response = await client.patch("/api/system/config", json=patch)
+    assert response.status == 200, await response.text()
+    assert "vision.lid_drift_correction" in (await response.json())["applied"]
+    seen = live.processed
+    await until(lambda: live.processed >= seen + 3, what="results after the switch")
+    result = await (await client.get("/api/tracking")).json()
+    assert "calibrated" not in result  # corrected is not calibrated
+    assert result["faces"][0]["blendshapes"] == result["blendshapes"]
+    fixed = result["blendshapes"]
     for side in SIDES:
         down = "eyeLookDown" + side
-        assert downs[False][down] > 0.3, downs[False]  # the drift, as the model gives it
-        assert downs[False][down] - downs[True][down] > 0.2, (downs[False], downs[True])
+        assert raw[down] > 0.3, raw  # the drift, as the model gives it
+        assert raw[down] - fixed[down] > 0.2, (raw[down], fixed[down])
         for name in ("eyeBlink", "eyeLookIn", "eyeLookOut", "eyeLookUp"):
-            assert downs[True][name + side] == pytest.approx(downs[False][name + side], abs=0.05)
+            assert fixed[name + side] == pytest.approx(raw[name + side], abs=0.05)
+    # A job submitted now takes the setting along (its worker: the next test).
+    jobs = client.app[JOBS_KEY]
+    assert jobs.settings_of(JobOptions()).lid_drift_correction is True
 
 
 def test_a_job_corrects_as_live_results_do(
