@@ -185,7 +185,8 @@ def _add_components(
     openface = app[OPENFACE_KEY] = OpenFace(config)
     chat = app[CHAT_KEY] = Chat(config)
     neutral_face = Calibration(
-        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration")
+        StateFile(state_dir(config), CALIBRATION_FILE, Neutral, fallback="no calibration"),
+        lid_drift_correction=vision.lid_drift_correction,
     )
     live = app[LIVE_KEY] = LiveService(
         config, on_presence=openface.presence, calibration=neutral_face
@@ -279,6 +280,10 @@ def _add_system(app: web.Application) -> None:
         "perception.follow_on_attention", lambda on: setattr(gaze_follow, "on_attention", on)
     )
     settings.add_live("display.policy", screen.set_policy_enabled)
+    settings.add_live(
+        "vision.lid_drift_correction",
+        lambda on: setattr(live.calibration, "lid_drift_correction", on),
+    )
     settings.add_live("logging.level", lambda level: logging.getLogger().setLevel(level.upper()))
 
     components = app[COMPONENTS_KEY]

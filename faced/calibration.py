@@ -4,7 +4,10 @@ Owns: recording the neutral (the per-blendshape median of the primary face's raw
 over a window of live tracking results, refused when nobody or more than one person is in
 view), the calibrated score ``(raw - neutral) / (1 - neutral)`` clamped to 0..1, applying
 it to each live result before anyone reads it (``calibrated: true``), and keeping the
-neutral in ``<state dir>/calibration.json`` (faced.state) across restarts. Does not own: the
+neutral in ``<state dir>/calibration.json`` (faced.state) across restarts. With
+``vision.lid_drift_correction`` each face's eyeLookDown is freed of its lid drift
+(faced.vision.lid_drift, the neutral's eyeBlink as the rest) before it is calibrated, with
+or without a neutral: calibration alone leaves that drift in. Does not own: the
 tracking (faced.live calls ``observe`` and ``apply`` on the loop for each result) or the
 routes (faced.api.calibration). Why: a resting face is not all zeros (MediaPipe reads
 some brows, squints and mouth shapes at rest, differently for each face); animators and
@@ -30,6 +33,7 @@ from msgspec import Meta
 from faced.api.errors import ApiError
 from faced.schemas.tracking import TrackingResult
 from faced.state import StateFile
+from faced.vision.lid_drift import corrected_look_down
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +143,11 @@ def refuse_unless_one_person(latest: TrackingResult | None) -> None:
 class Calibration:
     """The daemon's calibration: the neutral in use, the recording under way, the file."""
 
-    def __init__(self, file: StateFile[Neutral] | None = None) -> None:
+    def __init__(
+        self, file: StateFile[Neutral] | None = None, *, lid_drift_correction: bool = False
+    ) -> None:
         self._file = file
+        self.lid_drift_correction = lid_drift_correction
         self.neutral: Neutral | None = None
         self._recorder: Recorder | None = None
 
@@ -167,13 +174,33 @@ class Calibration:
 
     def apply(self, result: TrackingResult) -> TrackingResult:
         """The result with its primary face's blendshapes calibrated (unchanged without a
-        neutral or a face)."""
+        neutral or a face), every face's lid drift corrected first when that is on."""
         neutral = self.neutral
-        if neutral is None or result.blendshapes is None or not result.faces:
+        if result.blendshapes is None or not result.faces:
             return result
-        shapes = calibrated(result.blendshapes, neutral.blendshapes)
-        faces = [msgspec.structs.replace(result.faces[0], blendshapes=shapes), *result.faces[1:]]
-        return msgspec.structs.replace(result, faces=faces, blendshapes=shapes, calibrated=True)
+        if neutral is None and not self.lid_drift_correction:
+            return result
+        rest = neutral.blendshapes if neutral is not None else None
+        faces = list(result.faces)
+        if self.lid_drift_correction:
+            # Others in view have no neutral of their own: the default rest serves them.
+            faces = [
+                face
+                if face.blendshapes is None
+                else msgspec.structs.replace(
+                    face,
+                    blendshapes=corrected_look_down(face.blendshapes, rest if i == 0 else None),
+                )
+                for i, face in enumerate(faces)
+            ]
+        shapes = faces[0].blendshapes
+        assert shapes is not None  # the primary face's are the result's
+        if rest is not None:
+            shapes = calibrated(shapes, rest)
+            faces[0] = msgspec.structs.replace(faces[0], blendshapes=shapes)
+        return msgspec.structs.replace(
+            result, faces=faces, blendshapes=shapes, calibrated=rest is not None
+        )
 
     # --- the API's verbs --------------------------------------------------------------
 

@@ -233,6 +233,12 @@ class VisionConfig(_Section, frozen=True):
     """Live tracking's blendshape model. on_demand: it runs only while something reads the
     scores (a /ws/tracking client that wants them, /api/emotion_state read in the last
     10 s, mirror mode, person events followed, MQTT, a calibration); always: every frame."""
+    lid_drift_correction: bool = False
+    """Correct MediaPipe's eyeLookDown drift on closing lids (faced.vision.lid_drift:
+    eyeLookDownLeft/Right minus 1.3 x eyeBlink above the eye's rest) in live results (and
+    so person events) and in jobs; /v1/analyze and `faced analyze` keep the model's scores.
+    Off: a real look down lowers the lids too, and reads weaker with it on. Applied live
+    (PATCH /api/system/config)."""
 
 
 class DisplayConfig(_Section, frozen=True):

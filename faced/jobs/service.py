@@ -189,6 +189,8 @@ class Jobs:
             calibrated=options.calibrated,
             fps=options.fps,
             neutral=neutral,
+            # The live results' setting (vision.lid_drift_correction, changeable at run time).
+            lid_drift_correction=self._live.calibration.lid_drift_correction,
         )
 
     def upload(self, suffix: str = "") -> Upload:

@@ -66,6 +66,8 @@ class Settings(JobOptions, kw_only=True, forbid_unknown_fields=True):
     """The calibration's neutral at submission (``calibrated``)."""
     start_ms_of_day: int = 0
     """Where the CSV's timecode starts: a camera take's local time of day, else 0."""
+    lid_drift_correction: bool = False
+    """``vision.lid_drift_correction`` at submission (faced.vision.lid_drift)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,12 @@
 
 Owns: reading the video frame by frame (faced.vision.video's ``timed_frames``, the very
 loop `faced analyze VIDEO --jsonl` runs), tracking it in VIDEO mode with a tracker of the
-job process's own pipeline (smoothing on, as live tracking), calibrating the scores when the
-job asked, and writing both files as frames come (never the whole take in memory). Does not
-own: the process it runs in and its priority (faced.jobs.child), which job runs when, the
-database or the routes (faced.jobs.service, faced.api.jobs). Blocking.
+job process's own pipeline (smoothing on, as live tracking), correcting eyeLookDown's lid
+drift when the daemon does (faced.vision.lid_drift) and calibrating the scores when the
+job asked, as live results are, and writing both files as frames come (never the whole
+take in memory). Does not own: the process it runs in and its priority (faced.jobs.child),
+which job runs when, the database or the routes (faced.jobs.service, faced.api.jobs).
+Blocking.
 
 A file that cannot be read as a video raises ``JobFailed`` with a sentence for the client;
 ``Cancelled`` when ``cancelled`` is set in between frames.
@@ -27,6 +29,7 @@ from faced.jobs import livelink
 from faced.jobs.store import Settings
 from faced.schemas.jobs import CurveFrame, HeadAngles
 from faced.state import DISK_FULL
+from faced.vision.lid_drift import corrected_look_down
 
 if TYPE_CHECKING:
     from faced.vision.pipeline import FacePipeline
@@ -126,6 +129,8 @@ def _track(
                     raise Cancelled
                 result = tracker.process(image, timestamp)
                 shapes = result.blendshapes
+                if shapes is not None and settings.lid_drift_correction:
+                    shapes = corrected_look_down(shapes, neutral)
                 if shapes is not None and neutral is not None:
                     shapes = calibrated(shapes, neutral)
                 head = result.head

@@ -146,6 +146,56 @@ def open_mouth(frame: Image, landmarks: Sequence[Sequence[float]], gap_px: float
     return cast(Image, opened)
 
 
+# MediaPipe's eye contours, image-left corner first: (corner, upper lid..., corner) and the
+# lower lid between the same corners. The subject's right eye, then the left.
+_EYE_CONTOURS: Final = (
+    ((33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133)),
+    ((362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263)),
+)
+LID_SKIN: Final = 0.5
+"""Height of the skin above the upper lid that lowering the lid stretches, as a share of
+the eye's width (about the distance to the brow's underside)."""
+
+
+def lower_eyelids(frame: Image, landmarks: Sequence[Sequence[float]], closure: float) -> Image:
+    """``frame`` with both upper lids lowered ``closure`` of the way to the lower lids (0
+    unchanged, 1 shut), the eyeballs untouched: what a drowsy or half-closed eye looks like
+    while the gaze stays where it was. In every column between an eye's corners, the skin
+    from ``LID_SKIN`` eye widths above the upper lid down to the lid's edge is stretched
+    down to the new edge, covering the top of the eye (the lid's lashes and crease move
+    with it); below the new edge nothing moves. ``landmarks``: the 478 normalized points
+    of the face in this very frame."""
+    if not 0.0 <= closure <= 1.0:
+        raise ValueError(f"closure must be within 0..1, got {closure}")
+    if closure == 0.0:
+        return frame
+    height, width = frame.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    source_y = ys.copy()
+    for upper_indices, lower_indices in _EYE_CONTOURS:
+        upper = np.array([landmarks[i][:2] for i in upper_indices]) * (width, height)
+        lower = np.array([landmarks[i][:2] for i in lower_indices]) * (width, height)
+        left, right = upper[0, 0], upper[-1, 0]
+        eye_width = right - left
+        if eye_width < 2.0:
+            continue
+        columns = np.arange(max(0, math.floor(left)), min(width, math.ceil(right) + 1))
+        lid = np.interp(columns, upper[:, 0], upper[:, 1])
+        floor = np.interp(columns, lower[:, 0], lower[:, 1])
+        edge = lid + closure * np.maximum(floor - lid, 0.0)
+        top = lid - LID_SKIN * eye_width
+        for column, lid_y, edge_y, top_y in zip(columns, lid, edge, top, strict=True):
+            if edge_y - lid_y < 0.05:
+                continue
+            rows = np.arange(max(0, math.floor(top_y)), min(height, math.ceil(edge_y) + 1))
+            # Rows top..edge show the skin top..lid: a linear stretch, continuous at both ends.
+            stretch = (lid_y - top_y) / (edge_y - top_y)
+            mapped = top_y + (rows - top_y) * stretch
+            source_y[rows, column] = np.where(rows >= top_y, mapped, rows).astype(np.float32)
+    lowered = cv2.remap(frame, xs, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cast(Image, lowered)
+
+
 def turn_head(frame: Image, degrees: float, centre_x: float, radius: float) -> Image:
     """``frame`` with the columns within ``radius`` of ``centre_x`` wrapped round a vertical
     cylinder of that radius and turned ``degrees`` (positive: the face's features move to

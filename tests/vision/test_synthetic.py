@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
+from faced.vision.pipeline import FacePipeline
 from faced.vision.synthetic import (
     BACKGROUND_RGB,
     Motion,
     cached_clip,
     frame_transform,
     load_photo,
+    lower_eyelids,
     render_frame,
     synthetic_frames,
     write_clip,
@@ -88,3 +90,31 @@ def test_bad_input_is_refused_clearly(tmp_path: Path) -> None:
     not_an_image.write_text("hello")
     with pytest.raises(ValueError, match="cannot read an image"):
         load_photo(not_an_image)
+
+
+def test_lowered_lids_cover_the_top_of_the_eye_and_nothing_else() -> None:
+    photo = load_rgb("lenna.png")
+    landmarks = FacePipeline.load().analyze(photo, landmarks=True).landmarks
+    assert landmarks is not None
+    height, width = photo.shape[:2]
+
+    def pixel(index: int, down: float = 0.0) -> tuple[int, int]:
+        x, y = landmarks[index][0] * width, landmarks[index][1] * height
+        return round(y + down), round(x)
+
+    assert lower_eyelids(photo, landmarks, 0.0) is photo
+    shut = lower_eyelids(photo, landmarks, 1.0)
+    assert np.array_equal(shut, lower_eyelids(photo, landmarks, 1.0))  # deterministic
+    changed = np.abs(shut.astype(int) - photo.astype(int)).sum(axis=2) > 0
+    for upper, lower in ((159, 145), (386, 374)):  # each eye's mid upper and lower lid
+        gap = landmarks[lower][1] * height - landmarks[upper][1] * height
+        # The upper part of the eye now shows the lid; the lower lid and below stay.
+        assert changed[pixel(upper, gap / 3)]
+        assert not changed[pixel(lower, 2)]
+    # The mouth, the nose and the cheeks are untouched: only the eyes' columns move.
+    for far in (13, 1, 234, 454):
+        assert not changed[pixel(far)]
+    half = lower_eyelids(photo, landmarks, 0.5)
+    assert 0 < int((half != photo).any(axis=2).sum()) < int(changed.sum())
+    with pytest.raises(ValueError, match="closure"):
+        lower_eyelids(photo, landmarks, 1.5)
