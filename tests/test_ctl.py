@@ -315,3 +315,48 @@ async def test_take_and_job_arguments(tmp_path: Path) -> None:
         assert status == 2 and out == "" and words in err[-1], (args, err)
     status, out, err = await _ctl("--url", down, "jobs")
     assert status == 1 and len(err) == 1 and "cannot connect (Connection refused)" in err[0]
+
+
+@pytest.mark.slow
+async def test_a_terminal_sees_the_progress_on_one_line(
+    faced_client: Any, clip: Path, tmp_path: Path
+) -> None:
+    """With stderr a terminal (a pty), --wait rewrites one progress line, then clears it."""
+    client = await faced_client(**_jobs_config(tmp_path))
+    terminal, stderr = os.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "faced", "ctl", "--url", _url(client),
+            "take", str(clip), "--wait",
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        )  # fmt: skip
+        os.close(stderr)
+        stderr = -1
+        async with asyncio.timeout(90):
+            out, _ = await process.communicate()
+        shown = await asyncio.to_thread(_read_all, terminal)
+    finally:
+        os.close(terminal)
+        if stderr >= 0:
+            os.close(stderr)
+    job = json.loads(out)
+    assert process.returncode == 0 and job["status"] == "done"
+    assert "\n" not in shown  # one line, rewritten
+    *steps, last, cleared, end = shown.split("\r")
+    assert (last.rstrip(), cleared.strip(), end) == (f"job {job['id']}: done 100%", "", "")
+    assert all(step.startswith(f"job {job['id']}: ") for step in steps[1:])
+
+
+def _read_all(fd: int) -> str:
+    """What a pty's other end wrote (its writer gone: EIO ends it)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()

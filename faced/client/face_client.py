@@ -4,7 +4,8 @@ Owns: one aiohttp session per client and every route an agent uses — the face 
 speech and audio, history, health, analysis, the person summary — and the streams
 (``person_events``, ``viewer_messages``, ``tracking``) as async iterators that reconnect
 with backoff once they have been connected; the jobs (takes: a video or a camera recording
-in, curves and a Live Link Face CSV out), a file uploaded from disk as it is read. Does
+in, curves and a Live Link Face CSV out), a file uploaded from disk as it is read and a
+result saved to disk as it arrives. Does
 not own the agent socket (faced.client.agent), decoding and errors (faced.client.wire) or
 the types (faced.schemas). It imports no server module: an agent's machine needs aiohttp and msgspec
 alone (no camera, no models).

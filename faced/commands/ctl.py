@@ -44,7 +44,7 @@ class UsageError(Exception):
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ctl",
-        help="drive a running daemon: face state, speech, person events, health",
+        help="drive a running daemon: face state, speech, person events, health, takes",
         description="Talk to a running faced daemon (this box or another on the LAN).",
     )
     add_daemon_arguments(parser, "its API key, when auth.api_key is set")
