@@ -12,7 +12,9 @@ person —, hence PRIVATE (faced.api.access): the key when one is set, loopback 
   ``DELETE /api/v1/job/{id}`` (cancels, removes the files).
 * ``GET /api/v1/job/{id}/events`` — Server-Sent Events: the job as it stands, then at each
   change (progress at most every 2 %), ending once it is done or failed.
-* ``GET /api/v1/job/{id}/curves`` (JSON), ``/csv`` (Live Link Face), ``/video`` (if kept).
+* ``GET /api/v1/job/{id}/curves`` (JSON), ``/csv`` (Live Link Face), ``/video`` (if kept),
+  each named for saving (``Content-Disposition``) after the take's CSV:
+  ``<slate>_<take>_<subject>`` + ``.json``, ``.csv`` or the video's own extension.
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ WRITE_TIMEOUT_S: Final = 10.0
 _FIELD_MAX_BYTES: Final = 1024
 _JOB_ID: Final = re.compile(r"^[0-9a-f]{32}$")
 _VIDEO_SUFFIX: Final = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+_SUFFIX_OF_TYPE: Final = {
+    "video/3gpp": ".3gp",
+    "video/avi": ".avi",
+    "video/mp2t": ".ts",
+    "video/mp4": ".mp4",
+    "video/mpeg": ".mpg",
+    "video/ogg": ".ogv",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/x-flv": ".flv",
+    "video/x-m4v": ".m4v",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+}
+"""A raw upload (or a part without a file name) says what it is by its Content-Type alone:
+that gives the kept video its extension, hence the name it is downloaded under; a type not
+listed here gets none. A fixed table rather than
+``mimetypes``, whose answers change with the host's /etc/mime.types."""
 
 
 class JobOptionsQuery(Query, frozen=True):
@@ -124,7 +144,7 @@ def add_routes(app: web.Application) -> None:
             query=JobOptionsQuery,
             response=JobsAccepted,
             status=202,
-            errors=(400, 409, 413, 415, 503, 507),
+            errors=(400, 409, 413, 415, 429, 503, 507),
         ),
     )
     openapi.describe(
@@ -264,7 +284,7 @@ async def _upload_raw(request: web.Request, jobs: Jobs) -> str:
     _check_length(request, jobs)
     settings = jobs.settings_of(_options(dict(request.rel_url.query)))
     await jobs.check_room()
-    async with jobs.upload() as upload:
+    async with jobs.upload(_SUFFIX_OF_TYPE.get(request.content_type, "")) as upload:
         await _stream(request.content.read, upload)
         return await upload.accept(settings)
 
@@ -283,7 +303,10 @@ async def _upload_multipart(request: web.Request, jobs: Jobs) -> str:
                 if part.name == "video":
                     if upload is not None:
                         raise ApiError(400, "send one `video` field per request")
-                    upload = await files.enter_async_context(jobs.upload(_suffix(part.filename)))
+                    suffix = _suffix(part.filename) or _SUFFIX_OF_TYPE.get(
+                        part.headers.get("Content-Type", "").split(";")[0].strip().lower(), ""
+                    )
+                    upload = await files.enter_async_context(jobs.upload(suffix))
                     await _stream(part.read_chunk, upload)
                 elif part.name in JobOptionsQuery.__struct_fields__:
                     name = str(part.name)
@@ -388,42 +411,48 @@ async def _follow(jobs: Jobs, job: Job, response: web.StreamResponse) -> None:
 # --- downloads -----------------------------------------------------------------------------
 
 
-async def _finished_file(request: web.Request, what: str) -> tuple[Job, web.FileResponse]:
+async def _finished_file(request: web.Request, what: str) -> web.FileResponse:
+    """A done job's ``what`` (curves, csv, video) as a file named for saving."""
     jobs, job = await _job(request)
     result = job.result
     if job.status != "done" or result is None:
         raise ApiError(409, f"job {job.id} is {job.status}: it has no {what} yet")
-    name = {"curves": "curves.json", "csv": result.csv_name, "video": None}[what]
+    stem = PurePath(result.csv_name).stem
+    name, download = {
+        "curves": ("curves.json", f"{stem}.json"),
+        "csv": (result.csv_name, result.csv_name),
+        "video": (None, None),
+    }[what]
     if name is None:
         record = await jobs.get(job.id)
         name = record.video if record is not None else None
         if name is None or result.video_url is None:
             raise ApiError(404, f"job {job.id} kept no video (keep_video was false)")
+        download = stem + PurePath(name).suffix
     path = jobs.job_dir(job.id) / name
     exists = await asyncio.to_thread(path.is_file)
     if not exists:
         raise ApiError(404, f"job {job.id}'s {what} file is gone")
-    return job, web.FileResponse(path)
+    # The names are letters, digits, '-', '_' and one suffix (livelink.file_name,
+    # _VIDEO_SUFFIX): nothing to quote.
+    headers = {"Content-Disposition": f'attachment; filename="{download}"'}
+    return web.FileResponse(path, headers=headers)
 
 
 async def curves(request: web.Request) -> web.StreamResponse:
-    _, response = await _finished_file(request, "curves")
+    response = await _finished_file(request, "curves")
     response.content_type = "application/json"
     return response
 
 
 async def live_link_csv(request: web.Request) -> web.StreamResponse:
-    job, response = await _finished_file(request, "csv")
-    assert job.result is not None
+    response = await _finished_file(request, "csv")
     response.content_type = "text/csv"
-    response.headers["Content-Disposition"] = f'attachment; filename="{job.result.csv_name}"'
     return response
 
 
 async def video(request: web.Request) -> web.StreamResponse:
-    _, response = await _finished_file(request, "video")
-    response.headers["Content-Disposition"] = "attachment"
-    return response
+    return await _finished_file(request, "video")
 
 
 __all__ = ["JobListQuery", "JobOptionsQuery", "add_routes"]

@@ -4,7 +4,8 @@ Owns: one aiohttp session per client and every route an agent uses — the face 
 speech and audio, history, health, analysis, the person summary — and the streams
 (``person_events``, ``viewer_messages``, ``tracking``) as async iterators that reconnect
 with backoff once they have been connected; the jobs (takes: a video or a camera recording
-in, curves and a Live Link Face CSV out), a file uploaded from disk as it is read. Does
+in, curves and a Live Link Face CSV out), a file uploaded from disk as it is read and a
+result saved to disk as it arrives. Does
 not own the agent socket (faced.client.agent), decoding and errors (faced.client.wire) or
 the types (faced.schemas). It imports no server module: an agent's machine needs aiohttp and msgspec
 alone (no camera, no models).
@@ -20,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import mimetypes
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from pathlib import Path, PurePath
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self, get_args
 from urllib.parse import quote
 
 import aiohttp
@@ -75,6 +78,9 @@ SSE_READ_TIMEOUT_S: Final = 45.0
 MAX_TAKE_BYTES: Final = 512 * 1024 * 1024
 """A job's curves or CSV, at most: ten minutes at 60 fps is ~36,000 frames of ~1.5 KB of
 JSON each, more than an ordinary answer's limit."""
+JobFile = Literal["curves", "csv", "video"]
+"""What ``download_job`` saves of a done job."""
+JOB_FILES: Final[tuple[str, ...]] = get_args(JobFile)
 
 
 class _Link:
@@ -328,18 +334,20 @@ class FaceClient:
                 except OSError as exc:
                     raise FacedError(None, f"cannot read {video}: {exc.strerror or exc}") from None
                 try:
-                    answer = await self._upload(file, params)
+                    answer = await self._upload(file, params, _video_type(video))
                 finally:
                     file.close()  # aiohttp closes it once sent; not when the request failed
         return answer.jobs[0].job_id
 
-    async def _upload(self, data: Any, params: Mapping[str, str]) -> JobsAccepted:
+    async def _upload(
+        self, data: Any, params: Mapping[str, str], content_type: str = "application/octet-stream"
+    ) -> JobsAccepted:
         return await self._request(
             "POST",
             "api/v1/jobs",
             JobsAccepted,
             data=data,
-            content_type="application/octet-stream",
+            content_type=content_type,
             params=params,
             long=True,
         )
@@ -370,9 +378,40 @@ class FaceClient:
 
     async def job_csv(self, job_id: str) -> bytes:
         """A done job's curves as a Live Link Face CSV (Unreal's importer, Blender
-        add-ons); its file name is ``job.result.csv_name``."""
+        add-ons); its file name is ``job.result.csv_name``. ``download_job`` saves it (or
+        the curves, or the kept video) to a file instead."""
         payload, _ = await self._fetch("GET", self._job_path(job_id, "/csv"), long=True)
         return payload
+
+    async def download_job(
+        self, job_id: str, what: JobFile, to: str | os.PathLike[str] = "."
+    ) -> Path:
+        """Save a done job's ``"curves"`` (JSON), ``"csv"`` (Live Link Face) or ``"video"``
+        (kept with ``keep_video``) to a file, written as it arrives (never held whole, any
+        size); the path written. ``to`` is the file, or a directory (the current one by
+        default) to save it in under the daemon's name for it: ``<slate>_<take>_<subject>``
+        and ``.json``, ``.csv`` or the video's extension. The file appears whole or not at
+        all (written beside it under a temporary name, then renamed); an existing one is
+        replaced. 409 before the job is done, 404 for a video not kept."""
+        if what not in JOB_FILES:
+            raise ValueError(f"what must be one of {', '.join(JOB_FILES)}, not {what!r}")
+        target = Path(to)
+        path = self._job_path(job_id, f"/{what}")
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+        )
+        try:
+            async with self._open().get(self.url + path, timeout=timeout) as response:
+                if response.status >= 400:
+                    raise error_of(response, await read_body(response))
+                if await asyncio.to_thread(target.is_dir):
+                    target /= _download_name(response, job_id, what)
+                await _save(response, target)
+        except FacedError:
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise connection_error(exc, f"GET {self.url}{path}") from None
+        return target
 
     async def job_events(self, job_id: str, *, reconnect: bool = True) -> AsyncGenerator[Job, None]:
         """The job now and at each change (``GET /api/v1/job/{id}/events``), ending with
@@ -572,3 +611,45 @@ class FaceClient:
         """An agent socket (``/ws/agent``): ``async with face.agent() as agent: await
         agent.send(state="listening")``. While an agent is connected the face stays awake."""
         return AgentSocket(lambda: self._connect("ws/agent"), self.encoding, self.timeout_s)
+
+
+def _video_type(path: str | os.PathLike[str]) -> str:
+    """The upload's Content-Type: the file's video type when its extension says one (the
+    daemon names the kept video after it), else application/octet-stream."""
+    guessed, _ = mimetypes.guess_type(os.fspath(path))
+    return guessed if guessed and guessed.startswith("video/") else "application/octet-stream"
+
+
+def _download_name(response: aiohttp.ClientResponse, job_id: str, what: JobFile) -> str:
+    """The daemon's name for a download (Content-Disposition), reduced to a plain file name
+    in the directory asked for (no path, no hidden file); ``<job id>.<kind>`` without one."""
+    disposition = response.content_disposition
+    name = PurePath((disposition.filename if disposition else None) or "").name
+    if name and not name.startswith(".") and name.isprintable():
+        return name
+    if what == "video":
+        return job_id + (mimetypes.guess_extension(response.content_type) or "")
+    return job_id + {"curves": ".json", "csv": ".csv"}[what]
+
+
+async def _save(response: aiohttp.ClientResponse, target: Path) -> None:
+    """The answer's body into ``target``, by way of a temporary file beside it (renamed once
+    whole, removed on any failure)."""
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        file = await asyncio.to_thread(partial.open, "wb")
+    except OSError as exc:
+        raise FacedError(None, f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        try:
+            async for chunk in response.content.iter_chunked(256 * 1024):
+                await asyncio.to_thread(file.write, chunk)
+        finally:
+            await asyncio.to_thread(file.close)
+        await asyncio.to_thread(partial.replace, target)
+    except OSError as exc:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise FacedError(None, f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise

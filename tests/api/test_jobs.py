@@ -99,7 +99,11 @@ async def test_an_upload_becomes_curves_and_a_live_link_face_csv(
     assert files == sorted(["curves.json", result["csv_name"]])
     assert result["csv_name"].startswith("smile-test_1_")
 
-    curves = await (await client.get(result["curves_url"])).json()
+    served_curves = await client.get(result["curves_url"])
+    stem = result["csv_name"].removesuffix(".csv")
+    disposition = served_curves.headers["Content-Disposition"]
+    assert disposition == f'attachment; filename="{stem}.json"'  # named like the CSV
+    curves = await served_curves.json()
     assert curves["fps"] == 30 and not curves["calibrated"]
     assert [f["frame"] for f in curves["frames"]] == list(range(45))
     # Computed as `faced analyze VIDEO --jsonl` computes each frame (the same code path).
@@ -152,6 +156,9 @@ async def test_raw_body_events_fps_and_keep_video(faced_client, clip, tmp_path) 
     assert result["fps"] == 10 and result["frames"] == 15  # 1.5 s at 10 fps
     kept = await client.get(result["video_url"])
     assert kept.status == 200 and await kept.read() == body
+    # application/octet-stream says no kind of video: the name has no extension.
+    stem = result["csv_name"].removesuffix(".csv")
+    assert kept.headers["Content-Disposition"] == f'attachment; filename="{stem}"'
 
     listed = await (await client.get("/api/v1/jobs?limit=1")).json()
     assert listed["total"] == 1 and listed["jobs"][0]["id"] == job_id
@@ -159,6 +166,46 @@ async def test_raw_body_events_fps_and_keep_video(faced_client, clip, tmp_path) 
     assert (await deleted.json()) == {"id": job_id, "deleted": True}
     assert (await client.get(f"/api/v1/job/{job_id}")).status == 404
     assert job_id not in await _names(tmp_path / "state" / "jobs")
+
+
+async def test_a_kept_video_is_named_for_its_type(faced_client, clip, tmp_path) -> None:
+    """The kept video's download name: the CSV's stem and the extension of the upload's
+    file name, else of its Content-Type (a raw body, a part without a file name)."""
+    client = await faced_client(**_config(tmp_path))
+    body = await asyncio.to_thread(clip.read_bytes)
+
+    async def raw(content_type: str) -> str:
+        response = await client.post(
+            "/api/v1/jobs?keep_video=1",
+            data=io.BytesIO(body),
+            headers={"Content-Type": content_type},
+        )
+        assert response.status == 202, await response.text()
+        return str((await response.json())["jobs"][0]["job_id"])
+
+    async def part(filename: str | None, content_type: str) -> str:
+        form = aiohttp.FormData()
+        form.add_field("keep_video", "true")
+        form.add_field("video", io.BytesIO(body), filename=filename, content_type=content_type)
+        response = await client.post("/api/v1/jobs", data=form)
+        assert response.status == 202, await response.text()
+        return str((await response.json())["jobs"][0]["job_id"])
+
+    cases = [
+        (await raw("video/x-msvideo"), ".avi", "video/x-msvideo"),
+        (await raw("video/quicktime"), ".mov", "video/quicktime"),
+        (await raw("video/x-something-new"), "", "application/octet-stream"),
+        (await part("take.MP4", "application/octet-stream"), ".mp4", "video/mp4"),
+        (await part(None, "video/webm"), ".webm", "video/webm"),
+    ]
+    for job_id, suffix, served_type in cases:
+        job = await _done(client, job_id)
+        assert job["result"] is not None, job  # every one is the same AVI inside
+        stem = job["result"]["csv_name"].removesuffix(".csv")
+        kept = await client.get(job["result"]["video_url"])
+        assert kept.status == 200 and await kept.read() == body
+        assert kept.headers["Content-Disposition"] == f'attachment; filename="{stem}{suffix}"'
+        assert kept.content_type == served_type
 
 
 async def test_bad_input_is_refused_or_fails_the_job_never_a_5xx(

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from faced.client import FaceClient, FacedError
@@ -57,6 +58,23 @@ async def test_a_clip_from_disk_becomes_curves_and_a_63_column_csv(
         assert rows[0] == list(livelink.HEADER) and len(rows[0]) == 63
         assert len(rows) == 31 and all(len(row) == 63 for row in rows)
 
+        saved_csv = await face.download_job(job_id, "csv", tmp_path)  # a directory: its name
+        assert saved_csv == tmp_path / job.result.csv_name
+        assert await asyncio.to_thread(saved_csv.read_bytes) == await face.job_csv(job_id)
+        saved_curves = await face.download_job(job_id, "curves", tmp_path / "c.json")  # a file
+        curves_bytes = await asyncio.to_thread(saved_curves.read_bytes)
+        assert msgspec.json.decode(curves_bytes, type=Curves) == curves
+        with pytest.raises(FacedError) as not_kept:
+            await face.download_job(job_id, "video", tmp_path)
+        assert not_kept.value.status == 404 and "kept no video" in not_kept.value.message
+        with pytest.raises(FacedError) as unwritable:
+            await face.download_job(job_id, "csv", tmp_path / "no such dir" / "x.csv")
+        assert unwritable.value.status is None and "cannot write" in unwritable.value.message
+        with pytest.raises(ValueError, match="what must be one of"):
+            await face.download_job(job_id, "frames", tmp_path)  # type: ignore[arg-type]
+        names = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
+        assert names == sorted(["c.json", job.result.csv_name, "state"])  # nothing half written
+
         page = await face.jobs(limit=10)
         assert [listed.id for listed in page.jobs] == [job_id] and page.total == 1
         await face.delete_job(job_id)
@@ -78,6 +96,10 @@ async def test_bytes_with_options_and_the_daemon_refusals(
         assert job.status == "done" and job.result is not None, job
         assert job.result.fps == 10 and job.result.video_url is not None
         assert (await face.job(job_id)).status == "done"
+        # Bytes go as application/octet-stream: the kept video has no extension to name it by.
+        kept = await face.download_job(job_id, "video", tmp_path)
+        assert kept == tmp_path / Path(job.result.csv_name).stem
+        assert await asyncio.to_thread(kept.read_bytes) == video
 
         refusals: list[tuple[Callable[[], Awaitable[Any]], int, str]] = [
             (lambda: face.submit_job(b"", label="empty"), 400, "empty"),
