@@ -15,9 +15,13 @@ the same machine load; each run's wall time and peak RSS (``wait4`` rusage of th
 process) are recorded. A 1-frame clip measures each side's start-up (imports, model
 loading) so the per-frame cost can be told apart from it. Absolute times on shared
 machines drift by tens of percent: only the side-by-side figures of one run mean anything.
+faced's modules are compiled to bytecode first, as installing faced does (MediaPipe's venv
+has its bytecode): a source checkout run with PYTHONDONTWRITEBYTECODE would otherwise
+compile them again in every run.
 
     .venv/bin/python bench/pipeline_vs_mediapipe.py [--frames 600] [--repeat 3] [--core 1]
         [--backends all | litert:fp32,litert:int8,onnxruntime:fp32,onnxruntime:int8]
+        [--before DIR]   # an earlier checkout's sides too, in the same rounds
     make bench-pipeline
 
 With several back ends (``--backends all``) every one runs as its own ``faced analyze``
