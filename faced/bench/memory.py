@@ -7,7 +7,8 @@ under .venv-ref's python when the checkout has them).
 
 One run, each figure read from /proc (VmRSS, RssAnon, VmHWM, threads) of the real process:
 
-1. ``--camera none`` after READY: the bare daemon (API, sockets, no models loaded);
+1. ``--camera none`` after READY and once settled (faced.resident): the bare daemon (API,
+   sockets, no models loaded);
 2. ``--camera demo`` with live tracking, after a warm-up; then with ``--viewers`` real
    WebSocket viewers on /ws/viewer; then under analyze load (``--clients`` clients POSTing
    a 640×480 JPEG to /v1/analyze back to back: the analyze worker loads its models); then
@@ -36,11 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from faced import resident
 from faced.bench.server import client_loop_factory, free_port, positive
 
 REPO: Final = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S: Final = 120.0
 POLL_S: Final = 0.02
+SETTLED_S: Final = resident.SETTLE_S + resident.STABLE_S + 2.0
+"""After READY, the daemon has given back start-up's memory (faced.resident.settle_after)."""
 
 
 def _count(text: str) -> int:
@@ -265,6 +269,8 @@ async def _measure(args: argparse.Namespace) -> list[tuple[str, Sample | float |
             await bare.ready()
             await asyncio.sleep(2.0)
             rows.append(("--camera none, after READY", bare.sample()))
+            await asyncio.sleep(SETTLED_S - 2.0)
+            rows.append(("--camera none, settled", bare.sample()))
         finally:
             await bare.stop()
 
