@@ -56,6 +56,7 @@ def test_bench_memory_prints_every_phase() -> None:
         "--camera demo, tracking, after 1 s",
         "+ 50 viewers on /ws/viewer",
         "idle again, 0.02 min later",
+        "idle phase, RSS lowest - highest (every 10 s)",
         "start: spawn → READY=1 (s, median)",
         "start: spawn → first tracking result (s, median)",
     } <= rows
