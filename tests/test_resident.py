@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -61,8 +62,6 @@ def test_a_private_page_is_never_dropped(tmp_path: Path) -> None:
 
 
 def test_cold_library_pages_go_and_the_libraries_still_work() -> None:
-    import cv2
-
     image = np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3)
     before = cv2.resize(image, (32, 24), interpolation=cv2.INTER_AREA)
     library = next(m for m in resident.mappings() if m.path.endswith(".so") and "cv2" in m.path)

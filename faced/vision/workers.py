@@ -17,7 +17,7 @@ worker, because its tracker belongs to that worker's pipeline.
 missing or corrupt model stops startup with the ModelError's one-line message, as a
 ``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
 threads down at cleanup. A worker builds its interpreters on its own thread when its first
-job comes, not at startup: a model set is ~22 MiB of packed weights and activations
+job comes, not at startup: a model set is ~19 MiB of packed weights and activations
 (docs/performance.md, "Memory"), which a box nobody sends images to never pays; and frees
 it again after ``idle_unload_s`` without a job or stream (faced.resident.settle then
 returns the memory to the system: without ``malloc_trim`` glibc keeps the freed arena
