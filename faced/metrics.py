@@ -22,18 +22,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
 if TYPE_CHECKING:
     from aiohttp import web
     from aiohttp.web_urldispatcher import AbstractRoute
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
     from faced.api.connections import ConnectionGuard
     from faced.display_policy import DisplayService
@@ -191,15 +184,38 @@ class Metrics:
 
     def __init__(self, *, public: bool) -> None:
         self.public = public
-        self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Requests()
         self.tracking = Tracking()
         self.analyze_jobs = Durations(REQUEST_BUCKETS)
         self.scrapes = 0
         self._app: web.Application | None = None
-        ProcessCollector(registry=self.registry)  # RSS, CPU seconds, open fds
-        PlatformCollector(registry=self.registry)  # the Python version
-        self.registry.register(_Collector(self._families))
+        self._registry: CollectorRegistry | None = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Built at the first scrape: prometheus_client (29 modules, 1 MiB resident) is
+        imported only on a box something scrapes."""
+        if self._registry is None:
+            from prometheus_client import (  # noqa: PLC0415
+                CollectorRegistry,
+                PlatformCollector,
+                ProcessCollector,
+            )
+            from prometheus_client.registry import Collector  # noqa: PLC0415
+
+            class Families(Collector):
+                def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+                    self._collect = collect
+
+                def collect(self) -> Iterable[Metric]:
+                    return self._collect()
+
+            registry = CollectorRegistry(auto_describe=False)
+            ProcessCollector(registry=registry)  # RSS, CPU seconds, open fds
+            PlatformCollector(registry=registry)  # the Python version
+            registry.register(Families(self._families))
+            self._registry = registry
+        return self._registry
 
     def watch(self, app: web.Application) -> None:
         """Read the components from ``app`` (faced.keys) at scrape time; once every
@@ -231,8 +247,9 @@ class Metrics:
         from prometheus_client.exposition import _bake_output  # noqa: PLC0415
 
         self.scrapes += 1
+        registry = self.registry
         status, headers, body = await asyncio.to_thread(
-            _bake_output, self.registry, accept, "", params, True
+            _bake_output, registry, accept, "", params, True
         )
         return int(status.split(" ")[0]), dict(headers), body
 
@@ -262,6 +279,11 @@ class Metrics:
         yield from _display(app.get(DISPLAY_KEY))
 
     def _http(self) -> Iterator[Metric]:
+        from prometheus_client.core import (  # noqa: PLC0415
+            CounterMetricFamily,
+            HistogramMetricFamily,
+        )
+
         labels = ["method", "route", "status"]
         total = CounterMetricFamily(
             "faced_http_requests", "HTTP requests by route template and status", labels=labels
@@ -397,6 +419,8 @@ def _display(screen: DisplayService | None) -> Iterator[Metric]:
     display = screen.display if screen is not None else None
     if screen is None or display is None:
         return
+    from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415
+
     level = screen.policy.level() if screen.policy is not None else None
     family = GaugeMetricFamily(
         "faced_display_level",
@@ -412,10 +436,14 @@ def _display(screen: DisplayService | None) -> Iterator[Metric]:
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
+    from prometheus_client.core import CounterMetricFamily  # noqa: PLC0415
+
     return CounterMetricFamily(name, documentation, value=value)
 
 
 def _gauge(name: str, documentation: str, value: float) -> Metric:
+    from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415
+
     return GaugeMetricFamily(name, documentation, value=float(value))
 
 
@@ -425,18 +453,12 @@ def _histogram(
     series: Iterable[tuple[list[str], Durations]],
     labels: list[str] | None = None,
 ) -> Metric:
+    from prometheus_client.core import HistogramMetricFamily  # noqa: PLC0415
+
     family = HistogramMetricFamily(name, documentation, labels=labels or [])
     for values, durations in series:
         family.add_metric(values, durations.buckets(), durations.total)
     return family
-
-
-class _Collector(Collector):
-    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
-        self._collect = collect
-
-    def collect(self) -> Iterable[Metric]:
-        return self._collect()
 
 
 __all__ = ["Durations", "Metrics", "Requests", "Tracking"]

@@ -7,11 +7,13 @@ under .venv-ref's python when the checkout has them).
 
 One run, each figure read from /proc (VmRSS, RssAnon, VmHWM, threads) of the real process:
 
-1. ``--camera none`` after READY: the bare daemon (API, sockets, no models loaded);
+1. ``--camera none`` after READY and once settled (faced.resident): the bare daemon (API,
+   sockets, no models loaded);
 2. ``--camera demo`` with live tracking, after a warm-up; then with ``--viewers`` real
    WebSocket viewers on /ws/viewer; then under analyze load (``--clients`` clients POSTing
    a 640×480 JPEG to /v1/analyze back to back: the analyze worker loads its models); then
-   idle again after ``--minutes`` (growth shows here; 5 for the release figure);
+   idle again after ``--minutes`` (growth shows here, and in the lowest and highest RSS
+   read every 10 s meanwhile; 5 for the release figure);
 3. beside it, the peak RSS of MediaPipe's Face Landmarker (VIDEO mode) and of `faced
    analyze --jsonl` on the same clip of the demo photograph: the pipeline alone, each side;
 4. start: spawn → ``READY=1`` (systemd's ``NOTIFY_SOCKET``, as Type=notify waits) and
@@ -36,11 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from faced import resident
 from faced.bench.server import client_loop_factory, free_port, positive
 
 REPO: Final = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S: Final = 120.0
 POLL_S: Final = 0.02
+SETTLED_S: Final = resident.SETTLE_S + resident.STABLE_S + 2.0
+"""After READY, the daemon has given back start-up's memory (faced.resident.settle_after)."""
+IDLE_SAMPLE_S: Final = 10.0
 
 
 def _count(text: str) -> int:
@@ -200,6 +206,16 @@ async def _analyze_load(url: str, clients: int, seconds: float, jpeg: bytes) -> 
     return done
 
 
+async def _sampled(daemon: Daemon, seconds: float) -> list[float]:
+    """Wait ``seconds``, reading the daemon's RSS every IDLE_SAMPLE_S (growth shows)."""
+    seen = [daemon.sample().rss_mib]
+    deadline = time.perf_counter() + seconds
+    while (left := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(min(IDLE_SAMPLE_S, left))
+        seen.append(daemon.sample().rss_mib)
+    return seen
+
+
 def _demo_photo() -> Path:
     from faced.vision.models import default_model_dir  # noqa: PLC0415
 
@@ -265,6 +281,8 @@ async def _measure(args: argparse.Namespace) -> list[tuple[str, Sample | float |
             await bare.ready()
             await asyncio.sleep(2.0)
             rows.append(("--camera none, after READY", bare.sample()))
+            await asyncio.sleep(SETTLED_S - 2.0)
+            rows.append(("--camera none, settled", bare.sample()))
         finally:
             await bare.stop()
 
@@ -292,8 +310,14 @@ async def _measure(args: argparse.Namespace) -> list[tuple[str, Sample | float |
                                 daemon.sample(),
                             )
                         )
-                    await asyncio.sleep(args.minutes * 60)
+                    seen = await _sampled(daemon, args.minutes * 60)
                     rows.append((f"idle again, {args.minutes:g} min later", daemon.sample()))
+                    rows.append(
+                        (
+                            f"idle phase, RSS lowest - highest (every {IDLE_SAMPLE_S:g} s)",
+                            f"{min(seen):8.1f} - {max(seen):.1f}",
+                        )
+                    )
                 finally:
                     await daemon.stop()
         rows.append(("start: spawn → READY=1 (s, median)", statistics.median(ready)))

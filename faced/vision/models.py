@@ -14,6 +14,7 @@ command that repairs it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -180,6 +182,18 @@ def load_manifest(path: Path) -> Manifest:
     )
 
 
+@contextlib.contextmanager
+def pinned(path: Path) -> Iterator[tuple[Path, bytes]]:
+    """``path`` opened once: a path naming that very open file (``/proc/self/fd/N`` where
+    Linux has it, else ``path``) and its bytes. A loader that maps the file by that path
+    (LiteRT) maps the file whose bytes were verified, even if ``path`` is replaced
+    meanwhile (an update, `faced models fetch`)."""
+    with path.open("rb") as handle:
+        data = handle.read()
+        by_descriptor = Path(f"/proc/self/fd/{handle.fileno()}")
+        yield (by_descriptor if by_descriptor.exists() else path), data
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -225,19 +239,27 @@ class ModelStore:
     def read(self, name: str) -> bytes:
         """The file's bytes, verified against the manifest (read once, so what is checked
         is what is used)."""
+        with self.open(name) as (_, data):
+            return data
+
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[tuple[Path, bytes]]:
+        """The file held open while in use: a path naming that open file (see
+        ``pinned``) and its bytes, verified against the manifest."""
         entry = self.manifest.file(name)
-        try:
-            data = (self.directory / entry.name).read_bytes()
-        except FileNotFoundError:
-            raise self._problem(entry, "missing") from None
-        except OSError as exc:
-            raise self._problem(entry, f"unreadable ({exc.strerror})") from None
-        if len(data) != entry.size:
-            raise self._problem(entry, f"wrong size {len(data)}")
-        digest = _sha256(data)
-        if digest != entry.sha256:
-            raise self._problem(entry, f"corrupt: sha256 {digest}")
-        return data
+        with contextlib.ExitStack() as stack:
+            try:
+                path, data = stack.enter_context(pinned(self.directory / entry.name))
+            except FileNotFoundError:
+                raise self._problem(entry, "missing") from None
+            except OSError as exc:
+                raise self._problem(entry, f"unreadable ({exc.strerror})") from None
+            if len(data) != entry.size:
+                raise self._problem(entry, f"wrong size {len(data)}")
+            digest = _sha256(data)
+            if digest != entry.sha256:
+                raise self._problem(entry, f"corrupt: sha256 {digest}")
+            yield path, data
 
     def verify(self) -> None:
         """Raise ModelError for the first file that is missing or corrupt."""

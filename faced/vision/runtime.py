@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from faced.resident import release_file_pages
 from faced.vision.models import ModelError
 
 if TYPE_CHECKING:
@@ -93,16 +94,28 @@ def _interpreter_class() -> tuple[Any, str]:
 
 
 class LiteRtModel:
-    """A TFLite model on LiteRT / tflite-runtime with the default XNNPACK delegate."""
+    """A TFLite model on LiteRT / tflite-runtime with the default XNNPACK delegate.
 
-    def __init__(self, model: bytes, *, threads: int = 1, name: str = "model") -> None:
+    Given a path, LiteRT maps the file instead of holding a copy of it in memory, and once
+    XNNPACK has packed the weights into its own buffers (``allocate_tensors``) the mapped
+    pages are given back (faced.resident.release_file_pages): they stay in the page cache and are
+    read again only if something still reads them (a few hundred KiB of the flatbuffer's
+    tables do). On the tracker's three models that is 3.6 MiB of the daemon's resident
+    memory, and as much again for each analyze worker's set (docs/performance.md)."""
+
+    def __init__(self, model: bytes | Path, *, threads: int = 1, name: str = "model") -> None:
         interpreter_class, self.backend = _interpreter_class()
         self.name = name
         try:
-            self._interpreter = interpreter_class(model_content=model, num_threads=threads)
+            if isinstance(model, Path):
+                self._interpreter = interpreter_class(model_path=str(model), num_threads=threads)
+            else:
+                self._interpreter = interpreter_class(model_content=model, num_threads=threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"model {name}: LiteRT cannot load it: {exc}") from None
+        if isinstance(model, Path):
+            release_file_pages(model)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         # A full-integer model (int8 in and out) still looks float to callers: inputs are
@@ -378,17 +391,19 @@ class Runtime:
         from faced.vision import variants  # noqa: PLC0415  (variants reads the store)
 
         self.check_available()
-        file, data = variants.read(store, name, self.backend, self.precision)
         model: InferenceModel
-        if self.backend == "onnxruntime":
-            model = OnnxRuntimeModel(
-                data,
-                threads=self.threads,
-                name=file,
-                provider=self.onnx_provider,
-                tensorrt_cache_dir=self.tensorrt_cache_dir,
-            )
-        else:
-            model = LiteRtModel(data, threads=self.threads, name=file)
-        self.loaded.append(LoadedModel(file, variants.sha256(data), model.backend))
+        with variants.opened(store, name, self.backend, self.precision) as (file, held, data):
+            if self.backend == "onnxruntime":
+                model = OnnxRuntimeModel(
+                    data,
+                    threads=self.threads,
+                    name=file,
+                    provider=self.onnx_provider,
+                    tensorrt_cache_dir=self.tensorrt_cache_dir,
+                )
+            else:
+                # By path (the file verified and still open): mapped, not copied.
+                model = LiteRtModel(held, threads=self.threads, name=file)
+            digest = variants.sha256(data)
+        self.loaded.append(LoadedModel(file, digest, model.backend))
         return model

@@ -15,13 +15,15 @@ the accuracy limits is recorded as unavailable; its back end then runs the float
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from faced.vision.models import ModelError
+from faced.vision.models import ModelError, pinned
 
 if TYPE_CHECKING:
     from faced.vision.models import ModelStore
@@ -94,9 +96,22 @@ def _field(entry: dict[str, Any], key: str) -> Any:
 
 def read(store: ModelStore, name: str, backend: str, precision: str) -> tuple[str, bytes]:
     """(file name, verified bytes) of bundle model ``name`` for ``backend``/``precision``."""
+    with opened(store, name, backend, precision) as (file, _, data):
+        return file, data
+
+
+@contextlib.contextmanager
+def opened(
+    store: ModelStore, name: str, backend: str, precision: str
+) -> Iterator[tuple[str, Path, bytes]]:
+    """The file of bundle model ``name`` for ``backend``/``precision``, held open while in
+    use: (file name, a path naming that very open file, its verified bytes); see
+    faced.vision.models.pinned."""
     file = variant_name(name, backend, precision)
     if file == name:
-        return file, store.read(name)
+        with store.open(name) as (path, data):
+            yield file, path, data
+        return
     record = load_record(record_path(store))
     entry = record.get(file)
     path = store.directory / file
@@ -106,23 +121,26 @@ def read(store: ModelStore, name: str, backend: str, precision: str) -> tuple[st
         # No int8 recipe kept this model within the accuracy limits (the record says by how
         # much): the back end runs its float version instead, and reports that file as the
         # one in use (`faced models list`, /health).
-        return read(store, name, backend, "fp32")
+        with opened(store, name, backend, "fp32") as fallback:
+            yield fallback
+        return
     source = store.manifest.file(entry.source)
     if entry.source_sha256 != source.sha256:
         raise ModelError(
             f"model {path}: built from {entry.source} sha256 {entry.source_sha256}, but the "
             f"manifest's {entry.source} is {source.sha256} (stale); {BUILD_HINT}"
         )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model {path}: missing (a derived model); {BUILD_HINT}") from None
-    except OSError as exc:
-        raise ModelError(f"model {path}: unreadable ({exc.strerror}); {BUILD_HINT}") from None
-    digest = sha256(data)
-    if len(data) != entry.size or digest != entry.sha256:
-        raise ModelError(
-            f"model {path}: corrupt or mismatched: sha256 {digest} ({len(data)} bytes), "
-            f"expected {entry.sha256} ({entry.size} bytes) per {DERIVED_NAME}; {BUILD_HINT}"
-        )
-    return file, data
+    with contextlib.ExitStack() as stack:
+        try:
+            held, data = stack.enter_context(pinned(path))
+        except FileNotFoundError:
+            raise ModelError(f"model {path}: missing (a derived model); {BUILD_HINT}") from None
+        except OSError as exc:
+            raise ModelError(f"model {path}: unreadable ({exc.strerror}); {BUILD_HINT}") from None
+        digest = sha256(data)
+        if len(data) != entry.size or digest != entry.sha256:
+            raise ModelError(
+                f"model {path}: corrupt or mismatched: sha256 {digest} ({len(data)} bytes), "
+                f"expected {entry.sha256} ({entry.size} bytes) per {DERIVED_NAME}; {BUILD_HINT}"
+            )
+        yield file, held, data

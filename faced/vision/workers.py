@@ -17,17 +17,17 @@ worker, because its tracker belongs to that worker's pipeline.
 missing or corrupt model stops startup with the ModelError's one-line message, as a
 ``ConfigError`` so ``faced serve`` exits 78 naming the file and the fix) and shuts the
 threads down at cleanup. A worker builds its interpreters on its own thread when its first
-job comes, not at startup: a model set is ~22 MiB of packed weights and activations
+job comes, not at startup: a model set is ~19 MiB of packed weights and activations
 (docs/performance.md, "Memory"), which a box nobody sends images to never pays; and frees
-it again after ``idle_unload_s`` without a job or stream (``malloc_trim`` then returns the
-memory to the system: without it glibc keeps the freed arena pages).
+it again after ``idle_unload_s`` without a job or stream (faced.resident.settle then
+returns the memory to the system: without ``malloc_trim`` glibc keeps the freed arena
+pages, and the library pages only loading touched stay resident).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -42,6 +42,7 @@ from typing import Final, TypeVar
 
 from aiohttp import web
 
+from faced import resident
 from faced.keys import ANALYZE_POOL_KEY
 from faced.schemas.analysis import ModelInfo
 from faced.vision.models import ModelStore, default_model_dir
@@ -78,6 +79,8 @@ class Worker:
     """Jobs submitted and not finished (running + waiting)."""
     done: int = 0
     streams: int = 0
+    loads: int = 0
+    """Times this worker built its interpreters (first use, and again after an unload)."""
 
     @property
     def pipeline(self) -> FacePipeline:
@@ -92,7 +95,9 @@ class Worker:
             return
         self.loaded = None
         gc.collect()  # the interpreters sit in reference cycles of LiteRT's wrappers
-        _malloc_trim()
+        # The freed arenas' pages, and the library pages only loading touched, go back
+        # (1 s on this idle worker's thread; a job arriving meanwhile waits for it).
+        resident.settle()
         log.info("analyze worker %d freed its models (idle)", self.index)
 
     def pipeline_here(self) -> FacePipeline:
@@ -100,6 +105,7 @@ class Worker:
         if self.loaded is None:
             with _native_stderr_logged():
                 self.loaded = self.loader()
+            self.loads += 1
             log.info("analyze worker %d loaded its models", self.index)
         return self.loaded
 
@@ -118,6 +124,8 @@ class AnalyzePool:
     """Told each job's seconds, waiting included (faced.metrics), on the event loop."""
     _closed: bool = field(default=False, repr=False)
     _timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict, repr=False)
+    _settled_loads: int = field(default=0, repr=False)
+    _settling: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -168,9 +176,11 @@ class AnalyzePool:
         """``worker``'s pipeline, loaded on its own thread if this is its first use."""
         if worker.loaded is not None:
             return worker.loaded
-        return await asyncio.get_running_loop().run_in_executor(
+        pipeline = await asyncio.get_running_loop().run_in_executor(
             worker.executor, worker.pipeline_here
         )
+        self._settle_after_loading()
+        return pipeline
 
     @property
     def size(self) -> int:
@@ -221,6 +231,20 @@ class AnalyzePool:
             if self.on_job is not None:
                 self.on_job(time.perf_counter() - began)
             self._idle_timer(worker, loop)
+            self._settle_after_loading()
+
+    def _settle_after_loading(self) -> None:
+        """Once a worker has built its interpreters, give back what only building them
+        touched (faced.resident.settle_after: the library pages of LiteRT's model set-up,
+        the freed start-up buffers); what the jobs use comes back at their next access."""
+        loads = sum(worker.loads for worker in self.workers)
+        if loads == self._settled_loads or self._closed:
+            return
+        self._settled_loads = loads
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.get_running_loop().create_task(
+                resident.settle_after(), name="settle-analyze"
+            )
 
     def _idle_timer(self, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
         """(Re)start ``worker``'s idle countdown; at its end the unload queues behind any
@@ -252,21 +276,14 @@ class AnalyzePool:
 
     def close(self) -> None:
         self._closed = True
+        if self._settling is not None:
+            self._settling.cancel()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         for worker in self.workers:
             # Jobs already running finish on their own; waiting ones are dropped.
             worker.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _malloc_trim() -> None:
-    """Hand glibc's free pages back to the system (no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _on_pipeline(worker: Worker, job: Callable[[FacePipeline], T]) -> T:

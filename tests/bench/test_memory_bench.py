@@ -52,9 +52,11 @@ def test_bench_memory_prints_every_phase() -> None:
     rows = {line.split("  ")[0] for line in done.stdout.splitlines()}
     assert {
         "--camera none, after READY",
+        "--camera none, settled",
         "--camera demo, tracking, after 1 s",
         "+ 50 viewers on /ws/viewer",
         "idle again, 0.02 min later",
+        "idle phase, RSS lowest - highest (every 10 s)",
         "start: spawn → READY=1 (s, median)",
         "start: spawn → first tracking result (s, median)",
     } <= rows
