@@ -564,8 +564,10 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     """When a built file's bytes differ from the record, `faced models build` builds once
     more (a passing fluke must not fail it); when they differ again it refuses: exit 1, one
     line naming the file and `faced models build --record`, nothing written. Here the record
-    gives face_blendshapes.onnx the sha256 of face_detector.onnx, so both builds differ;
-    only the blendshape model is built (`--only`: the rule is the same for every file).
+    gives face_detector.onnx the sha256 of face_blendshapes.onnx, so both builds differ;
+    only the short-range detector is built (`--only`; the rule is the same for every file,
+    and that model's build is the quickest: its int8 files are recorded as not built, which
+    each build must match too).
 
     The build runs from a copy of the faced package outside the checkout, as an installed
     faced does: its record is then the model directory's own derived.toml, which this test
@@ -576,7 +578,7 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     source = default_model_dir()
     checkout_record = variants.record_path(ModelStore(source))
     entries = variants.load_record(checkout_record)
-    victim, other = entries["face_blendshapes.onnx"], entries["face_detector.onnx"]
+    victim, other = entries["face_detector.onnx"], entries["face_blendshapes.onnx"]
     text = checkout_record.read_text(encoding="utf-8")
     wrong = text.replace(f'\nsha256 = "{victim.sha256}"', f'\nsha256 = "{other.sha256}"')
     assert wrong.count(other.sha256) == text.count(other.sha256) + 1
@@ -586,17 +588,17 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     done = _models_build(
         directory,
         "--only",
-        BLENDSHAPES_FILE,
+        DETECTOR_FILE,
         cwd=site,
         env={**os.environ, "PYTHONPATH": str(site)},
     )
 
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.count("calibration: ") == 2, "the build did not run a second time"
-    assert "face_blendshapes.onnx differ from the record; building once more" in done.stderr
+    assert "face_detector.onnx differ from the record; building once more" in done.stderr
     refusal = done.stderr.strip().splitlines()[-1]
     # Only the file the record misstates is named: every other one came out as recorded.
-    assert refusal.startswith(f"faced models build: face_blendshapes.onnx differ from {record} ")
+    assert refusal.startswith(f"faced models build: face_detector.onnx differ from {record} ")
     assert "nothing written" in refusal and "`faced models build --record`" in refusal
     assert record.read_text(encoding="utf-8") == wrong
     written = sorted(
