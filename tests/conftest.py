@@ -43,6 +43,12 @@ These names are stable; every test module may use them.
     A 256 KiB tmpfs mounted for the test (root only; skipped saying why elsewhere): a state
     directory that ``tests.helpers.fill_disk`` fills to the last byte.
 
+``own_state_dir`` (autouse)
+    Points ``$STATE_DIRECTORY`` at a fresh directory of the test's own, so
+    what an app or a ``run_faced`` daemon without ``server.state_dir`` persists (volume,
+    face pack, calibration, jobs) stays the test's: never the developer's
+    ~/.local/state/faced, never seen by a test running beside it (make pytest's workers).
+
 ``blockbuster`` (autouse)
     Fails a test with ``BlockingError`` when code under ``faced/`` or ``tests/`` makes a
     blocking call (file I/O, time.sleep, blocking sockets, …) while an event loop is running
@@ -246,6 +252,16 @@ def _scanned_modules() -> list[types.ModuleType]:
     tests = types.ModuleType("tests")
     tests.__path__ = [str(TESTS_DIR)]
     return [faced, tests]
+
+
+@pytest.fixture(autouse=True)
+def own_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    # Beside tmp_path, not in it: tests make their own tmp_path / "state" and list tmp_path.
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    return state
 
 
 @pytest.fixture(autouse=True)

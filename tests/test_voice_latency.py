@@ -25,6 +25,10 @@ RATE = 16000
 LATENCY_S = 0.25
 SLACK_S = 0.02
 
+# 20 ms of slack on real-time paced writes: never beside another test (make pytest's
+# serial phase).
+pytestmark = pytest.mark.serial
+
 
 class LatentWavSink(WavSink):
     """A WAV-file device whose sound comes out ``latency`` after each write returns."""

@@ -44,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="accept outputs that differ from the recorded ones and rewrite derived.toml",
     )
+    build.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="derive only from this bundle model (e.g. face_blendshapes.tflite; repeatable): "
+        "its files are checked against the record and written, the record is left as it is",
+    )
     build.set_defaults(func=_build)
     listing = actions.add_parser("list", help="show installed models and whether they verify")
     listing.add_argument("--dir", type=Path, help="model directory")
@@ -92,6 +100,22 @@ def _build(args: argparse.Namespace) -> int:
         )
     from faced.vision import build  # noqa: PLC0415  (imports the build tools lazily)
 
+    sources = [target.source for target in build.TARGETS]
+    unknown = [name for name in args.only if name not in sources]
+    if unknown:
+        print(
+            f"faced models build: --only {', '.join(unknown)}: not a bundle model the build "
+            f"derives from (one of {', '.join(sources)})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.only and args.record:
+        # The record and its stamp describe the whole build: a partial one cannot rewrite it.
+        print(
+            "faced models build: --record rewrites the whole record; drop --only", file=sys.stderr
+        )
+        return 2
+
     def say(line: str) -> None:
         print(line, flush=True)
 
@@ -99,15 +123,24 @@ def _build(args: argparse.Namespace) -> int:
         store = ModelStore(_model_dir(args))
         versions = build.tool_versions()
         digest = build.input_hash(store, versions)
-        built = build.build(store, force=args.force, say=say)
-        if built is None:
-            print(f"derived models in {store.directory} up to date (inputs sha256 {digest})")
-            return 0
         record = variants.record_path(store)
         try:
             recorded = variants.load_record(record)
         except ModelError:
             recorded = {}
+        unrecorded = sorted(set(args.only) - {entry.source for entry in recorded.values()})
+        if unrecorded:
+            # A partial build is only ever checked against the record, never recorded.
+            print(
+                f"faced models build: no files derived from {', '.join(unrecorded)} in "
+                f"{record}; nothing built. Run the whole build (without --only) to record them.",
+                file=sys.stderr,
+            )
+            return 1
+        built = build.build(store, force=args.force, say=say, only=args.only)
+        if built is None:
+            print(f"derived models in {store.directory} up to date (inputs sha256 {digest})")
+            return 0
         differ = _differing(built, recorded)
         if differ and not args.record:
             # Seen once in CI on a loaded 2-core VM: one ONNX conversion gave other bytes,
@@ -118,7 +151,7 @@ def _build(args: argparse.Namespace) -> int:
                 "building once more to tell a fluke from a real difference",
                 file=sys.stderr,
             )
-            built = build.build(store, force=True, say=say) or []
+            built = build.build(store, force=True, say=say, only=args.only) or []
             differ = _differing(built, recorded)
         if differ and not args.record:
             print(
@@ -128,7 +161,10 @@ def _build(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        build.write(store, built, digest, record)
+        if args.only:
+            build.write_files(store, built)
+        else:
+            build.write(store, built, digest, record)
     except ConfigError as exc:
         print(f"faced models build: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -136,7 +172,8 @@ def _build(args: argparse.Namespace) -> int:
         print(f"faced models build: {exc}", file=sys.stderr)
         return 1
     made = [item.name for item in built if item.available]
-    print(f"built {', '.join(made)} into {store.directory}; record {record}")
+    kept = " (as recorded; record unchanged)" if args.only else ""
+    print(f"built {', '.join(made)} into {store.directory}; record {record}{kept}")
     for item in built:
         if not item.available:
             print(f"not built: {item.name}: {item.method}; {item.check}")

@@ -30,6 +30,7 @@ GROWTH_BOUND = soak.GROWTH_GOAL if LONG else 2 * soak.GROWTH_GOAL
 
 
 @pytest.mark.soak
+@pytest.mark.serial
 @pytest.mark.slow
 @pytest.mark.timeout(SECONDS + 180)
 def test_soak_loses_nothing_and_memory_stays_bounded(tmp_path: Path) -> None:

@@ -119,11 +119,11 @@ def _build_python() -> Path:
 
 
 def _models_build(
-    directory: Path, *, cwd: Path = REPO, env: dict[str, str] | None = None
+    directory: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`faced models build --dir DIRECTORY` in the build venv."""
+    """`faced models build --dir DIRECTORY [ARGS]` in the build venv."""
     return subprocess.run(
-        [str(_build_python()), "-m", "faced", "models", "build", "--dir", str(directory)],
+        [str(_build_python()), "-m", "faced", "models", "build", "--dir", str(directory), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -481,18 +481,80 @@ def test_models_list_reports_what_the_config_runs(tmp_path: Path) -> None:
         assert f"{file}" in done.stdout and record[file].sha256 in done.stdout
 
 
+# The blendshape model: the smallest build with two files kept (int8 LiteRT and ONNX fp32),
+# a quarter of the whole build's time. `make test` builds every model before pytest on a
+# fresh checkout (make models-build), which refuses bytes that differ from the record.
+ONE_MODEL = BLENDSHAPES_FILE
+
+
 @pytest.mark.timeout(1200)
-def test_build_is_reproducible_byte_for_byte(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "only",
+    [
+        pytest.param((ONE_MODEL,), id="one-model"),
+        pytest.param((), id="every-model", marks=pytest.mark.long_only),
+    ],
+)
+def test_build_is_reproducible_byte_for_byte(tmp_path: Path, only: tuple[str, ...]) -> None:
     """A fresh `faced models build` into an empty directory makes exactly the bytes
-    models/derived.toml records (it exits 1 naming the files that differ otherwise)."""
+    models/derived.toml records (it exits 1 naming the files that differ otherwise).
+    `--only MODEL` builds that model's files alone and leaves the record and the up-to-date
+    stamp unwritten; the whole build (every model) runs under `make soak`."""
     directory = _bundle_copy(tmp_path / "models")
     source = default_model_dir()
-    done = _models_build(directory)
+    done = _models_build(directory, *(f"--only={name}" for name in only))
     assert done.returncode == 0, done.stderr[-2000:]
     record = variants.load_record(variants.record_path(ModelStore(source)))
-    for entry in record.values():
-        if entry.available:
-            assert variants.sha256((directory / entry.name).read_bytes()) == entry.sha256
+    checked = [
+        entry for entry in record.values() if entry.available and (not only or entry.source in only)
+    ]
+    assert checked
+    for entry in checked:
+        assert variants.sha256((directory / entry.name).read_bytes()) == entry.sha256
+    derived = sorted(p.name for p in directory.iterdir() if p.name in record)
+    assert derived == sorted(entry.name for entry in checked)
+    assert (directory / ".derived-build.json").exists() == (not only)
+
+
+def test_build_only_refuses_an_unknown_model_a_partial_record_and_no_record(
+    tmp_path: Path,
+) -> None:
+    """`--only` names a bundle model the build derives from, else exit 2 naming them all;
+    with `--record` (the record describes the whole build) exit 2 too; with no record of
+    that model's files (nothing to check them against) exit 1. Nothing is built."""
+    directory = _bundle_copy(tmp_path / "models", "manifest.toml")
+    unknown = _models_build(directory, "--only", "face_geometry.tflite")
+    assert unknown.returncode == 2, unknown.stderr
+    assert unknown.stderr.strip() == (
+        "faced models build: --only face_geometry.tflite: not a bundle model the build "
+        f"derives from (one of {DETECTOR_FILE}, {FULL_RANGE_FILE}, {LANDMARKS_FILE}, "
+        f"{BLENDSHAPES_FILE})"
+    )
+    partial = _models_build(directory, "--only", BLENDSHAPES_FILE, "--record")
+    assert partial.returncode == 2, partial.stderr
+    assert partial.stderr.strip() == (
+        "faced models build: --record rewrites the whole record; drop --only"
+    )
+    # Installed (outside the checkout), the record is the model directory's own: none here.
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "faced", site / "faced", ignore=shutil.ignore_patterns("__pycache__"))
+    unrecorded = _models_build(
+        directory,
+        "--only",
+        BLENDSHAPES_FILE,
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert unrecorded.returncode == 1, unrecorded.stderr
+    assert unrecorded.stderr.strip() == (
+        f"faced models build: no files derived from {BLENDSHAPES_FILE} in "
+        f"{directory / variants.DERIVED_NAME}; nothing built. Run the whole build (without "
+        "--only) to record them."
+    )
+    assert "calibration" not in unknown.stdout + partial.stdout + unrecorded.stdout
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [*model_files("auto"), GEOMETRY_FILE, "manifest.toml"]
+    )
 
 
 @pytest.mark.timeout(1800)
@@ -502,7 +564,10 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     """When a built file's bytes differ from the record, `faced models build` builds once
     more (a passing fluke must not fail it); when they differ again it refuses: exit 1, one
     line naming the file and `faced models build --record`, nothing written. Here the record
-    gives face_blendshapes.onnx the sha256 of face_detector.onnx, so both builds differ.
+    gives face_detector.onnx the sha256 of face_blendshapes.onnx, so both builds differ;
+    only the short-range detector is built (`--only`; the rule is the same for every file,
+    and that model's build is the quickest: its int8 files are recorded as not built, which
+    each build must match too).
 
     The build runs from a copy of the faced package outside the checkout, as an installed
     faced does: its record is then the model directory's own derived.toml, which this test
@@ -513,21 +578,27 @@ def test_build_differing_from_the_record_twice_is_refused_naming_the_file_and_th
     source = default_model_dir()
     checkout_record = variants.record_path(ModelStore(source))
     entries = variants.load_record(checkout_record)
-    victim, other = entries["face_blendshapes.onnx"], entries["face_detector.onnx"]
+    victim, other = entries["face_detector.onnx"], entries["face_blendshapes.onnx"]
     text = checkout_record.read_text(encoding="utf-8")
     wrong = text.replace(f'\nsha256 = "{victim.sha256}"', f'\nsha256 = "{other.sha256}"')
     assert wrong.count(other.sha256) == text.count(other.sha256) + 1
     record = directory / variants.DERIVED_NAME
     record.write_text(wrong, encoding="utf-8")
 
-    done = _models_build(directory, cwd=site, env={**os.environ, "PYTHONPATH": str(site)})
+    done = _models_build(
+        directory,
+        "--only",
+        DETECTOR_FILE,
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
 
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.count("calibration: ") == 2, "the build did not run a second time"
-    assert "face_blendshapes.onnx differ from the record; building once more" in done.stderr
+    assert "face_detector.onnx differ from the record; building once more" in done.stderr
     refusal = done.stderr.strip().splitlines()[-1]
     # Only the file the record misstates is named: every other one came out as recorded.
-    assert refusal.startswith(f"faced models build: face_blendshapes.onnx differ from {record} ")
+    assert refusal.startswith(f"faced models build: face_detector.onnx differ from {record} ")
     assert "nothing written" in refusal and "`faced models build --record`" in refusal
     assert record.read_text(encoding="utf-8") == wrong
     written = sorted(

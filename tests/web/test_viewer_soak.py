@@ -37,7 +37,12 @@ CONFIG = f"""
 max_viewers = {PAGES + 10}
 """
 
-pytestmark = [pytest.mark.soak, pytest.mark.slow, pytest.mark.timeout(SECONDS + 240)]
+pytestmark = [
+    pytest.mark.soak,
+    pytest.mark.serial,
+    pytest.mark.slow,
+    pytest.mark.timeout(SECONDS + 240),
+]
 
 
 def _rss_mib(pid: int) -> float:

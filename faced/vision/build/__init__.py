@@ -60,7 +60,14 @@ from faced.vision.build.onnx_rewrites import (
     layer_norms_fused,
     prelu_as_convs,
 )
-from faced.vision.build.record import Built, input_hash, render_record, up_to_date, write
+from faced.vision.build.record import (
+    Built,
+    input_hash,
+    render_record,
+    up_to_date,
+    write,
+    write_files,
+)
 from faced.vision.build.spec import (
     BUILD_COMMAND,
     BUILD_HINT,
@@ -121,4 +128,5 @@ __all__ = [
     "tool_versions",
     "up_to_date",
     "write",
+    "write_files",
 ]

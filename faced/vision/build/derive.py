@@ -76,9 +76,14 @@ def build(
     force: bool = False,
     say: Callable[[str], None] = print,
     cache_dir: Path | None = None,
+    only: Sequence[str] = (),
 ) -> list[Built] | None:
     """Build every derived model (in memory; ``write`` stores them); None when everything
-    is already up to date."""
+    is already up to date. ``only``: the bundle files (``TARGETS``' sources) whose derived
+    models to build, every one when empty; the others are not built at all."""
+    unknown = sorted(set(only) - {target.source for target in TARGETS})
+    if unknown:
+        raise BuildError(f"not a bundle model the build derives from: {', '.join(unknown)}")
     versions = tool_versions()
     digest = input_hash(store, versions)
     if not force and up_to_date(store, digest):
@@ -91,6 +96,8 @@ def build(
     tool = {name: f"{name}=={versions[name]}" for name in versions}
     built: list[Built] = []
     for target in TARGETS:
+        if only and target.source not in only:
+            continue
         built += _build_target(target, store, recorded[target.source], tool, say)
     return built
 

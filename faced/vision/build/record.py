@@ -96,15 +96,20 @@ class Built:
 
 def write(store: ModelStore, built: Sequence[Built], digest: str, record: Path) -> None:
     """Write the files, the record (``models/derived.toml``) and the input-hash stamp."""
+    write_files(store, built)
+    write_atomically(record, render_record(store, built, digest).encode())
+    write_atomically(_stamp_path(store), json.dumps({"input_sha256": digest}, indent=1).encode())
 
+
+def write_files(store: ModelStore, built: Sequence[Built]) -> None:
+    """Write the built files (removing those no recipe made), and neither the record nor
+    the stamp: what a partial build (``build(only=...)``) that matched the record writes."""
     for item in built:
         path = store.directory / item.name
         if item.available:
             write_atomically(path, item.data)
         else:
             path.unlink(missing_ok=True)
-    write_atomically(record, render_record(store, built, digest).encode())
-    write_atomically(_stamp_path(store), json.dumps({"input_sha256": digest}, indent=1).encode())
 
 
 def render_record(store: ModelStore, built: Sequence[Built], digest: str) -> str:
