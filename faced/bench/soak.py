@@ -429,11 +429,13 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
                 own[min(LAG_BINS - 1, int(own_ms / LAG_BIN_MS))] += 1
                 result.lag_max_ms = max(result.lag_max_ms, lag_ms)
             if now >= next_sample:
+                # Rates over the interval that really passed, read after the probe's sleep:
+                # when that sleep stalled for seconds, the counters already hold the stall.
+                sampled = time.perf_counter()
                 rss, anon, threads = _memory()
-                # Over the interval that really passed: a stalled loop samples late.
-                interval = now - last_sampled
+                interval = sampled - last_sampled
                 rate = (tracked[0] - last_tracked) / interval
-                last_tracked, last_sampled = tracked[0], now
+                last_tracked, last_sampled = tracked[0], sampled
                 loop_now, process_now = cpu_wait.ns(), process_cpu_wait_ns()
                 loop_wait = (loop_now - loop_waited) / 1e6 / interval
                 process_wait = (process_now - process_waited) / 1e6 / interval
@@ -443,7 +445,7 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
                 machine_before, ours_before = machine_now, ours_now
                 result.samples.append(
                     Sample(
-                        round(now - started, 1),
+                        round(sampled - started, 1),
                         rss,
                         anon,
                         threads,
@@ -464,7 +466,7 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
                         for lag in window:
                             calm[min(LAG_BINS - 1, int(lag / LAG_BIN_MS))] += 1
                 window.clear()
-                next_sample = now + args.sample_s  # after a stall: no burst of samples
+                next_sample = sampled + args.sample_s  # after a stall: no burst of samples
         cpu_wait.close()
         async with asyncio.timeout(120):
             output, _ = await child.communicate()
@@ -558,7 +560,8 @@ def _report(result: Result, args: argparse.Namespace) -> None:
             f"  GC generation {number}: {generation['count']:,} collections "
             f"({generation['on_loop_thread']:,} on the loop's thread), p50 "
             f"{generation['p50_ms']:.2f} ms, p99 {generation['p99_ms']:.2f} ms, max "
-            f"{generation['max_ms']:.1f} ms, {generation['total_ms']:.0f} ms in all"
+            f"{generation['max_ms']:.1f} ms (the most CPU one used: "
+            f"{generation['max_cpu_ms']:.1f} ms), {generation['total_ms']:.0f} ms in all"
         )
     print(
         f"broadcasts: {result.broadcasts:,} agent updates ({result.sent:,} sent, "

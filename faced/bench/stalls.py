@@ -52,13 +52,17 @@ class GenerationPauses:
     on_loop_thread: int = 0
     total_ms: float = 0.0
     max_ms: float = 0.0
+    max_cpu_ms: float = 0.0
+    """The most CPU one collection used: its wall time less what the kernel took away
+    (a collection whose thread lost its CPU half-way lasts long but costs little)."""
     bins: array.array[int] = field(default_factory=lambda: array.array("L", bytes(8 * PAUSE_BINS)))
 
-    def add(self, pause_ms: float, on_loop: bool) -> None:
+    def add(self, pause_ms: float, cpu_ms: float, on_loop: bool) -> None:
         self.count += 1
         self.on_loop_thread += on_loop
         self.total_ms += pause_ms
         self.max_ms = max(self.max_ms, pause_ms)
+        self.max_cpu_ms = max(self.max_cpu_ms, cpu_ms)
         self.bins[min(PAUSE_BINS - 1, int(pause_ms / PAUSE_BIN_MS))] += 1
 
     def quantile(self, q: float) -> float:
@@ -72,6 +76,7 @@ class GenerationPauses:
             "p50_ms": self.quantile(0.5),
             "p99_ms": self.quantile(0.99),
             "max_ms": round(self.max_ms, 3),
+            "max_cpu_ms": round(self.max_cpu_ms, 3),
         }
 
 
@@ -90,6 +95,7 @@ class GcPauses:
         self.interval_ms = 0.0
         """Pause time since the caller last reset it (the sample's share)."""
         self._started = 0.0
+        self._started_cpu = 0.0
 
     def start(self) -> None:
         gc.callbacks.append(self._callback)
@@ -99,16 +105,17 @@ class GcPauses:
             gc.callbacks.remove(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()  # the collecting thread's
         if phase == "start":
-            self._started = now
+            self._started, self._started_cpu = now, cpu
             return
         if not self.measuring:
             return
         pause_ms = (now - self._started) * 1000
+        cpu_ms = (cpu - self._started_cpu) * 1000
         on_loop = threading.get_ident() == self.loop_thread
         generation = info["generation"]
-        self.generations[generation].add(pause_ms, on_loop)
+        self.generations[generation].add(pause_ms, cpu_ms, on_loop)
         self.interval_ms += pause_ms
         if pause_ms >= LONG_PAUSE_MS:
             self.long.append((round(now - self.origin, 3), generation, on_loop, pause_ms))
