@@ -51,7 +51,6 @@ def test_each_collection_counts_under_its_generation_and_thread() -> None:
     summary = pauses.summary()["generations"][2]
     assert summary["count"] == 2
     assert summary["p50_ms"] <= summary["p99_ms"]
-    assert summary["p99_ms"] >= summary["max_ms"]  # a bin's upper edge
 
 
 def test_histogram_quantile_is_the_upper_edge_of_the_bin() -> None:
