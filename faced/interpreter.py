@@ -3,24 +3,26 @@
 Owns: ``interpreter_ctx``, the last component to start (faced.app's list), which
 sets how soon a thread waiting for the interpreter lock asks the holder to let go
 (``sys.setswitchinterval``) and freezes what start-up allocated out of the cyclic
-collector's reach (``gc.freeze``); at cleanup both go back to what they were, so a
-process that runs several daemons in turn (the tests) ends each as it began. Does not
+collector's reach (``gc.freeze``); when the process's last daemon cleans up both go back
+to what they were (the tests run several daemons in one process, some at once). Does not
 own any component's work, nor the figures (docs/performance.md, "Soak"; `faced bench
 soak` times every collection and how long the loop waited for a CPU).
 
-Why, measured with `faced bench soak` on the 2-core dev VM:
+Why (docs/performance.md, "Soak", has the figures and how they were taken):
 
 * the event loop shares the interpreter lock with the tracking thread (the pipeline's
   Python between its native calls), the capture and the analyze threads. A thread
   that wants the lock waits ``switchinterval`` (Python's default 5 ms) before it asks
-  the holder to drop it, so the loop woke up to 5 ms late — half the 10 ms lag goal —
-  on top of its own work. ``SWITCH_INTERVAL_S`` = 1 ms caps that wait nearer 1 ms; the
-  extra hand-overs cost the tracking thread microseconds each.
+  the holder to drop it: a probe thread's wait for the lock was p99 8 ms with 5 ms and
+  2.3 ms with ``SWITCH_INTERVAL_S`` = 1 ms, and tracking kept its rate (30.0 against
+  29.9 results/s, the two alternating in one process).
 * a full (generation 2) collection walks every tracked object, and a started daemon
-  holds ~62,000 of them, nearly all from start-up (modules, the models' wrappers, the
-  routes): 75–105 ms per collection on that VM, which stalls the loop whichever thread
-  it runs on (the collector holds the lock). Collected once and then frozen, start-up's
-  objects are skipped: the same collection takes ~0.1 ms.
+  holds ~60,000 of them, nearly all from start-up (modules, routes, the tracking models'
+  wrappers): 30–105 ms per collection on the 2-core dev VM, a stall of the loop whichever
+  thread it runs on (the collector holds the lock). Collected once and then frozen,
+  start-up's objects are skipped: the same collection takes well under a millisecond.
+  The price: a reference cycle among start-up's objects that only becomes garbage later
+  is never collected (what is not in a cycle is still freed by its reference count).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ whose collection holds the interpreter lock the loop then waits for), and how lo
 thread was runnable but had no CPU (``CpuWait``: the run delay of Linux's
 /proc/thread-self/schedstat, the machine's other work taking the core, never the
 daemon's own). Does not own the lag probe (faced.bench.soak) or the collector's settings
-(faced.gcpolicy).
+(faced.interpreter).
 
 Why: on a shared machine a 5 ms sleep's lateness mixes the daemon's own stalls (a long
 callback, a collection, another thread holding the lock) with the kernel giving the core
