@@ -67,6 +67,7 @@ from faced.display_policy import DisplayService
 from faced.face_packs import Presets
 from faced.gateway import Chat
 from faced.gaze_follow import FollowService
+from faced.interpreter import interpreter_ctx
 from faced.jobs.service import Jobs
 from faced.keys import (
     ACCESS_KEY,
@@ -238,6 +239,7 @@ def _add_components(
             components.lifetime,  # the saved run-time switches, once all above started
             announcer.lifetime,  # the running daemon → the LAN (mDNS); goodbye first
             mqtt.lifetime,  # every state above → the broker; its commands → the services
+            interpreter_ctx,  # once all above started: switch interval, start-up frozen
         ]
     )
     # Sockets and streams close with 1001 before cleanup starts.

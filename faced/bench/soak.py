@@ -52,6 +52,13 @@ from faced.bench.server import (
     take_upgrade,
     ws_frames,
 )
+from faced.bench.stalls import (
+    CpuWait,
+    GcPauses,
+    histogram_quantile,
+    machine_busy_s,
+    process_cpu_wait_ns,
+)
 
 LAG_GOAL_MS: Final = 10.0
 GROWTH_GOAL: Final = 0.05
@@ -59,6 +66,9 @@ RATE_GOAL: Final = 0.9
 PROBE_INTERVAL_S: Final = 0.005
 LAG_BIN_MS: Final = 0.05
 LAG_BINS: Final = 40_000  # up to 2 s; later wake-ups land in the last bin
+CALM_WAIT_MS_PER_S: Final = 50.0
+"""A sample is calm when the loop's thread waited for a CPU less than this per second
+(5 %): the machine then seldom took the core away, and the lag is mostly the daemon's own."""
 MARK: Final = "soak-"
 ANALYZE_TIMEOUT_S: Final = 30.0
 _STATE: Final = b'{"type":"state"'
@@ -252,6 +262,14 @@ class Sample:
     tracking_per_s: float
     lag_p99_ms: float
     lag_max_ms: float
+    loop_cpu_wait_ms_per_s: float
+    """How long the loop's thread was runnable with no CPU, per second of the sample."""
+    process_cpu_wait_ms_per_s: float
+    """The same summed over the daemon's threads (tracking, capture, the pool's)."""
+    gc_ms: float
+    """Time in collections during the sample, any thread's."""
+    others_cores: float
+    """CPUs' worth the rest of the machine used (neither the daemon nor the load)."""
 
 
 @dataclass
@@ -268,6 +286,14 @@ class Result:
     lag_p50_ms: float = 0.0
     lag_p99_ms: float = 0.0
     lag_max_ms: float = 0.0
+    own_lag_p99_ms: float = 0.0
+    """p99 of each probe's lag less the time the loop's thread waited for a CPU in it."""
+    calm_lag_p99_ms: float = 0.0
+    """p99 over the probes of the calm samples only (see CALM_WAIT_MS_PER_S)."""
+    calm_samples: int = 0
+    judged_samples: int = 0
+    cpu_wait_available: bool = False
+    gc: dict[str, Any] = field(default_factory=dict)
     broadcasts: int = 0
     healthy: int = 0
     lost: int = 0
@@ -294,18 +320,6 @@ def _memory() -> tuple[float, float, int]:
             if key in ("VmRSS", "RssAnon", "Threads"):
                 fields[key] = int(value.split()[0])
     return fields["VmRSS"] / 1024, fields["RssAnon"] / 1024, fields["Threads"]
-
-
-def _histogram_quantile(bins: array.array[int], q: float) -> float:
-    total = sum(bins)
-    if not total:
-        return float("nan")
-    target, seen = q * total, 0
-    for index, count in enumerate(bins):
-        seen += count
-        if seen >= target:
-            return (index + 1) * LAG_BIN_MS
-    return LAG_BINS * LAG_BIN_MS
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -361,6 +375,8 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
         tracked[0] += 1
 
     hub.observers.append(on_broadcast)
+    pauses = GcPauses()
+    pauses.start()
     live = runner.app[LIVE_KEY].live
     if live is not None:
         live.listeners.append(on_result)
@@ -388,39 +404,74 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
             line = await child.stdout.readline()
         if line.strip() != b"ready":
             raise RuntimeError("the load process did not connect its viewers")
-        histogram = array.array("L", bytes(8 * LAG_BINS))
+        histogram, own, calm = (array.array("L", bytes(8 * LAG_BINS)) for _ in range(3))
         cpu_before, result.load_start = cpu_seconds(os.getpid()), os.getloadavg()[0]
         window: list[float] = []
+        cpu_wait = CpuWait()  # this thread's: the event loop's
+        result.cpu_wait_available = cpu_wait.available
+        pauses.measuring = args.warm_up == 0
         started = time.perf_counter()
         next_sample, last_tracked, last_sampled = started + args.sample_s, 0, started
+        loop_waited, process_waited = cpu_wait.ns(), process_cpu_wait_ns()
+        ours = [os.getpid(), child.pid]
+        machine_before, ours_before = machine_busy_s(), sum(map(cpu_seconds, ours))
         while (now := time.perf_counter()) < started + seconds:
+            waited_before = cpu_wait.ns()
             await asyncio.sleep(PROBE_INTERVAL_S)
             lag_ms = max(0.0, (time.perf_counter() - now - PROBE_INTERVAL_S) * 1000)
+            waited_ms = (cpu_wait.ns() - waited_before) / 1e6
             window.append(lag_ms)
-            if now - started >= args.warm_up:
+            judged = now - started >= args.warm_up
+            if judged:
+                pauses.measuring = True
                 histogram[min(LAG_BINS - 1, int(lag_ms / LAG_BIN_MS))] += 1
+                own_ms = max(0.0, lag_ms - waited_ms)
+                own[min(LAG_BINS - 1, int(own_ms / LAG_BIN_MS))] += 1
                 result.lag_max_ms = max(result.lag_max_ms, lag_ms)
             if now >= next_sample:
+                # Rates over the interval that really passed, read after the probe's sleep:
+                # when that sleep stalled for seconds, the counters already hold the stall.
+                sampled = time.perf_counter()
                 rss, anon, threads = _memory()
-                # Over the interval that really passed: a stalled loop samples late.
-                rate = (tracked[0] - last_tracked) / (now - last_sampled)
-                last_tracked, last_sampled = tracked[0], now
+                interval = sampled - last_sampled
+                rate = (tracked[0] - last_tracked) / interval
+                last_tracked, last_sampled = tracked[0], sampled
+                loop_now, process_now = cpu_wait.ns(), process_cpu_wait_ns()
+                loop_wait = (loop_now - loop_waited) / 1e6 / interval
+                process_wait = (process_now - process_waited) / 1e6 / interval
+                loop_waited, process_waited = loop_now, process_now
+                machine_now, ours_now = machine_busy_s(), sum(map(cpu_seconds, ours))
+                others = (machine_now - machine_before - (ours_now - ours_before)) / interval
+                machine_before, ours_before = machine_now, ours_now
                 result.samples.append(
                     Sample(
-                        round(now - started, 1),
+                        round(sampled - started, 1),
                         rss,
                         anon,
                         threads,
                         rate,
                         _quantile(window, 0.99),
                         max(window),
+                        round(loop_wait, 2),
+                        round(max(0.0, process_wait), 2),  # a thread that ended: < 0
+                        round(pauses.interval_ms, 2),
+                        round(max(0.0, others), 2),  # clock ticks: ±0.01 s per reading
                     )
                 )
+                pauses.interval_ms = 0.0
+                if judged and cpu_wait.available:
+                    result.judged_samples += 1
+                    if loop_wait < CALM_WAIT_MS_PER_S:
+                        result.calm_samples += 1
+                        for lag in window:
+                            calm[min(LAG_BINS - 1, int(lag / LAG_BIN_MS))] += 1
                 window.clear()
-                next_sample = now + args.sample_s  # after a stall: no burst of samples
+                next_sample = sampled + args.sample_s  # after a stall: no burst of samples
+        cpu_wait.close()
         async with asyncio.timeout(120):
             output, _ = await child.communicate()
     finally:
+        pauses.stop()
         if child.returncode is None:
             child.kill()
             await child.wait()
@@ -431,8 +482,11 @@ async def _soak(args: argparse.Namespace, clip: Path, jpeg: Path) -> Result:
     result.load_end = os.getloadavg()[0]
     result.slow_disconnects = hub.slow_disconnects - slow_before
     await runner.cleanup()
-    result.lag_p50_ms = _histogram_quantile(histogram, 0.50)
-    result.lag_p99_ms = _histogram_quantile(histogram, 0.99)
+    result.lag_p50_ms = histogram_quantile(histogram, LAG_BIN_MS, 0.50)
+    result.lag_p99_ms = histogram_quantile(histogram, LAG_BIN_MS, 0.99)
+    result.own_lag_p99_ms = histogram_quantile(own, LAG_BIN_MS, 0.99)
+    result.calm_lag_p99_ms = histogram_quantile(calm, LAG_BIN_MS, 0.99)
+    result.gc = pauses.summary()
     _judge(result, counts)
     return result
 
@@ -466,12 +520,15 @@ def _judge(result: Result, counts: dict[str, Any]) -> None:
 
 def _report(result: Result, args: argparse.Namespace) -> None:
     print(f"{'t s':>7}{'RSS MiB':>9}{'anon MiB':>9}{'threads':>8}{'tracking/s':>11}", end="")
-    print(f"{'lag p99 ms':>11}{'max ms':>9}")
+    print(f"{'lag p99 ms':>11}{'max ms':>9}{'CPU wait ms/s':>14}{'(all threads)':>14}", end="")
+    print(f"{'GC ms':>7}{'others CPUs':>12}")
     for s in result.samples:
         mark = " " if s.t_s > result.warm_up_s else "w"  # w: warm-up, not judged
         print(
             f"{s.t_s:6.0f}{mark}{s.rss_mib:9.1f}{s.anon_mib:9.1f}{s.threads:8d}"
             f"{s.tracking_per_s:11.1f}{s.lag_p99_ms:11.2f}{s.lag_max_ms:9.1f}"
+            f"{s.loop_cpu_wait_ms_per_s:14.1f}{s.process_cpu_wait_ms_per_s:14.1f}{s.gc_ms:7.1f}"
+            f"{s.others_cores:12.2f}"
         )
     goals = result.goals
 
@@ -488,6 +545,24 @@ def _report(result: Result, args: argparse.Namespace) -> None:
         f"{result.lag_p99_ms:.2f} ms, max {result.lag_max_ms:.1f} ms "
         f"(goal p99 <= {LAG_GOAL_MS:g} ms): {verdict('lag_p99')}"
     )
+    if result.cpu_wait_available:
+        print(
+            f"  the machine's share taken out (not judged): p99 {result.own_lag_p99_ms:.2f} ms "
+            f"of each probe's lag less the time the loop's thread waited for a CPU in it; "
+            f"p99 {result.calm_lag_p99_ms:.2f} ms over the {result.calm_samples} of "
+            f"{result.judged_samples} samples in which it waited < "
+            f"{CALM_WAIT_MS_PER_S:g} ms/s (CPU wait: schedstat's run delay)"
+        )
+    else:
+        print("  (no /proc/thread-self/schedstat: the machine's share cannot be told apart)")
+    for number, generation in enumerate(result.gc.get("generations", [])):
+        print(
+            f"  GC generation {number}: {generation['count']:,} collections "
+            f"({generation['on_loop_thread']:,} on the loop's thread), p50 "
+            f"{generation['p50_ms']:.2f} ms, p99 {generation['p99_ms']:.2f} ms, max "
+            f"{generation['max_ms']:.1f} ms (the most CPU one used: "
+            f"{generation['max_cpu_ms']:.1f} ms), {generation['total_ms']:.0f} ms in all"
+        )
     print(
         f"broadcasts: {result.broadcasts:,} agent updates ({result.sent:,} sent, "
         f"{result.agent_errors} refused); {result.healthy}/{result.viewers} viewers healthy "
