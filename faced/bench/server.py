@@ -10,7 +10,6 @@ and the positive-number arguments of several benches.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import math
@@ -20,6 +19,8 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from faced.commands import at_least
 
 
 def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -35,17 +36,7 @@ def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def positive(kind: type[int] | type[float]) -> Any:
     """An argparse ``type`` for a number > 0 of ``kind``, refused in one line otherwise."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
-
-    return parse
+    return at_least(kind, 0, strict=True)
 
 
 def take_upgrade(buffer: bytearray, ready: asyncio.Future[None]) -> bool:

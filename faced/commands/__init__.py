@@ -7,8 +7,12 @@ Why: a command imports its heavy dependencies only when it runs.
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+N = TypeVar("N", int, float)
 
 DEFAULT_URL: Final = "http://127.0.0.1:9999"
 
@@ -26,3 +30,26 @@ def add_daemon_arguments(parser: argparse.ArgumentParser, key_help: str) -> None
         default=os.environ.get("FACE_API_KEY") or None,
         help=f"{key_help} (env FACE_API_KEY)",
     )
+
+
+def at_least(kind: type[N], minimum: N, *, strict: bool = False) -> Callable[[str], N]:
+    """An argparse ``type``: a finite number of ``kind`` >= ``minimum`` (> with ``strict``),
+    refused in one line that says what was expected."""
+    what = "a whole number" if kind is int else "a number"
+    bound = f"{'>' if strict else '>='} {minimum}"
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or not math.isfinite(value)
+            or value < minimum
+            or (strict and value == minimum)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    return parse

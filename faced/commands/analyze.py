@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from faced.commands import at_least
+
 if TYPE_CHECKING:
     from faced.schemas.analysis import Analysis
     from faced.vision.pipeline import FacePipeline
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--num-faces", type=_faces, default=None, help="faces to look for, 1-8 (config)"
     )
-    parser.add_argument("--threads", type=_positive, default=None, help="inference threads")
+    parser.add_argument("--threads", type=_POSITIVE, default=None, help="inference threads")
     parser.add_argument(
         "--no-smoothing", action="store_true", help="video: report raw, unsmoothed landmarks"
     )
@@ -68,18 +70,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
+_POSITIVE = at_least(int, 1)
 
 
 def _faces(text: str) -> int:
-    value = _positive(text)
+    value = _POSITIVE(text)
     if value > 8:
         raise argparse.ArgumentTypeError(f"{value} is more than 8")
     return value

@@ -20,7 +20,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from faced.commands import add_daemon_arguments
+from faced.commands import add_daemon_arguments, at_least
+
+_POSITIVE = at_least(int, 1)
+_WHOLE = at_least(int, 0)
+_POSITIVE_NUMBER = at_least(float, 0, strict=True)
 
 if TYPE_CHECKING:
     from faced.client import FaceClient
@@ -88,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "reconnecting when the daemon restarts; --viewer prints what viewers get instead.",
     )
     watch.add_argument("--viewer", action="store_true", help="the viewers' messages instead")
-    watch.add_argument("--count", type=_positive, metavar="N", help="stop after N messages")
+    watch.add_argument("--count", type=_POSITIVE, metavar="N", help="stop after N messages")
     watch.set_defaults(func=_run(_watch))
 
     _register_takes(actions)
@@ -112,7 +116,7 @@ def _register_takes(actions: argparse._SubParsersAction[argparse.ArgumentParser]
     take.add_argument("clip", nargs="?", metavar="VIDEO", help="the video file to upload")
     take.add_argument(
         "--record",
-        type=_positive_number,
+        type=_POSITIVE_NUMBER,
         metavar="SECONDS",
         help="record this long (1-600 s) from the box's camera instead",
     )
@@ -123,7 +127,7 @@ def _register_takes(actions: argparse._SubParsersAction[argparse.ArgumentParser]
     take.add_argument(
         "--calibrated", action="store_true", help="apply the current expression calibration"
     )
-    take.add_argument("--fps", type=_positive_number, metavar="N", help="take frames at this rate")
+    take.add_argument("--fps", type=_POSITIVE_NUMBER, metavar="N", help="take frames at this rate")
     take.add_argument("--wait", action="store_true", help="follow it until done or failed")
     _download_options(take, video_help="save the video (implies --keep-video)")
     take.set_defaults(func=_run(_take, check=_check_take))
@@ -135,10 +139,10 @@ def _register_takes(actions: argparse._SubParsersAction[argparse.ArgumentParser]
         '{"jobs": [...], "total", "limit", "offset"}.',
     )
     jobs.add_argument(
-        "--limit", type=_positive, default=20, metavar="N", help="per page, 1..100 (default 20)"
+        "--limit", type=_POSITIVE, default=20, metavar="N", help="per page, 1..100 (default 20)"
     )
     jobs.add_argument(
-        "--offset", type=_whole, default=0, metavar="N", help="skip the N newest (default 0)"
+        "--offset", type=_WHOLE, default=0, metavar="N", help="skip the N newest (default 0)"
     )
     jobs.set_defaults(func=_run(_jobs))
 
@@ -189,36 +193,6 @@ def _look(value: str) -> dict[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y (numbers -1..1), got {value!r}") from None
     return {"x": x, "y": y}
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return number
-
-
-def _whole(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return number
-
-
-def _positive_number(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}")
-    return number
 
 
 def _fields(args: argparse.Namespace, *names: str) -> dict[str, Any]:
