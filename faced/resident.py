@@ -24,7 +24,6 @@ Three calls, each safe whoever reads the pages afterwards:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import logging
@@ -168,6 +167,10 @@ def settle() -> int:
 
 async def settle_after(delay_s: float = SETTLE_S) -> None:
     """``settle`` ``delay_s`` after now, on a worker thread; logged at debug."""
+    # Imported here: the model runtime imports this module, and `faced analyze` (no event
+    # loop) should not pay for asyncio.
+    import asyncio  # noqa: PLC0415
+
     await asyncio.sleep(delay_s)
     with contextlib.suppress(OSError):
         released = await asyncio.to_thread(settle)

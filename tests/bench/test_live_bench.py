@@ -35,11 +35,18 @@ def test_bench_live_reports_four_phases(capsys: pytest.CaptureFixture[str]) -> N
     assert "analyze requests failed" not in out
 
 
-@pytest.mark.parametrize("argv", [["--seconds", "0"], ["--clients", "-1"], ["--workers", "x"]])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seconds", "0"], "--seconds: expected a number > 0, got '0'"),
+        (["--clients", "-1"], "--clients: expected a whole number > 0, got '-1'"),
+        (["--workers", "x"], "--workers: expected a whole number > 0, got 'x'"),
+    ],
+)
 def test_bench_live_refuses_bad_arguments(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         _parser().parse_args(argv)
     assert exited.value.code == 2
-    assert "expected a number > 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_soak_loses_nothing_and_memory_stays_bounded(tmp_path: Path) -> None:
     ("arguments", "message"),
     [
         (["--minutes", "0.1", "--warm-up", "10"], "--warm-up must be shorter than the run"),
-        (["--viewers", "0"], "expected a number > 0, got '0'"),
+        (["--viewers", "0"], "expected a whole number > 0, got '0'"),
         (["--rate", "fast"], "expected a number > 0, got 'fast'"),
     ],
 )
