@@ -75,16 +75,28 @@ def test_cold_library_pages_go_and_the_libraries_still_work() -> None:
 
 def test_litert_maps_the_verified_model_and_gives_its_pages_back() -> None:
     store = ModelStore()
+    path = store.path("face_landmarks_detector.tflite").resolve()
+    inode = path.stat().st_ino
+
+    def starts() -> set[int]:
+        return {m.start for m in resident.mappings() if m.inode == inode}
+
+    # Other tests in this process may hold the same model mapped: this runtime's mapping is
+    # the one that was not there before.
+    before = starts()
     runtime = Runtime()
     model = runtime.open(store, "face_landmarks_detector.tflite")
-    mapping = _mapping_of(store.path("face_landmarks_detector.tflite").resolve())
-    assert mapping.perms == "r--s"
+    (start,) = starts() - before
+
+    def mapping() -> resident.Mapping:
+        (found,) = [m for m in resident.mappings() if m.start == start]
+        return found
+
+    assert mapping().perms == "r--s"
     size_kib = store.manifest.file("face_landmarks_detector.tflite").size // 1024
     # The flatbuffer's tables LiteRT still reads come back; the packed weights do not.
     model.run([np.zeros(t.shape, t.dtype) for t in model.inputs])
-    assert _mapping_of(store.path("face_landmarks_detector.tflite").resolve()).rss_kib < (
-        size_kib // 4
-    )
+    assert mapping().rss_kib < size_kib // 4
     (loaded,) = runtime.loaded
     assert loaded.sha256 == store.manifest.file("face_landmarks_detector.tflite").sha256
 
