@@ -89,7 +89,8 @@ class Worker:
     done: int = 0
     streams: int = 0
     loads: int = 0
-    """Times this worker built its interpreters (first use, and again after an unload)."""
+    """Times this worker took a model set, built or the tracker's (first use, and again
+    after an unload): each is followed by a settle."""
     tracking_models: Callable[[], FacePipeline | None] | None = None
     """The live tracker's pipeline to use instead of loading one, when there is one."""
     sharing: bool = False
@@ -123,6 +124,7 @@ class Worker:
             tracking = self.tracking_models() if self.tracking_models is not None else None
             if tracking is not None:
                 self.loaded, self.sharing = tracking, True
+                self.loads += 1
                 log.info("analyze worker %d uses the live tracker's models", self.index)
                 return tracking
             with _native_stderr_logged():
@@ -264,9 +266,10 @@ class AnalyzePool:
             self._settle_after_loading()
 
     def _settle_after_loading(self) -> None:
-        """Once a worker has built its interpreters, give back what only building them
-        touched (faced.resident.settle_after: the library pages of LiteRT's model set-up,
-        the freed start-up buffers); what the jobs use comes back at their next access."""
+        """Once a worker has taken a model set, give back what only taking it touched
+        (faced.resident.settle_after: the library pages of LiteRT's model set-up, the freed
+        start-up buffers, the first job's decoder pages); what the jobs use comes back at
+        their next access."""
         loads = sum(worker.loads for worker in self.workers)
         if loads == self._settled_loads or self._closed:
             return
