@@ -344,6 +344,13 @@ async def test_one_worker_shares_the_live_trackers_models_with_the_same_results(
             assert response.status == 200, await response.text()
             answers.append(_stable(await response.json()))
         assert answers[0] == answers[1] == _stable(cli_results[name]), name
+    async with shared.ws_connect("/v1/stream") as ws:  # a stream's tracker on the shared set
+        for frame in range(1, 4):
+            await ws.send_bytes(await _read("tongue.jpg"))
+            reply = await ws.receive_json(timeout=10)
+            assert reply["frame"] == frame and reply["face_found"] is True
+            if frame == 1:
+                assert _stable(reply) == _stable(cli_results["tongue.jpg"])
     report = await _analyze_report(shared)
     assert (report["workers"], report["loaded"], report["sharing_tracker_models"]) == (1, 0, 1)
     assert (await _analyze_report(own))["loaded"] == 1
