@@ -218,6 +218,7 @@ def _add_components(
         num_faces=vision.num_faces,
         detector=vision.detector,
         idle_unload_s=vision.analyze_idle_unload_s,
+        tracking_models=live.tracking_models if vision.analyze_shares_tracker_models else None,
     )
 
     # The order the data flows in: each starts after what it reads from, and aiohttp

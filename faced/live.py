@@ -36,7 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import WSCloseCode, web
@@ -53,6 +53,9 @@ from faced.schemas.person import PersonEvent
 from faced.schemas.tracking import EmotionState, Position, PresenceMessage, TrackingResult
 from faced.vision.models import ModelError, default_model_dir
 from faced.vision.tracker import Tracker
+
+if TYPE_CHECKING:
+    from faced.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -428,17 +431,16 @@ def without_landmarks(result: TrackingResult) -> TrackingResult:
 # --- the component -------------------------------------------------------------------------
 
 
-def _load_tracker(vision: VisionConfig) -> Tracker:
+def _load_pipeline(vision: VisionConfig) -> FacePipeline:
     from faced.vision.pipeline import FacePipeline  # noqa: PLC0415  (loads the runtime)
     from faced.vision.runtime import Runtime  # noqa: PLC0415
 
-    pipeline = FacePipeline.load(
+    return FacePipeline.load(
         vision.model_dir or None,
         num_faces=vision.num_faces,
         runtime=Runtime.from_config(vision),
         detector=vision.detector,
     )
-    return pipeline.tracker(smoothing=True)
 
 
 class LiveService:
@@ -461,6 +463,7 @@ class LiveService:
         self.camera: Camera | None = None
         self.live: LiveTracking | None = None
         """Set at startup when ``camera.tracking`` is on."""
+        self._pipeline: FacePipeline | None = None
         self.results = Hub(max_messages=1, max_bytes=1)  # latest-wins subscribers only
         self.person = Hub(max_messages=PERSON_QUEUE, max_bytes=PERSON_QUEUE * 1024)
         """Person events (faced.perception): every event, in order, to each subscriber."""
@@ -471,6 +474,13 @@ class LiveService:
         # needed while someone follows the person's events, and while a calibration records.
         self.blendshapes.watch("person events", lambda: len(self.person) > 0)
         self.blendshapes.watch("calibration", lambda: self.calibration.recording)
+
+    def tracking_models(self) -> FacePipeline | None:
+        """The live tracker's loaded models while tracking runs, else None: for the one
+        analyze worker to share (``vision.analyze_shares_tracker_models``). Every call
+        on the pipeline, its trackers included, serialises on the pipeline's lock, and an
+        IMAGE-mode call touches no tracker's state."""
+        return self._pipeline
 
     @property
     def clients(self) -> int:
@@ -491,12 +501,13 @@ class LiveService:
         except ValueError as exc:
             raise ConfigError(f"camera.source = {config.source!r}: {exc}") from None
         assert source is not None  # only "none" has no source
-        tracker = None
+        tracker = pipeline = None
         if config.tracking:
             try:
-                tracker = await asyncio.to_thread(_load_tracker, self._vision)
+                pipeline = await asyncio.to_thread(_load_pipeline, self._vision)
             except ModelError as exc:
                 raise ConfigError(f"camera.tracking needs the face models: {exc}") from None
+            tracker = pipeline.tracker(smoothing=True)
         camera = self.camera = Camera(
             source, fps=config.fps, rotation=config.rotation, mirror=config.mirror
         )
@@ -513,11 +524,13 @@ class LiveService:
             live.listeners.append(self.results.publish)
             live.person_listeners.append(self.person.publish)
             live.start()
+            self._pipeline = pipeline
         camera.start()
         log.info("camera %s started", source.name, extra={"tracking": tracker is not None})
         try:
             yield
         finally:
+            self._pipeline = None  # an analyze worker still holding it keeps it alive
             if self.live is not None:
                 await asyncio.to_thread(self.live.stop)
             await asyncio.to_thread(camera.stop)

@@ -228,6 +228,14 @@ class VisionConfig(_Section, frozen=True):
     analyze_idle_unload_s: Annotated[float, Meta(ge=0)] = 300.0
     """A worker with no job and no stream for this long gives its models' memory back
     (~22 MiB each) and loads them again on its next job; 0 keeps them loaded."""
+    analyze_shares_tracker_models: bool = True
+    """With one analyze worker and live tracking running, the worker uses the tracker's
+    loaded models (~19 MiB less) instead of loading its own set; each call still gets
+    IMAGE-mode results (the same as with its own set) and the tracker keeps its state, the
+    two take turns on the models (live tracking waits a few ms while an image runs). False:
+    the worker always loads its own set. A bool, not auto/always: both sides read this
+    same section, so back end, precision and model files always match, and with the camera
+    off or several workers there is no set to share (the worker then loads its own)."""
     max_image_bytes: PositiveInt = 16 * 1024 * 1024
     """Largest encoded image the analyze API accepts (upload, base64 or stream frame)."""
     blendshapes: Literal["on_demand", "always"] = "on_demand"

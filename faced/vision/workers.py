@@ -6,9 +6,9 @@ pipeline (faced.live).
 Why: inference must never run on the event loop, and a burst must be refused, not queued.
 
 ``AnalyzePool`` owns ``vision.analyze_workers`` pipelines; each lives on one dedicated
-thread (a single-thread executor) with its own interpreters, so no interpreter is ever
-touched by two threads and N workers use N cores. Jobs (decode + inference, never on the
-event loop) go to the least-loaded worker. Admission is bounded: at most ``backlog`` jobs
+thread (a single-thread executor) with its own interpreters (a single worker may share
+the live tracker's, see below), and N workers use N cores. Jobs (decode + inference, never
+on the event loop) go to the least-loaded worker. Admission is bounded: at most ``backlog`` jobs
 wait per worker; beyond that ``PoolBusy`` (the API answers 503 with Retry-After) — there is
 no unbounded queue anywhere. A stream (/v1/stream, faced.api.analyze_stream) pins one
 worker, because its tracker belongs to that worker's pipeline.
@@ -22,6 +22,15 @@ job comes, not at startup: a model set is ~19 MiB of packed weights and activati
 it again after ``idle_unload_s`` without a job or stream (faced.resident.settle then
 returns the memory to the system: without ``malloc_trim`` glibc keeps the freed arena
 pages, and the library pages only loading touched stay resident).
+
+With one worker and live tracking running (``vision.analyze_shares_tracker_models``), the
+worker takes the live tracker's loaded pipeline (``tracking_models``, faced.live) instead
+of building its own set: ~19 MiB less. The pipeline's lock already serialises every call
+on it, the tracker's and this worker's (never two threads in one interpreter), and an
+IMAGE-mode call (``FacePipeline.analyze``) reads no tracker state, so its results are those
+of an own set and the tracker's stream is undisturbed. When there is no tracker (camera off,
+tracking off, not started) the worker loads its own, as before; its idle unload only lets go
+of a shared set, which the tracker keeps.
 """
 
 from __future__ import annotations
@@ -80,7 +89,12 @@ class Worker:
     done: int = 0
     streams: int = 0
     loads: int = 0
-    """Times this worker built its interpreters (first use, and again after an unload)."""
+    """Times this worker took a model set, built or the tracker's (first use, and again
+    after an unload): each is followed by a settle."""
+    tracking_models: Callable[[], FacePipeline | None] | None = None
+    """The live tracker's pipeline to use instead of loading one, when there is one."""
+    sharing: bool = False
+    """``loaded`` is the live tracker's pipeline, not this worker's own."""
 
     @property
     def pipeline(self) -> FacePipeline:
@@ -94,6 +108,10 @@ class Worker:
         if self.loaded is None or self.load > 0 or self.streams > 0:
             return
         self.loaded = None
+        if self.sharing:  # the tracker keeps its models: nothing of ours to free
+            self.sharing = False
+            log.info("analyze worker %d let go of the live tracker's models (idle)", self.index)
+            return
         gc.collect()  # the interpreters sit in reference cycles of LiteRT's wrappers
         # The freed arenas' pages, and the library pages only loading touched, go back
         # (1 s on this idle worker's thread; a job arriving meanwhile waits for it).
@@ -103,6 +121,12 @@ class Worker:
     def pipeline_here(self) -> FacePipeline:
         """The pipeline, loaded now if need be: only ever called on this worker's thread."""
         if self.loaded is None:
+            tracking = self.tracking_models() if self.tracking_models is not None else None
+            if tracking is not None:
+                self.loaded, self.sharing = tracking, True
+                self.loads += 1
+                log.info("analyze worker %d uses the live tracker's models", self.index)
+                return tracking
             with _native_stderr_logged():
                 self.loaded = self.loader()
             self.loads += 1
@@ -140,11 +164,14 @@ class AnalyzePool:
         detector: DetectorMode = "short",
         eager: bool = False,
         idle_unload_s: float = 0.0,
+        tracking_models: Callable[[], FacePipeline | None] | None = None,
     ) -> AnalyzePool:
         """Verify the model files on ``runtime``'s back end and precision and make ``size``
         workers that load their pipeline on first use (``eager``: now). Blocking: call from
         a thread. ModelError if a model is missing or corrupt or the back end is not
-        installed."""
+        installed. ``tracking_models``: the live tracker's pipeline while there is one,
+        loaded with these same settings; a single worker uses it instead of its own (with
+        several, each keeps its own so that N workers still use N cores)."""
         directory = Path(model_dir) if model_dir else default_model_dir()
         checked = runtime.fresh() if runtime is not None else Runtime(threads=threads)
         model_info = FacePipeline.verify(ModelStore(directory), checked, detector)
@@ -159,7 +186,12 @@ class AnalyzePool:
             )
 
         workers = [
-            Worker(index, loader, ThreadPoolExecutor(1, thread_name_prefix=f"analyze-{index}"))
+            Worker(
+                index,
+                loader,
+                ThreadPoolExecutor(1, thread_name_prefix=f"analyze-{index}"),
+                tracking_models=tracking_models if size == 1 else None,
+            )
             for index in range(size)
         ]
         pool = cls(workers, model_info, checked, backlog=backlog, idle_unload_s=idle_unload_s)
@@ -234,9 +266,10 @@ class AnalyzePool:
             self._settle_after_loading()
 
     def _settle_after_loading(self) -> None:
-        """Once a worker has built its interpreters, give back what only building them
-        touched (faced.resident.settle_after: the library pages of LiteRT's model set-up,
-        the freed start-up buffers); what the jobs use comes back at their next access."""
+        """Once a worker has taken a model set, give back what only taking it touched
+        (faced.resident.settle_after: the library pages of LiteRT's model set-up, the freed
+        start-up buffers, the first job's decoder pages); what the jobs use comes back at
+        their next access."""
         loads = sum(worker.loads for worker in self.workers)
         if loads == self._settled_loads or self._closed:
             return
@@ -263,13 +296,15 @@ class AnalyzePool:
         self._timers[worker.index] = loop.call_later(self.idle_unload_s, unload)
 
     def report(self) -> dict[str, object]:
-        """For /health: cheap, no locks."""
+        """For /health: cheap, no locks. ``loaded``: workers holding a model set of their
+        own; ``sharing_tracker_models``: workers using the live tracker's."""
         return {
             "status": "ok",
             "workers": self.size,
             "pending": self.pending,
             "streams": sum(w.streams for w in self.workers),
-            "loaded": sum(w.loaded is not None for w in self.workers),
+            "loaded": sum(w.loaded is not None and not w.sharing for w in self.workers),
+            "sharing_tracker_models": sum(w.sharing for w in self.workers),
             "analyzed": sum(w.done for w in self.workers),
             "rejected_busy": self.rejected,
         }
@@ -323,6 +358,7 @@ async def start_pool(
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
     idle_unload_s: float = 0.0,
+    tracking_models: Callable[[], FacePipeline | None] | None = None,
 ) -> AnalyzePool:
     """Load the pool off the event loop; a model problem becomes a ConfigError (exit 78)."""
     from faced.config import ConfigError  # noqa: PLC0415
@@ -338,6 +374,7 @@ async def start_pool(
             runtime=runtime,
             detector=detector,
             idle_unload_s=idle_unload_s,
+            tracking_models=tracking_models,
         )
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
@@ -352,6 +389,7 @@ def analyze_pool_ctx(
     runtime: Runtime | None = None,
     detector: DetectorMode = "short",
     idle_unload_s: float = 0.0,
+    tracking_models: Callable[[], FacePipeline | None] | None = None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup_ctx that owns the pool for the app's lifetime."""
 
@@ -364,6 +402,7 @@ def analyze_pool_ctx(
             runtime=runtime,
             detector=detector,
             idle_unload_s=idle_unload_s,
+            tracking_models=tracking_models,
         )
         app[ANALYZE_POOL_KEY] = pool
         model = pool.model_info

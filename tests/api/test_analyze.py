@@ -314,6 +314,99 @@ async def test_a_worker_loads_on_first_use_and_frees_its_models_when_idle(
         await until(freed, 30.0, interval=0.1, what="the idle worker freeing its models")
 
 
+async def _analyze_report(client: Client) -> dict[str, Any]:
+    health = await (await client.get("/health")).json()
+    report: dict[str, Any] = health["components"]["analyze"]
+    return report
+
+
+async def _tracking(client: Client) -> dict[str, Any]:
+    health = await (await client.get("/health")).json()
+    report: dict[str, Any] = health["components"]["tracking"]
+    return report
+
+
+async def test_one_worker_shares_the_live_trackers_models_with_the_same_results(
+    faced_client: Callable[..., Awaitable[Client]], cli_results: dict[str, Any]
+) -> None:
+    """Demo camera tracking, default settings: the single worker holds no model set of its
+    own, its answers are those of an own set (the CLI's and the unshared daemon's), and the
+    tracker keeps tracking through the analyze calls."""
+    shared = await faced_client(camera={"source": "demo"})
+    own = await faced_client(
+        camera={"source": "demo"}, vision={"analyze_shares_tracker_models": False}
+    )
+    before = (await _tracking(shared))["processed"]
+    for name in PHOTOS:
+        answers = []
+        for client in (shared, own):
+            response = await client.post("/v1/analyze", data=_form(await _read(name)))
+            assert response.status == 200, await response.text()
+            answers.append(_stable(await response.json()))
+        assert answers[0] == answers[1] == _stable(cli_results[name]), name
+    async with shared.ws_connect("/v1/stream") as ws:  # a stream's tracker on the shared set
+        for frame in range(1, 4):
+            await ws.send_bytes(await _read("tongue.jpg"))
+            reply = await ws.receive_json(timeout=10)
+            assert reply["frame"] == frame and reply["face_found"] is True
+            if frame == 1:
+                assert _stable(reply) == _stable(cli_results["tongue.jpg"])
+    report = await _analyze_report(shared)
+    assert (report["workers"], report["loaded"], report["sharing_tracker_models"]) == (1, 0, 1)
+    assert (await _analyze_report(own))["loaded"] == 1
+    assert (await _analyze_report(own))["sharing_tracker_models"] == 0
+
+    async def tracked_on() -> bool:
+        tracking = await _tracking(shared)
+        return bool(tracking["processed"] > before + 5 and tracking["present"])
+
+    await until(tracked_on, 30.0, interval=0.1, what="live tracking going on meanwhile")
+    assert (await _tracking(shared))["failures"] == 0
+    async with shared.ws_connect("/ws/tracking?fields=head") as ws:
+        found = [(await ws.receive_json(timeout=10))["face_found"] for _ in range(5)]
+    assert sum(found) >= 4
+
+
+async def test_without_live_tracking_or_with_several_workers_a_worker_loads_its_own(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    data = await _read("lenna.png")
+    for sections in (
+        {},  # no camera
+        {"camera": {"source": "demo", "tracking": False}},
+        {"camera": {"source": "demo"}, "vision": {"analyze_workers": 2}},
+    ):
+        client = await faced_client(**sections)
+        response = await client.post("/v1/analyze", data=_form(data))
+        assert response.status == 200, await response.text()
+        report = await _analyze_report(client)
+        assert (report["loaded"], report["sharing_tracker_models"]) == (1, 0), sections
+
+
+async def test_idle_unload_lets_go_of_the_trackers_models_and_tracking_goes_on(
+    faced_client: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await faced_client(camera={"source": "demo"}, vision={"analyze_idle_unload_s": 0.5})
+    data = await _read("lenna.png")
+
+    async def let_go() -> bool:
+        report = await _analyze_report(client)
+        return bool(report["sharing_tracker_models"] == 0 and report["loaded"] == 0)
+
+    for _ in range(2):  # the second request takes the tracker's models again
+        response = await client.post("/v1/analyze", data=_form(data))
+        assert response.status == 200, await response.text()
+        assert (await response.json())["face_found"] is True
+        assert (await _analyze_report(client))["sharing_tracker_models"] == 1
+        await until(let_go, 30.0, interval=0.1, what="the idle worker letting go")
+    processed = (await _tracking(client))["processed"]
+
+    async def tracking_on() -> bool:
+        return bool((await _tracking(client))["processed"] > processed + 5)
+
+    await until(tracking_on, 30.0, interval=0.1, what="live tracking after the unload")
+
+
 async def test_missing_model_stops_startup(run_faced: Any, tmp_path: Path) -> None:
     process = await run_faced(config_text=f'[vision]\nmodel_dir = "{tmp_path}"\n', wait=False)
     status = await process.wait_exit(30)
