@@ -72,7 +72,8 @@ def add_routes(app: web.Application) -> None:
             errors=body_errors,
         ),
     )
-    wav = {"type": "string", "contentMediaType": "audio/wav"}
+    # An empty body is 400 "missing audio", as an empty `data` is.
+    wav = {"type": "string", "contentMediaType": "audio/wav", "minLength": 1}
     openapi.describe(
         app,
         router.add_post("/api/audio", post_audio),

@@ -85,8 +85,11 @@ def _decode(raw: memoryview, encoding: str) -> Floats:
         wide = np.frombuffer(raw, dtype="<i4").astype(np.float64) * (1 / 2147483648)
         return wide.astype(np.float32)
     if encoding == "f64":
-        return np.frombuffer(raw, dtype="<f8").astype(np.float32)
-    values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        # Clipped in float64 first: a value past float32's range would become inf on the way.
+        wide = np.frombuffer(raw, dtype="<f8")
+        values = np.clip(np.nan_to_num(wide, nan=0.0), -1.0, 1.0).astype(np.float32)
+    else:
+        values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     # A float WAV may hold NaN or values past full scale; neither may reach the device.
     return np.clip(np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
