@@ -244,6 +244,10 @@ async def test_a_take_queued_then_waited_for_and_a_failed_take(
     assert err == [f"faced ctl: job {failed['id']} failed: the file cannot be opened as a video"]
 
 
+# Serial: in make test's parallel phase (two xdist workers, the whole suite) the Ctrl-C'd
+# ctl did not exit within 30 s, twice; alone or with its file's neighbours on two workers
+# it passes (cause not found yet: see the note on issue 20).
+@pytest.mark.serial
 @pytest.mark.slow
 async def test_a_camera_take_saves_its_video_and_ctrl_c_leaves_a_take_running(
     faced_client: Any, clip: Path, tmp_path: Path
