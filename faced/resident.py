@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import time
@@ -43,6 +44,7 @@ SETTLE_S: Final = 5.0
 encodes have run by then (`faced bench memory` samples tracking 10 s after it)."""
 
 
+@functools.cache  # one lookup of the C library per process, not one per call
 def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
