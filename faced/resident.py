@@ -75,7 +75,9 @@ class Mapping:
 
 
 def mappings(smaps: str = "/proc/self/smaps") -> list[Mapping]:
-    """This process's file mappings (empty where /proc is missing)."""
+    """This process's file mappings with their resident and anonymous KiB (empty where
+    /proc is missing). Reading smaps makes the kernel walk every mapping's page tables
+    (~10 ms in the daemon): ``file_mappings`` is the cheap call where sizes are not needed."""
     try:
         text = Path(smaps).read_text()
     except OSError:
@@ -85,11 +87,8 @@ def mappings(smaps: str = "/proc/self/smaps") -> list[Mapping]:
     rss = anonymous = 0
 
     def close() -> None:
-        if head is not None and len(head) == 6 and head[5].startswith("/"):
-            low, high = (int(part, 16) for part in head[0].split("-"))
-            major, minor = (int(part, 16) for part in head[3].split(":"))
-            device = os.makedev(major, minor)
-            found.append(Mapping(low, high, head[1], device, int(head[4]), head[5], anonymous, rss))
+        if head is not None and (mapping := _file_mapping(head, anonymous, rss)) is not None:
+            found.append(mapping)
 
     for line in text.splitlines():
         key, _, rest = line.partition(" ")
@@ -103,6 +102,31 @@ def mappings(smaps: str = "/proc/self/smaps") -> list[Mapping]:
             anonymous = int(rest.split()[0])
     close()
     return found
+
+
+def file_mappings(maps: str = "/proc/self/maps") -> list[Mapping]:
+    """This process's file mappings without their sizes (``anonymous_kib`` and ``rss_kib``
+    are 0): the headers ``mappings`` reads, at a thirtieth of its cost."""
+    try:
+        text = Path(maps).read_text()
+    except OSError:
+        return []
+    return [
+        mapping
+        for line in text.splitlines()
+        if (mapping := _file_mapping(line.split(maxsplit=5), 0, 0)) is not None
+    ]
+
+
+def _file_mapping(head: list[str], anonymous_kib: int, rss_kib: int) -> Mapping | None:
+    """The mapping of one header line (address perms offset dev inode path), None unless
+    it maps a file."""
+    if len(head) != 6 or not head[5].startswith("/"):
+        return None
+    low, high = (int(part, 16) for part in head[0].split("-"))
+    major, minor = (int(part, 16) for part in head[3].split(":"))
+    device = os.makedev(major, minor)
+    return Mapping(low, high, head[1], device, int(head[4]), head[5], anonymous_kib, rss_kib)
 
 
 def _advise(ranges: list[tuple[int, int]]) -> int:
@@ -126,7 +150,7 @@ def release_file_pages(path: Path) -> int:
     return _advise(
         [
             (m.start, m.end)
-            for m in mappings()
+            for m in file_mappings()
             if m.inode == identity.st_ino
             and m.device == identity.st_dev
             and m.perms == "r--s"  # shared, never writable: no private page to lose

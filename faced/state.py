@@ -17,7 +17,6 @@ import errno
 import logging
 import os
 import re
-import tempfile
 import time
 from glob import escape as glob_escape
 from pathlib import Path
@@ -48,6 +47,8 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that a reader, or the next boot, sees the old file or
     the new one: a temporary file beside it, flushed to disk, renamed over it, and the
     rename flushed too. Blocking: call it in a worker thread from the event loop."""
+    import tempfile  # noqa: PLC0415  (tempfile imports random: not on every command's start)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -41,6 +41,20 @@ def test_a_shared_file_mapping_is_dropped_and_reads_the_same_after(tmp_path: Pat
         assert m[:] == content  # back from the page cache
 
 
+def test_the_cheap_listing_names_the_same_file_mappings(tmp_path: Path) -> None:
+    """file_mappings (/proc/self/maps, what release_file_pages reads) lists what mappings
+    (/proc/self/smaps) does, only without the sizes."""
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x01" * 8 * PAGE)
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ):
+        cheap = resident.file_mappings()
+        full = resident.mappings()
+    assert [m for m in cheap if m.path == str(path)]  # the mapping made here is in it
+    assert all(m.rss_kib == 0 and m.anonymous_kib == 0 for m in cheap)
+    headers = {(m.start, m.end, m.perms, m.device, m.inode, m.path) for m in full}
+    assert {(m.start, m.end, m.perms, m.device, m.inode, m.path) for m in cheap} == headers
+
+
 def test_a_private_page_is_never_dropped(tmp_path: Path) -> None:
     """A copied-on-write page made read-only afterwards (what the loader does to a library's
     relocated constants) keeps what was written into it."""

