@@ -144,9 +144,15 @@ class LandmarkModel:
         """The bare model (benchmarks time it alone)."""
         return self._model
 
-    def crop(self, image: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.float32]:
-        """The model's input for ``roi`` of an RGB or RGBA image (RGBA warps faster:
-        OpenCV's 4-channel bilinear path is vectorised, the 3-channel one less so)."""
+    def crop(
+        self,
+        image: npt.NDArray[np.uint8],
+        roi: Roi,
+        out: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """The model's input (1 x 256 x 256 x 3) for ``roi`` of an RGB or RGBA image, in
+        ``out`` or else an array of its own, reused (RGBA warps faster: OpenCV's 4-channel
+        bilinear path is vectorised, the 3-channel one less so)."""
         patch = cv2.warpAffine(
             image,
             roi.crop_matrix(),
@@ -161,13 +167,15 @@ class LandmarkModel:
         # patch * 0 + 0) converts and scales in one vectorised pass, bit for bit what
         # np.multiply(patch, np.float32(1 / 255)) gives for all 256 values, ~3x faster
         # (numpy casts uint8 to float32 through a buffer, then multiplies).
-        cv2.addWeighted(patch, 1 / 255, patch, 0.0, 0.0, dst=self._tensor[0], dtype=cv2.CV_32F)
-        return self._tensor
+        tensor = self._tensor if out is None else out
+        cv2.addWeighted(patch, 1 / 255, patch, 0.0, 0.0, dst=tensor[0], dtype=cv2.CV_32F)
+        return tensor
 
     def run(self, image: npt.NDArray[np.uint8], roi: Roi) -> FaceLandmarks | None:
         """Landmarks of the face in ``roi``, or None when the model says no face is there
         (presence must be strictly above the threshold)."""
-        outputs = self._model.run([self.crop(image, roi)])
+        # The crop is written straight into the model's input buffer (no 768 KiB copy).
+        outputs = self._model.run_filling(lambda inputs: self.crop(image, roi, inputs[0]))
         logit = float(outputs[self._presence_out].reshape(-1)[0])
         # sigmoid(logit) > p  <=>  logit > log(p / (1 - p)); NaN fails both.
         if not logit > self._min_logit:

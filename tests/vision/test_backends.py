@@ -175,6 +175,36 @@ def test_back_end_gives_the_same_faces(
     )
 
 
+@pytest.mark.parametrize(
+    ("backend", "precision", "name"),
+    [
+        ("litert", "fp32", LANDMARKS_FILE),  # straight into LiteRT's input buffer
+        ("litert", "int8", BLENDSHAPES_FILE),  # the int8 file (its input stays float)
+        ("onnxruntime", "fp32", LANDMARKS_FILE),
+    ],
+)
+def test_run_filling_gives_what_run_gives(backend: str, precision: str, name: str) -> None:
+    """The port's two ways in (faced.vision.runtime.InferenceModel): inputs written by the
+    caller into the arrays run_filling hands it, and inputs made first, then run. Same
+    outputs, bit for bit, on each back end's path, twice (buffers are reused)."""
+    model = Runtime(backend, precision).open(_store(), name)  # type: ignore[arg-type]
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        made = [rng.random(t.shape, dtype=np.float32).astype(t.dtype) for t in model.inputs]
+        want = [np.array(o, copy=True) for o in model.run(made)]
+        handed: list[tuple[tuple[int, ...], Any]] = []
+
+        def fill(arrays: Any, made: list[Any] = made) -> None:
+            handed.extend((a.shape, a.dtype) for a in arrays)
+            for array, value in zip(arrays, made, strict=True):
+                array[...] = value
+
+        got = model.run_filling(fill)
+        assert handed == [(t.shape, t.dtype) for t in model.inputs]
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
 def test_litert_int8_tracks_the_clip_like_fp32() -> None:
     """VIDEO mode on the benchmark's kind of clip (a photo moving, zooming and turning;
     tracking, smoothing): LiteRT int8 stays within the issue's bounds of fp32 frame by frame,
@@ -231,7 +261,13 @@ class _TongueDrift:
         self.inputs, self.outputs = model.inputs, model.outputs
 
     def run(self, inputs: Any) -> list[Any]:
-        outputs = [np.array(o, copy=True) for o in self._model.run(inputs)]
+        return self._drifted(self._model.run(inputs))
+
+    def run_filling(self, fill: Any) -> list[Any]:
+        return self._drifted(self._model.run_filling(fill))
+
+    def _drifted(self, outputs: list[Any]) -> list[Any]:
+        outputs = [np.array(o, copy=True) for o in outputs]
         tongue = next(o for o in outputs if o.size == 1 and o.ndim == 2)
         tongue += np.float32(self._by)
         return outputs

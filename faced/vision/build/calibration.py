@@ -33,7 +33,7 @@ from faced.vision.models import (
     verified_wheel,
 )
 from faced.vision.pipeline import FacePipeline
-from faced.vision.runtime import InferenceModel, Runtime, TensorInfo
+from faced.vision.runtime import Fill, InferenceModel, Runtime, TensorInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +140,13 @@ class RecordingModel:
     def run(self, inputs: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
         self.seen.append(np.array(inputs[0], dtype=np.float32, copy=True))
         return self._model.run(inputs)
+
+    def run_filling(self, fill: Fill) -> list[npt.NDArray[Any]]:
+        def fill_and_keep(inputs: Sequence[npt.NDArray[Any]]) -> None:
+            fill(inputs)
+            self.seen.append(np.array(inputs[0], dtype=np.float32, copy=True))
+
+        return self._model.run_filling(fill_and_keep)
 
 
 @dataclass
