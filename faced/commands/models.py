@@ -244,8 +244,8 @@ def _list_in_use(store: ModelStore, vision: config.VisionConfig) -> int:
     ok = True
     for name in model_files(vision.detector):
         try:
-            file, data = variants.read(store, name, vision.backend, vision.precision)
-            print(f"  {file:<48} sha256 {variants.sha256(data)}")
+            verified = variants.read(store, name, vision.backend, vision.precision)
+            print(f"  {verified.file:<48} sha256 {verified.sha256}")
         except ModelError as exc:
             print(f"  {exc}")
             ok = False

@@ -422,7 +422,7 @@ class Runtime:
         from faced.vision import variants  # noqa: PLC0415
 
         self.check_available()
-        file, data = variants.read(store, name, self.backend, self.precision)
+        verified = variants.read(store, name, self.backend, self.precision)
         if self.backend == "onnxruntime":
             first = onnx_providers(
                 self.onnx_provider,
@@ -433,7 +433,7 @@ class Runtime:
             runs_on = "onnxruntime/" + name.removesuffix("ExecutionProvider").lower()
         else:
             runs_on = _interpreter_class()[1]
-        self.loaded.append(LoadedModel(file, variants.sha256(data), runs_on))
+        self.loaded.append(LoadedModel(verified.file, verified.sha256, runs_on))
 
     def open(self, store: ModelStore, name: str) -> InferenceModel:
         """Model ``name`` of the bundle (e.g. face_detector.tflite) in this runtime's
@@ -442,18 +442,17 @@ class Runtime:
 
         self.check_available()
         model: InferenceModel
-        with variants.opened(store, name, self.backend, self.precision) as (file, held, data):
+        with variants.opened(store, name, self.backend, self.precision) as verified:
             if self.backend == "onnxruntime":
                 model = OnnxRuntimeModel(
-                    data,
+                    verified.data,
                     threads=self.threads,
-                    name=file,
+                    name=verified.file,
                     provider=self.onnx_provider,
                     tensorrt_cache_dir=self.tensorrt_cache_dir,
                 )
             else:
                 # By path (the file verified and still open): mapped, not copied.
-                model = LiteRtModel(held, threads=self.threads, name=file)
-            digest = variants.sha256(data)
-        self.loaded.append(LoadedModel(file, digest, model.backend))
+                model = LiteRtModel(verified.path, threads=self.threads, name=verified.file)
+        self.loaded.append(LoadedModel(verified.file, verified.sha256, model.backend))
         return model

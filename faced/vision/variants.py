@@ -94,23 +94,34 @@ def _field(entry: dict[str, Any], key: str) -> Any:
     return entry[key]
 
 
-def read(store: ModelStore, name: str, backend: str, precision: str) -> tuple[str, bytes]:
-    """(file name, verified bytes) of bundle model ``name`` for ``backend``/``precision``."""
-    with opened(store, name, backend, precision) as (file, _, data):
-        return file, data
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A model file in use, checked against its manifest or record entry."""
+
+    file: str
+    """Its name (the float file where an int8 one is unavailable)."""
+    path: Path
+    """A path naming the very file that was verified, while it is held open (``opened``)."""
+    data: bytes
+    sha256: str
+    """The bytes' sha256, as verified (their owners need it, and need not hash again)."""
+
+
+def read(store: ModelStore, name: str, backend: str, precision: str) -> Verified:
+    """Bundle model ``name``'s file for ``backend``/``precision``, verified (its ``path``
+    is closed on return)."""
+    with opened(store, name, backend, precision) as verified:
+        return verified
 
 
 @contextlib.contextmanager
-def opened(
-    store: ModelStore, name: str, backend: str, precision: str
-) -> Iterator[tuple[str, Path, bytes]]:
-    """The file of bundle model ``name`` for ``backend``/``precision``, held open while in
-    use: (file name, a path naming that very open file, its verified bytes); see
-    faced.vision.models.pinned."""
+def opened(store: ModelStore, name: str, backend: str, precision: str) -> Iterator[Verified]:
+    """The file of bundle model ``name`` for ``backend``/``precision``, verified and held
+    open while in use (see faced.vision.models.pinned)."""
     file = variant_name(name, backend, precision)
     if file == name:
         with store.open(name) as (path, data):
-            yield file, path, data
+            yield Verified(file, path, data, store.manifest.file(name).sha256)
         return
     record = load_record(record_path(store))
     entry = record.get(file)
@@ -143,4 +154,4 @@ def opened(
                 f"model {path}: corrupt or mismatched: sha256 {digest} ({len(data)} bytes), "
                 f"expected {entry.sha256} ({entry.size} bytes) per {DERIVED_NAME}; {BUILD_HINT}"
             )
-        yield file, held, data
+        yield Verified(file, held, data, digest)

@@ -194,7 +194,7 @@ def test_run_filling_gives_what_run_gives(backend: str, precision: str, name: st
         want = [np.array(o, copy=True) for o in model.run(made)]
         handed: list[tuple[tuple[int, ...], Any]] = []
 
-        def fill(arrays: Any, made: list[Any] = made) -> None:
+        def fill(arrays: Any, made: list[Any] = made, handed: list[Any] = handed) -> None:
             handed.extend((a.shape, a.dtype) for a in arrays)
             for array, value in zip(arrays, made, strict=True):
                 array[...] = value
