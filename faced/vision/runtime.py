@@ -166,28 +166,29 @@ class LiteRtModel:
         )
 
     def run(self, inputs: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
-        interpreter = self._interpreter
         with self._lock:
-            for index, quant, value in zip(
-                self._input_indices, self._in_quant, inputs, strict=True
-            ):
-                interpreter.set_tensor(index, value if quant is None else quant.quantize(value))
-            interpreter.invoke()
-            return self._outputs()
+            return self._run(inputs)
 
     def run_filling(self, fill: Fill) -> list[npt.NDArray[Any]]:
-        if self._input_views is None:
-            if self._scratch is None:
-                self._scratch = scratch_inputs(self.inputs)
-            fill(self._scratch)
-            return self.run(self._scratch)
-        with self._lock:
+        with self._lock:  # the filling too: the buffers filled are the model's
+            if self._input_views is None:
+                if self._scratch is None:
+                    self._scratch = scratch_inputs(self.inputs)
+                fill(self._scratch)
+                return self._run(self._scratch)
             views = [view() for view in self._input_views]
             fill(views)
             # LiteRT refuses to invoke while a numpy view of its buffers is alive.
             del views
             self._interpreter.invoke()
             return self._outputs()
+
+    def _run(self, inputs: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+        interpreter = self._interpreter
+        for index, quant, value in zip(self._input_indices, self._in_quant, inputs, strict=True):
+            interpreter.set_tensor(index, value if quant is None else quant.quantize(value))
+        interpreter.invoke()
+        return self._outputs()
 
     def _outputs(self) -> list[npt.NDArray[Any]]:
         interpreter = self._interpreter
@@ -341,10 +342,12 @@ class OnnxRuntimeModel:
             return list(self._session.run(self._output_names, feed))
 
     def run_filling(self, fill: Fill) -> list[npt.NDArray[Any]]:
-        if self._scratch is None:
-            self._scratch = scratch_inputs(self.inputs)
-        fill(self._scratch)
-        return self.run(self._scratch)
+        with self._lock:  # the filling too: the arrays filled are the model's
+            if self._scratch is None:
+                self._scratch = scratch_inputs(self.inputs)
+            fill(self._scratch)
+            feed = dict(zip(self._input_names, self._scratch, strict=True))
+            return list(self._session.run(self._output_names, feed))
 
 
 def default_trt_cache() -> str:
