@@ -337,21 +337,34 @@ def main(argv: list[str] | None = None) -> int:
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
+    def goal_of(side: Side) -> float:
+        if BARE in side.name:
+            return BARE_GOAL_RATIO
+        return INT8_GOAL_RATIO if "/int8" in side.name else GOAL_RATIO
+
     mp_wall, mp_cpu = median_wall(baseline.name), median_cpu(baseline.name)
     for side in faced_sides:
-        goal = (
-            BARE_GOAL_RATIO
-            if BARE in side.name
-            else INT8_GOAL_RATIO
-            if "/int8" in side.name
-            else GOAL_RATIO
-        )
+        goal = goal_of(side)
         wall_ratio = median_wall(side.name) / mp_wall
         cpu_ratio = median_cpu(side.name) / mp_cpu
         print(
             f"goal {side.name}/MediaPipe time <= {goal}: wall {wall_ratio:.3f} "
             f"({verdict(wall_ratio <= goal)}), CPU {cpu_ratio:.3f} ({verdict(cpu_ratio <= goal)}); "
             f"peak RSS <= MediaPipe's: {verdict(peak(side.name) <= peak(baseline.name))}"
+        )
+    # Round by round (each side's run against MediaPipe's of the same round): how far the
+    # machine moved the ratio during this very run, and how often the goal held.
+    for side in faced_sides:
+        goal = goal_of(side)
+        paired = [
+            mine.wall_s / theirs.wall_s
+            for mine, theirs in zip(runs[side.name], runs[baseline.name], strict=True)
+        ]
+        held = sum(ratio <= goal for ratio in paired)
+        print(
+            f"{side.name}/MediaPipe wall, round by round: {min(paired):.3f} to "
+            f"{max(paired):.3f}, median {statistics.median(paired):.3f}; "
+            f"<= {goal} in {held} of {len(paired)} rounds"
         )
     by_name = {side.name: side for side in faced_sides}
     for side in faced_sides:
