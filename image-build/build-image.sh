@@ -69,7 +69,9 @@ unmount_under() {
 unmount_under "$WORK"
 rm -rf --one-file-system "$WORK"
 mkdir -p "$WORK/dist"
-"$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
+# Pure Python: the optional band decoder (setup.py) would be compiled for this machine, not
+# the arm64 target; the appliance decodes whole frames (docs/performance.md).
+FACED_PURE_PYTHON=1 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
 WHEEL=${wheels[0]}
 wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" "$HERE/model_wheels.py" \

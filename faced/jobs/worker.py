@@ -124,7 +124,7 @@ def _track(
                 % (encoder.encode(round(out_fps, 6)), b"true" if neutral else b"false")
             )
             rows = livelink.Writer(csv, settings.start_ms_of_day)
-            for index, timestamp, image in video.timed_frames(step_s):
+            for index, timestamp, image in video.timed_frames(step_s, tracker.next_footprint):
                 if cancelled.is_set():
                     raise Cancelled
                 result = tracker.process(image, timestamp)

@@ -34,6 +34,10 @@ MIN_PRESENCE: Final = 0.5
 # Eye corners the tracking ROI is levelled on (image-left eye outer corner, other eye's).
 TRACKING_ROTATION_FROM: Final = 33
 TRACKING_ROTATION_TO: Final = 263
+# Pixels of safety beyond a region's bounding box, for OpenCV's 1/32-px fixed-point source
+# coordinates and the bilinear neighbour (the box alone held for the 300 random regions of
+# tests/vision/test_jpeg_band.py; one pixel less than it fails).
+FOOTPRINT_MARGIN: Final = 2
 
 
 def normalize_radians(angle: float) -> float:
@@ -62,6 +66,19 @@ class Roi:
             ],
             dtype=np.float64,
         )
+
+    def footprint(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The pixels of a width x height image the crop reads: (left, top, right, bottom),
+        right and bottom exclusive, never empty. The rotated rectangle's bounding box and a
+        margin, clamped to the image (replicated borders read its edge pixels)."""
+        cos, sin = abs(math.cos(self.rotation)), abs(math.sin(self.rotation))
+        half_x = (self.width * cos + self.height * sin) / 2
+        half_y = (self.width * sin + self.height * cos) / 2
+        left = min(max(math.floor(self.cx - half_x) - FOOTPRINT_MARGIN, 0), width - 1)
+        top = min(max(math.floor(self.cy - half_y) - FOOTPRINT_MARGIN, 0), height - 1)
+        right = max(min(math.ceil(self.cx + half_x) + FOOTPRINT_MARGIN + 1, width), left + 1)
+        bottom = max(min(math.ceil(self.cy + half_y) + FOOTPRINT_MARGIN + 1, height), top + 1)
+        return left, top, right, bottom
 
     def axis_aligned_iou(self, other: Roi) -> float:
         """IoU ignoring rotation, as MediaPipe's rect association does."""

@@ -165,6 +165,24 @@ class Tracker:
         """Where the next frame's faces will be looked for (empty: it will detect)."""
         return tuple(self._rois)
 
+    def next_footprint(self) -> tuple[int, int, int, int] | None:
+        """The pixels the next frame's analysis will read, (left, top, right, bottom) of a
+        frame the size of the last one, when it only tracks; None when it will run the
+        detector (first frame, a face lost, fewer tracked than wanted), which reads the
+        whole frame. A video reader decodes only this band (faced.vision.video)."""
+        rois = self._rois
+        frame = self._frame
+        if frame is None or not rois or len(rois) < self._pipeline.num_faces:
+            return None
+        height, width = frame.shape[:2]
+        boxes = [roi.footprint(width, height) for roi in rois]
+        return (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+
     def reset(self) -> None:
         """Forget the stream (e.g. after a seek or a camera switch)."""
         self._rois = []

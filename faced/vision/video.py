@@ -14,12 +14,19 @@ ones faced gets from the same JPEG as a still image; FFmpeg's differ from them b
 grey level (its own IDCT and chroma upsampling). A packet libjpeg-turbo will not decode
 switches the reader to OpenCV's decoding from that frame on, so no file reads worse than
 with OpenCV alone.
+
+A tracker's frame only needs the band its crop reads (``Tracker.next_footprint``): given
+one, ``timed_frames`` decodes just that band of a Motion-JPEG packet (faced's optional C
+extension, faced/vision/_jpeg_band.c: the same pixels there, the rest of the array left
+stale) and the whole frame whenever the band cannot be decoded cleanly, so a damaged frame
+goes the usual way. Without the extension (built without a compiler or libjpeg-turbo's
+headers) every frame is decoded whole.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, cast
@@ -31,8 +38,17 @@ import simplejpeg
 
 from faced.vision.image_io import DEFAULT_MAX_MEGAPIXELS, from_opencv
 
+try:
+    from faced.vision import _jpeg_band
+except ImportError:  # built without it (setup.py): whole frames, as before
+    _jpeg_band = None  # type: ignore[assignment]
+
 Image = npt.NDArray[np.uint8]
 Layout = Literal["rgb", "rgba"]
+Band = tuple[int, int, int, int]
+"""(left, top, right, bottom) pixels of a frame, right and bottom exclusive."""
+BAND_DECODING: Final = _jpeg_band is not None
+"""Whether this build can decode a band of a Motion-JPEG frame (faced.vision._jpeg_band)."""
 
 _MOTION_JPEG: Final = frozenset({"MJPG", "mjpg", "AVI1", "MJPA"})
 _JPEG_START: Final = b"\xff\xd8\xff"
@@ -81,6 +97,8 @@ class VideoReader:
         self.frame_count = max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self.decoder = "opencv"
         """Who decodes the frames: libjpeg-turbo (Motion-JPEG packets) or opencv."""
+        self.band_frames = 0
+        """Frames decoded as a band only (``read``'s ``band``)."""
         if self.codec in _MOTION_JPEG and self._capture.set(cv2.CAP_PROP_FORMAT, _RAW_PACKETS):
             self.decoder = "libjpeg-turbo"
 
@@ -91,16 +109,22 @@ class VideoReader:
             raise VideoError(f"{self.path}: cannot open the video")
         return capture
 
-    def read(self, out: Image | None = None) -> Image | None:
+    def read(self, out: Image | None = None, band: Band | None = None) -> Image | None:
         """The next frame, written into ``out`` when it has the frame's shape (a reused
         buffer spares a page-faulting allocation per frame); None at the end of the file
-        or when no further frame can be decoded."""
+        or when no further frame can be decoded. With a ``band`` (RGBA Motion-JPEG and an
+        ``out`` of the frame's shape) only that band's pixels may be new: the rest of
+        ``out`` can keep the previous frame's."""
         if self._oversized:  # the clip ends at its first frame over the limit
             return None
         if self.decoder == "libjpeg-turbo":
             ok, packet = self._capture.read()
             if not ok:
                 return None
+            if band is not None and out is not None and self._decode_band(packet, out, band):
+                self._index += 1
+                self.band_frames += 1
+                return out
             frame = self._decode_packet(packet, out)
             if frame is not None:
                 self._index += 1
@@ -130,6 +154,18 @@ class VideoReader:
         except ValueError:
             return None
 
+    def _decode_band(self, packet: npt.NDArray[Any], out: Image, band: Band) -> bool:
+        """Only ``band`` of the packet into ``out``; False when the extension is missing,
+        the layout is not RGBA, or the packet does not decode cleanly into ``out``'s size
+        (corrupt, another size, not a JPEG): the caller then decodes it whole."""
+        if _jpeg_band is None or self._channels != 4 or not out.flags.c_contiguous:
+            return False
+        try:
+            _jpeg_band.decode_band(packet, out, *band)
+        except ValueError:
+            return False
+        return True
+
     def _fall_back_to_opencv(self) -> bool:
         """Reopen the file for OpenCV's decoding at the current frame; False when it can no
         longer be opened (it was truncated or removed under us): no further frame."""
@@ -153,18 +189,22 @@ class VideoReader:
     def close(self) -> None:
         self._capture.release()
 
-    def timed_frames(self, every_s: float = 0.0) -> Iterator[tuple[int, int, Image]]:
+    def timed_frames(
+        self, every_s: float = 0.0, band: Callable[[], Band | None] | None = None
+    ) -> Iterator[tuple[int, int, Image]]:
         """(index, timestamp ms, frame) for each frame, timestamped from the file's frame
         rate as a MediaPipe VIDEO-mode user does (``floor(index * 1000 / fps)``, 30 fps when
         the file has none): what `faced analyze` and the jobs (faced.jobs) feed a tracker.
-        ``every_s`` > 0 yields only the first frame of each such step (resampling down). The
-        array is reused for the next frame: copy it to keep it."""
+        ``every_s`` > 0 yields only the first frame of each such step (resampling down).
+        ``band``, asked before each frame, says which pixels its consumer will read (None:
+        all; a tracker's ``next_footprint``): only those need be decoded. The array is
+        reused for the next frame: copy it to keep it."""
         fps = self.fps or 30.0
         index = 0
         frame = None
         last_step = -1
         # Decoding into the previous frame's array spares a 1 MB allocation per frame.
-        while (frame := self.read(frame)) is not None:
+        while (frame := self.read(frame, band() if band is not None else None)) is not None:
             step = math.floor(index / fps / every_s + 1e-9) if every_s > 0 else index
             if step != last_step:
                 last_step = step

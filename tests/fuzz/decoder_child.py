@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
+import simplejpeg
 
 from faced.api.codec import decode_body
 from faced.api.errors import ApiError
@@ -34,6 +36,7 @@ from faced.schemas.face_state import AudioRequest, SpeakRequest, StateUpdate
 from faced.schemas.follow import FollowUpdate
 from faced.schemas.presets import ViewerConfigUpdate
 from faced.vision import image_io
+from faced.vision._jpeg_band import decode_band
 from faced.vision.video import VideoError, VideoReader
 
 MAX_MEGAPIXELS = image_io.DEFAULT_MAX_MEGAPIXELS
@@ -111,18 +114,62 @@ def _video(data: bytes, request: dict[str, Any]) -> dict[str, Any]:
             return {"refused": str(exc)}
         shapes = []
         with reader:
+            frame = None
             for _ in range(VIDEO_FRAMES):
-                frame = reader.read()
+                # After the first frame, the top-left quarter only, as a tracker asks
+                # (VideoReader decodes just that band of an RGBA Motion-JPEG packet).
+                band = None if frame is None else _quarter(frame.shape[1], frame.shape[0])
+                frame = reader.read(frame, band)
                 if frame is None:
                     break
                 shapes.append(list(frame.shape))
             reader.rewind()
-        return {"result": {"decoder": reader.decoder, "codec": reader.codec, "frames": shapes}}
+        return {
+            "result": {
+                "decoder": reader.decoder,
+                "codec": reader.codec,
+                "frames": shapes,
+                "band_frames": reader.band_frames,
+            }
+        }
     finally:
         Path(name).unlink(missing_ok=True)
 
 
-DECODERS = {"image": _image, "wav": _wav, "body": _body, "video": _video}
+def _quarter(width: int, height: int) -> tuple[int, int, int, int]:
+    return 0, 0, max(1, width // 2), max(1, height // 2)
+
+
+def _jpeg_band(data: bytes, request: dict[str, Any]) -> dict[str, Any]:
+    """A band of a (mutated) JPEG into a buffer of the size its header declares, as
+    VideoReader hands a tracked frame's band to the decoder."""
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError as exc:
+        return {"refused": f"header: {exc}"}
+    if width * height > MAX_MEGAPIXELS * 1e6 or not width or not height:
+        return {"refused": f"{width}x{height}"}
+    out = np.zeros((height, width, 4), np.uint8)
+    left, top, right, bottom = request["band"]  # shares of the frame
+    x0 = min(int(left * width), width - 1)
+    y0 = min(int(top * height), height - 1)
+    x1 = max(x0 + 1, min(int(right * width), width))
+    y1 = max(y0 + 1, min(int(bottom * height), height))
+    band = (x0, y0, x1, y1)
+    try:
+        done = decode_band(data, out, *band)
+    except ValueError as exc:
+        return {"refused": str(exc)}
+    return {"result": {"size": [width, height], "band": list(band), "done": list(done)}}
+
+
+DECODERS = {
+    "image": _image,
+    "wav": _wav,
+    "body": _body,
+    "video": _video,
+    "jpeg_band": _jpeg_band,
+}
 
 
 def _address_space() -> int:

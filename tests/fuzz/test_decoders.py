@@ -2,7 +2,8 @@
 
 Directly, in a child process under an address-space limit (tests/fuzz/decoder_child.py):
 images (JPEG, PNG, WebP: mutated real photos, headers declaring other sizes up to bombs),
-WAV chunks, JSON and msgpack bodies against the routes' schemas, and video files. Over
+WAV chunks, JSON and msgpack bodies against the routes' schemas, video files (a tracked
+frame's band included) and bands of JPEGs (faced.vision._jpeg_band). Over
 HTTP against the real daemon (also under an address-space limit): the analyze uploads
 (raw, multipart, base64), POST /api/audio, job uploads (POST /api/v1/jobs: each job
 ends done or failed with an error) and JSON/msgpack bodies — every answer a 4xx or
@@ -37,6 +38,7 @@ IMAGE_S = run_seconds(5, 300)
 WAV_S = run_seconds(4, 240)
 BODY_S = run_seconds(3, 180)
 VIDEO_S = run_seconds(5, 300)
+JPEG_BAND_S = run_seconds(3, 180)
 HTTP_S = run_seconds(12, 600)
 
 
@@ -79,6 +81,28 @@ def test_images_decode_or_are_refused(child: Child, image_seeds: list[bytes]) ->
             assert channels in (3, 4) and result["dtype"] == "uint8"
 
     assert fuzz_for("image", IMAGE_S, strategy, check) > 0
+
+
+@_timeout(JPEG_BAND_S)
+def test_jpeg_bands_decode_or_are_refused(child: Child, image_seeds: list[bytes]) -> None:
+    jpegs = [seed for seed in image_seeds if seed.startswith(b"\xff\xd8")]
+    share = st.floats(0, 1, allow_nan=False)
+    strategy = st.tuples(
+        st.one_of(fuzzing.mutated(jpegs), fuzzing.sized_images(jpegs), st.binary(max_size=64)),
+        st.tuples(share, share, share, share),
+    )
+
+    def check(drawn: tuple[bytes, tuple[float, float, float, float]]) -> None:
+        jpeg, band = drawn
+        answer = child.run("jpeg_band", jpeg, band=band)
+        if "result" in answer:
+            width, height = answer["result"]["size"]
+            left, top, right, bottom = answer["result"]["band"]
+            d_left, d_top, d_right, d_bottom = answer["result"]["done"]
+            assert 0 <= d_left <= left < right <= d_right <= width, answer
+            assert 0 <= d_top <= top < bottom <= d_bottom <= height, answer
+
+    assert fuzz_for("jpeg band", JPEG_BAND_S, strategy, check) > 0
 
 
 @_timeout(WAV_S)
@@ -124,6 +148,8 @@ def test_videos_open_or_are_refused(child: Child, tmp_path: Path) -> None:
             for height, width, depth in answer["result"]["frames"]:
                 assert depth == channels
                 assert width * height <= DEFAULT_MAX_MEGAPIXELS * 1e6
+            if layout == "rgb":  # bands are for RGBA (the tracker's layout) only
+                assert answer["result"]["band_frames"] == 0
 
     strategy: Any = st.tuples(
         st.one_of(fuzzing.mutated(seeds), fuzzing.video_bombs(seeds)),
