@@ -1,7 +1,8 @@
 """The per-frame steps of the face pipeline, this checkout against an earlier one, one run.
 
-Each step a tracked frame takes besides the two models (crop, projection, tracking region,
-smoothing, head pose, eyes, the face's fields, the result, the JSON line) is timed alone on
+Each step a tracked frame takes besides the two models (reading and decoding it, whole and
+as the tracker's band, crop, projection, tracking region, smoothing, head pose, eyes, the
+face's fields, the result, the JSON line) is timed alone on
 a real frame of the synthetic bench clip: its thread CPU time (less disturbed by other
 processes than wall time), the minimum of 7 repeats. Both trees run as child processes with
 their own ``PYTHONPATH``, pinned to one core, alternating, ``--rounds`` times; the table
@@ -37,6 +38,7 @@ INSTRUCTION_CALLS: Final = 20
 def steps() -> dict[str, tuple[Callable[[], object], int]]:
     """The steps of the tree on ``sys.path`` (run in the child), each with how many calls
     one timing takes."""
+    import inspect  # noqa: PLC0415
     import io  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
@@ -84,14 +86,20 @@ def steps() -> dict[str, tuple[Callable[[], object], int]]:
     reader = VideoReader(cached_clip(PHOTO, CACHE, CLIP_FRAMES), "rgba")
     buffer = reader.read()
 
-    def read_frame() -> None:
+    # A tree whose reader decodes a tracked frame's band only (faced.vision._jpeg_band)
+    # reads the band the tracker's region needs; an earlier one the whole frame.
+    band_reads = "band" in inspect.signature(VideoReader.read).parameters
+    band = tracker.next_footprint() if band_reads else None
+
+    def read_frame(band: tuple[int, int, int, int] | None = None) -> None:
         # The clip's next frame, as `faced analyze` reads it (into the previous frame's
         # array); back to the start at its end (1 call in CLIP_FRAMES).
         nonlocal buffer
-        frame = reader.read(buffer)
+        read = (lambda: reader.read(buffer, band)) if band_reads else lambda: reader.read(buffer)
+        frame = read()
         if frame is None:
             reader.rewind()
-            frame = reader.read(buffer)
+            frame = read()
         buffer = frame
 
     clock = [1000]
@@ -114,6 +122,7 @@ def steps() -> dict[str, tuple[Callable[[], object], int]]:
         ),
         "JSON line": (lambda: output.frame("clip", 1, result), 2000),
         "video frame (read, decode to RGBA)": (read_frame, 300),
+        "tracked video frame (its band where it can)": (lambda: read_frame(band), 300),
         "blendshape model (reference)": (lambda: model.run(points, width, height, 0.0), 300),
         "tracked frame, all of it (reference)": (track, 100),
     }
