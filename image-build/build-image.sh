@@ -69,8 +69,8 @@ unmount_under() {
 unmount_under "$WORK"
 rm -rf --one-file-system "$WORK"
 mkdir -p "$WORK/dist"
-# Pure Python: the optional band decoder (setup.py) would be compiled for this machine, not
-# the arm64 target; the appliance decodes whole frames (docs/performance.md).
+# Pure Python here (the C extension would be compiled for this machine): the dependencies
+# are resolved from it; the image gets the arm64 build of step 2b (README: step 3).
 FACED_PURE_PYTHON=1 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
 WHEEL=${wheels[0]}
@@ -99,10 +99,6 @@ else
     mv "$WHEELHOUSE.partial" "$WHEELHOUSE"
 fi
 
-# --- 3. the root filesystem: base + recipe + platform bits --------------------------------
-ROOTFS="$WORK/rootfs"
-mkdir -p "$ROOTFS"
-tar -C "$ROOTFS" --numeric-owner -xpf "$BASE"
 mounted=()
 cleanup() {
     local index
@@ -112,16 +108,88 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # so that the EXIT trap unmounts when CI's timeout stops us
-for fs in proc sys dev dev/pts; do
-    mkdir -p "$ROOTFS/$fs"
-    case $fs in
-        proc) mount -t proc proc "$ROOTFS/proc" ;;
-        sys) mount -t sysfs sysfs "$ROOTFS/sys" ;;
-        dev) mount --bind /dev "$ROOTFS/dev" ;;
-        dev/pts) mount -t devpts devpts "$ROOTFS/dev/pts" ;;
-    esac
-    mounted+=("$ROOTFS/$fs")
-done
+# The kernel file systems a chroot at $1 needs (unmounted by the EXIT trap).
+mount_kernel_fs() {
+    local fs
+    for fs in proc sys dev dev/pts; do
+        mkdir -p "$1/$fs"
+        case $fs in
+            proc) mount -t proc proc "$1/proc" ;;
+            sys) mount -t sysfs sysfs "$1/sys" ;;
+            dev) mount --bind /dev "$1/dev" ;;
+            dev/pts) mount -t devpts devpts "$1/dev/pts" ;;
+        esac
+        mounted+=("$1/$fs")
+    done
+}
+
+# --- 2b. faced's arm64 wheel, its C extension compiled for the target ----------------------
+# In a build root of its own (cached like the base; builder-packages.txt: a compiler and
+# the headers), never in the image: setuptools and wheel from PyPI wheels fetched here on
+# the host (the build root has no PyPI), the wheel built offline from faced's sources.
+builder_key=$(cat "$HERE/builder-packages.txt" <(echo "$SUITE arm64 builder-v1") \
+    | sha256sum | cut -c1-16)
+BUILDER="$CACHE/builder-$builder_key.tar"
+if [ -f "$BUILDER" ]; then
+    log "build root: cached $BUILDER"
+else
+    log "build root: building $BUILDER (mmdebstrap under emulation, minutes the first time)"
+    "${NICE[@]}" mmdebstrap --arch=arm64 --variant=apt \
+        --aptopt='Apt::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --include="$(package_list "$HERE/builder-packages.txt" | sort -u | paste -sd, -)" \
+        "$SUITE" "$CACHE/builder-$builder_key.partial.tar" http://deb.debian.org/debian
+    mv "$CACHE/builder-$builder_key.partial.tar" "$BUILDER"
+fi
+build_tools="setuptools>=77 wheel"  # pyproject.toml's [build-system] requires
+TOOLS="$CACHE/build-tools-$(echo "$build_tools" | sha256sum | cut -c1-16)"
+if [ ! -d "$TOOLS" ]; then
+    rm -rf "$TOOLS.partial"
+    # shellcheck disable=SC2086  # one word per requirement
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+        --no-deps -d "$TOOLS.partial" $build_tools
+    mv "$TOOLS.partial" "$TOOLS"
+fi
+BUILDROOT="$WORK/builder"
+mkdir -p "$BUILDROOT"
+tar -C "$BUILDROOT" --numeric-owner -xpf "$BUILDER"
+mount_kernel_fs "$BUILDROOT"
+mkdir -p "$BUILDROOT/build/src" "$BUILDROOT/build/tools" "$BUILDROOT/build/dist"
+cp "$TOOLS"/*.whl "$BUILDROOT/build/tools/"
+tar -C "$REPO" --exclude=__pycache__ --exclude='*.so' -cf - pyproject.toml setup.py README.md \
+    faced | tar -C "$BUILDROOT/build/src" -xf -
+built_started=$SECONDS
+"${NICE[@]}" chroot "$BUILDROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 /bin/sh -ec '
+        python3 -m venv /build/venv
+        /build/venv/bin/pip install --quiet --disable-pip-version-check --no-index \
+            --find-links /build/tools setuptools wheel
+        cd /build/src
+        /build/venv/bin/pip wheel --quiet --disable-pip-version-check --no-index --no-deps \
+            --no-build-isolation -w /build/dist .'
+target_wheels=("$BUILDROOT"/build/dist/faced-*-linux_aarch64.whl)
+[ -f "${target_wheels[0]}" ] || die "no arm64 faced wheel was built in $BUILDROOT/build/dist"
+# setup.py skips an extension that fails to compile: here that is an error, not a fallback.
+"$PYTHON" - "${target_wheels[0]}" <<'PY' || die "the arm64 wheel lacks faced.vision._jpeg_band"
+import sys
+import zipfile
+
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+sys.exit(0 if any(n.startswith("faced/vision/_jpeg_band.") and n.endswith(".so") for n in names) else 1)
+PY
+TARGET_WHEEL="$WORK/dist/$(basename "${target_wheels[0]}")"
+cp "${target_wheels[0]}" "$TARGET_WHEEL"
+log "faced's arm64 wheel built in $((SECONDS - built_started)) s: $(basename "$TARGET_WHEEL")"
+for fs in dev/pts dev sys proc; do umount -l "$BUILDROOT/$fs"; done
+rm -rf --one-file-system "$BUILDROOT"
+
+# --- 3. the root filesystem: base + recipe + platform bits --------------------------------
+ROOTFS="$WORK/rootfs"
+mkdir -p "$ROOTFS"
+tar -C "$ROOTFS" --numeric-owner -xpf "$BASE"
+mount_kernel_fs "$ROOTFS"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # No daemons start inside the build chroot.
 printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
@@ -134,7 +202,7 @@ if [ "$FACED_KIOSK" = 0 ]; then
         "(FACED_KIOSK=0: the virt machine has no display); FACED_KIOSK=1 make image adds them"
 fi
 FACED_KIOSK=$FACED_KIOSK "${NICE[@]}" "$HERE/recipe/install.sh" \
-    --root "$ROOTFS" --wheel "$WHEEL" --wheelhouse "$WHEELHOUSE"
+    --root "$ROOTFS" --wheel "$TARGET_WHEEL" --wheelhouse "$WHEELHOUSE"
 log "recipe applied in $((SECONDS - recipe_started)) s"
 
 # Platform bits of the emulated "virt" board (a Raspberry Pi image has its own).
@@ -250,6 +318,8 @@ dd if="$BOOTIMG" of="$IMAGE" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$ROOTIMG" of="$IMAGE" bs=1M seek=$((1 + BOOT_MB)) conv=notrunc,sparse status=none
 rm -rf --one-file-system "$WORK"
 # Only the current cache entries are kept (each base is ~600 MiB).
-find "$CACHE" -mindepth 1 -maxdepth 1 \( -name 'base-*.tar' -o -name 'wheels-*' \) \
-    ! -name "base-$base_key.tar" ! -name "wheels-$wheels_key" -exec rm -rf {} +
+find "$CACHE" -mindepth 1 -maxdepth 1 \( -name 'base-*.tar' -o -name 'wheels-*' \
+    -o -name 'builder-*.tar' -o -name 'build-tools-*' \) ! -name "base-$base_key.tar" \
+    ! -name "wheels-$wheels_key" ! -name "builder-$builder_key.tar" ! -name "$(basename "$TOOLS")" \
+    -exec rm -rf {} +
 log "image: $IMAGE ($((1 + BOOT_MB + root_mb)) MiB, rootfs ${used_mb} MiB) in $((SECONDS - started)) s"

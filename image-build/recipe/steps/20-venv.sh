@@ -25,6 +25,14 @@ fi
 in_root "$FACED_PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check \
     "${pip_source[@]}" --upgrade "$staging/$(basename "$WHEEL")[mdns]"
 in_root "$FACED_PREFIX/venv/bin/faced" --help >/dev/null
+# Where the wheel has the C extension (the JPEG band decoder) it must load here, with the
+# libjpeg it links, or faced would quietly decode whole frames.
+if in_root "$FACED_PREFIX/venv/bin/python" -c \
+    "import importlib.util as u, sys; sys.exit(u.find_spec('faced.vision._jpeg_band') is None)"; then
+    in_root "$FACED_PREFIX/venv/bin/python" -c "import faced.vision._jpeg_band" \
+        || die "faced's C extension (faced.vision._jpeg_band) does not load in the target"
+    log "faced's C extension loads (JPEG band decoding)"
+fi
 # The OS's modules must be importable from the venv (system site packages) when the venv's
 # interpreter is the OS's python3 (not on JetPack 6, where faced runs on python3.11).
 for module in systemd.journal:python3-systemd pyaudio:python3-pyaudio picamera2:python3-picamera2; do
