@@ -99,6 +99,8 @@ class VideoReader:
         """Who decodes the frames: libjpeg-turbo (Motion-JPEG packets) or opencv."""
         self.band_frames = 0
         """Frames decoded as a band only (``read``'s ``band``)."""
+        self.skipped_frames = 0
+        """Frames passed over undecoded (``skip``: resampling dropped them)."""
         if self.codec in _MOTION_JPEG and self._capture.set(cv2.CAP_PROP_FORMAT, _RAW_PACKETS):
             self.decoder = "libjpeg-turbo"
 
@@ -154,6 +156,30 @@ class VideoReader:
         except ValueError:
             return None
 
+    def skip(self) -> bool:
+        """Pass over the next frame without decoding it (resampling drops it); False at the
+        end of the file. A Motion-JPEG packet is only read, and its header checked against
+        the megapixel limit (over it ends the clip, as for a decoded frame); with OpenCV's
+        decoding the frame is demuxed and decoded but not converted."""
+        if self._oversized:
+            return False
+        if self.decoder == "libjpeg-turbo":
+            ok, packet = self._capture.read()
+            if not ok:
+                return False
+            try:
+                height, width, _, _ = simplejpeg.decode_jpeg_header(packet.tobytes())
+            except ValueError:  # damaged: it is not used, so it costs nothing here
+                width = height = 0
+            if width * height > self._max_pixels:
+                self._oversized = True
+                return False
+        elif not self._capture.grab():
+            return False
+        self._index += 1
+        self.skipped_frames += 1
+        return True
+
     def _decode_band(self, packet: npt.NDArray[Any], out: Image, band: Band) -> bool:
         """Only ``band`` of the packet into ``out``; False when the extension is missing,
         the layout is not RGBA, or the packet does not decode cleanly into ``out``'s size
@@ -195,20 +221,28 @@ class VideoReader:
         """(index, timestamp ms, frame) for each frame, timestamped from the file's frame
         rate as a MediaPipe VIDEO-mode user does (``floor(index * 1000 / fps)``, 30 fps when
         the file has none): what `faced analyze` and the jobs (faced.jobs) feed a tracker.
-        ``every_s`` > 0 yields only the first frame of each such step (resampling down).
-        ``band``, asked before each frame, says which pixels its consumer will read (None:
-        all; a tracker's ``next_footprint``): only those need be decoded. The array is
-        reused for the next frame: copy it to keep it."""
+        ``every_s`` > 0 yields only the first frame of each such step (resampling down);
+        the others are passed over undecoded (``skip``). ``band``, asked before each frame,
+        says which pixels its consumer will read (None: all; a tracker's
+        ``next_footprint``): only those need be decoded. The array is reused for the next
+        frame: copy it to keep it."""
         fps = self.fps or 30.0
         index = 0
         frame = None
         last_step = -1
-        # Decoding into the previous frame's array spares a 1 MB allocation per frame.
-        while (frame := self.read(frame, band() if band is not None else None)) is not None:
+        while True:
             step = math.floor(index / fps / every_s + 1e-9) if every_s > 0 else index
-            if step != last_step:
-                last_step = step
-                yield index, math.floor(index * 1000 / fps), frame
+            if step == last_step:  # resampled away: never decoded
+                if not self.skip():
+                    return
+                index += 1
+                continue
+            # Decoding into the previous frame's array spares a 1 MB allocation per frame.
+            frame = self.read(frame, band() if band is not None else None)
+            if frame is None:
+                return
+            last_step = step
+            yield index, math.floor(index * 1000 / fps), frame
             index += 1
 
     def __enter__(self) -> VideoReader:

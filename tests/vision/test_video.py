@@ -141,3 +141,27 @@ def test_unreadable_files_are_refused_naming_them(tmp_path: Path) -> None:
     text.write_text("not a video")
     with pytest.raises(VideoError, match=re.escape(f"{text}: cannot open the video")):
         VideoReader(text)
+
+
+@pytest.mark.parametrize("fourcc", ["MJPG", "mp4v"])
+def test_resampling_passes_over_the_dropped_frames_undecoded(tmp_path: Path, fourcc: str) -> None:
+    clip = _write(tmp_path / f"clip-{fourcc}.avi", fourcc)  # 8 frames at 10 fps
+    with VideoReader(clip, "rgba") as reader:
+        every = [(i, t, f.copy()) for i, t, f in reader.timed_frames()]
+    with VideoReader(clip, "rgba") as reader:
+        # 4 fps from 10: the first frame of each 0.25 s step, 2.5 frames long: 0, 3 and 5
+        kept = [(i, t, f.copy()) for i, t, f in reader.timed_frames(0.25)]
+        assert reader.skipped_frames == FRAMES - len(kept)
+    assert [(i, t) for i, t, _ in kept] == [(0, 0), (3, 300), (5, 500)]
+    for index, timestamp, frame in kept:
+        assert (index, timestamp) == every[index][:2]
+        assert np.array_equal(frame, every[index][2])
+
+
+def test_a_damaged_frame_resampling_drops_does_not_switch_decoders(tmp_path: Path) -> None:
+    clip = _write(tmp_path / "clip.avi", "MJPG")
+    _with_bad_frame(clip, 1)  # dropped at 4 fps
+    with VideoReader(clip, "rgba") as reader:
+        kept = [index for index, _, _ in reader.timed_frames(0.25)]
+        assert reader.decoder == "libjpeg-turbo"
+    assert kept == [0, 3, 5]
