@@ -149,7 +149,7 @@ if [ ! -d "$TOOLS" ]; then
     rm -rf "$TOOLS.partial"
     # shellcheck disable=SC2086  # one word per requirement
     "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-        --no-deps -d "$TOOLS.partial" $build_tools
+        -d "$TOOLS.partial" $build_tools  # with their dependencies (wheel needs packaging)
     mv "$TOOLS.partial" "$TOOLS"
 fi
 BUILDROOT="$WORK/builder"
@@ -161,11 +161,13 @@ cp "$TOOLS"/*.whl "$BUILDROOT/build/tools/"
 tar -C "$REPO" --exclude=__pycache__ --exclude='*.so' -cf - pyproject.toml setup.py README.md \
     faced | tar -C "$BUILDROOT/build/src" -xf -
 built_started=$SECONDS
+# The venv's own setuptools (Debian's ensurepip: 66) is older than pyproject.toml needs.
+# shellcheck disable=SC2016  # $BUILD_TOOLS expands in the build root's shell
 "${NICE[@]}" chroot "$BUILDROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 /bin/sh -ec '
+    HOME=/root LANG=C.UTF-8 BUILD_TOOLS="$build_tools" /bin/sh -ec '
         python3 -m venv /build/venv
         /build/venv/bin/pip install --quiet --disable-pip-version-check --no-index \
-            --find-links /build/tools setuptools wheel
+            --find-links /build/tools --upgrade $BUILD_TOOLS
         cd /build/src
         /build/venv/bin/pip wheel --quiet --disable-pip-version-check --no-index --no-deps \
             --no-build-isolation -w /build/dist .'

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import socket
 import sqlite3
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 DATABASE: Final = "jobs.sqlite3"
 FILES: Final = "jobs"
 VIDEO: Final = "video"
+_VIDEO_NAME: Final = re.compile(rf"{VIDEO}(\.[A-Za-z0-9]{{1,8}})?")
+"""A job's video file: VIDEO, with the upload's suffix or ".avi" for a recording."""
 PROGRESS_WRITE_S: Final = 1.0
 SWEEP_EVERY_S: Final = 3600.0
 WRITE_BATCH: Final = 1024 * 1024
@@ -98,6 +101,7 @@ class Jobs:
         if requeued or cut_off:
             log.info("jobs resumed", extra={"requeued": requeued, "recordings_cut_off": cut_off})
         await self._remove_orphans()
+        await self._remove_dropped_videos()
         self.ready = True
         runner = asyncio.create_task(self._run_jobs(), name="jobs-runner")
         sweeper = asyncio.create_task(self._sweep_regularly(), name="jobs-sweeper")
@@ -294,6 +298,25 @@ class Jobs:
             self._notify()
         return removed
 
+    async def _remove_dropped_videos(self) -> None:
+        """Videos of finished jobs that keep none: a kill between a job's end being
+        committed and its video's removal (_kept_and_size) leaves one."""
+        finished = await self.store.finished_without_video()
+
+        def remove() -> int:
+            removed = 0
+            for job_id in finished:
+                with contextlib.suppress(OSError):
+                    for path in self.job_dir(job_id).iterdir():
+                        if _VIDEO_NAME.fullmatch(path.name):
+                            path.unlink(missing_ok=True)
+                            removed += 1
+            return removed
+
+        removed = await asyncio.to_thread(remove)
+        if removed:
+            log.info("removed %d videos of finished jobs", removed)
+
     async def _remove_orphans(self) -> None:
         """Directories no job owns: uploads cut off before they were accepted."""
         known = await self.store.ids()
@@ -404,8 +427,7 @@ class Jobs:
         finally:
             self._running = None
             self._progress.pop(job_id, None)
-        kept = await self._drop_video(record, video)
-        size = await asyncio.to_thread(_size_of, directory)
+        kept, size = await asyncio.to_thread(_kept_and_size, record, directory, video)
         result = JobResult(
             frames=outcome.frames,
             fps=outcome.fps,
@@ -417,6 +439,8 @@ class Jobs:
             video_url=f"/api/v1/job/{job_id}/video" if kept else None,
         )
         await self.store.finish(job_id, result, size, record.video if kept else None)
+        if not kept:  # only now: see _kept_and_size
+            await _drop(video)
         self.done += 1
         log.info(
             "job %s done",
@@ -449,21 +473,13 @@ class Jobs:
         job_id = record.job.id
         directory = self.job_dir(job_id)
         video = directory / record.video if record.video else None
-        kept = await self._drop_video(record, video)
-        size = await asyncio.to_thread(_size_of, directory)
+        kept, size = await asyncio.to_thread(_kept_and_size, record, directory, video)
         await self.store.fail(job_id, error, size, record.video if kept else None)
+        if not kept:
+            await _drop(video)
         self.failed += 1
         log.info("job %s failed: %s", job_id, error)
         self._notify()
-
-    async def _drop_video(self, record: Record, video: Path | None) -> bool:
-        """Delete the video unless the job keeps it; whether it is kept."""
-        if video is None:
-            return False
-        if record.settings.keep_video:
-            return await asyncio.to_thread(video.exists)
-        await asyncio.to_thread(video.unlink, missing_ok=True)
-        return False
 
 
 class Upload:
@@ -571,6 +587,24 @@ def _not_stored(exc: sqlite3.OperationalError) -> ApiError:
     """A job the database refused: 507 when the disk is full (SQLITE_FULL), else 500."""
     full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
     return ApiError(507 if full else 500, f"cannot save the job: {exc}")
+
+
+def _kept_and_size(record: Record, directory: Path, video: Path | None) -> tuple[bool, int]:
+    """Whether a finished job keeps its video, and its directory's bytes once it has its
+    way. The caller commits the job's end first and removes the video after: a kill in
+    between leaves a finished job's video, which the next start removes, never a job to run
+    again without its video."""
+    kept = video is not None and record.settings.keep_video and video.exists()
+    size = _size_of(directory)
+    if video is not None and not kept:
+        with contextlib.suppress(OSError):
+            size -= video.stat().st_size
+    return kept, size
+
+
+async def _drop(video: Path | None) -> None:
+    if video is not None:
+        await asyncio.to_thread(video.unlink, missing_ok=True)
 
 
 def _size_of(directory: Path) -> int:

@@ -237,6 +237,16 @@ class Store:
 
         return await self._call(read)
 
+    async def finished_without_video(self) -> list[str]:
+        """Finished jobs that keep no video (a leftover one is to be removed)."""
+        rows = await self._call(
+            lambda: self._query(
+                "SELECT id FROM jobs WHERE status IN ('done','failed') AND video IS NULL "
+                "ORDER BY seq"
+            )
+        )
+        return [str(row[0]) for row in rows]
+
     async def ids(self) -> set[str]:
         rows = await self._call(lambda: self._query("SELECT id FROM jobs"))
         return {str(row[0]) for row in rows}
