@@ -120,17 +120,23 @@ def _files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file()]
 
 
+async def _take_and_config(tmp_path: Path, frames: int) -> tuple[bytes, Path, str]:
+    """A small take's bytes, a state directory and the daemon's config using it."""
+
+    def take() -> bytes:
+        photo = data.load_rgb(FACE_PHOTO)
+        clip = write_clip(photo, tmp_path / "take.avi", frames, frame_size=(160, 120))
+        return clip.read_bytes()
+
+    state = tmp_path / "state"
+    config = f'[server]\nstate_dir = "{state}"\n[audio]\nsink = "none"\n'
+    return await asyncio.to_thread(take), state, config
+
+
 async def test_kill_9_while_jobs_are_accepted_and_processed_loses_no_accepted_job(
     run_faced: RunFaced, tmp_path: Path
 ) -> None:
-    clip = await asyncio.to_thread(
-        lambda: write_clip(
-            data.load_rgb(FACE_PHOTO), tmp_path / "take.avi", 20, frame_size=(160, 120)
-        )
-    )
-    body = await asyncio.to_thread(clip.read_bytes)
-    state = tmp_path / "state"
-    config = f'[server]\nstate_dir = "{state}"\n[audio]\nsink = "none"\n'
+    body, state, config = await _take_and_config(tmp_path, 20)
     config += "[limits]\nrequests_per_s = 1000\nrequest_burst = 1000\n"
     config += "[jobs]\nmax_queued = 1000\n"
     rng = random.Random(18)
@@ -189,14 +195,7 @@ async def test_a_video_left_by_a_kill_after_the_jobs_end_is_removed_at_start(
     # A job's end is committed before its video is removed (so that a kill in between never
     # leaves a job to run again without its video); the video such a kill leaves behind is
     # removed by the next start, and a kept one stays.
-    clip = await asyncio.to_thread(
-        lambda: write_clip(
-            data.load_rgb(FACE_PHOTO), tmp_path / "take.avi", 10, frame_size=(160, 120)
-        )
-    )
-    body = await asyncio.to_thread(clip.read_bytes)
-    state = tmp_path / "state"
-    config = f'[server]\nstate_dir = "{state}"\n[audio]\nsink = "none"\n'
+    body, state, config = await _take_and_config(tmp_path, 10)
     faced = await run_faced(config_text=config)
     ids = {}
     async with aiohttp.ClientSession(faced.url) as session:
