@@ -36,6 +36,20 @@ done
 mkdir -p "$OUT" "$CACHE"
 started=$SECONDS
 
+# An arm64 Debian root as a tar: arm64_root OUT.tar PACKAGES(comma-separated) [OPTION…].
+# No recommends, no manual pages, locales or documentation (copyrights kept).
+arm64_root() {
+    local out=$1 packages=$2
+    shift 2
+    "${NICE[@]}" mmdebstrap --arch=arm64 --variant=apt \
+        --aptopt='Apt::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        "$@" --include="$packages" "$SUITE" "$out" http://deb.debian.org/debian
+}
+
 # --- 1. the base root filesystem, cached by the hash of everything that defines it ---------
 base_key=$(cat "$HERE/base-packages.txt" "$HERE/recipe/packages.txt" "$HERE/initramfs-modules" \
     <(echo "$SUITE arm64 base-v1") | sha256sum | cut -c1-16)
@@ -46,15 +60,8 @@ else
     log "base rootfs: building $BASE (mmdebstrap under emulation, ~15 min the first time)"
     packages=$( (package_list "$HERE/base-packages.txt"; package_list "$HERE/recipe/packages.txt") \
         | sort -u | paste -sd, -)
-    "${NICE[@]}" mmdebstrap --arch=arm64 --variant=apt \
-        --aptopt='Apt::Install-Recommends "false"' \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --essential-hook="$HERE/hooks/initramfs-virt.sh" \
-        --include="$packages" \
-        "$SUITE" "$CACHE/base-$base_key.partial.tar" http://deb.debian.org/debian
+    arm64_root "$CACHE/base-$base_key.partial.tar" "$packages" \
+        --essential-hook="$HERE/hooks/initramfs-virt.sh"
     mv "$CACHE/base-$base_key.partial.tar" "$BASE"
     log "base rootfs built in $((SECONDS - started)) s"
 fi
@@ -134,13 +141,8 @@ if [ -f "$BUILDER" ]; then
     log "build root: cached $BUILDER"
 else
     log "build root: building $BUILDER (mmdebstrap under emulation, minutes the first time)"
-    "${NICE[@]}" mmdebstrap --arch=arm64 --variant=apt \
-        --aptopt='Apt::Install-Recommends "false"' \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --include="$(package_list "$HERE/builder-packages.txt" | sort -u | paste -sd, -)" \
-        "$SUITE" "$CACHE/builder-$builder_key.partial.tar" http://deb.debian.org/debian
+    arm64_root "$CACHE/builder-$builder_key.partial.tar" \
+        "$(package_list "$HERE/builder-packages.txt" | sort -u | paste -sd, -)"
     mv "$CACHE/builder-$builder_key.partial.tar" "$BUILDER"
 fi
 build_tools="setuptools>=77 wheel"  # pyproject.toml's [build-system] requires
